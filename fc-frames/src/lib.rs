@@ -1,0 +1,27 @@
+//! Fibre Channel wire formats for fcsan.
+//!
+//! Everything here is bytes in, typed values out, and back — no I/O, no clocks, no allocation
+//! that the input can drive without bound. Every format has two levels (after smoltcp `wire`):
+//! a *view* over a byte buffer with a checked constructor, and an owned *repr* with
+//! `parse`/`buffer_len`/`emit`.
+//!
+//! | module | standard | what |
+//! |---|---|---|
+//! | [`addr`] | FC-FS-4 §10, §19 | FC_ID, WWN |
+//! | [`header`] | FC-FS-4 §9 | the 24-byte frame header, R_CTL, TYPE, F_CTL |
+//! | [`frame`] | FC-FS-4 §9, §5 | SOF/EOF, payload and fill, FC CRC |
+//! | [`els`] | FC-LS-3 §4 | FLOGI, FDISC, PLOGI, PRLI/PRLO, LOGO, LS_ACC, LS_RJT, RSCN, ECHO, LKA |
+//! | [`bls`] | FC-LS-3 §3 | ABTS, BA_ACC, BA_RJT |
+//! | [`ct`] | FC-GS-7 §4, §5 | CT_IU and the directory name server |
+//! | [`fcp`] | FCP-4 §9 | FCP_CMND, FCP_XFER_RDY, FCP_DATA, FCP_RSP |
+//! | [`scsi`] | SPC-4, SBC-3, SSC-3 | CDBs, status, sense data |
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod addr;
+pub mod error;
+mod wire;
+
+pub use addr::{AddrError, FcId, Naa, Wwn};
+pub use error::{Layer, LenError};
