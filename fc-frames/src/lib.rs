@@ -25,3 +25,9 @@ mod wire;
 
 pub use addr::{AddrError, FcId, Naa, Wwn};
 pub use error::{Layer, LenError};
+
+/// SCSI as FCP carries it: LUNs, CDBs, status, sense and parameter data.
+pub mod scsi {
+    pub mod lun;
+    pub use lun::Lun;
+}
