@@ -294,7 +294,13 @@ mod tests {
         assert_eq!("0x20000025b5000001".parse(), Ok(w));
         assert_eq!(w.naa(), Naa::IEEE_EXTENDED);
         assert_eq!(Wwn::from_u64(w.to_u64()), w);
-        for bad in ["", "20:00", "20:00:00:25:b5:00:00:0", "20000025b500000g", "+0000025b5000001"] {
+        for bad in [
+            "",
+            "20:00",
+            "20:00:00:25:b5:00:00:0",
+            "20000025b500000g",
+            "+0000025b5000001",
+        ] {
             assert!(bad.parse::<Wwn>().is_err(), "{bad:?}");
         }
     }

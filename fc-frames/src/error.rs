@@ -66,7 +66,11 @@ pub struct LenError {
 
 impl LenError {
     /// Checks that `actual >= required`.
-    pub(crate) const fn check(layer: Layer, required: usize, actual: usize) -> Result<(), LenError> {
+    pub(crate) const fn check(
+        layer: Layer,
+        required: usize,
+        actual: usize,
+    ) -> Result<(), LenError> {
         if actual < required {
             Err(LenError {
                 layer,

@@ -21,10 +21,14 @@
 
 pub mod addr;
 pub mod error;
+pub mod frame;
+pub mod header;
 mod wire;
 
 pub use addr::{AddrError, FcId, Naa, Wwn};
 pub use error::{Layer, LenError};
+pub use frame::{Eof, FcFrame, Frame, FrameError, Sof};
+pub use header::{FCtl, FcType, FrameHeader, FrameHeaderRepr, RCtl};
 
 /// SCSI as FCP carries it: LUNs, CDBs, status, sense and parameter data.
 pub mod scsi {

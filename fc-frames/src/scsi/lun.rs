@@ -93,7 +93,13 @@ mod tests {
         assert_eq!(Lun([0x01, 3, 0, 0, 0, 0, 0, 0]).index(), None); // bus 1
         assert_eq!(Lun([0x00, 3, 0, 1, 0, 0, 0, 0]).index(), None); // second level
         assert_eq!(Lun([0x80, 3, 0, 0, 0, 0, 0, 0]).index(), None); // logical unit addressing
-        assert_eq!(Lun([0x80, 3, 0, 0, 0, 0, 0, 0]).to_string(), "LUN 8003000000000000");
-        assert_eq!(Lun::from_index(8).map(|l| l.to_string()), Some("LUN8".into()));
+        assert_eq!(
+            Lun([0x80, 3, 0, 0, 0, 0, 0, 0]).to_string(),
+            "LUN 8003000000000000"
+        );
+        assert_eq!(
+            Lun::from_index(8).map(|l| l.to_string()),
+            Some("LUN8".into())
+        );
     }
 }
