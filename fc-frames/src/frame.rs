@@ -15,7 +15,7 @@
 
 use core::fmt;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use crate::error::{Layer, LenError};
 use crate::header::{FrameHeader, FrameHeaderRepr, HEADER_LEN};
@@ -341,10 +341,14 @@ impl FcFrame {
         frame.check_crc()?;
         let header = FrameHeaderRepr::parse(&frame.header());
         let range = frame.payload_range();
+        // Cut the payload out of the buffer we own: no new reference count, no copy.
+        let mut payload = bytes;
+        payload.truncate(range.end);
+        payload.advance(range.start);
         Ok(FcFrame {
             sof,
             header,
-            payload: bytes.slice(range),
+            payload,
             eof,
         })
     }
@@ -380,18 +384,35 @@ impl FcFrame {
         HEADER_LEN + self.payload.len() + self.fill_len() + CRC_LEN
     }
 
+    /// Encodes the frame for a vectored write without copying the payload: the header bytes
+    /// (fill count set from the payload), the payload, and a trailer of fill and CRC.
+    pub fn encode_parts(&self) -> FrameParts<'_> {
+        let fill = self.fill_len();
+        let mut header = self.header;
+        header.f_ctl = header.f_ctl.with_fill_bytes(fill);
+        let head = header.to_bytes();
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&head);
+        crc.update(&self.payload);
+        crc.update(&[0u8; 3][..fill]);
+        let mut trailer = [0u8; 3 + CRC_LEN];
+        trailer[fill..fill + CRC_LEN].copy_from_slice(&crc.finalize().to_le_bytes());
+        FrameParts {
+            header: head,
+            payload: &self.payload,
+            trailer,
+            trailer_len: fill + CRC_LEN,
+        }
+    }
+
     /// Writes header, payload, fill and CRC into `buf[..self.buffer_len()]` (panics if shorter).
     /// The header's fill count is set from the payload.
     pub fn emit(&self, buf: &mut [u8]) {
-        let len = self.buffer_len();
-        let buf = &mut buf[..len];
-        let mut header = self.header;
-        header.f_ctl = header.f_ctl.with_fill_bytes(self.fill_len());
-        header.emit(&mut FrameHeader::new_unchecked(&mut buf[..HEADER_LEN]));
-        let body_end = HEADER_LEN + self.payload.len();
-        buf[HEADER_LEN..body_end].copy_from_slice(&self.payload);
-        buf[body_end..len - CRC_LEN].fill(0);
-        Frame::new_unchecked(buf).fill_crc();
+        let parts = self.encode_parts();
+        let body_end = HEADER_LEN + parts.payload.len();
+        buf[..HEADER_LEN].copy_from_slice(&parts.header);
+        buf[HEADER_LEN..body_end].copy_from_slice(parts.payload);
+        buf[body_end..body_end + parts.trailer_len].copy_from_slice(parts.trailer());
     }
 
     /// The frame as bytes, header through CRC.
@@ -423,6 +444,25 @@ impl FcFrame {
         let mut v = vec![0; self.delimited_len()];
         self.emit_delimited(&mut v);
         v
+    }
+}
+
+/// A frame split for a vectored write (`writev`): header, the payload as the caller holds it,
+/// then fill and CRC. Produced by [`FcFrame::encode_parts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameParts<'a> {
+    /// The 24 header bytes, fill count set.
+    pub header: [u8; HEADER_LEN],
+    /// The payload, not copied.
+    pub payload: &'a [u8],
+    trailer: [u8; 3 + CRC_LEN],
+    trailer_len: usize,
+}
+
+impl FrameParts<'_> {
+    /// Fill bytes and CRC, to write after the payload.
+    pub fn trailer(&self) -> &[u8] {
+        &self.trailer[..self.trailer_len]
     }
 }
 
@@ -579,6 +619,14 @@ mod tests {
                 FcFrame::parse_delimited(Bytes::copy_from_slice(&ECHO_DELIMITED[..len])).is_err()
             );
         }
+    }
+
+    #[test]
+    fn test_encode_parts_matches_emit() {
+        let f = echo_frame();
+        let parts = f.encode_parts();
+        let joined = [&parts.header[..], parts.payload, parts.trailer()].concat();
+        assert_eq!(joined, &ECHO_DELIMITED[4..40]);
     }
 
     #[test]

@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod addr;
+pub mod ct;
 pub mod error;
 pub mod frame;
 pub mod header;
@@ -27,7 +28,7 @@ mod wire;
 
 pub use addr::{AddrError, FcId, Naa, Wwn};
 pub use error::{Layer, LenError};
-pub use frame::{Eof, FcFrame, Frame, FrameError, Sof};
+pub use frame::{Eof, FcFrame, Frame, FrameError, FrameParts, Sof};
 pub use header::{FCtl, FcType, FrameHeader, FrameHeaderRepr, RCtl};
 
 /// SCSI as FCP carries it: LUNs, CDBs, status, sense and parameter data.

@@ -1,0 +1,4 @@
+//! Fuzz target: `fc_frames::fuzzing::frame` (parse, emit, reparse, compare).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fc_frames::fuzzing::frame(data));

@@ -1,0 +1,6 @@
+//! fcsan: a software Fibre Channel SAN, an FCIP gateway and distributed virtualization
+//! controllers. This library holds what the `fcsan` binary and the cross-crate tests share.
+
+pub mod capture;
+pub mod catalogue;
+pub mod decode;
