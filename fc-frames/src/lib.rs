@@ -22,6 +22,7 @@
 pub mod addr;
 pub mod ct;
 pub mod error;
+pub mod fcp;
 pub mod frame;
 pub mod header;
 mod wire;
@@ -34,5 +35,9 @@ pub use header::{FCtl, FcType, FrameHeader, FrameHeaderRepr, RCtl};
 /// SCSI as FCP carries it: LUNs, CDBs, status, sense and parameter data.
 pub mod scsi {
     pub mod lun;
+    pub mod sense;
+    pub mod status;
     pub use lun::Lun;
+    pub use sense::{AdditionalSense, Sense, SenseKey};
+    pub use status::ScsiStatus;
 }
