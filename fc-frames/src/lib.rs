@@ -20,7 +20,9 @@
 #![warn(missing_docs)]
 
 pub mod addr;
+pub mod bls;
 pub mod ct;
+pub mod els;
 pub mod error;
 pub mod fcp;
 pub mod frame;
