@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 use fcsan::{capture, catalogue, decode};
 
 #[derive(Parser)]
-#[command(name = "fcsan", version, about = "Software Fibre Channel SAN, FCIP gateway and virtualization controllers")]
+#[command(
+    name = "fcsan",
+    version,
+    about = "Software Fibre Channel SAN, FCIP gateway and virtualization controllers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -65,7 +69,10 @@ fn run(cli: Cli) -> Result<()> {
             capture::write_file(&path, catalogue::START, &frames)?;
             let mut decoder = decode::Decoder::default();
             for (i, f) in frames.iter().enumerate() {
-                println!("{}", decoder.line(i + 1, Duration::from_millis(i as u64), f));
+                println!(
+                    "{}",
+                    decoder.line(i + 1, Duration::from_millis(i as u64), f)
+                );
             }
             println!(
                 "{} frames written to {} (open it in Wireshark, or: fcsan pcap show {})",
@@ -84,7 +91,11 @@ fn run(cli: Cli) -> Result<()> {
                 let ts = r.ts.saturating_sub(start);
                 match &r.frame {
                     Ok(f) => println!("{}", decoder.line(r.number, ts, f)),
-                    Err(e) => println!("{:>4} {:>10.6} not a valid FC frame: {e}", r.number, ts.as_secs_f64()),
+                    Err(e) => println!(
+                        "{:>4} {:>10.6} not a valid FC frame: {e}",
+                        r.number,
+                        ts.as_secs_f64()
+                    ),
                 }
             }
         }

@@ -36,6 +36,7 @@ pub use header::{FCtl, FcType, FrameHeader, FrameHeaderRepr, RCtl};
 
 /// SCSI as FCP carries it: LUNs, CDBs, status, sense and parameter data.
 pub mod scsi {
+    pub mod cdb;
     pub mod data;
     pub mod lun;
     pub mod sense;
