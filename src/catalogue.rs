@@ -450,14 +450,14 @@ pub fn conversation() -> Vec<FcFrame> {
     let block = pattern(BLOCK as usize, 2);
     s.scsi(
         lun0,
-        &rw16(0x8A, 0x1_0000_0000 % 2_097_152 + 1_000_000, 1),
+        &rw16(0x8A, 1_000_000, 1),
         vec![],
         block.clone(),
         good(),
     );
     s.scsi(
         lun0,
-        &rw16(0x88, 0x1_0000_0000 % 2_097_152 + 1_000_000, 1),
+        &rw16(0x88, 1_000_000, 1),
         block.clone(),
         vec![],
         good(),
@@ -508,7 +508,7 @@ pub fn conversation() -> Vec<FcFrame> {
         good(),
     );
 
-    // Errors: past the end (fixed sense with the LBA), an unknown opcode (descriptor sense), an
+    // Errors: past the end (fixed sense with the LBA; descriptor sense for a 64-bit LBA), an unknown opcode (descriptor sense), an
     // underrun, and REQUEST SENSE.
     let end = capacity.blocks() as u32;
     s.scsi_dl(
@@ -520,6 +520,20 @@ pub fn conversation() -> Vec<FcFrame> {
         vec![],
         FcpRspRepr::check_condition(&Sense::lba_out_of_range().with_information(end as u64))
             .with_residual(Residual::Under(BLOCK)),
+    );
+    s.scsi_dl(
+        lun0,
+        &rw16(0x88, 1 << 32, 1),
+        DataDirection::Read,
+        BLOCK,
+        vec![],
+        vec![],
+        FcpRspRepr::check_condition(
+            &Sense::lba_out_of_range()
+                .with_information(1 << 32)
+                .with_format(SenseFormat::Descriptor),
+        )
+        .with_residual(Residual::Under(BLOCK)),
     );
     s.scsi_dl(
         lun0,

@@ -128,7 +128,7 @@ pub enum CdbError {
     #[error(transparent)]
     Len(#[from] LenError),
     /// An opcode this crate does not type. (Sense: INVALID COMMAND OPERATION CODE.)
-    #[error("unsupported operation code {0}")]
+    #[error("unsupported command {0}")]
     UnsupportedOpcode(OperationCode),
     /// A service action this crate does not type. (Sense: INVALID COMMAND OPERATION CODE, as
     /// SPC-4 §4.5.6 says for unsupported service actions.)
