@@ -26,6 +26,8 @@ pub mod els;
 pub mod error;
 pub mod fcp;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod header;
 mod wire;
 
