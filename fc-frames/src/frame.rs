@@ -517,7 +517,14 @@ mod tests {
         // PROTOCOLS.md: CRC 0x97cfe7f0 goes on the wire as f0 e7 cf 97. "123456789" is the
         // standard check string of CRC-32/IEEE, whose CRC is cbf43926.
         assert_eq!(fc_crc(b"123456789"), 0xcbf4_3926);
-        assert_eq!(0x97cf_e7f0u32.to_le_bytes(), [0xf0, 0xe7, 0xcf, 0x97]);
+        // The CRC field is read and written in that byte order.
+        let mut bytes = [0u8; MIN_FRAME_LEN];
+        bytes[HEADER_LEN..].copy_from_slice(&[0xf0, 0xe7, 0xcf, 0x97]);
+        assert_eq!(Frame::new_checked(&bytes[..]).unwrap().crc(), 0x97cf_e7f0);
+        let mut v = Frame::new_unchecked(&mut bytes[..]);
+        v.fill_crc();
+        let crc = fc_crc(&[0u8; HEADER_LEN]);
+        assert_eq!(&bytes[HEADER_LEN..], &crc.to_le_bytes());
     }
 
     #[test]

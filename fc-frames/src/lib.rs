@@ -10,11 +10,11 @@
 //! | [`addr`] | FC-FS-4 §10, §19 | FC_ID, WWN |
 //! | [`header`] | FC-FS-4 §9 | the 24-byte frame header, R_CTL, TYPE, F_CTL |
 //! | [`frame`] | FC-FS-4 §9, §5 | SOF/EOF, payload and fill, FC CRC |
-//! | [`els`] | FC-LS-3 §4 | FLOGI, FDISC, PLOGI, PRLI/PRLO, LOGO, LS_ACC, LS_RJT, RSCN, ECHO, LKA |
+//! | [`els`] | FC-LS-3 §4 | FLOGI, FDISC, PLOGI, PRLI/PRLO, LOGO, LS_ACC, LS_RJT, RSCN, SCR, ECHO, LKA |
 //! | [`bls`] | FC-LS-3 §3 | ABTS, BA_ACC, BA_RJT |
 //! | [`ct`] | FC-GS-7 §4, §5 | CT_IU and the directory name server |
 //! | [`fcp`] | FCP-4 §9 | FCP_CMND, FCP_XFER_RDY, FCP_DATA, FCP_RSP |
-//! | [`scsi`] | SPC-4, SBC-3, SSC-3 | CDBs, status, sense data |
+//! | [`scsi`] | SAM-5, SPC-4, SBC-3, SSC-3 | LUNs, CDBs, status, sense data, parameter data |
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -29,21 +29,10 @@ pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod header;
+pub mod scsi;
 mod wire;
 
 pub use addr::{AddrError, FcId, Naa, Wwn};
 pub use error::{Layer, LenError};
 pub use frame::{Eof, FcFrame, Frame, FrameError, FrameParts, Sof};
 pub use header::{FCtl, FcType, FrameHeader, FrameHeaderRepr, RCtl};
-
-/// SCSI as FCP carries it: LUNs, CDBs, status, sense and parameter data.
-pub mod scsi {
-    pub mod cdb;
-    pub mod data;
-    pub mod lun;
-    pub mod sense;
-    pub mod status;
-    pub use lun::Lun;
-    pub use sense::{AdditionalSense, Sense, SenseKey};
-    pub use status::ScsiStatus;
-}
