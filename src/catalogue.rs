@@ -131,6 +131,21 @@ impl Script {
         self.reply(x, RCtl::SOLICITED_CONTROL, resp.to_vec());
     }
 
+    /// FLOGI or FDISC from the unidentified address, accepted by the F_Port to `assigned`.
+    fn fabric_login(&mut self, login: ElsRequest, assigned: FcId) {
+        let x = self.request(
+            RCtl::ELS_REQUEST,
+            FcType::ELS,
+            FcId::UNIDENTIFIED,
+            FcId::F_PORT_CONTROLLER,
+            login.to_vec(),
+        );
+        let mut acc = FrameHeaderRepr::reply_to(&x.req, RCtl::ELS_REPLY, x.rx_id);
+        acc.d_id = assigned;
+        let fabric = LoginRepr::fabric_accept(F_PORT_WWPN, FABRIC_WWN, 2048, 10_000, 2_000);
+        self.push(Sof::I3, acc, ElsReply::Login(fabric).to_vec(), Eof::T);
+    }
+
     /// One SCSI command on `lun`: FCP_CMND, data in (`data_in`) or out (`data_out`, after an
     /// FCP_XFER_RDY), then FCP_RSP.
     fn scsi(&mut self, lun: Lun, cdb: &[u8], data_in: Vec<u8>, data_out: Vec<u8>, rsp: FcpRspRepr) {
@@ -244,23 +259,7 @@ pub fn conversation() -> Vec<FcFrame> {
 
     // Fabric login, from the unidentified address; the accept assigns 010100.
     let flogi = LoginRepr::request(ElsCode::FLOGI, HOST_WWPN, HOST_WWNN, 2048);
-    let x = s.request(
-        RCtl::ELS_REQUEST,
-        FcType::ELS,
-        FcId::UNIDENTIFIED,
-        FcId::F_PORT_CONTROLLER,
-        ElsRequest::Flogi(flogi).to_vec(),
-    );
-    let mut acc = FrameHeaderRepr::reply_to(&x.req, RCtl::ELS_REPLY, x.rx_id);
-    acc.d_id = HOST;
-    let fabric = ElsReply::Login(LoginRepr::fabric_accept(
-        F_PORT_WWPN,
-        FABRIC_WWN,
-        2048,
-        10_000,
-        2_000,
-    ));
-    s.push(Sof::I3, acc, fabric.to_vec(), Eof::T);
+    s.fabric_login(ElsRequest::Flogi(flogi), HOST);
 
     // State change registration with the fabric controller.
     s.els(
@@ -305,29 +304,9 @@ pub fn conversation() -> Vec<FcFrame> {
     );
 
     // A second N_Port ID on the same link (NPIV).
-    let x = s.request(
-        RCtl::ELS_REQUEST,
-        FcType::ELS,
-        FcId::UNIDENTIFIED,
-        FcId::F_PORT_CONTROLLER,
-        ElsRequest::Fdisc(LoginRepr::request(
-            ElsCode::FDISC,
-            Wwn([0x21, 0, 0, 0x24, 0xff, 0x4a, 0, 2]),
-            HOST_WWNN,
-            2048,
-        ))
-        .to_vec(),
-    );
-    let mut acc = FrameHeaderRepr::reply_to(&x.req, RCtl::ELS_REPLY, x.rx_id);
-    acc.d_id = HOST_NPIV;
-    let fabric = ElsReply::Login(LoginRepr::fabric_accept(
-        F_PORT_WWPN,
-        FABRIC_WWN,
-        2048,
-        10_000,
-        2_000,
-    ));
-    s.push(Sof::I3, acc, fabric.to_vec(), Eof::T);
+    let npiv_wwpn = Wwn([0x21, 0x00, 0x00, 0x24, 0xff, 0x4a, 0x00, 0x02]);
+    let fdisc = LoginRepr::request(ElsCode::FDISC, npiv_wwpn, HOST_WWNN, 2048);
+    s.fabric_login(ElsRequest::Fdisc(fdisc), HOST_NPIV);
 
     // Port login and process login to the disk array.
     let mut plogi_acc = LoginRepr::request(ElsCode::LS_ACC, DISK_WWPN, DISK_WWNN, 2048);
