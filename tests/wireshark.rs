@@ -202,27 +202,38 @@ fn check_frame(
                 .unwrap_or_default();
             assert_eq!(shown, format!("{op:#04x}"), "{ctx}: CDB opcode");
             checked.cdb += 1;
-            if let Ok(Cdb::Read(rw) | Cdb::Write(rw)) = cdb {
-                let (lba, len) = match rw.size {
+            let rw = match cdb {
+                Ok(Cdb::Read(r)) => Some((r.size, r.lba, r.blocks)),
+                Ok(Cdb::Write(w)) => Some((w.size, w.lba, w.blocks)),
+                _ => None,
+            };
+            if let Some((size, want_lba, blocks)) = rw {
+                let (lba, len) = match size {
                     CdbSize::Six => (field("scsi_sbc.rdwr6.lba"), field("scsi_sbc.rdwr6.xferlen")),
                     CdbSize::Ten => (
                         field("scsi_sbc.rdwr10.lba"),
                         field("scsi_sbc.rdwr10.xferlen"),
+                    ),
+                    // tshark shows the (12) LBA in the (10) field, the (12) and (16) lengths
+                    // in the (12) field.
+                    CdbSize::Twelve => (
+                        field("scsi_sbc.rdwr10.lba"),
+                        field("scsi_sbc.rdwr12.xferlen"),
                     ),
                     CdbSize::Sixteen => (
                         field("scsi_sbc.rdwr16.lba"),
                         field("scsi_sbc.rdwr12.xferlen"),
                     ),
                 };
-                let lba = match rw.size {
+                let lba = match size {
                     // READ(16)'s LBA is shown as 8 hex bytes.
                     CdbSize::Sixteen => u64::from_str_radix(&lba.replace(':', ""), 16).ok(),
                     _ => lba.parse().ok(),
                 };
-                assert_eq!(lba, Some(rw.lba), "{ctx}: LBA");
+                assert_eq!(lba, Some(want_lba), "{ctx}: LBA");
                 assert_eq!(
                     len.parse::<u32>().ok(),
-                    Some(rw.blocks),
+                    Some(blocks),
                     "{ctx}: transfer length"
                 );
                 checked.rw += 1;

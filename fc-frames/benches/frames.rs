@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fc_frames::frame::fc_crc;
 use fc_frames::{FcFrame, FcId, FcType, Frame, FrameHeaderRepr, RCtl};
 
