@@ -287,36 +287,26 @@ impl fmt::Display for BaAccRepr {
     }
 }
 
-/// BA_RJT reason code (FC-LS-3). Open: any value is data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct BaRjtReason(pub u8);
-
-impl BaRjtReason {
-    /// Invalid command code.
-    pub const INVALID_COMMAND_CODE: BaRjtReason = BaRjtReason(0x01);
-    /// Logical error.
-    pub const LOGICAL_ERROR: BaRjtReason = BaRjtReason(0x03);
-    /// Logical busy.
-    pub const LOGICAL_BUSY: BaRjtReason = BaRjtReason(0x05);
-    /// Protocol error.
-    pub const PROTOCOL_ERROR: BaRjtReason = BaRjtReason(0x07);
-    /// Unable to perform the command request.
-    pub const UNABLE_TO_PERFORM: BaRjtReason = BaRjtReason(0x09);
-    /// Vendor unique; see the vendor unique byte.
-    pub const VENDOR_UNIQUE: BaRjtReason = BaRjtReason(0xFF);
+code_point! {
+    /// BA_RJT reason code (FC-LS-3). Open: any value is data.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct BaRjtReason(pub u8) {
+        /// Invalid command code.
+        INVALID_COMMAND_CODE = 0x01 => "invalid command code",
+        /// Logical error.
+        LOGICAL_ERROR = 0x03 => "logical error",
+        /// Logical busy.
+        LOGICAL_BUSY = 0x05 => "logical busy",
+        /// Protocol error.
+        PROTOCOL_ERROR = 0x07 => "protocol error",
+        /// Unable to perform the command request.
+        UNABLE_TO_PERFORM = 0x09 => "unable to perform",
+        /// Vendor unique; see the vendor unique byte.
+        VENDOR_UNIQUE = 0xFF => "vendor unique",
+    }
 
     /// The standard's description, or `None` for an unknown code.
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            0x01 => "invalid command code",
-            0x03 => "logical error",
-            0x05 => "logical busy",
-            0x07 => "protocol error",
-            0x09 => "unable to perform",
-            0xFF => "vendor unique",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 /// `logical error (0x03)`, or the hex code alone for an unknown one.
@@ -329,27 +319,20 @@ impl fmt::Display for BaRjtReason {
     }
 }
 
-/// BA_RJT reason explanation (FC-LS-3). Open: any value is data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct BaRjtExplanation(pub u8);
-
-impl BaRjtExplanation {
-    /// No additional explanation.
-    pub const NONE: BaRjtExplanation = BaRjtExplanation(0x00);
-    /// Invalid OX_ID-RX_ID combination.
-    pub const INVALID_OX_ID_RX_ID: BaRjtExplanation = BaRjtExplanation(0x03);
-    /// Sequence aborted, no sequence information provided.
-    pub const SEQUENCE_ABORTED: BaRjtExplanation = BaRjtExplanation(0x05);
+code_point! {
+    /// BA_RJT reason explanation (FC-LS-3). Open: any value is data.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct BaRjtExplanation(pub u8) {
+        /// No additional explanation.
+        NONE = 0x00 => "none",
+        /// Invalid OX_ID-RX_ID combination.
+        INVALID_OX_ID_RX_ID = 0x03 => "invalid OX_ID-RX_ID combination",
+        /// Sequence aborted, no sequence information provided.
+        SEQUENCE_ABORTED = 0x05 => "sequence aborted, no sequence information",
+    }
 
     /// The standard's description, or `None` for an unknown code.
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            0x00 => "none",
-            0x03 => "invalid OX_ID-RX_ID combination",
-            0x05 => "sequence aborted, no sequence information",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 /// `invalid OX_ID-RX_ID combination (0x03)`, or the hex code alone for an unknown one.

@@ -173,33 +173,24 @@ pub enum FcpError {
 // ---------------------------------------------------------------------------------------------
 // FCP_CMND
 
-/// TASK ATTRIBUTE (FCP-4 Table 25, bits 2-0 of byte 9). Open: the three-bit value is data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct TaskAttribute(pub u8);
-
-impl TaskAttribute {
-    /// SIMPLE: the device server may reorder it among other simple commands.
-    pub const SIMPLE: TaskAttribute = TaskAttribute(0x0);
-    /// HEAD OF QUEUE: run before any queued command.
-    pub const HEAD_OF_QUEUE: TaskAttribute = TaskAttribute(0x1);
-    /// ORDERED: run after every earlier command, before every later one.
-    pub const ORDERED: TaskAttribute = TaskAttribute(0x2);
-    /// ACA: runs while an ACA condition is active.
-    pub const ACA: TaskAttribute = TaskAttribute(0x4);
-    /// UNTAGGED (obsolete in FCP-4, treated as SIMPLE).
-    pub const UNTAGGED: TaskAttribute = TaskAttribute(0x5);
+code_point! {
+    /// TASK ATTRIBUTE (FCP-4 Table 25, bits 2-0 of byte 9). Open: the three-bit value is data.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct TaskAttribute(pub u8) {
+        /// SIMPLE: the device server may reorder it among other simple commands.
+        SIMPLE = 0x0 => "simple",
+        /// HEAD OF QUEUE: run before any queued command.
+        HEAD_OF_QUEUE = 0x1 => "head of queue",
+        /// ORDERED: run after every earlier command, before every later one.
+        ORDERED = 0x2 => "ordered",
+        /// ACA: runs while an ACA condition is active.
+        ACA = 0x4 => "ACA",
+        /// UNTAGGED (obsolete in FCP-4, treated as SIMPLE).
+        UNTAGGED = 0x5 => "untagged",
+    }
 
     /// The name FCP-4 gives the value.
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            0x0 => "simple",
-            0x1 => "head of queue",
-            0x2 => "ordered",
-            0x4 => "ACA",
-            0x5 => "untagged",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 impl fmt::Display for TaskAttribute {
@@ -812,39 +803,28 @@ bitflags! {
     }
 }
 
-/// RSP_CODE in FCP_RSP_INFO (FCP-4 Table 35). Open: any byte is data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct RspCode(pub u8);
-
-impl RspCode {
-    /// Task management function complete (or no failure).
-    pub const TMF_COMPLETE: RspCode = RspCode(0x00);
-    /// FCP_DATA length different than FCP_BURST_LEN.
-    pub const DATA_LEN_MISMATCH: RspCode = RspCode(0x01);
-    /// FCP_CMND fields invalid.
-    pub const CMND_FIELDS_INVALID: RspCode = RspCode(0x02);
-    /// FCP_DATA parameter value not the same as FCP_DATA_RO.
-    pub const DATA_RO_MISMATCH: RspCode = RspCode(0x03);
-    /// Task management function not supported.
-    pub const TMF_NOT_SUPPORTED: RspCode = RspCode(0x04);
-    /// Task management function failed.
-    pub const TMF_FAILED: RspCode = RspCode(0x05);
-    /// Task management function incorrect logical unit number.
-    pub const TMF_INCORRECT_LUN: RspCode = RspCode(0x09);
+code_point! {
+    /// RSP_CODE in FCP_RSP_INFO (FCP-4 Table 35). Open: any byte is data.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct RspCode(pub u8) {
+        /// Task management function complete (or no failure).
+        TMF_COMPLETE = 0x00 => "task management function complete",
+        /// FCP_DATA length different than FCP_BURST_LEN.
+        DATA_LEN_MISMATCH = 0x01 => "FCP_DATA length different than FCP_BURST_LEN",
+        /// FCP_CMND fields invalid.
+        CMND_FIELDS_INVALID = 0x02 => "FCP_CMND fields invalid",
+        /// FCP_DATA parameter value not the same as FCP_DATA_RO.
+        DATA_RO_MISMATCH = 0x03 => "FCP_DATA parameter value not same as FCP_DATA_RO",
+        /// Task management function not supported.
+        TMF_NOT_SUPPORTED = 0x04 => "task management function not supported",
+        /// Task management function failed.
+        TMF_FAILED = 0x05 => "task management function failed",
+        /// Task management function incorrect logical unit number.
+        TMF_INCORRECT_LUN = 0x09 => "task management function incorrect LUN",
+    }
 
     /// The description FCP-4 gives the code.
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            0x00 => "task management function complete",
-            0x01 => "FCP_DATA length different than FCP_BURST_LEN",
-            0x02 => "FCP_CMND fields invalid",
-            0x03 => "FCP_DATA parameter value not same as FCP_DATA_RO",
-            0x04 => "task management function not supported",
-            0x05 => "task management function failed",
-            0x09 => "task management function incorrect LUN",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 impl fmt::Display for RspCode {

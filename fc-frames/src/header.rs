@@ -41,48 +41,53 @@ pub const HEADER_LEN: usize = 24;
 /// The value of an unassigned OX_ID or RX_ID (FC-FS-4 §9.11).
 pub const UNASSIGNED_XID: u16 = 0xFFFF;
 
-/// R_CTL: routing (bits 7-4) and information category (bits 3-0). Open: any byte is data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct RCtl(pub u8);
+code_point! {
+    /// R_CTL: routing (bits 7-4) and information category (bits 3-0). Open: any byte is data.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct RCtl(pub u8) {
+        /// FC-4 device data, solicited data (FCP_DATA).
+        SOLICITED_DATA = 0x01 => "solicited data",
+        /// FC-4 device data, unsolicited control (CT request).
+        UNSOLICITED_CONTROL = 0x02 => "unsolicited control",
+        /// FC-4 device data, solicited control (CT response).
+        SOLICITED_CONTROL = 0x03 => "solicited control",
+        /// FC-4 device data, unsolicited data.
+        UNSOLICITED_DATA = 0x04 => "unsolicited data",
+        /// FC-4 device data, data descriptor (FCP_XFER_RDY).
+        DATA_DESCRIPTOR = 0x05 => "data descriptor",
+        /// FC-4 device data, unsolicited command (FCP_CMND).
+        UNSOLICITED_COMMAND = 0x06 => "unsolicited command",
+        /// FC-4 device data, command status (FCP_RSP).
+        COMMAND_STATUS = 0x07 => "command status",
+        /// Extended link service request.
+        ELS_REQUEST = 0x22 => "ELS request",
+        /// Extended link service reply.
+        ELS_REPLY = 0x23 => "ELS reply",
+        /// Basic link service: ABTS.
+        ABTS = 0x81 => "ABTS",
+        /// Basic link service: BA_ACC.
+        BA_ACC = 0x84 => "BA_ACC",
+        /// Basic link service: BA_RJT.
+        BA_RJT = 0x85 => "BA_RJT",
+        /// Link control: ACK_1.
+        ACK_1 = 0xC0 => "ACK_1",
+        /// Link control: ACK_0.
+        ACK_0 = 0xC1 => "ACK_0",
+        /// Link control: P_RJT.
+        P_RJT = 0xC2 => "P_RJT",
+        /// Link control: F_RJT.
+        F_RJT = 0xC3 => "F_RJT",
+        /// Link control: P_BSY.
+        P_BSY = 0xC4 => "P_BSY",
+        /// Link control: F_BSY to a data frame.
+        F_BSY = 0xC5 => "F_BSY",
+    }
+
+    /// A name for the common values.
+    pub const fn name;
+}
 
 impl RCtl {
-    /// FC-4 device data, solicited data (FCP_DATA).
-    pub const SOLICITED_DATA: RCtl = RCtl(0x01);
-    /// FC-4 device data, unsolicited control (CT request).
-    pub const UNSOLICITED_CONTROL: RCtl = RCtl(0x02);
-    /// FC-4 device data, solicited control (CT response).
-    pub const SOLICITED_CONTROL: RCtl = RCtl(0x03);
-    /// FC-4 device data, unsolicited data.
-    pub const UNSOLICITED_DATA: RCtl = RCtl(0x04);
-    /// FC-4 device data, data descriptor (FCP_XFER_RDY).
-    pub const DATA_DESCRIPTOR: RCtl = RCtl(0x05);
-    /// FC-4 device data, unsolicited command (FCP_CMND).
-    pub const UNSOLICITED_COMMAND: RCtl = RCtl(0x06);
-    /// FC-4 device data, command status (FCP_RSP).
-    pub const COMMAND_STATUS: RCtl = RCtl(0x07);
-    /// Extended link service request.
-    pub const ELS_REQUEST: RCtl = RCtl(0x22);
-    /// Extended link service reply.
-    pub const ELS_REPLY: RCtl = RCtl(0x23);
-    /// Basic link service: ABTS.
-    pub const ABTS: RCtl = RCtl(0x81);
-    /// Basic link service: BA_ACC.
-    pub const BA_ACC: RCtl = RCtl(0x84);
-    /// Basic link service: BA_RJT.
-    pub const BA_RJT: RCtl = RCtl(0x85);
-    /// Link control: ACK_1.
-    pub const ACK_1: RCtl = RCtl(0xC0);
-    /// Link control: ACK_0.
-    pub const ACK_0: RCtl = RCtl(0xC1);
-    /// Link control: P_RJT.
-    pub const P_RJT: RCtl = RCtl(0xC2);
-    /// Link control: F_RJT.
-    pub const F_RJT: RCtl = RCtl(0xC3);
-    /// Link control: P_BSY.
-    pub const P_BSY: RCtl = RCtl(0xC4);
-    /// Link control: F_BSY to a data frame.
-    pub const F_BSY: RCtl = RCtl(0xC5);
-
     /// The routing bits (7-4).
     pub const fn routing(self) -> Routing {
         Routing(self.0 >> 4)
@@ -91,31 +96,6 @@ impl RCtl {
     /// The information category (bits 3-0).
     pub const fn info(self) -> InfoCategory {
         InfoCategory(self.0 & 0x0F)
-    }
-
-    /// A name for the common values.
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            0x01 => "solicited data",
-            0x02 => "unsolicited control",
-            0x03 => "solicited control",
-            0x04 => "unsolicited data",
-            0x05 => "data descriptor",
-            0x06 => "unsolicited command",
-            0x07 => "command status",
-            0x22 => "ELS request",
-            0x23 => "ELS reply",
-            0x81 => "ABTS",
-            0x84 => "BA_ACC",
-            0x85 => "BA_RJT",
-            0xC0 => "ACK_1",
-            0xC1 => "ACK_0",
-            0xC2 => "P_RJT",
-            0xC3 => "F_RJT",
-            0xC4 => "P_BSY",
-            0xC5 => "F_BSY",
-            _ => return None,
-        })
     }
 }
 
@@ -172,39 +152,28 @@ impl InfoCategory {
     pub const COMMAND_STATUS: InfoCategory = InfoCategory(0x7);
 }
 
-/// TYPE: the data structure type of the payload (FC-FS-4 Table 34). Open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct FcType(pub u8);
-
-impl FcType {
-    /// Basic link service.
-    pub const BLS: FcType = FcType(0x00);
-    /// Extended link service.
-    pub const ELS: FcType = FcType(0x01);
-    /// IP over FC (IEEE 802.2 LLC/SNAP).
-    pub const IP: FcType = FcType(0x05);
-    /// SCSI FCP.
-    pub const FCP: FcType = FcType(0x08);
-    /// Fibre Channel services (CT: name server, management server).
-    pub const CT: FcType = FcType(0x20);
-    /// Fabric switch internal link services (SW_ILS).
-    pub const SW_ILS: FcType = FcType(0x22);
-    /// FC-NVMe.
-    pub const NVME: FcType = FcType(0x28);
+code_point! {
+    /// TYPE: the data structure type of the payload (FC-FS-4 Table 34). Open.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct FcType(pub u8) {
+        /// Basic link service.
+        BLS = 0x00 => "BLS",
+        /// Extended link service.
+        ELS = 0x01 => "ELS",
+        /// IP over FC (IEEE 802.2 LLC/SNAP).
+        IP = 0x05 => "IP",
+        /// SCSI FCP.
+        FCP = 0x08 => "FCP",
+        /// Fibre Channel services (CT: name server, management server).
+        CT = 0x20 => "CT",
+        /// Fabric switch internal link services (SW_ILS).
+        SW_ILS = 0x22 => "SW_ILS",
+        /// FC-NVMe.
+        NVME = 0x28 => "NVMe",
+    }
 
     /// A name for the common values.
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            0x00 => "BLS",
-            0x01 => "ELS",
-            0x05 => "IP",
-            0x08 => "FCP",
-            0x20 => "CT",
-            0x22 => "SW_ILS",
-            0x28 => "NVMe",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 impl fmt::Display for FcType {

@@ -19,6 +19,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+// First, so that every module below can use the macro.
+#[macro_use]
+mod code_point;
+
 pub mod addr;
 pub mod bls;
 pub mod ct;

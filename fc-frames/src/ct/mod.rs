@@ -94,36 +94,27 @@ impl CtError {
     }
 }
 
-/// GS_TYPE: which generic service a CT_IU is for (FC-GS-7 §4.3.2.3). Open: unknown values are data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct GsType(pub u8);
-
-impl GsType {
-    /// Key distribution service (D_ID FFFFF7).
-    pub const KEY_DISTRIBUTION: GsType = GsType(0xF7);
-    /// Alias service (FFFFF8).
-    pub const ALIAS: GsType = GsType(0xF8);
-    /// Management service (FFFFFA).
-    pub const MANAGEMENT: GsType = GsType(0xFA);
-    /// Time service (FFFFFB).
-    pub const TIME: GsType = GsType(0xFB);
-    /// Directory service (FFFFFC): the name server.
-    pub const DIRECTORY: GsType = GsType(0xFC);
-    /// Fabric controller service (FFFFFD).
-    pub const FABRIC_CONTROLLER: GsType = GsType(0xFD);
+code_point! {
+    /// GS_TYPE: which generic service a CT_IU is for (FC-GS-7 §4.3.2.3). Open: unknown values
+    /// are data.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct GsType(pub u8) {
+        /// Key distribution service (D_ID FFFFF7).
+        KEY_DISTRIBUTION = 0xF7 => "key distribution service",
+        /// Alias service (FFFFF8).
+        ALIAS = 0xF8 => "alias service",
+        /// Management service (FFFFFA).
+        MANAGEMENT = 0xFA => "management service",
+        /// Time service (FFFFFB).
+        TIME = 0xFB => "time service",
+        /// Directory service (FFFFFC): the name server.
+        DIRECTORY = 0xFC => "directory service",
+        /// Fabric controller service (FFFFFD).
+        FABRIC_CONTROLLER = 0xFD => "fabric controller service",
+    }
 
     /// The service's name, for known values.
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self {
-            GsType::KEY_DISTRIBUTION => "key distribution service",
-            GsType::ALIAS => "alias service",
-            GsType::MANAGEMENT => "management service",
-            GsType::TIME => "time service",
-            GsType::DIRECTORY => "directory service",
-            GsType::FABRIC_CONTROLLER => "fabric controller service",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 impl fmt::Display for GsType {
@@ -178,109 +169,78 @@ pub fn server_name(gs_type: GsType, gs_subtype: GsSubtype) -> Option<&'static st
     })
 }
 
-/// Command/Response code (FC-GS-7 §4.3.2.6): a request's command, or FS_ACC/FS_RJT in a reply.
-///
-/// Request codes are per server; the constants here are the name server's (FC-GS-7 §5.2.5),
-/// which is what [`CtCommand::name`] names. Open: any other value is data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct CtCommand(pub u16);
-
-impl CtCommand {
-    /// Reject (FS_RJT).
-    pub const FS_RJT: CtCommand = CtCommand(0x8001);
-    /// Accept (FS_ACC).
-    pub const FS_ACC: CtCommand = CtCommand(0x8002);
-    /// Get all next.
-    pub const GA_NXT: CtCommand = CtCommand(0x0100);
-    /// Get identifiers, scope.
-    pub const GID_A: CtCommand = CtCommand(0x0101);
-    /// Get Port_Name by port identifier.
-    pub const GPN_ID: CtCommand = CtCommand(0x0112);
-    /// Get Node_Name by port identifier.
-    pub const GNN_ID: CtCommand = CtCommand(0x0113);
-    /// Get class of service by port identifier.
-    pub const GCS_ID: CtCommand = CtCommand(0x0114);
-    /// Get FC-4 TYPEs by port identifier.
-    pub const GFT_ID: CtCommand = CtCommand(0x0117);
-    /// Get symbolic Port_Name by port identifier.
-    pub const GSPN_ID: CtCommand = CtCommand(0x0118);
-    /// Get port type by port identifier.
-    pub const GPT_ID: CtCommand = CtCommand(0x011A);
-    /// Get fabric Port_Name by port identifier.
-    pub const GFPN_ID: CtCommand = CtCommand(0x011C);
-    /// Get FC-4 features by port identifier.
-    pub const GFF_ID: CtCommand = CtCommand(0x011F);
-    /// Get port identifier by Port_Name.
-    pub const GID_PN: CtCommand = CtCommand(0x0121);
-    /// Get port identifiers by Node_Name.
-    pub const GID_NN: CtCommand = CtCommand(0x0131);
-    /// Get symbolic Node_Name by Node_Name.
-    pub const GSNN_NN: CtCommand = CtCommand(0x0139);
-    /// Get port identifiers by FC-4 TYPE.
-    pub const GID_FT: CtCommand = CtCommand(0x0171);
-    /// Get Port_Names by FC-4 TYPE.
-    pub const GPN_FT: CtCommand = CtCommand(0x0172);
-    /// Get Node_Names by FC-4 TYPE.
-    pub const GNN_FT: CtCommand = CtCommand(0x0173);
-    /// Get port identifiers by port type.
-    pub const GID_PT: CtCommand = CtCommand(0x01A1);
-    /// Get port identifiers by FC-4 features.
-    pub const GID_FF: CtCommand = CtCommand(0x01F1);
-    /// Register Port_Name.
-    pub const RPN_ID: CtCommand = CtCommand(0x0212);
-    /// Register Node_Name.
-    pub const RNN_ID: CtCommand = CtCommand(0x0213);
-    /// Register class of service.
-    pub const RCS_ID: CtCommand = CtCommand(0x0214);
-    /// Register FC-4 TYPEs.
-    pub const RFT_ID: CtCommand = CtCommand(0x0217);
-    /// Register symbolic Port_Name.
-    pub const RSPN_ID: CtCommand = CtCommand(0x0218);
-    /// Register port type.
-    pub const RPT_ID: CtCommand = CtCommand(0x021A);
-    /// Register FC-4 features.
-    pub const RFF_ID: CtCommand = CtCommand(0x021F);
-    /// Register symbolic Node_Name.
-    pub const RSNN_NN: CtCommand = CtCommand(0x0239);
-    /// De-register all.
-    pub const DA_ID: CtCommand = CtCommand(0x0300);
-
-    /// The code's name (name server request codes, FS_ACC, FS_RJT).
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self {
-            CtCommand::FS_RJT => "FS_RJT",
-            CtCommand::FS_ACC => "FS_ACC",
-            CtCommand::GA_NXT => "GA_NXT",
-            CtCommand::GID_A => "GID_A",
-            CtCommand::GPN_ID => "GPN_ID",
-            CtCommand::GNN_ID => "GNN_ID",
-            CtCommand::GCS_ID => "GCS_ID",
-            CtCommand::GFT_ID => "GFT_ID",
-            CtCommand::GSPN_ID => "GSPN_ID",
-            CtCommand::GPT_ID => "GPT_ID",
-            CtCommand::GFPN_ID => "GFPN_ID",
-            CtCommand::GFF_ID => "GFF_ID",
-            CtCommand::GID_PN => "GID_PN",
-            CtCommand::GID_NN => "GID_NN",
-            CtCommand::GSNN_NN => "GSNN_NN",
-            CtCommand::GID_FT => "GID_FT",
-            CtCommand::GPN_FT => "GPN_FT",
-            CtCommand::GNN_FT => "GNN_FT",
-            CtCommand::GID_PT => "GID_PT",
-            CtCommand::GID_FF => "GID_FF",
-            CtCommand::RPN_ID => "RPN_ID",
-            CtCommand::RNN_ID => "RNN_ID",
-            CtCommand::RCS_ID => "RCS_ID",
-            CtCommand::RFT_ID => "RFT_ID",
-            CtCommand::RSPN_ID => "RSPN_ID",
-            CtCommand::RPT_ID => "RPT_ID",
-            CtCommand::RFF_ID => "RFF_ID",
-            CtCommand::RSNN_NN => "RSNN_NN",
-            CtCommand::DA_ID => "DA_ID",
-            _ => return None,
-        })
+code_point! {
+    /// Command/Response code (FC-GS-7 §4.3.2.6): a request's command, or FS_ACC/FS_RJT in a reply.
+    ///
+    /// Request codes are per server; the constants here are the name server's (FC-GS-7 §5.2.5),
+    /// which is what [`CtCommand::name`] names. Open: any other value is data.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct CtCommand(pub u16) {
+        /// Reject (FS_RJT).
+        FS_RJT = 0x8001 => "FS_RJT",
+        /// Accept (FS_ACC).
+        FS_ACC = 0x8002 => "FS_ACC",
+        /// Get all next.
+        GA_NXT = 0x0100 => "GA_NXT",
+        /// Get identifiers, scope.
+        GID_A = 0x0101 => "GID_A",
+        /// Get Port_Name by port identifier.
+        GPN_ID = 0x0112 => "GPN_ID",
+        /// Get Node_Name by port identifier.
+        GNN_ID = 0x0113 => "GNN_ID",
+        /// Get class of service by port identifier.
+        GCS_ID = 0x0114 => "GCS_ID",
+        /// Get FC-4 TYPEs by port identifier.
+        GFT_ID = 0x0117 => "GFT_ID",
+        /// Get symbolic Port_Name by port identifier.
+        GSPN_ID = 0x0118 => "GSPN_ID",
+        /// Get port type by port identifier.
+        GPT_ID = 0x011A => "GPT_ID",
+        /// Get fabric Port_Name by port identifier.
+        GFPN_ID = 0x011C => "GFPN_ID",
+        /// Get FC-4 features by port identifier.
+        GFF_ID = 0x011F => "GFF_ID",
+        /// Get port identifier by Port_Name.
+        GID_PN = 0x0121 => "GID_PN",
+        /// Get port identifiers by Node_Name.
+        GID_NN = 0x0131 => "GID_NN",
+        /// Get symbolic Node_Name by Node_Name.
+        GSNN_NN = 0x0139 => "GSNN_NN",
+        /// Get port identifiers by FC-4 TYPE.
+        GID_FT = 0x0171 => "GID_FT",
+        /// Get Port_Names by FC-4 TYPE.
+        GPN_FT = 0x0172 => "GPN_FT",
+        /// Get Node_Names by FC-4 TYPE.
+        GNN_FT = 0x0173 => "GNN_FT",
+        /// Get port identifiers by port type.
+        GID_PT = 0x01A1 => "GID_PT",
+        /// Get port identifiers by FC-4 features.
+        GID_FF = 0x01F1 => "GID_FF",
+        /// Register Port_Name.
+        RPN_ID = 0x0212 => "RPN_ID",
+        /// Register Node_Name.
+        RNN_ID = 0x0213 => "RNN_ID",
+        /// Register class of service.
+        RCS_ID = 0x0214 => "RCS_ID",
+        /// Register FC-4 TYPEs.
+        RFT_ID = 0x0217 => "RFT_ID",
+        /// Register symbolic Port_Name.
+        RSPN_ID = 0x0218 => "RSPN_ID",
+        /// Register port type.
+        RPT_ID = 0x021A => "RPT_ID",
+        /// Register FC-4 features.
+        RFF_ID = 0x021F => "RFF_ID",
+        /// Register symbolic Node_Name.
+        RSNN_NN = 0x0239 => "RSNN_NN",
+        /// De-register all.
+        DA_ID = 0x0300 => "DA_ID",
     }
 
+    /// The code's name (name server request codes, FS_ACC, FS_RJT).
+    pub const fn name;
+}
+
+impl CtCommand {
     /// True for FS_ACC and FS_RJT, the two response codes.
     pub fn is_response(self) -> bool {
         self == CtCommand::FS_ACC || self == CtCommand::FS_RJT
@@ -296,53 +256,38 @@ impl fmt::Display for CtCommand {
     }
 }
 
-/// FS_RJT reason code (FC-GS-7 §4.4.3, Table "CT_IU reject reason codes"; from memory, and
-/// agreeing with Wireshark's `packet-fcct.c` for 0x01-0x0B). Open: other values are data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct CtReason(pub u8);
-
-impl CtReason {
-    /// Invalid command code.
-    pub const INVALID_COMMAND: CtReason = CtReason(0x01);
-    /// Invalid version level: the Revision is not supported.
-    pub const INVALID_VERSION: CtReason = CtReason(0x02);
-    /// Logical error.
-    pub const LOGICAL_ERROR: CtReason = CtReason(0x03);
-    /// Invalid CT_IU size.
-    pub const INVALID_IU_SIZE: CtReason = CtReason(0x04);
-    /// Logical busy.
-    pub const LOGICAL_BUSY: CtReason = CtReason(0x05);
-    /// Protocol error.
-    pub const PROTOCOL_ERROR: CtReason = CtReason(0x07);
-    /// Unable to perform command request (with an explanation such as "FC-4 TYPEs not
-    /// registered" when a GID_FT finds nothing).
-    pub const UNABLE_TO_PERFORM: CtReason = CtReason(0x09);
-    /// Command not supported.
-    pub const COMMAND_NOT_SUPPORTED: CtReason = CtReason(0x0B);
-    /// Server not available.
-    pub const SERVER_NOT_AVAILABLE: CtReason = CtReason(0x0D);
-    /// Session could not be established.
-    pub const SESSION_NOT_ESTABLISHED: CtReason = CtReason(0x0E);
-    /// Vendor specific error (see the Vendor Specific byte).
-    pub const VENDOR_SPECIFIC: CtReason = CtReason(0xFF);
+code_point! {
+    /// FS_RJT reason code (FC-GS-7 §4.4.3, Table "CT_IU reject reason codes"; from memory, and
+    /// agreeing with Wireshark's `packet-fcct.c` for 0x01-0x0B). Open: other values are data.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct CtReason(pub u8) {
+        /// Invalid command code.
+        INVALID_COMMAND = 0x01 => "invalid command code",
+        /// Invalid version level: the Revision is not supported.
+        INVALID_VERSION = 0x02 => "invalid version level",
+        /// Logical error.
+        LOGICAL_ERROR = 0x03 => "logical error",
+        /// Invalid CT_IU size.
+        INVALID_IU_SIZE = 0x04 => "invalid CT_IU size",
+        /// Logical busy.
+        LOGICAL_BUSY = 0x05 => "logical busy",
+        /// Protocol error.
+        PROTOCOL_ERROR = 0x07 => "protocol error",
+        /// Unable to perform command request (with an explanation such as "FC-4 TYPEs not
+        /// registered" when a GID_FT finds nothing).
+        UNABLE_TO_PERFORM = 0x09 => "unable to perform",
+        /// Command not supported.
+        COMMAND_NOT_SUPPORTED = 0x0B => "command not supported",
+        /// Server not available.
+        SERVER_NOT_AVAILABLE = 0x0D => "server not available",
+        /// Session could not be established.
+        SESSION_NOT_ESTABLISHED = 0x0E => "session could not be established",
+        /// Vendor specific error (see the Vendor Specific byte).
+        VENDOR_SPECIFIC = 0xFF => "vendor specific error",
+    }
 
     /// The reason's name, for known values.
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self {
-            CtReason::INVALID_COMMAND => "invalid command code",
-            CtReason::INVALID_VERSION => "invalid version level",
-            CtReason::LOGICAL_ERROR => "logical error",
-            CtReason::INVALID_IU_SIZE => "invalid CT_IU size",
-            CtReason::LOGICAL_BUSY => "logical busy",
-            CtReason::PROTOCOL_ERROR => "protocol error",
-            CtReason::UNABLE_TO_PERFORM => "unable to perform",
-            CtReason::COMMAND_NOT_SUPPORTED => "command not supported",
-            CtReason::SERVER_NOT_AVAILABLE => "server not available",
-            CtReason::SESSION_NOT_ESTABLISHED => "session could not be established",
-            CtReason::VENDOR_SPECIFIC => "vendor specific error",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 impl fmt::Display for CtReason {

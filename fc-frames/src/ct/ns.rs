@@ -57,98 +57,69 @@ pub const FC4_TYPE_FCP: u8 = 0x08;
 /// FC-4 TYPE of the generic services (CT).
 pub const FC4_TYPE_CT: u8 = 0x20;
 
-/// Name server reason code explanation, the byte after the reason code in an FS_RJT
-/// (FC-GS-7 §5.2.4, Table "Name Server reason code explanations" — numbered from memory;
-/// 0x00-0x13 and 0xF0-0xF2 agree with Wireshark's `packet-fcdns.c`). Open: other values are data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct NsExplanation(pub u8);
-
-impl NsExplanation {
-    /// No additional explanation.
-    pub const NONE: NsExplanation = NsExplanation(0x00);
-    /// Port identifier not registered.
-    pub const PORT_ID_NOT_REGISTERED: NsExplanation = NsExplanation(0x01);
-    /// Port name not registered.
-    pub const PORT_NAME_NOT_REGISTERED: NsExplanation = NsExplanation(0x02);
-    /// Node name not registered.
-    pub const NODE_NAME_NOT_REGISTERED: NsExplanation = NsExplanation(0x03);
-    /// Class of service not registered.
-    pub const CLASS_OF_SERVICE_NOT_REGISTERED: NsExplanation = NsExplanation(0x04);
-    /// IP address (node) not registered.
-    pub const NODE_IP_ADDRESS_NOT_REGISTERED: NsExplanation = NsExplanation(0x05);
-    /// Initial process associator not registered.
-    pub const IPA_NOT_REGISTERED: NsExplanation = NsExplanation(0x06);
-    /// FC-4 TYPEs not registered; also the answer to a GID_FT that finds no port.
-    pub const FC4_TYPES_NOT_REGISTERED: NsExplanation = NsExplanation(0x07);
-    /// Symbolic port name not registered.
-    pub const SYMBOLIC_PORT_NAME_NOT_REGISTERED: NsExplanation = NsExplanation(0x08);
-    /// Symbolic node name not registered.
-    pub const SYMBOLIC_NODE_NAME_NOT_REGISTERED: NsExplanation = NsExplanation(0x09);
-    /// Port type not registered.
-    pub const PORT_TYPE_NOT_REGISTERED: NsExplanation = NsExplanation(0x0A);
-    /// IP address (port) not registered.
-    pub const PORT_IP_ADDRESS_NOT_REGISTERED: NsExplanation = NsExplanation(0x0B);
-    /// Fabric port name not registered.
-    pub const FABRIC_PORT_NAME_NOT_REGISTERED: NsExplanation = NsExplanation(0x0C);
-    /// Hard address not registered.
-    pub const HARD_ADDRESS_NOT_REGISTERED: NsExplanation = NsExplanation(0x0D);
-    /// FC-4 descriptor not registered.
-    pub const FC4_DESCRIPTOR_NOT_REGISTERED: NsExplanation = NsExplanation(0x0E);
-    /// FC-4 features not registered.
-    pub const FC4_FEATURES_NOT_REGISTERED: NsExplanation = NsExplanation(0x0F);
-    /// Access denied.
-    pub const ACCESS_DENIED: NsExplanation = NsExplanation(0x10);
-    /// Unacceptable port identifier.
-    pub const UNACCEPTABLE_PORT_ID: NsExplanation = NsExplanation(0x11);
-    /// Data base empty.
-    pub const DATABASE_EMPTY: NsExplanation = NsExplanation(0x12);
-    /// No object registered in the specified scope.
-    pub const NO_OBJECT_IN_SCOPE: NsExplanation = NsExplanation(0x13);
-    /// Domain ID not present.
-    pub const DOMAIN_ID_NOT_PRESENT: NsExplanation = NsExplanation(0x14);
-    /// Port number not present.
-    pub const PORT_NUMBER_NOT_PRESENT: NsExplanation = NsExplanation(0x15);
-    /// No device attached.
-    pub const NO_DEVICE_ATTACHED: NsExplanation = NsExplanation(0x16);
-    /// Authorization exception.
-    pub const AUTHORIZATION_EXCEPTION: NsExplanation = NsExplanation(0xF0);
-    /// Authentication exception.
-    pub const AUTHENTICATION_EXCEPTION: NsExplanation = NsExplanation(0xF1);
-    /// Data base full.
-    pub const DATABASE_FULL: NsExplanation = NsExplanation(0xF2);
+code_point! {
+    /// Name server reason code explanation, the byte after the reason code in an FS_RJT
+    /// (FC-GS-7 §5.2.4, Table "Name Server reason code explanations" — numbered from memory;
+    /// 0x00-0x13 and 0xF0-0xF2 agree with Wireshark's `packet-fcdns.c`). Open: other values are
+    /// data.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct NsExplanation(pub u8) {
+        /// No additional explanation.
+        NONE = 0x00 => "no additional explanation",
+        /// Port identifier not registered.
+        PORT_ID_NOT_REGISTERED = 0x01 => "port identifier not registered",
+        /// Port name not registered.
+        PORT_NAME_NOT_REGISTERED = 0x02 => "port name not registered",
+        /// Node name not registered.
+        NODE_NAME_NOT_REGISTERED = 0x03 => "node name not registered",
+        /// Class of service not registered.
+        CLASS_OF_SERVICE_NOT_REGISTERED = 0x04 => "class of service not registered",
+        /// IP address (node) not registered.
+        NODE_IP_ADDRESS_NOT_REGISTERED = 0x05 => "IP address (node) not registered",
+        /// Initial process associator not registered.
+        IPA_NOT_REGISTERED = 0x06 => "IPA not registered",
+        /// FC-4 TYPEs not registered; also the answer to a GID_FT that finds no port.
+        FC4_TYPES_NOT_REGISTERED = 0x07 => "FC-4 TYPEs not registered",
+        /// Symbolic port name not registered.
+        SYMBOLIC_PORT_NAME_NOT_REGISTERED = 0x08 => "symbolic port name not registered",
+        /// Symbolic node name not registered.
+        SYMBOLIC_NODE_NAME_NOT_REGISTERED = 0x09 => "symbolic node name not registered",
+        /// Port type not registered.
+        PORT_TYPE_NOT_REGISTERED = 0x0A => "port type not registered",
+        /// IP address (port) not registered.
+        PORT_IP_ADDRESS_NOT_REGISTERED = 0x0B => "IP address (port) not registered",
+        /// Fabric port name not registered.
+        FABRIC_PORT_NAME_NOT_REGISTERED = 0x0C => "fabric port name not registered",
+        /// Hard address not registered.
+        HARD_ADDRESS_NOT_REGISTERED = 0x0D => "hard address not registered",
+        /// FC-4 descriptor not registered.
+        FC4_DESCRIPTOR_NOT_REGISTERED = 0x0E => "FC-4 descriptor not registered",
+        /// FC-4 features not registered.
+        FC4_FEATURES_NOT_REGISTERED = 0x0F => "FC-4 features not registered",
+        /// Access denied.
+        ACCESS_DENIED = 0x10 => "access denied",
+        /// Unacceptable port identifier.
+        UNACCEPTABLE_PORT_ID = 0x11 => "unacceptable port identifier",
+        /// Data base empty.
+        DATABASE_EMPTY = 0x12 => "data base empty",
+        /// No object registered in the specified scope.
+        NO_OBJECT_IN_SCOPE = 0x13 => "no object registered in the specified scope",
+        /// Domain ID not present.
+        DOMAIN_ID_NOT_PRESENT = 0x14 => "domain ID not present",
+        /// Port number not present.
+        PORT_NUMBER_NOT_PRESENT = 0x15 => "port number not present",
+        /// No device attached.
+        NO_DEVICE_ATTACHED = 0x16 => "no device attached",
+        /// Authorization exception.
+        AUTHORIZATION_EXCEPTION = 0xF0 => "authorization exception",
+        /// Authentication exception.
+        AUTHENTICATION_EXCEPTION = 0xF1 => "authentication exception",
+        /// Data base full.
+        DATABASE_FULL = 0xF2 => "data base full",
+    }
 
     /// The explanation's text, for known values.
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            0x00 => "no additional explanation",
-            0x01 => "port identifier not registered",
-            0x02 => "port name not registered",
-            0x03 => "node name not registered",
-            0x04 => "class of service not registered",
-            0x05 => "IP address (node) not registered",
-            0x06 => "IPA not registered",
-            0x07 => "FC-4 TYPEs not registered",
-            0x08 => "symbolic port name not registered",
-            0x09 => "symbolic node name not registered",
-            0x0A => "port type not registered",
-            0x0B => "IP address (port) not registered",
-            0x0C => "fabric port name not registered",
-            0x0D => "hard address not registered",
-            0x0E => "FC-4 descriptor not registered",
-            0x0F => "FC-4 features not registered",
-            0x10 => "access denied",
-            0x11 => "unacceptable port identifier",
-            0x12 => "data base empty",
-            0x13 => "no object registered in the specified scope",
-            0x14 => "domain ID not present",
-            0x15 => "port number not present",
-            0x16 => "no device attached",
-            0xF0 => "authorization exception",
-            0xF1 => "authentication exception",
-            0xF2 => "data base full",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 impl fmt::Display for NsExplanation {
@@ -160,45 +131,32 @@ impl fmt::Display for NsExplanation {
     }
 }
 
-/// Port type, as GA_NXT reports it (FC-GS-7 §5.2.3.x). Open: other values are data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct PortType(pub u8);
-
-impl PortType {
-    /// Unidentified.
-    pub const UNIDENTIFIED: PortType = PortType(0x00);
-    /// N_Port.
-    pub const N_PORT: PortType = PortType(0x01);
-    /// NL_Port.
-    pub const NL_PORT: PortType = PortType(0x02);
-    /// F/NL_Port.
-    pub const F_NL_PORT: PortType = PortType(0x03);
-    /// Nx_Port.
-    pub const NX_PORT: PortType = PortType(0x7F);
-    /// F_Port.
-    pub const F_PORT: PortType = PortType(0x81);
-    /// FL_Port.
-    pub const FL_PORT: PortType = PortType(0x82);
-    /// E_Port.
-    pub const E_PORT: PortType = PortType(0x84);
-    /// B_Port.
-    pub const B_PORT: PortType = PortType(0x85);
+code_point! {
+    /// Port type, as GA_NXT reports it (FC-GS-7 §5.2.3.x). Open: other values are data.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct PortType(pub u8) {
+        /// Unidentified.
+        UNIDENTIFIED = 0x00 => "unidentified",
+        /// N_Port.
+        N_PORT = 0x01 => "N_Port",
+        /// NL_Port.
+        NL_PORT = 0x02 => "NL_Port",
+        /// F/NL_Port.
+        F_NL_PORT = 0x03 => "F/NL_Port",
+        /// Nx_Port.
+        NX_PORT = 0x7F => "Nx_Port",
+        /// F_Port.
+        F_PORT = 0x81 => "F_Port",
+        /// FL_Port.
+        FL_PORT = 0x82 => "FL_Port",
+        /// E_Port.
+        E_PORT = 0x84 => "E_Port",
+        /// B_Port.
+        B_PORT = 0x85 => "B_Port",
+    }
 
     /// The port type's name, for known values.
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self {
-            PortType::UNIDENTIFIED => "unidentified",
-            PortType::N_PORT => "N_Port",
-            PortType::NL_PORT => "NL_Port",
-            PortType::F_NL_PORT => "F/NL_Port",
-            PortType::NX_PORT => "Nx_Port",
-            PortType::F_PORT => "F_Port",
-            PortType::FL_PORT => "FL_Port",
-            PortType::E_PORT => "E_Port",
-            PortType::B_PORT => "B_Port",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 impl fmt::Display for PortType {

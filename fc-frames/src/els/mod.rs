@@ -70,192 +70,130 @@ pub const COMMAND_WORD_LEN: usize = 4;
 /// Largest ELS payload in one frame (the FC-FS-4 maximum data field size).
 pub const MAX_PAYLOAD_LEN: usize = 2112;
 
-/// An ELS command code, byte 0 of the payload (FC-LS-3). Open: any value is data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct ElsCode(pub u8);
-
-impl ElsCode {
-    /// Link service reject.
-    pub const LS_RJT: ElsCode = ElsCode(0x01);
-    /// Link service accept.
-    pub const LS_ACC: ElsCode = ElsCode(0x02);
-    /// N_Port login.
-    pub const PLOGI: ElsCode = ElsCode(0x03);
-    /// Fabric login.
-    pub const FLOGI: ElsCode = ElsCode(0x04);
-    /// Logout.
-    pub const LOGO: ElsCode = ElsCode(0x05);
-    /// Abort exchange (obsolete).
-    pub const ABTX: ElsCode = ElsCode(0x06);
-    /// Read connection status.
-    pub const RCS: ElsCode = ElsCode(0x07);
-    /// Read exchange status block.
-    pub const RES: ElsCode = ElsCode(0x08);
-    /// Read sequence status block.
-    pub const RSS: ElsCode = ElsCode(0x09);
-    /// Request sequence initiative.
-    pub const RSI: ElsCode = ElsCode(0x0A);
-    /// Establish streaming.
-    pub const ESTS: ElsCode = ElsCode(0x0B);
-    /// Estimate credit.
-    pub const ESTC: ElsCode = ElsCode(0x0C);
-    /// Advise credit.
-    pub const ADVC: ElsCode = ElsCode(0x0D);
-    /// Read timeout value.
-    pub const RTV: ElsCode = ElsCode(0x0E);
-    /// Read link error status block.
-    pub const RLS: ElsCode = ElsCode(0x0F);
-    /// Echo.
-    pub const ECHO: ElsCode = ElsCode(0x10);
-    /// Test.
-    pub const TEST: ElsCode = ElsCode(0x11);
-    /// Reinstate recovery qualifier.
-    pub const RRQ: ElsCode = ElsCode(0x12);
-    /// Read exchange concise.
-    pub const REC: ElsCode = ElsCode(0x13);
-    /// Sequence retransmission request (FCP-4).
-    pub const SRR: ElsCode = ElsCode(0x14);
-    /// Process login.
-    pub const PRLI: ElsCode = ElsCode(0x20);
-    /// Process logout.
-    pub const PRLO: ElsCode = ElsCode(0x21);
-    /// State change notification (obsolete).
-    pub const SCN: ElsCode = ElsCode(0x22);
-    /// Test process login state.
-    pub const TPLS: ElsCode = ElsCode(0x23);
-    /// Third party process logout.
-    pub const TPRLO: ElsCode = ElsCode(0x24);
-    /// Get alias ID.
-    pub const GAID: ElsCode = ElsCode(0x30);
-    /// Fabric activate alias ID.
-    pub const FACT: ElsCode = ElsCode(0x31);
-    /// Fabric deactivate alias ID.
-    pub const FDACT: ElsCode = ElsCode(0x32);
-    /// N_Port activate alias ID.
-    pub const NACT: ElsCode = ElsCode(0x33);
-    /// N_Port deactivate alias ID.
-    pub const NDACT: ElsCode = ElsCode(0x34);
-    /// Quality of service request.
-    pub const QOSR: ElsCode = ElsCode(0x40);
-    /// Read virtual circuit status.
-    pub const RVCS: ElsCode = ElsCode(0x41);
-    /// Discover N_Port service parameters.
-    pub const PDISC: ElsCode = ElsCode(0x50);
-    /// Discover F_Port service parameters (NPIV login).
-    pub const FDISC: ElsCode = ElsCode(0x51);
-    /// Discover address.
-    pub const ADISC: ElsCode = ElsCode(0x52);
-    /// FC address resolution request.
-    pub const FARP_REQ: ElsCode = ElsCode(0x54);
-    /// FC address resolution reply.
-    pub const FARP_REPLY: ElsCode = ElsCode(0x55);
-    /// Read port status block.
-    pub const RPS: ElsCode = ElsCode(0x56);
-    /// Read port list.
-    pub const RPL: ElsCode = ElsCode(0x57);
-    /// Read port buffer condition.
-    pub const RPBC: ElsCode = ElsCode(0x58);
-    /// Fabric address notification.
-    pub const FAN: ElsCode = ElsCode(0x60);
-    /// Registered state change notification.
-    pub const RSCN: ElsCode = ElsCode(0x61);
-    /// State change registration.
-    pub const SCR: ElsCode = ElsCode(0x62);
-    /// Report node FC-4 types.
-    pub const RNFT: ElsCode = ElsCode(0x63);
-    /// Clock synchronization request.
-    pub const CSR: ElsCode = ElsCode(0x68);
-    /// Clock synchronization update.
-    pub const CSU: ElsCode = ElsCode(0x69);
-    /// Loop initialize.
-    pub const LINIT: ElsCode = ElsCode(0x70);
-    /// Loop status.
-    pub const LSTS: ElsCode = ElsCode(0x72);
-    /// Request node identification data.
-    pub const RNID: ElsCode = ElsCode(0x78);
-    /// Registered link incident report.
-    pub const RLIR: ElsCode = ElsCode(0x79);
-    /// Link incident record registration.
-    pub const LIRR: ElsCode = ElsCode(0x7A);
-    /// Scan remote loop.
-    pub const SRL: ElsCode = ElsCode(0x7B);
-    /// Set bit-error reporting parameters.
-    pub const SBRP: ElsCode = ElsCode(0x7C);
-    /// Report port speed capabilities.
-    pub const RPSC: ElsCode = ElsCode(0x7D);
-    /// Query security attributes.
-    pub const QSA: ElsCode = ElsCode(0x7E);
-    /// Exchange virtual fabrics parameters.
-    pub const EVFP: ElsCode = ElsCode(0x7F);
-    /// Link keep-alive (FC-BB-6; FCIP RFC 3821 §7).
-    pub const LKA: ElsCode = ElsCode(0x80);
-    /// Authentication ELS (FC-SP-2).
-    pub const AUTH_ELS: ElsCode = ElsCode(0x90);
+code_point! {
+    /// An ELS command code, byte 0 of the payload (FC-LS-3). Open: any value is data.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct ElsCode(pub u8) {
+        /// Link service reject.
+        LS_RJT = 0x01 => "LS_RJT",
+        /// Link service accept.
+        LS_ACC = 0x02 => "LS_ACC",
+        /// N_Port login.
+        PLOGI = 0x03 => "PLOGI",
+        /// Fabric login.
+        FLOGI = 0x04 => "FLOGI",
+        /// Logout.
+        LOGO = 0x05 => "LOGO",
+        /// Abort exchange (obsolete).
+        ABTX = 0x06 => "ABTX",
+        /// Read connection status.
+        RCS = 0x07 => "RCS",
+        /// Read exchange status block.
+        RES = 0x08 => "RES",
+        /// Read sequence status block.
+        RSS = 0x09 => "RSS",
+        /// Request sequence initiative.
+        RSI = 0x0A => "RSI",
+        /// Establish streaming.
+        ESTS = 0x0B => "ESTS",
+        /// Estimate credit.
+        ESTC = 0x0C => "ESTC",
+        /// Advise credit.
+        ADVC = 0x0D => "ADVC",
+        /// Read timeout value.
+        RTV = 0x0E => "RTV",
+        /// Read link error status block.
+        RLS = 0x0F => "RLS",
+        /// Echo.
+        ECHO = 0x10 => "ECHO",
+        /// Test.
+        TEST = 0x11 => "TEST",
+        /// Reinstate recovery qualifier.
+        RRQ = 0x12 => "RRQ",
+        /// Read exchange concise.
+        REC = 0x13 => "REC",
+        /// Sequence retransmission request (FCP-4).
+        SRR = 0x14 => "SRR",
+        /// Process login.
+        PRLI = 0x20 => "PRLI",
+        /// Process logout.
+        PRLO = 0x21 => "PRLO",
+        /// State change notification (obsolete).
+        SCN = 0x22 => "SCN",
+        /// Test process login state.
+        TPLS = 0x23 => "TPLS",
+        /// Third party process logout.
+        TPRLO = 0x24 => "TPRLO",
+        /// Get alias ID.
+        GAID = 0x30 => "GAID",
+        /// Fabric activate alias ID.
+        FACT = 0x31 => "FACT",
+        /// Fabric deactivate alias ID.
+        FDACT = 0x32 => "FDACT",
+        /// N_Port activate alias ID.
+        NACT = 0x33 => "NACT",
+        /// N_Port deactivate alias ID.
+        NDACT = 0x34 => "NDACT",
+        /// Quality of service request.
+        QOSR = 0x40 => "QOSR",
+        /// Read virtual circuit status.
+        RVCS = 0x41 => "RVCS",
+        /// Discover N_Port service parameters.
+        PDISC = 0x50 => "PDISC",
+        /// Discover F_Port service parameters (NPIV login).
+        FDISC = 0x51 => "FDISC",
+        /// Discover address.
+        ADISC = 0x52 => "ADISC",
+        /// FC address resolution request.
+        FARP_REQ = 0x54 => "FARP-REQ",
+        /// FC address resolution reply.
+        FARP_REPLY = 0x55 => "FARP-REPLY",
+        /// Read port status block.
+        RPS = 0x56 => "RPS",
+        /// Read port list.
+        RPL = 0x57 => "RPL",
+        /// Read port buffer condition.
+        RPBC = 0x58 => "RPBC",
+        /// Fabric address notification.
+        FAN = 0x60 => "FAN",
+        /// Registered state change notification.
+        RSCN = 0x61 => "RSCN",
+        /// State change registration.
+        SCR = 0x62 => "SCR",
+        /// Report node FC-4 types.
+        RNFT = 0x63 => "RNFT",
+        /// Clock synchronization request.
+        CSR = 0x68 => "CSR",
+        /// Clock synchronization update.
+        CSU = 0x69 => "CSU",
+        /// Loop initialize.
+        LINIT = 0x70 => "LINIT",
+        /// Loop status.
+        LSTS = 0x72 => "LSTS",
+        /// Request node identification data.
+        RNID = 0x78 => "RNID",
+        /// Registered link incident report.
+        RLIR = 0x79 => "RLIR",
+        /// Link incident record registration.
+        LIRR = 0x7A => "LIRR",
+        /// Scan remote loop.
+        SRL = 0x7B => "SRL",
+        /// Set bit-error reporting parameters.
+        SBRP = 0x7C => "SBRP",
+        /// Report port speed capabilities.
+        RPSC = 0x7D => "RPSC",
+        /// Query security attributes.
+        QSA = 0x7E => "QSA",
+        /// Exchange virtual fabrics parameters.
+        EVFP = 0x7F => "EVFP",
+        /// Link keep-alive (FC-BB-6; FCIP RFC 3821 §7).
+        LKA = 0x80 => "LKA",
+        /// Authentication ELS (FC-SP-2).
+        AUTH_ELS = 0x90 => "AUTH_ELS",
+    }
 
     /// The standard's mnemonic, or `None` for a code this crate does not know.
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            0x01 => "LS_RJT",
-            0x02 => "LS_ACC",
-            0x03 => "PLOGI",
-            0x04 => "FLOGI",
-            0x05 => "LOGO",
-            0x06 => "ABTX",
-            0x07 => "RCS",
-            0x08 => "RES",
-            0x09 => "RSS",
-            0x0A => "RSI",
-            0x0B => "ESTS",
-            0x0C => "ESTC",
-            0x0D => "ADVC",
-            0x0E => "RTV",
-            0x0F => "RLS",
-            0x10 => "ECHO",
-            0x11 => "TEST",
-            0x12 => "RRQ",
-            0x13 => "REC",
-            0x14 => "SRR",
-            0x20 => "PRLI",
-            0x21 => "PRLO",
-            0x22 => "SCN",
-            0x23 => "TPLS",
-            0x24 => "TPRLO",
-            0x30 => "GAID",
-            0x31 => "FACT",
-            0x32 => "FDACT",
-            0x33 => "NACT",
-            0x34 => "NDACT",
-            0x40 => "QOSR",
-            0x41 => "RVCS",
-            0x50 => "PDISC",
-            0x51 => "FDISC",
-            0x52 => "ADISC",
-            0x54 => "FARP-REQ",
-            0x55 => "FARP-REPLY",
-            0x56 => "RPS",
-            0x57 => "RPL",
-            0x58 => "RPBC",
-            0x60 => "FAN",
-            0x61 => "RSCN",
-            0x62 => "SCR",
-            0x63 => "RNFT",
-            0x68 => "CSR",
-            0x69 => "CSU",
-            0x70 => "LINIT",
-            0x72 => "LSTS",
-            0x78 => "RNID",
-            0x79 => "RLIR",
-            0x7A => "LIRR",
-            0x7B => "SRL",
-            0x7C => "SBRP",
-            0x7D => "RPSC",
-            0x7E => "QSA",
-            0x7F => "EVFP",
-            0x80 => "LKA",
-            0x90 => "AUTH_ELS",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 /// The mnemonic (`PLOGI`), or `ELS 0xNN` for an unknown code.

@@ -146,46 +146,33 @@ impl fmt::Display for FcpServiceParams {
     }
 }
 
-/// Response code of a page in a PRLI or PRLO LS_ACC, byte 2 bits 3-0 (FC-LS-3).
-/// Open: any 4-bit value is data; zero in requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct PrliResponseCode(pub u8);
-
-impl PrliResponseCode {
-    /// Not a response (requests carry zero).
-    pub const NONE: PrliResponseCode = PrliResponseCode(0x0);
-    /// Request executed.
-    pub const REQUEST_EXECUTED: PrliResponseCode = PrliResponseCode(0x1);
-    /// The responder has no resources for an image pair; do not retry.
-    pub const NO_RESOURCES: PrliResponseCode = PrliResponseCode(0x2);
-    /// The responder's FC-4 has not finished initializing; retry later.
-    pub const INITIALIZATION_INCOMPLETE: PrliResponseCode = PrliResponseCode(0x3);
-    /// The process associator named does not exist (no such image pair).
-    pub const NO_SUCH_IMAGE_PAIR: PrliResponseCode = PrliResponseCode(0x4);
-    /// The responder's predefined configuration precludes this image pair.
-    pub const PRECLUDED_BY_CONFIGURATION: PrliResponseCode = PrliResponseCode(0x5);
-    /// Request executed conditionally: some service parameters were not accepted.
-    pub const EXECUTED_CONDITIONALLY: PrliResponseCode = PrliResponseCode(0x6);
-    /// The responder cannot handle more than one page.
-    pub const MULTIPLE_PAGES_NOT_SUPPORTED: PrliResponseCode = PrliResponseCode(0x7);
-    /// The service parameters of the page are invalid (e.g. an unsupported TYPE).
-    pub const INVALID_SERVICE_PARAMS: PrliResponseCode = PrliResponseCode(0x8);
+code_point! {
+    /// Response code of a page in a PRLI or PRLO LS_ACC, byte 2 bits 3-0 (FC-LS-3).
+    /// Open: any 4-bit value is data; zero in requests.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct PrliResponseCode(pub u8) {
+        /// Not a response (requests carry zero).
+        NONE = 0x0 => "none",
+        /// Request executed.
+        REQUEST_EXECUTED = 0x1 => "request executed",
+        /// The responder has no resources for an image pair; do not retry.
+        NO_RESOURCES = 0x2 => "no resources",
+        /// The responder's FC-4 has not finished initializing; retry later.
+        INITIALIZATION_INCOMPLETE = 0x3 => "initialization not complete",
+        /// The process associator named does not exist (no such image pair).
+        NO_SUCH_IMAGE_PAIR = 0x4 => "no such image pair",
+        /// The responder's predefined configuration precludes this image pair.
+        PRECLUDED_BY_CONFIGURATION = 0x5 => "precluded by configuration",
+        /// Request executed conditionally: some service parameters were not accepted.
+        EXECUTED_CONDITIONALLY = 0x6 => "executed conditionally",
+        /// The responder cannot handle more than one page.
+        MULTIPLE_PAGES_NOT_SUPPORTED = 0x7 => "multiple pages not supported",
+        /// The service parameters of the page are invalid (e.g. an unsupported TYPE).
+        INVALID_SERVICE_PARAMS = 0x8 => "invalid service parameters",
+    }
 
     /// A description, or `None` for an unknown code.
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            0x0 => "none",
-            0x1 => "request executed",
-            0x2 => "no resources",
-            0x3 => "initialization not complete",
-            0x4 => "no such image pair",
-            0x5 => "precluded by configuration",
-            0x6 => "executed conditionally",
-            0x7 => "multiple pages not supported",
-            0x8 => "invalid service parameters",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 /// `request executed (1)`, or the number alone for an unknown code.

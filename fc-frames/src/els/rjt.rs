@@ -13,45 +13,32 @@ use core::fmt;
 
 use super::{check_code, emit_command_word, ElsCode, ElsError};
 
-/// LS_RJT reason code (FC-LS-3). Open: any value is data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct LsRjtReason(pub u8);
-
-impl LsRjtReason {
-    /// Invalid ELS command code.
-    pub const INVALID_COMMAND_CODE: LsRjtReason = LsRjtReason(0x01);
-    /// Logical error: the request is invalid in this state or with these parameters.
-    pub const LOGICAL_ERROR: LsRjtReason = LsRjtReason(0x03);
-    /// Logical busy: the responder is busy; retry later.
-    pub const LOGICAL_BUSY: LsRjtReason = LsRjtReason(0x05);
-    /// Protocol error: the request violated the protocol.
-    pub const PROTOCOL_ERROR: LsRjtReason = LsRjtReason(0x07);
-    /// Unable to perform the command request.
-    pub const UNABLE_TO_PERFORM: LsRjtReason = LsRjtReason(0x09);
-    /// Command not supported.
-    pub const COMMAND_NOT_SUPPORTED: LsRjtReason = LsRjtReason(0x0B);
-    /// Command already in progress.
-    pub const COMMAND_ALREADY_IN_PROGRESS: LsRjtReason = LsRjtReason(0x0E);
-    /// FIP error (FC-BB-6).
-    pub const FIP_ERROR: LsRjtReason = LsRjtReason(0x20);
-    /// Vendor specific error; see the vendor unique byte.
-    pub const VENDOR_UNIQUE: LsRjtReason = LsRjtReason(0xFF);
+code_point! {
+    /// LS_RJT reason code (FC-LS-3). Open: any value is data.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct LsRjtReason(pub u8) {
+        /// Invalid ELS command code.
+        INVALID_COMMAND_CODE = 0x01 => "invalid command code",
+        /// Logical error: the request is invalid in this state or with these parameters.
+        LOGICAL_ERROR = 0x03 => "logical error",
+        /// Logical busy: the responder is busy; retry later.
+        LOGICAL_BUSY = 0x05 => "logical busy",
+        /// Protocol error: the request violated the protocol.
+        PROTOCOL_ERROR = 0x07 => "protocol error",
+        /// Unable to perform the command request.
+        UNABLE_TO_PERFORM = 0x09 => "unable to perform",
+        /// Command not supported.
+        COMMAND_NOT_SUPPORTED = 0x0B => "command not supported",
+        /// Command already in progress.
+        COMMAND_ALREADY_IN_PROGRESS = 0x0E => "command already in progress",
+        /// FIP error (FC-BB-6).
+        FIP_ERROR = 0x20 => "FIP error",
+        /// Vendor specific error; see the vendor unique byte.
+        VENDOR_UNIQUE = 0xFF => "vendor unique",
+    }
 
     /// The standard's description, or `None` for an unknown code.
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            0x01 => "invalid command code",
-            0x03 => "logical error",
-            0x05 => "logical busy",
-            0x07 => "protocol error",
-            0x09 => "unable to perform",
-            0x0B => "command not supported",
-            0x0E => "command already in progress",
-            0x20 => "FIP error",
-            0xFF => "vendor unique",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 /// The description and code, `unable to perform (0x09)`, or `0x42` for an unknown code.
@@ -64,105 +51,72 @@ impl fmt::Display for LsRjtReason {
     }
 }
 
-/// LS_RJT reason code explanation (FC-LS-3). Open: any value is data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct LsRjtExplanation(pub u8);
-
-impl LsRjtExplanation {
-    /// No additional explanation.
-    pub const NONE: LsRjtExplanation = LsRjtExplanation(0x00);
-    /// Service parameter error: service options.
-    pub const SERVICE_PARAM_OPTIONS: LsRjtExplanation = LsRjtExplanation(0x01);
-    /// Service parameter error: initiator control.
-    pub const INITIATOR_CONTROL: LsRjtExplanation = LsRjtExplanation(0x03);
-    /// Service parameter error: recipient control.
-    pub const RECIPIENT_CONTROL: LsRjtExplanation = LsRjtExplanation(0x05);
-    /// Service parameter error: receive data field size.
-    pub const RECEIVE_DATA_FIELD_SIZE: LsRjtExplanation = LsRjtExplanation(0x07);
-    /// Service parameter error: concurrent sequences.
-    pub const CONCURRENT_SEQUENCES: LsRjtExplanation = LsRjtExplanation(0x09);
-    /// Service parameter error: credit.
-    pub const CREDIT: LsRjtExplanation = LsRjtExplanation(0x0B);
-    /// Invalid N_Port/F_Port name.
-    pub const INVALID_PORT_NAME: LsRjtExplanation = LsRjtExplanation(0x0D);
-    /// Invalid node/fabric name.
-    pub const INVALID_NODE_NAME: LsRjtExplanation = LsRjtExplanation(0x0E);
-    /// Invalid common service parameters.
-    pub const INVALID_COMMON_SERVICE_PARAMS: LsRjtExplanation = LsRjtExplanation(0x0F);
-    /// Invalid association header.
-    pub const INVALID_ASSOCIATION_HEADER: LsRjtExplanation = LsRjtExplanation(0x11);
-    /// Association header required.
-    pub const ASSOCIATION_HEADER_REQUIRED: LsRjtExplanation = LsRjtExplanation(0x13);
-    /// Invalid originator S_ID.
-    pub const INVALID_ORIGINATOR_S_ID: LsRjtExplanation = LsRjtExplanation(0x15);
-    /// Invalid OX_ID-RX_ID combination.
-    pub const INVALID_OX_ID_RX_ID: LsRjtExplanation = LsRjtExplanation(0x17);
-    /// Command (request) already in progress.
-    pub const COMMAND_ALREADY_IN_PROGRESS: LsRjtExplanation = LsRjtExplanation(0x19);
-    /// N_Port login required.
-    pub const N_PORT_LOGIN_REQUIRED: LsRjtExplanation = LsRjtExplanation(0x1E);
-    /// Invalid N_Port identifier.
-    pub const INVALID_N_PORT_ID: LsRjtExplanation = LsRjtExplanation(0x1F);
-    /// Invalid SEQ_ID.
-    pub const INVALID_SEQ_ID: LsRjtExplanation = LsRjtExplanation(0x21);
-    /// Attempt to abort an invalid exchange.
-    pub const ABORT_INVALID_EXCHANGE: LsRjtExplanation = LsRjtExplanation(0x23);
-    /// Attempt to abort an inactive exchange.
-    pub const ABORT_INACTIVE_EXCHANGE: LsRjtExplanation = LsRjtExplanation(0x25);
-    /// Recovery qualifier required.
-    pub const RECOVERY_QUALIFIER_REQUIRED: LsRjtExplanation = LsRjtExplanation(0x27);
-    /// Insufficient resources to support login.
-    pub const INSUFFICIENT_RESOURCES: LsRjtExplanation = LsRjtExplanation(0x29);
-    /// Unable to supply requested data.
-    pub const UNABLE_TO_SUPPLY_DATA: LsRjtExplanation = LsRjtExplanation(0x2A);
-    /// Request not supported.
-    pub const REQUEST_NOT_SUPPORTED: LsRjtExplanation = LsRjtExplanation(0x2C);
-    /// Invalid payload length.
-    pub const INVALID_PAYLOAD_LENGTH: LsRjtExplanation = LsRjtExplanation(0x2D);
-    /// No alias IDs available for this alias type.
-    pub const NO_ALIAS_IDS: LsRjtExplanation = LsRjtExplanation(0x30);
-    /// Invalid Port_Name/Node_Name.
-    pub const INVALID_PORT_NODE_NAME: LsRjtExplanation = LsRjtExplanation(0x44);
-    /// Authentication required (FC-SP-2).
-    pub const AUTHENTICATION_REQUIRED: LsRjtExplanation = LsRjtExplanation(0x48);
-    /// VN2VN_Port not in neighbor set (FC-BB-6).
-    pub const NOT_IN_NEIGHBOR_SET: LsRjtExplanation = LsRjtExplanation(0x62);
+code_point! {
+    /// LS_RJT reason code explanation (FC-LS-3). Open: any value is data.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct LsRjtExplanation(pub u8) {
+        /// No additional explanation.
+        NONE = 0x00 => "none",
+        /// Service parameter error: service options.
+        SERVICE_PARAM_OPTIONS = 0x01 => "service parameter error - options",
+        /// Service parameter error: initiator control.
+        INITIATOR_CONTROL = 0x03 => "service parameter error - initiator control",
+        /// Service parameter error: recipient control.
+        RECIPIENT_CONTROL = 0x05 => "service parameter error - recipient control",
+        /// Service parameter error: receive data field size.
+        RECEIVE_DATA_FIELD_SIZE = 0x07 => "service parameter error - receive data field size",
+        /// Service parameter error: concurrent sequences.
+        CONCURRENT_SEQUENCES = 0x09 => "service parameter error - concurrent sequences",
+        /// Service parameter error: credit.
+        CREDIT = 0x0B => "service parameter error - credit",
+        /// Invalid N_Port/F_Port name.
+        INVALID_PORT_NAME = 0x0D => "invalid N_Port/F_Port name",
+        /// Invalid node/fabric name.
+        INVALID_NODE_NAME = 0x0E => "invalid node/fabric name",
+        /// Invalid common service parameters.
+        INVALID_COMMON_SERVICE_PARAMS = 0x0F => "invalid common service parameters",
+        /// Invalid association header.
+        INVALID_ASSOCIATION_HEADER = 0x11 => "invalid association header",
+        /// Association header required.
+        ASSOCIATION_HEADER_REQUIRED = 0x13 => "association header required",
+        /// Invalid originator S_ID.
+        INVALID_ORIGINATOR_S_ID = 0x15 => "invalid originator S_ID",
+        /// Invalid OX_ID-RX_ID combination.
+        INVALID_OX_ID_RX_ID = 0x17 => "invalid OX_ID-RX_ID combination",
+        /// Command (request) already in progress.
+        COMMAND_ALREADY_IN_PROGRESS = 0x19 => "command already in progress",
+        /// N_Port login required.
+        N_PORT_LOGIN_REQUIRED = 0x1E => "N_Port login required",
+        /// Invalid N_Port identifier.
+        INVALID_N_PORT_ID = 0x1F => "invalid N_Port ID",
+        /// Invalid SEQ_ID.
+        INVALID_SEQ_ID = 0x21 => "invalid SEQ_ID",
+        /// Attempt to abort an invalid exchange.
+        ABORT_INVALID_EXCHANGE = 0x23 => "attempt to abort invalid exchange",
+        /// Attempt to abort an inactive exchange.
+        ABORT_INACTIVE_EXCHANGE = 0x25 => "attempt to abort inactive exchange",
+        /// Recovery qualifier required.
+        RECOVERY_QUALIFIER_REQUIRED = 0x27 => "recovery qualifier required",
+        /// Insufficient resources to support login.
+        INSUFFICIENT_RESOURCES = 0x29 => "insufficient resources",
+        /// Unable to supply requested data.
+        UNABLE_TO_SUPPLY_DATA = 0x2A => "unable to supply requested data",
+        /// Request not supported.
+        REQUEST_NOT_SUPPORTED = 0x2C => "request not supported",
+        /// Invalid payload length.
+        INVALID_PAYLOAD_LENGTH = 0x2D => "invalid payload length",
+        /// No alias IDs available for this alias type.
+        NO_ALIAS_IDS = 0x30 => "no alias IDs available",
+        /// Invalid Port_Name/Node_Name.
+        INVALID_PORT_NODE_NAME = 0x44 => "invalid Port_Name/Node_Name",
+        /// Authentication required (FC-SP-2).
+        AUTHENTICATION_REQUIRED = 0x48 => "authentication required",
+        /// VN2VN_Port not in neighbor set (FC-BB-6).
+        NOT_IN_NEIGHBOR_SET = 0x62 => "VN2VN_Port not in neighbor set",
+    }
 
     /// The standard's description, or `None` for an unknown code.
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            0x00 => "none",
-            0x01 => "service parameter error - options",
-            0x03 => "service parameter error - initiator control",
-            0x05 => "service parameter error - recipient control",
-            0x07 => "service parameter error - receive data field size",
-            0x09 => "service parameter error - concurrent sequences",
-            0x0B => "service parameter error - credit",
-            0x0D => "invalid N_Port/F_Port name",
-            0x0E => "invalid node/fabric name",
-            0x0F => "invalid common service parameters",
-            0x11 => "invalid association header",
-            0x13 => "association header required",
-            0x15 => "invalid originator S_ID",
-            0x17 => "invalid OX_ID-RX_ID combination",
-            0x19 => "command already in progress",
-            0x1E => "N_Port login required",
-            0x1F => "invalid N_Port ID",
-            0x21 => "invalid SEQ_ID",
-            0x23 => "attempt to abort invalid exchange",
-            0x25 => "attempt to abort inactive exchange",
-            0x27 => "recovery qualifier required",
-            0x29 => "insufficient resources",
-            0x2A => "unable to supply requested data",
-            0x2C => "request not supported",
-            0x2D => "invalid payload length",
-            0x30 => "no alias IDs available",
-            0x44 => "invalid Port_Name/Node_Name",
-            0x48 => "authentication required",
-            0x62 => "VN2VN_Port not in neighbor set",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 /// The description and code, `N_Port login required (0x1e)`, or `0x42` for an unknown code.

@@ -42,34 +42,25 @@ mod field {
 /// Length of an RSCN page, the value of byte 1.
 pub const RSCN_PAGE_LEN: u8 = 0x04;
 
-/// What changed, byte 0 bits 5-2 of an RSCN page (FC-LS-3). Open: any 4-bit value
-/// is data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct RscnEventQualifier(pub u8);
-
-impl RscnEventQualifier {
-    /// Event not specified.
-    pub const UNSPECIFIED: RscnEventQualifier = RscnEventQualifier(0x0);
-    /// A name server object changed.
-    pub const NAME_SERVER_OBJECT: RscnEventQualifier = RscnEventQualifier(0x1);
-    /// A port attribute changed.
-    pub const PORT_ATTRIBUTE: RscnEventQualifier = RscnEventQualifier(0x2);
-    /// A service object changed.
-    pub const SERVICE_OBJECT: RscnEventQualifier = RscnEventQualifier(0x3);
-    /// The switch configuration changed.
-    pub const SWITCH_CONFIG: RscnEventQualifier = RscnEventQualifier(0x4);
+code_point! {
+    /// What changed, byte 0 bits 5-2 of an RSCN page (FC-LS-3). Open: any 4-bit value
+    /// is data.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct RscnEventQualifier(pub u8) {
+        /// Event not specified.
+        UNSPECIFIED = 0x0 => "unspecified",
+        /// A name server object changed.
+        NAME_SERVER_OBJECT = 0x1 => "changed name server object",
+        /// A port attribute changed.
+        PORT_ATTRIBUTE = 0x2 => "changed port attribute",
+        /// A service object changed.
+        SERVICE_OBJECT = 0x3 => "changed service object",
+        /// The switch configuration changed.
+        SWITCH_CONFIG = 0x4 => "changed switch config",
+    }
 
     /// A description, or `None` for an unknown code.
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            0x0 => "unspecified",
-            0x1 => "changed name server object",
-            0x2 => "changed port attribute",
-            0x3 => "changed service object",
-            0x4 => "changed switch config",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 /// The description, or `qualifier N` for an unknown code.
@@ -271,30 +262,22 @@ impl fmt::Display for Rscn {
     }
 }
 
-/// SCR registration function (FC-LS-3). Open: any value is data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct ScrFunction(pub u8);
-
-impl ScrFunction {
-    /// Fabric-detected registration: events the fabric detects.
-    pub const FABRIC_DETECTED: ScrFunction = ScrFunction(0x01);
-    /// N_Port-detected registration: events other N_Ports report.
-    pub const N_PORT_DETECTED: ScrFunction = ScrFunction(0x02);
-    /// Full registration: both.
-    pub const FULL: ScrFunction = ScrFunction(0x03);
-    /// Clear all registrations.
-    pub const CLEAR: ScrFunction = ScrFunction(0xFF);
+code_point! {
+    /// SCR registration function (FC-LS-3). Open: any value is data.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct ScrFunction(pub u8) {
+        /// Fabric-detected registration: events the fabric detects.
+        FABRIC_DETECTED = 0x01 => "fabric-detected",
+        /// N_Port-detected registration: events other N_Ports report.
+        N_PORT_DETECTED = 0x02 => "N_Port-detected",
+        /// Full registration: both.
+        FULL = 0x03 => "full",
+        /// Clear all registrations.
+        CLEAR = 0xFF => "clear",
+    }
 
     /// A description, or `None` for an unknown code.
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            0x01 => "fabric-detected",
-            0x02 => "N_Port-detected",
-            0x03 => "full",
-            0xFF => "clear",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 /// `full (0x03)`, or the hex code alone for an unknown one.

@@ -84,170 +84,118 @@ pub use sbc::{
 pub use spc::{Inquiry, ModeSelect, ModeSense, ReportLuns, RequestSense, TestUnitReady};
 pub use ssc::ReadBlockLimits;
 
-/// OPERATION CODE, the first byte of every CDB (SPC-4 §4.2.5.1). Open: any byte is data; the
-/// names are those of SPC-4 and SBC-3 (see the module docs for tape).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct OperationCode(pub u8);
-
-impl OperationCode {
-    /// TEST UNIT READY (SPC-4 §6.47).
-    pub const TEST_UNIT_READY: OperationCode = OperationCode(0x00);
-    /// REWIND (SSC-3).
-    pub const REWIND: OperationCode = OperationCode(0x01);
-    /// REQUEST SENSE (SPC-4 §6.39).
-    pub const REQUEST_SENSE: OperationCode = OperationCode(0x03);
-    /// FORMAT UNIT (SBC-3).
-    pub const FORMAT_UNIT: OperationCode = OperationCode(0x04);
-    /// READ BLOCK LIMITS (SSC-3 §7.7).
-    pub const READ_BLOCK_LIMITS: OperationCode = OperationCode(0x05);
-    /// READ(6) (SBC-3 §5).
-    pub const READ_6: OperationCode = OperationCode(0x08);
-    /// WRITE(6) (SBC-3 §5).
-    pub const WRITE_6: OperationCode = OperationCode(0x0A);
-    /// INQUIRY (SPC-4 §6.6).
-    pub const INQUIRY: OperationCode = OperationCode(0x12);
-    /// MODE SELECT(6) (SPC-4 §6.9).
-    pub const MODE_SELECT_6: OperationCode = OperationCode(0x15);
-    /// RESERVE(6) (SPC-2).
-    pub const RESERVE_6: OperationCode = OperationCode(0x16);
-    /// RELEASE(6) (SPC-2).
-    pub const RELEASE_6: OperationCode = OperationCode(0x17);
-    /// MODE SENSE(6) (SPC-4 §6.11).
-    pub const MODE_SENSE_6: OperationCode = OperationCode(0x1A);
-    /// START STOP UNIT (SBC-3); LOAD UNLOAD to a tape drive.
-    pub const START_STOP_UNIT: OperationCode = OperationCode(0x1B);
-    /// RECEIVE DIAGNOSTIC RESULTS (SPC-4).
-    pub const RECEIVE_DIAGNOSTIC_RESULTS: OperationCode = OperationCode(0x1C);
-    /// SEND DIAGNOSTIC (SPC-4).
-    pub const SEND_DIAGNOSTIC: OperationCode = OperationCode(0x1D);
-    /// PREVENT ALLOW MEDIUM REMOVAL (SPC-4).
-    pub const PREVENT_ALLOW_MEDIUM_REMOVAL: OperationCode = OperationCode(0x1E);
-    /// READ CAPACITY(10) (SBC-3 §5).
-    pub const READ_CAPACITY_10: OperationCode = OperationCode(0x25);
-    /// READ(10) (SBC-3 §5).
-    pub const READ_10: OperationCode = OperationCode(0x28);
-    /// WRITE(10) (SBC-3 §5).
-    pub const WRITE_10: OperationCode = OperationCode(0x2A);
-    /// WRITE AND VERIFY(10) (SBC-3).
-    pub const WRITE_AND_VERIFY_10: OperationCode = OperationCode(0x2E);
-    /// VERIFY(10) (SBC-3 §5).
-    pub const VERIFY_10: OperationCode = OperationCode(0x2F);
-    /// SYNCHRONIZE CACHE(10) (SBC-3 §5).
-    pub const SYNCHRONIZE_CACHE_10: OperationCode = OperationCode(0x35);
-    /// WRITE BUFFER (SPC-4).
-    pub const WRITE_BUFFER: OperationCode = OperationCode(0x3B);
-    /// READ BUFFER (SPC-4).
-    pub const READ_BUFFER: OperationCode = OperationCode(0x3C);
-    /// WRITE SAME(10) (SBC-3).
-    pub const WRITE_SAME_10: OperationCode = OperationCode(0x41);
-    /// UNMAP (SBC-3 §5).
-    pub const UNMAP: OperationCode = OperationCode(0x42);
-    /// LOG SELECT (SPC-4).
-    pub const LOG_SELECT: OperationCode = OperationCode(0x4C);
-    /// LOG SENSE (SPC-4).
-    pub const LOG_SENSE: OperationCode = OperationCode(0x4D);
-    /// MODE SELECT(10) (SPC-4 §6.10).
-    pub const MODE_SELECT_10: OperationCode = OperationCode(0x55);
-    /// MODE SENSE(10) (SPC-4 §6.12).
-    pub const MODE_SENSE_10: OperationCode = OperationCode(0x5A);
-    /// PERSISTENT RESERVE IN (SPC-4).
-    pub const PERSISTENT_RESERVE_IN: OperationCode = OperationCode(0x5E);
-    /// PERSISTENT RESERVE OUT (SPC-4).
-    pub const PERSISTENT_RESERVE_OUT: OperationCode = OperationCode(0x5F);
-    /// EXTENDED COPY (SPC-4).
-    pub const EXTENDED_COPY: OperationCode = OperationCode(0x83);
-    /// RECEIVE COPY RESULTS (SPC-4).
-    pub const RECEIVE_COPY_RESULTS: OperationCode = OperationCode(0x84);
-    /// READ(16) (SBC-3 §5).
-    pub const READ_16: OperationCode = OperationCode(0x88);
-    /// COMPARE AND WRITE (SBC-3).
-    pub const COMPARE_AND_WRITE: OperationCode = OperationCode(0x89);
-    /// WRITE(16) (SBC-3 §5).
-    pub const WRITE_16: OperationCode = OperationCode(0x8A);
-    /// WRITE AND VERIFY(16) (SBC-3).
-    pub const WRITE_AND_VERIFY_16: OperationCode = OperationCode(0x8E);
-    /// VERIFY(16) (SBC-3 §5).
-    pub const VERIFY_16: OperationCode = OperationCode(0x8F);
-    /// PRE-FETCH(16) (SBC-3).
-    pub const PRE_FETCH_16: OperationCode = OperationCode(0x90);
-    /// SYNCHRONIZE CACHE(16) (SBC-3 §5); SPACE(16) to a tape drive.
-    pub const SYNCHRONIZE_CACHE_16: OperationCode = OperationCode(0x91);
-    /// WRITE SAME(16) (SBC-3 §5); ERASE(16) to a tape drive.
-    pub const WRITE_SAME_16: OperationCode = OperationCode(0x93);
-    /// SERVICE ACTION IN(16): READ CAPACITY(16) is its service action 0x10 (SBC-3 §5).
-    pub const SERVICE_ACTION_IN_16: OperationCode = OperationCode(0x9E);
-    /// SERVICE ACTION OUT(16) (SBC-3).
-    pub const SERVICE_ACTION_OUT_16: OperationCode = OperationCode(0x9F);
-    /// REPORT LUNS (SPC-4 §6.33).
-    pub const REPORT_LUNS: OperationCode = OperationCode(0xA0);
-    /// MAINTENANCE IN (SPC-4): REPORT SUPPORTED OPERATION CODES and others.
-    pub const MAINTENANCE_IN: OperationCode = OperationCode(0xA3);
-    /// MAINTENANCE OUT (SPC-4).
-    pub const MAINTENANCE_OUT: OperationCode = OperationCode(0xA4);
-    /// READ(12) (SBC-3 §5).
-    pub const READ_12: OperationCode = OperationCode(0xA8);
-    /// WRITE(12) (SBC-3 §5).
-    pub const WRITE_12: OperationCode = OperationCode(0xAA);
-    /// VERIFY(12) (SBC-3 §5).
-    pub const VERIFY_12: OperationCode = OperationCode(0xAF);
-
-    /// The command's name, for the codes named above.
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            0x00 => "TEST UNIT READY",
-            0x01 => "REWIND",
-            0x03 => "REQUEST SENSE",
-            0x04 => "FORMAT UNIT",
-            0x05 => "READ BLOCK LIMITS",
-            0x08 => "READ(6)",
-            0x0A => "WRITE(6)",
-            0x12 => "INQUIRY",
-            0x15 => "MODE SELECT(6)",
-            0x16 => "RESERVE(6)",
-            0x17 => "RELEASE(6)",
-            0x1A => "MODE SENSE(6)",
-            0x1B => "START STOP UNIT",
-            0x1C => "RECEIVE DIAGNOSTIC RESULTS",
-            0x1D => "SEND DIAGNOSTIC",
-            0x1E => "PREVENT ALLOW MEDIUM REMOVAL",
-            0x25 => "READ CAPACITY(10)",
-            0x28 => "READ(10)",
-            0x2A => "WRITE(10)",
-            0x2E => "WRITE AND VERIFY(10)",
-            0x2F => "VERIFY(10)",
-            0x35 => "SYNCHRONIZE CACHE(10)",
-            0x3B => "WRITE BUFFER",
-            0x3C => "READ BUFFER",
-            0x41 => "WRITE SAME(10)",
-            0x42 => "UNMAP",
-            0x4C => "LOG SELECT",
-            0x4D => "LOG SENSE",
-            0x55 => "MODE SELECT(10)",
-            0x5A => "MODE SENSE(10)",
-            0x5E => "PERSISTENT RESERVE IN",
-            0x5F => "PERSISTENT RESERVE OUT",
-            0x83 => "EXTENDED COPY",
-            0x84 => "RECEIVE COPY RESULTS",
-            0x88 => "READ(16)",
-            0x89 => "COMPARE AND WRITE",
-            0x8A => "WRITE(16)",
-            0x8E => "WRITE AND VERIFY(16)",
-            0x8F => "VERIFY(16)",
-            0x90 => "PRE-FETCH(16)",
-            0x91 => "SYNCHRONIZE CACHE(16)",
-            0x93 => "WRITE SAME(16)",
-            0x9E => "SERVICE ACTION IN(16)",
-            0x9F => "SERVICE ACTION OUT(16)",
-            0xA0 => "REPORT LUNS",
-            0xA3 => "MAINTENANCE IN",
-            0xA4 => "MAINTENANCE OUT",
-            0xA8 => "READ(12)",
-            0xAA => "WRITE(12)",
-            0xAF => "VERIFY(12)",
-            _ => return None,
-        })
+code_point! {
+    /// OPERATION CODE, the first byte of every CDB (SPC-4 §4.2.5.1). Open: any byte is data; the
+    /// names are those of SPC-4 and SBC-3 (see the module docs for tape).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct OperationCode(pub u8) {
+        /// TEST UNIT READY (SPC-4 §6.47).
+        TEST_UNIT_READY = 0x00 => "TEST UNIT READY",
+        /// REWIND (SSC-3).
+        REWIND = 0x01 => "REWIND",
+        /// REQUEST SENSE (SPC-4 §6.39).
+        REQUEST_SENSE = 0x03 => "REQUEST SENSE",
+        /// FORMAT UNIT (SBC-3).
+        FORMAT_UNIT = 0x04 => "FORMAT UNIT",
+        /// READ BLOCK LIMITS (SSC-3 §7.7).
+        READ_BLOCK_LIMITS = 0x05 => "READ BLOCK LIMITS",
+        /// READ(6) (SBC-3 §5).
+        READ_6 = 0x08 => "READ(6)",
+        /// WRITE(6) (SBC-3 §5).
+        WRITE_6 = 0x0A => "WRITE(6)",
+        /// INQUIRY (SPC-4 §6.6).
+        INQUIRY = 0x12 => "INQUIRY",
+        /// MODE SELECT(6) (SPC-4 §6.9).
+        MODE_SELECT_6 = 0x15 => "MODE SELECT(6)",
+        /// RESERVE(6) (SPC-2).
+        RESERVE_6 = 0x16 => "RESERVE(6)",
+        /// RELEASE(6) (SPC-2).
+        RELEASE_6 = 0x17 => "RELEASE(6)",
+        /// MODE SENSE(6) (SPC-4 §6.11).
+        MODE_SENSE_6 = 0x1A => "MODE SENSE(6)",
+        /// START STOP UNIT (SBC-3); LOAD UNLOAD to a tape drive.
+        START_STOP_UNIT = 0x1B => "START STOP UNIT",
+        /// RECEIVE DIAGNOSTIC RESULTS (SPC-4).
+        RECEIVE_DIAGNOSTIC_RESULTS = 0x1C => "RECEIVE DIAGNOSTIC RESULTS",
+        /// SEND DIAGNOSTIC (SPC-4).
+        SEND_DIAGNOSTIC = 0x1D => "SEND DIAGNOSTIC",
+        /// PREVENT ALLOW MEDIUM REMOVAL (SPC-4).
+        PREVENT_ALLOW_MEDIUM_REMOVAL = 0x1E => "PREVENT ALLOW MEDIUM REMOVAL",
+        /// READ CAPACITY(10) (SBC-3 §5).
+        READ_CAPACITY_10 = 0x25 => "READ CAPACITY(10)",
+        /// READ(10) (SBC-3 §5).
+        READ_10 = 0x28 => "READ(10)",
+        /// WRITE(10) (SBC-3 §5).
+        WRITE_10 = 0x2A => "WRITE(10)",
+        /// WRITE AND VERIFY(10) (SBC-3).
+        WRITE_AND_VERIFY_10 = 0x2E => "WRITE AND VERIFY(10)",
+        /// VERIFY(10) (SBC-3 §5).
+        VERIFY_10 = 0x2F => "VERIFY(10)",
+        /// SYNCHRONIZE CACHE(10) (SBC-3 §5).
+        SYNCHRONIZE_CACHE_10 = 0x35 => "SYNCHRONIZE CACHE(10)",
+        /// WRITE BUFFER (SPC-4).
+        WRITE_BUFFER = 0x3B => "WRITE BUFFER",
+        /// READ BUFFER (SPC-4).
+        READ_BUFFER = 0x3C => "READ BUFFER",
+        /// WRITE SAME(10) (SBC-3).
+        WRITE_SAME_10 = 0x41 => "WRITE SAME(10)",
+        /// UNMAP (SBC-3 §5).
+        UNMAP = 0x42 => "UNMAP",
+        /// LOG SELECT (SPC-4).
+        LOG_SELECT = 0x4C => "LOG SELECT",
+        /// LOG SENSE (SPC-4).
+        LOG_SENSE = 0x4D => "LOG SENSE",
+        /// MODE SELECT(10) (SPC-4 §6.10).
+        MODE_SELECT_10 = 0x55 => "MODE SELECT(10)",
+        /// MODE SENSE(10) (SPC-4 §6.12).
+        MODE_SENSE_10 = 0x5A => "MODE SENSE(10)",
+        /// PERSISTENT RESERVE IN (SPC-4).
+        PERSISTENT_RESERVE_IN = 0x5E => "PERSISTENT RESERVE IN",
+        /// PERSISTENT RESERVE OUT (SPC-4).
+        PERSISTENT_RESERVE_OUT = 0x5F => "PERSISTENT RESERVE OUT",
+        /// EXTENDED COPY (SPC-4).
+        EXTENDED_COPY = 0x83 => "EXTENDED COPY",
+        /// RECEIVE COPY RESULTS (SPC-4).
+        RECEIVE_COPY_RESULTS = 0x84 => "RECEIVE COPY RESULTS",
+        /// READ(16) (SBC-3 §5).
+        READ_16 = 0x88 => "READ(16)",
+        /// COMPARE AND WRITE (SBC-3).
+        COMPARE_AND_WRITE = 0x89 => "COMPARE AND WRITE",
+        /// WRITE(16) (SBC-3 §5).
+        WRITE_16 = 0x8A => "WRITE(16)",
+        /// WRITE AND VERIFY(16) (SBC-3).
+        WRITE_AND_VERIFY_16 = 0x8E => "WRITE AND VERIFY(16)",
+        /// VERIFY(16) (SBC-3 §5).
+        VERIFY_16 = 0x8F => "VERIFY(16)",
+        /// PRE-FETCH(16) (SBC-3).
+        PRE_FETCH_16 = 0x90 => "PRE-FETCH(16)",
+        /// SYNCHRONIZE CACHE(16) (SBC-3 §5); SPACE(16) to a tape drive.
+        SYNCHRONIZE_CACHE_16 = 0x91 => "SYNCHRONIZE CACHE(16)",
+        /// WRITE SAME(16) (SBC-3 §5); ERASE(16) to a tape drive.
+        WRITE_SAME_16 = 0x93 => "WRITE SAME(16)",
+        /// SERVICE ACTION IN(16): READ CAPACITY(16) is its service action 0x10 (SBC-3 §5).
+        SERVICE_ACTION_IN_16 = 0x9E => "SERVICE ACTION IN(16)",
+        /// SERVICE ACTION OUT(16) (SBC-3).
+        SERVICE_ACTION_OUT_16 = 0x9F => "SERVICE ACTION OUT(16)",
+        /// REPORT LUNS (SPC-4 §6.33).
+        REPORT_LUNS = 0xA0 => "REPORT LUNS",
+        /// MAINTENANCE IN (SPC-4): REPORT SUPPORTED OPERATION CODES and others.
+        MAINTENANCE_IN = 0xA3 => "MAINTENANCE IN",
+        /// MAINTENANCE OUT (SPC-4).
+        MAINTENANCE_OUT = 0xA4 => "MAINTENANCE OUT",
+        /// READ(12) (SBC-3 §5).
+        READ_12 = 0xA8 => "READ(12)",
+        /// WRITE(12) (SBC-3 §5).
+        WRITE_12 = 0xAA => "WRITE(12)",
+        /// VERIFY(12) (SBC-3 §5).
+        VERIFY_12 = 0xAF => "VERIFY(12)",
     }
 
+    /// The command's name, for the codes named above.
+    pub const fn name;
+}
+
+impl OperationCode {
     /// GROUP CODE, bits 7-5.
     pub const fn group(self) -> u8 {
         self.0 >> 5

@@ -112,64 +112,45 @@ pub enum SenseError {
     },
 }
 
-/// The sense key (SPC-4 Table 27): the general category of the error. Open: the four-bit
-/// value is data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct SenseKey(pub u8);
-
-impl SenseKey {
-    /// No specific sense key information (e.g. a filemark or end of data on tape).
-    pub const NO_SENSE: SenseKey = SenseKey(0x0);
-    /// The command completed after recovery action.
-    pub const RECOVERED_ERROR: SenseKey = SenseKey(0x1);
-    /// The logical unit is not accessible.
-    pub const NOT_READY: SenseKey = SenseKey(0x2);
-    /// Unrecovered error in the medium or recorded data.
-    pub const MEDIUM_ERROR: SenseKey = SenseKey(0x3);
-    /// Non-recoverable hardware failure.
-    pub const HARDWARE_ERROR: SenseKey = SenseKey(0x4);
-    /// Illegal parameter in the CDB or in the parameter data.
-    pub const ILLEGAL_REQUEST: SenseKey = SenseKey(0x5);
-    /// Something changed (reset, mode parameters, LUN inventory): the initiator should look.
-    pub const UNIT_ATTENTION: SenseKey = SenseKey(0x6);
-    /// The medium is write- or read-protected.
-    pub const DATA_PROTECT: SenseKey = SenseKey(0x7);
-    /// Blank medium or end-of-data on a write-once/sequential device.
-    pub const BLANK_CHECK: SenseKey = SenseKey(0x8);
-    /// Vendor specific.
-    pub const VENDOR_SPECIFIC: SenseKey = SenseKey(0x9);
-    /// EXTENDED COPY aborted.
-    pub const COPY_ABORTED: SenseKey = SenseKey(0xA);
-    /// The device server aborted the command.
-    pub const ABORTED_COMMAND: SenseKey = SenseKey(0xB);
-    /// The end of the partition was reached with data still to write.
-    pub const VOLUME_OVERFLOW: SenseKey = SenseKey(0xD);
-    /// Source data did not match the medium (VERIFY, COMPARE AND WRITE).
-    pub const MISCOMPARE: SenseKey = SenseKey(0xE);
-    /// Completed, with sense data (SPC-5).
-    pub const COMPLETED: SenseKey = SenseKey(0xF);
+code_point! {
+    /// The sense key (SPC-4 Table 27): the general category of the error. Open: the four-bit
+    /// value is data.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct SenseKey(pub u8) {
+        /// No specific sense key information (e.g. a filemark or end of data on tape).
+        NO_SENSE = 0x0 => "NO SENSE",
+        /// The command completed after recovery action.
+        RECOVERED_ERROR = 0x1 => "RECOVERED ERROR",
+        /// The logical unit is not accessible.
+        NOT_READY = 0x2 => "NOT READY",
+        /// Unrecovered error in the medium or recorded data.
+        MEDIUM_ERROR = 0x3 => "MEDIUM ERROR",
+        /// Non-recoverable hardware failure.
+        HARDWARE_ERROR = 0x4 => "HARDWARE ERROR",
+        /// Illegal parameter in the CDB or in the parameter data.
+        ILLEGAL_REQUEST = 0x5 => "ILLEGAL REQUEST",
+        /// Something changed (reset, mode parameters, LUN inventory): the initiator should look.
+        UNIT_ATTENTION = 0x6 => "UNIT ATTENTION",
+        /// The medium is write- or read-protected.
+        DATA_PROTECT = 0x7 => "DATA PROTECT",
+        /// Blank medium or end-of-data on a write-once/sequential device.
+        BLANK_CHECK = 0x8 => "BLANK CHECK",
+        /// Vendor specific.
+        VENDOR_SPECIFIC = 0x9 => "VENDOR SPECIFIC",
+        /// EXTENDED COPY aborted.
+        COPY_ABORTED = 0xA => "COPY ABORTED",
+        /// The device server aborted the command.
+        ABORTED_COMMAND = 0xB => "ABORTED COMMAND",
+        /// The end of the partition was reached with data still to write.
+        VOLUME_OVERFLOW = 0xD => "VOLUME OVERFLOW",
+        /// Source data did not match the medium (VERIFY, COMPARE AND WRITE).
+        MISCOMPARE = 0xE => "MISCOMPARE",
+        /// Completed, with sense data (SPC-5).
+        COMPLETED = 0xF => "COMPLETED",
+    }
 
     /// The name SPC-4 gives the key.
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            0x0 => "NO SENSE",
-            0x1 => "RECOVERED ERROR",
-            0x2 => "NOT READY",
-            0x3 => "MEDIUM ERROR",
-            0x4 => "HARDWARE ERROR",
-            0x5 => "ILLEGAL REQUEST",
-            0x6 => "UNIT ATTENTION",
-            0x7 => "DATA PROTECT",
-            0x8 => "BLANK CHECK",
-            0x9 => "VENDOR SPECIFIC",
-            0xA => "COPY ABORTED",
-            0xB => "ABORTED COMMAND",
-            0xD => "VOLUME OVERFLOW",
-            0xE => "MISCOMPARE",
-            0xF => "COMPLETED",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 /// The name, or `SENSE KEY 0x0c` for a reserved value.

@@ -11,52 +11,39 @@
 
 use core::fmt;
 
-/// A SCSI status code. Open: any byte is data (obsolete and reserved codes included).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct ScsiStatus(pub u8);
-
-impl ScsiStatus {
-    /// The command completed successfully.
-    pub const GOOD: ScsiStatus = ScsiStatus(0x00);
-    /// Sense data describes why the command did not complete.
-    pub const CHECK_CONDITION: ScsiStatus = ScsiStatus(0x02);
-    /// The condition a PRE-FETCH asked about is met.
-    pub const CONDITION_MET: ScsiStatus = ScsiStatus(0x04);
-    /// The logical unit is busy: retry later.
-    pub const BUSY: ScsiStatus = ScsiStatus(0x08);
-    /// Intermediate (obsolete since SAM-4).
-    pub const INTERMEDIATE: ScsiStatus = ScsiStatus(0x10);
-    /// Intermediate-condition met (obsolete since SAM-4).
-    pub const INTERMEDIATE_CONDITION_MET: ScsiStatus = ScsiStatus(0x14);
-    /// Another I_T nexus holds a conflicting reservation.
-    pub const RESERVATION_CONFLICT: ScsiStatus = ScsiStatus(0x18);
-    /// Command terminated (obsolete since SAM-2).
-    pub const COMMAND_TERMINATED: ScsiStatus = ScsiStatus(0x22);
-    /// The task set is full: retry after a command completes.
-    pub const TASK_SET_FULL: ScsiStatus = ScsiStatus(0x28);
-    /// An auto contingent allegiance condition is active.
-    pub const ACA_ACTIVE: ScsiStatus = ScsiStatus(0x30);
-    /// The command was aborted by another I_T nexus.
-    pub const TASK_ABORTED: ScsiStatus = ScsiStatus(0x40);
-
-    /// The name SAM-5 gives the code, in capitals as the standard writes it.
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            0x00 => "GOOD",
-            0x02 => "CHECK CONDITION",
-            0x04 => "CONDITION MET",
-            0x08 => "BUSY",
-            0x10 => "INTERMEDIATE",
-            0x14 => "INTERMEDIATE-CONDITION MET",
-            0x18 => "RESERVATION CONFLICT",
-            0x22 => "COMMAND TERMINATED",
-            0x28 => "TASK SET FULL",
-            0x30 => "ACA ACTIVE",
-            0x40 => "TASK ABORTED",
-            _ => return None,
-        })
+code_point! {
+    /// A SCSI status code. Open: any byte is data (obsolete and reserved codes included).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct ScsiStatus(pub u8) {
+        /// The command completed successfully.
+        GOOD = 0x00 => "GOOD",
+        /// Sense data describes why the command did not complete.
+        CHECK_CONDITION = 0x02 => "CHECK CONDITION",
+        /// The condition a PRE-FETCH asked about is met.
+        CONDITION_MET = 0x04 => "CONDITION MET",
+        /// The logical unit is busy: retry later.
+        BUSY = 0x08 => "BUSY",
+        /// Intermediate (obsolete since SAM-4).
+        INTERMEDIATE = 0x10 => "INTERMEDIATE",
+        /// Intermediate-condition met (obsolete since SAM-4).
+        INTERMEDIATE_CONDITION_MET = 0x14 => "INTERMEDIATE-CONDITION MET",
+        /// Another I_T nexus holds a conflicting reservation.
+        RESERVATION_CONFLICT = 0x18 => "RESERVATION CONFLICT",
+        /// Command terminated (obsolete since SAM-2).
+        COMMAND_TERMINATED = 0x22 => "COMMAND TERMINATED",
+        /// The task set is full: retry after a command completes.
+        TASK_SET_FULL = 0x28 => "TASK SET FULL",
+        /// An auto contingent allegiance condition is active.
+        ACA_ACTIVE = 0x30 => "ACA ACTIVE",
+        /// The command was aborted by another I_T nexus.
+        TASK_ABORTED = 0x40 => "TASK ABORTED",
     }
 
+    /// The name SAM-5 gives the code, in capitals as the standard writes it.
+    pub const fn name;
+}
+
+impl ScsiStatus {
     /// True for GOOD and CONDITION MET, the codes that mean the command succeeded.
     pub const fn is_success(self) -> bool {
         matches!(self.0, 0x00 | 0x04)

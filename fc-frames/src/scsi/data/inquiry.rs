@@ -62,36 +62,26 @@ pub const FULL_LEN: usize = 96;
 /// Version descriptor slots (bytes 58-73).
 pub const MAX_VERSION_DESCRIPTORS: usize = 8;
 
-/// VERSION (byte 2): the SPC standard the device server claims. Open newtype.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct SpcVersion(pub u8);
-
-impl SpcVersion {
-    /// No standard claimed.
-    pub const NONE: SpcVersion = SpcVersion(0x00);
-    /// SPC (ANSI INCITS 301-1997).
-    pub const SPC: SpcVersion = SpcVersion(0x03);
-    /// SPC-2.
-    pub const SPC_2: SpcVersion = SpcVersion(0x04);
-    /// SPC-3.
-    pub const SPC_3: SpcVersion = SpcVersion(0x05);
-    /// SPC-4.
-    pub const SPC_4: SpcVersion = SpcVersion(0x06);
-    /// SPC-5.
-    pub const SPC_5: SpcVersion = SpcVersion(0x07);
+code_point! {
+    /// VERSION (byte 2): the SPC standard the device server claims. Open newtype.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct SpcVersion(pub u8) {
+        /// No standard claimed.
+        NONE = 0x00 => "no-standard",
+        /// SPC (ANSI INCITS 301-1997).
+        SPC = 0x03 => "SPC",
+        /// SPC-2.
+        SPC_2 = 0x04 => "SPC-2",
+        /// SPC-3.
+        SPC_3 = 0x05 => "SPC-3",
+        /// SPC-4.
+        SPC_4 = 0x06 => "SPC-4",
+        /// SPC-5.
+        SPC_5 = 0x07 => "SPC-5",
+    }
 
     /// The standard's name, if known.
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self {
-            SpcVersion::NONE => "no-standard",
-            SpcVersion::SPC => "SPC",
-            SpcVersion::SPC_2 => "SPC-2",
-            SpcVersion::SPC_3 => "SPC-3",
-            SpcVersion::SPC_4 => "SPC-4",
-            SpcVersion::SPC_5 => "SPC-5",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 impl fmt::Display for SpcVersion {

@@ -183,66 +183,46 @@ impl DataError {
     }
 }
 
-/// PERIPHERAL DEVICE TYPE (SPC-4 Table 140): five bits. Open: any value is data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct DeviceType(pub u8);
-
-impl DeviceType {
-    /// Direct access block device (SBC-3): a disk.
-    pub const DIRECT_ACCESS: DeviceType = DeviceType(0x00);
-    /// Sequential access device (SSC-3): a tape drive.
-    pub const SEQUENTIAL_ACCESS: DeviceType = DeviceType(0x01);
-    /// Printer (obsolete).
-    pub const PRINTER: DeviceType = DeviceType(0x02);
-    /// Processor device (SPC-2).
-    pub const PROCESSOR: DeviceType = DeviceType(0x03);
-    /// Write-once device (SBC).
-    pub const WRITE_ONCE: DeviceType = DeviceType(0x04);
-    /// CD/DVD device (MMC-5).
-    pub const CD_DVD: DeviceType = DeviceType(0x05);
-    /// Optical memory device (SBC).
-    pub const OPTICAL_MEMORY: DeviceType = DeviceType(0x07);
-    /// Media changer (SMC-3).
-    pub const MEDIUM_CHANGER: DeviceType = DeviceType(0x08);
-    /// Storage array controller (SCC-2).
-    pub const STORAGE_ARRAY_CONTROLLER: DeviceType = DeviceType(0x0C);
-    /// Enclosure services device (SES-2).
-    pub const ENCLOSURE_SERVICES: DeviceType = DeviceType(0x0D);
-    /// Simplified direct access device (RBC).
-    pub const SIMPLIFIED_DIRECT_ACCESS: DeviceType = DeviceType(0x0E);
-    /// Optical card reader/writer (OCRW).
-    pub const OPTICAL_CARD: DeviceType = DeviceType(0x0F);
-    /// Object-based storage device (OSD-2).
-    pub const OBJECT_STORAGE: DeviceType = DeviceType(0x11);
-    /// Automation/drive interface (ADC-2).
-    pub const AUTOMATION_DRIVE_INTERFACE: DeviceType = DeviceType(0x12);
-    /// Well known logical unit.
-    pub const WELL_KNOWN_LU: DeviceType = DeviceType(0x1E);
-    /// Unknown or no device type (with qualifier 3: no logical unit here).
-    pub const UNKNOWN: DeviceType = DeviceType(0x1F);
+code_point! {
+    /// PERIPHERAL DEVICE TYPE (SPC-4 Table 140): five bits. Open: any value is data.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct DeviceType(pub u8) {
+        /// Direct access block device (SBC-3): a disk.
+        DIRECT_ACCESS = 0x00 => "direct-access",
+        /// Sequential access device (SSC-3): a tape drive.
+        SEQUENTIAL_ACCESS = 0x01 => "sequential-access",
+        /// Printer (obsolete).
+        PRINTER = 0x02 => "printer",
+        /// Processor device (SPC-2).
+        PROCESSOR = 0x03 => "processor",
+        /// Write-once device (SBC).
+        WRITE_ONCE = 0x04 => "write-once",
+        /// CD/DVD device (MMC-5).
+        CD_DVD = 0x05 => "cd/dvd",
+        /// Optical memory device (SBC).
+        OPTICAL_MEMORY = 0x07 => "optical-memory",
+        /// Media changer (SMC-3).
+        MEDIUM_CHANGER = 0x08 => "medium-changer",
+        /// Storage array controller (SCC-2).
+        STORAGE_ARRAY_CONTROLLER = 0x0C => "storage-array-controller",
+        /// Enclosure services device (SES-2).
+        ENCLOSURE_SERVICES = 0x0D => "enclosure-services",
+        /// Simplified direct access device (RBC).
+        SIMPLIFIED_DIRECT_ACCESS = 0x0E => "simplified-direct-access",
+        /// Optical card reader/writer (OCRW).
+        OPTICAL_CARD = 0x0F => "optical-card",
+        /// Object-based storage device (OSD-2).
+        OBJECT_STORAGE = 0x11 => "object-storage",
+        /// Automation/drive interface (ADC-2).
+        AUTOMATION_DRIVE_INTERFACE = 0x12 => "automation-drive-interface",
+        /// Well known logical unit.
+        WELL_KNOWN_LU = 0x1E => "well-known-lu",
+        /// Unknown or no device type (with qualifier 3: no logical unit here).
+        UNKNOWN = 0x1F => "unknown-type",
+    }
 
     /// The type's name, if this is a known code.
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self {
-            DeviceType::DIRECT_ACCESS => "direct-access",
-            DeviceType::SEQUENTIAL_ACCESS => "sequential-access",
-            DeviceType::PRINTER => "printer",
-            DeviceType::PROCESSOR => "processor",
-            DeviceType::WRITE_ONCE => "write-once",
-            DeviceType::CD_DVD => "cd/dvd",
-            DeviceType::OPTICAL_MEMORY => "optical-memory",
-            DeviceType::MEDIUM_CHANGER => "medium-changer",
-            DeviceType::STORAGE_ARRAY_CONTROLLER => "storage-array-controller",
-            DeviceType::ENCLOSURE_SERVICES => "enclosure-services",
-            DeviceType::SIMPLIFIED_DIRECT_ACCESS => "simplified-direct-access",
-            DeviceType::OPTICAL_CARD => "optical-card",
-            DeviceType::OBJECT_STORAGE => "object-storage",
-            DeviceType::AUTOMATION_DRIVE_INTERFACE => "automation-drive-interface",
-            DeviceType::WELL_KNOWN_LU => "well-known-lu",
-            DeviceType::UNKNOWN => "unknown-type",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 impl fmt::Display for DeviceType {

@@ -45,63 +45,44 @@ pub const HEADER_LEN: usize = 4;
 /// PAGE LENGTH of the 0xB0 and 0xB1 pages (SBC-3).
 pub const FIXED_PAGE_LENGTH: u16 = 0x3C;
 
-/// VPD PAGE CODE (SPC-4 Table 589). Open newtype.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct VpdCode(pub u8);
-
-impl VpdCode {
-    /// Supported VPD pages.
-    pub const SUPPORTED_PAGES: VpdCode = VpdCode(0x00);
-    /// Unit serial number.
-    pub const UNIT_SERIAL_NUMBER: VpdCode = VpdCode(0x80);
-    /// Device identification.
-    pub const DEVICE_IDENTIFICATION: VpdCode = VpdCode(0x83);
-    /// Software interface identification.
-    pub const SOFTWARE_INTERFACE: VpdCode = VpdCode(0x84);
-    /// Management network addresses.
-    pub const MANAGEMENT_NETWORK: VpdCode = VpdCode(0x85);
-    /// Extended INQUIRY data.
-    pub const EXTENDED_INQUIRY: VpdCode = VpdCode(0x86);
-    /// Mode page policy.
-    pub const MODE_PAGE_POLICY: VpdCode = VpdCode(0x87);
-    /// SCSI ports.
-    pub const SCSI_PORTS: VpdCode = VpdCode(0x88);
-    /// ATA information (SAT).
-    pub const ATA_INFORMATION: VpdCode = VpdCode(0x89);
-    /// Power condition.
-    pub const POWER_CONDITION: VpdCode = VpdCode(0x8A);
-    /// Third-party copy.
-    pub const THIRD_PARTY_COPY: VpdCode = VpdCode(0x8F);
-    /// Block limits (SBC-3; block devices only).
-    pub const BLOCK_LIMITS: VpdCode = VpdCode(0xB0);
-    /// Block device characteristics (SBC-3; block devices only).
-    pub const BLOCK_DEVICE_CHARACTERISTICS: VpdCode = VpdCode(0xB1);
-    /// Logical block provisioning (SBC-3; block devices only).
-    pub const LOGICAL_BLOCK_PROVISIONING: VpdCode = VpdCode(0xB2);
-    /// Referrals (SBC-3; block devices only).
-    pub const REFERRALS: VpdCode = VpdCode(0xB3);
+code_point! {
+    /// VPD PAGE CODE (SPC-4 Table 589). Open newtype.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct VpdCode(pub u8) {
+        /// Supported VPD pages.
+        SUPPORTED_PAGES = 0x00 => "supported pages",
+        /// Unit serial number.
+        UNIT_SERIAL_NUMBER = 0x80 => "unit serial number",
+        /// Device identification.
+        DEVICE_IDENTIFICATION = 0x83 => "device identification",
+        /// Software interface identification.
+        SOFTWARE_INTERFACE = 0x84 => "software interface identification",
+        /// Management network addresses.
+        MANAGEMENT_NETWORK = 0x85 => "management network addresses",
+        /// Extended INQUIRY data.
+        EXTENDED_INQUIRY = 0x86 => "extended inquiry data",
+        /// Mode page policy.
+        MODE_PAGE_POLICY = 0x87 => "mode page policy",
+        /// SCSI ports.
+        SCSI_PORTS = 0x88 => "scsi ports",
+        /// ATA information (SAT).
+        ATA_INFORMATION = 0x89 => "ata information",
+        /// Power condition.
+        POWER_CONDITION = 0x8A => "power condition",
+        /// Third-party copy.
+        THIRD_PARTY_COPY = 0x8F => "third-party copy",
+        /// Block limits (SBC-3; block devices only).
+        BLOCK_LIMITS = 0xB0 => "block limits",
+        /// Block device characteristics (SBC-3; block devices only).
+        BLOCK_DEVICE_CHARACTERISTICS = 0xB1 => "block device characteristics",
+        /// Logical block provisioning (SBC-3; block devices only).
+        LOGICAL_BLOCK_PROVISIONING = 0xB2 => "logical block provisioning",
+        /// Referrals (SBC-3; block devices only).
+        REFERRALS = 0xB3 => "referrals",
+    }
 
     /// The page's name, if known (0xB0-0xB3 named as the SBC-3 pages).
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self {
-            VpdCode::SUPPORTED_PAGES => "supported pages",
-            VpdCode::UNIT_SERIAL_NUMBER => "unit serial number",
-            VpdCode::DEVICE_IDENTIFICATION => "device identification",
-            VpdCode::SOFTWARE_INTERFACE => "software interface identification",
-            VpdCode::MANAGEMENT_NETWORK => "management network addresses",
-            VpdCode::EXTENDED_INQUIRY => "extended inquiry data",
-            VpdCode::MODE_PAGE_POLICY => "mode page policy",
-            VpdCode::SCSI_PORTS => "scsi ports",
-            VpdCode::ATA_INFORMATION => "ata information",
-            VpdCode::POWER_CONDITION => "power condition",
-            VpdCode::THIRD_PARTY_COPY => "third-party copy",
-            VpdCode::BLOCK_LIMITS => "block limits",
-            VpdCode::BLOCK_DEVICE_CHARACTERISTICS => "block device characteristics",
-            VpdCode::LOGICAL_BLOCK_PROVISIONING => "logical block provisioning",
-            VpdCode::REFERRALS => "referrals",
-            _ => return None,
-        })
-    }
+    pub const fn name;
 }
 
 /// Two hex digits (`b0`), the way page lists are usually shown.
