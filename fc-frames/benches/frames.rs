@@ -3,7 +3,9 @@
 //! `cargo bench -p fc-frames`. For each frame size the group reports, in one run:
 //! - `crc_only`: `fc_crc` over header + payload (the reference);
 //! - `decode_check_crc`: length checks, header parse, CRC check, payload cut (zero-copy);
-//! - `decode_view_check_crc`: the same through the borrowed view, as a switch forwards;
+//! - `decode_header_repr_check_crc`: checks, CRC and every header field into a repr, borrowed;
+//! - `decode_view_check_crc`: checks, CRC and the routing fields through the view, as a switch
+//!   forwards;
 //! - `build_crc_parts`: header emit + CRC for a vectored write (payload not copied);
 //! - `build_crc_copy`: the same into one contiguous buffer (payload copied).
 //!
@@ -60,6 +62,14 @@ fn bench_size(c: &mut Criterion, name: &str, payload_len: usize) {
                 outputs.clear();
             }
             elapsed
+        })
+    });
+    group.bench_function("decode_header_repr_check_crc", |b| {
+        // All header work of a decode, no ownership: checks, CRC, every header field.
+        b.iter(|| {
+            let v = Frame::new_checked(black_box(&wire[..]))?;
+            v.check_crc()?;
+            Ok::<_, fc_frames::FrameError>((FrameHeaderRepr::parse(&v.header()), v.payload().len()))
         })
     });
     group.bench_function("decode_view_check_crc", |b| {
