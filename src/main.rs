@@ -5,6 +5,7 @@
 //!   to a capture for Wireshark and printed decoded, one line a frame.
 //! - `fcsan pcap show FILE` prints any FC capture (link type 225 or 224) decoded, one line a frame.
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -52,6 +53,13 @@ enum PcapCommand {
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`fcsan pcap show x | head`): not an error of ours.
+        Err(e)
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("fcsan: {e:#}");
             ExitCode::FAILURE
@@ -60,6 +68,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let mut out = io::stdout().lock();
     match cli.command {
         Command::Up { capture: path } => {
             let frames = catalogue::conversation();
@@ -69,17 +78,16 @@ fn run(cli: Cli) -> Result<()> {
             capture::write_file(&path, catalogue::START, &frames)?;
             let mut decoder = decode::Decoder::default();
             for (i, f) in frames.iter().enumerate() {
-                println!(
-                    "{}",
-                    decoder.line(i + 1, Duration::from_millis(i as u64), f)
-                );
+                let line = decoder.line(i + 1, Duration::from_millis(i as u64), f);
+                writeln!(out, "{line}")?;
             }
-            println!(
+            writeln!(
+                out,
                 "{} frames written to {} (open it in Wireshark, or: fcsan pcap show {})",
                 frames.len(),
                 path.display(),
                 path.display()
-            );
+            )?;
         }
         Command::Pcap {
             command: PcapCommand::Show { file },
@@ -90,12 +98,13 @@ fn run(cli: Cli) -> Result<()> {
             for r in &records {
                 let ts = r.ts.saturating_sub(start);
                 match &r.frame {
-                    Ok(f) => println!("{}", decoder.line(r.number, ts, f)),
-                    Err(e) => println!(
+                    Ok(f) => writeln!(out, "{}", decoder.line(r.number, ts, f))?,
+                    Err(e) => writeln!(
+                        out,
                         "{:>4} {:>10.6} not a valid FC frame: {e}",
                         r.number,
                         ts.as_secs_f64()
-                    ),
+                    )?,
                 }
             }
         }

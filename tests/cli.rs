@@ -1,0 +1,87 @@
+//! The `fcsan` binary as a user runs it: `fcsan up` and `fcsan pcap show`.
+
+use std::path::Path;
+use std::process::Command;
+
+fn fcsan(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fcsan"))
+        .args(args)
+        .output()
+        .expect("run fcsan")
+}
+
+#[test]
+fn up_writes_the_capture_and_prints_one_line_a_frame() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pcap = dir.path().join("out/fc.pcap");
+    let out = fcsan(&["up", "--capture", pcap.to_str().expect("utf-8 path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let frames = fcsan::catalogue::conversation().len();
+    assert_eq!(stdout.lines().count(), frames + 1);
+    assert!(stdout.contains("FLOGI wwpn=21:00:00:24:ff:4a:00:01"));
+    assert!(stdout.contains("GID_FT type=0x08"));
+    assert!(stdout.contains("READ(10) lba=2048 blocks=8"));
+    assert!(stdout.contains("CHECK CONDITION: ILLEGAL REQUEST: LOGICAL BLOCK ADDRESS OUT OF RANGE"));
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/fc-frames.pcap");
+    assert!(
+        std::fs::read(&pcap).expect("capture written")
+            == std::fs::read(committed).expect("committed")
+    );
+}
+
+#[test]
+fn pcap_show_decodes_a_capture() {
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/fc-frames.pcap");
+    let out = fcsan(&["pcap", "show", committed.to_str().expect("utf-8 path")]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let first = stdout.lines().next().expect("a line");
+    assert_eq!(
+        first,
+        "   1   0.000000 000000 -> fffffe ox=0100 FLOGI wwpn=21:00:00:24:ff:4a:00:01 \
+         wwnn=20:00:00:24:ff:4a:00:01 rxsize=2048"
+    );
+    // Replies are decoded against their requests: the FLOGI accept, the GID_FT port list.
+    assert!(stdout.contains("LS_ACC wwpn=20:01:00:05:1e:00:00:01 fabric=10:00:00:05:1e:00:00:01"));
+    assert!(stdout.contains("ACC GID_FT 2 ports: 010200 021a00"));
+    assert!(
+        stdout.contains("FCP_DATA ro=0 len=8 | READ CAPACITY(10) data last_lba=2097151 block=512")
+    );
+}
+
+#[test]
+fn pcap_show_reports_a_corrupt_frame_and_a_bad_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A capture whose second frame has one payload bit flipped: shown, with the CRC error.
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/fc-frames.pcap");
+    let mut bytes = std::fs::read(committed).expect("committed capture");
+    let first_len = u32::from_le_bytes(bytes[32..36].try_into().expect("4 bytes")) as usize;
+    let second_data = 24 + 16 + first_len + 16;
+    bytes[second_data + 40] ^= 0x01;
+    let corrupt = dir.path().join("corrupt.pcap");
+    std::fs::write(&corrupt, bytes).expect("write");
+    let out = fcsan(&["pcap", "show", corrupt.to_str().expect("utf-8 path")]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let second = stdout.lines().nth(1).expect("second line");
+    assert!(
+        second.contains("not a valid FC frame: FC CRC mismatch"),
+        "{second}"
+    );
+
+    // Not a capture at all: a clear error naming the file, exit status 1.
+    let not_pcap = dir.path().join("notes.txt");
+    std::fs::write(&not_pcap, "hello").expect("write");
+    let out = fcsan(&["pcap", "show", not_pcap.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("notes.txt") && stderr.contains("pcap header"),
+        "{stderr}"
+    );
+}
