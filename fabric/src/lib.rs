@@ -1,0 +1,35 @@
+//! `fabric`: the sans-IO core of a Fibre Channel switch (FC-SW-6, FC-LS-3, FC-GS-7).
+//!
+//! [`Switch`] is a state machine. It takes events — a port came up or went down, a frame
+//! arrived on a port, a route to another domain appeared — and answers with frames to send
+//! ([`Switch::poll_transmit`]) and notable happenings ([`Switch::poll_event`]). It never touches
+//! a socket or a clock: the caller passes `now`, and a driver (a later piece of this crate, or
+//! the gateway) moves the frames.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`config`] | domain, names, time-out values, zoning |
+//! | [`port`] | port identifiers and per-port counters |
+//! | [`name_server`] | the directory name server table at FFFFFC and its CT requests |
+//! | [`switch`] | fabric login, the fabric controller (SCR/RSCN), routing and hard zoning |
+//!
+//! A port is whatever carries frames: an F_Port has a node behind it and is named in the
+//! configuration ([`Config::f_ports`]); every other port is an inter-switch port (E_Port or
+//! VE_Port: an in-process channel, a TCP connection, an FCIP link) that reaches the domains
+//! [`Switch::set_route`] points at it.
+//!
+//! The switch holds no state that expires (it does not wait for the LS_ACC to its RSCNs and
+//! keeps no exchange open), so it has no timers: there is no `poll_timeout`/`handle_timeout`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod name_server;
+pub mod port;
+pub mod switch;
+
+pub use config::{Config, ConfigError, DefaultZone, Zone, ZoneSet, Zoning};
+pub use name_server::NsEntry;
+pub use port::{DiscardReason, Discards, PortCounters, PortId};
+pub use switch::{Event, LogoutCause, Switch};
