@@ -197,7 +197,8 @@ fn check_frame(
                 .or_else(|| {
                     field("_ws.col.Info")
                         .strip_prefix("SCSI Command: ")
-                        .map(|s| s[..4].to_owned())
+                        .and_then(|s| s.get(..4))
+                        .map(str::to_owned)
                 })
                 .unwrap_or_default();
             assert_eq!(shown, format!("{op:#04x}"), "{ctx}: CDB opcode");
