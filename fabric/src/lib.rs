@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod link;
 pub mod name_server;
 pub mod port;
 pub mod switch;

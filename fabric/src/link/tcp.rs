@@ -1,0 +1,1 @@
+//! TCP links (placeholder until the TCP link lands).
