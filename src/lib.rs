@@ -3,4 +3,7 @@
 
 pub mod capture;
 pub mod catalogue;
+pub mod config;
 pub mod decode;
+pub mod host;
+pub mod san;

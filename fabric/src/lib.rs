@@ -3,8 +3,8 @@
 //! [`Switch`] is a state machine. It takes events — a port came up or went down, a frame
 //! arrived on a port, a route to another domain appeared — and answers with frames to send
 //! ([`Switch::poll_transmit`]) and notable happenings ([`Switch::poll_event`]). It never touches
-//! a socket or a clock: the caller passes `now`, and a driver (a later piece of this crate, or
-//! the gateway) moves the frames.
+//! a socket or a clock: the caller passes `now`, and a driver ([`SwitchHandle`], or the
+//! gateway's) moves the frames.
 //!
 //! | module | what |
 //! |---|---|
@@ -12,6 +12,8 @@
 //! | [`port`] | port identifiers and per-port counters |
 //! | [`name_server`] | the directory name server table at FFFFFC and its CT requests |
 //! | [`switch`] | fabric login, the fabric controller (SCR/RSCN), routing and hard zoning |
+//! | [`link`] | links between a node and a port: in-process channels, TCP (RFC 3643 framing) |
+//! | [`driver`] | the tokio driver: a running switch with links on its ports |
 //!
 //! A port is whatever carries frames: an F_Port has a node behind it and is named in the
 //! configuration ([`Config::f_ports`]); every other port is an inter-switch port (E_Port or
@@ -25,12 +27,14 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod driver;
 pub mod link;
 pub mod name_server;
 pub mod port;
 pub mod switch;
 
 pub use config::{Config, ConfigError, DefaultZone, Zone, ZoneSet, Zoning};
+pub use driver::{Direction, PortSnapshot, Snapshot, SwitchError, SwitchHandle, Tap};
 pub use name_server::NsEntry;
 pub use port::{DiscardReason, Discards, PortCounters, PortId};
 pub use switch::{Event, LogoutCause, Switch};

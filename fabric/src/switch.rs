@@ -35,11 +35,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use fc_frames::bls::BaAccRepr;
-use fc_frames::ct::ns::{NsExplanation, NsRequest, NsResponse};
+use fc_frames::ct::ns::{NsExplanation, NsRequest, NsRequestBody, NsResponse, NsResponseBody};
 use fc_frames::ct::CtReason;
 use fc_frames::els::{
     ElsCode, ElsReply, ElsRequest, LoginRepr, Logo, LsRjt, LsRjtExplanation, LsRjtReason, Rscn,
-    RscnPage, Scr, ScrFunction,
+    RscnEventQualifier, RscnPage, Scr, ScrFunction,
 };
 use fc_frames::header::UNASSIGNED_XID;
 use fc_frames::{Eof, FcFrame, FcId, FcType, FrameHeaderRepr, RCtl, Wwn};
@@ -410,11 +410,30 @@ impl Switch {
             return self.send(port, FcFrame::single(rh, acc.to_vec()));
         }
         if is_ct_request(&h) && h.d_id == FcId::DIRECTORY_SERVER {
-            let resp = match NsRequest::parse(&frame.payload) {
-                Ok(req) => self.ns.handle(h.s_id, &req, &self.config.zoning),
-                Err(e) => NsResponse::reject(e.reject_reason(), NsExplanation::NONE),
+            let (resp, changed) = match NsRequest::parse(&frame.payload) {
+                Ok(req) => {
+                    let resp = self.ns.handle(h.s_id, &req, &self.config.zoning);
+                    // FC-4 TYPEs and features are what discovery (GID_FT, GFF_ID) looks at:
+                    // registered ports hear of a change with an RSCN, as a fabric login.
+                    let changed = matches!(
+                        req.body,
+                        NsRequestBody::RftId { .. } | NsRequestBody::RffId { .. }
+                    ) && matches!(resp.body, NsResponseBody::Accept(_));
+                    (resp, changed)
+                }
+                Err(e) => (
+                    NsResponse::reject(e.reject_reason(), NsExplanation::NONE),
+                    false,
+                ),
             };
-            return self.reply_ct(port, &h, &resp);
+            self.reply_ct(port, &h, &resp);
+            if changed {
+                let name = self.ns.get(h.s_id).map(|e| e.port_name);
+                if let Some(name) = name {
+                    self.rscn_with(&[(h.s_id, name)], RscnEventQualifier::NAME_SERVER_OBJECT);
+                }
+            }
+            return;
         }
         if !is_els_request(&h) {
             return self.discard(port, DiscardReason::Unroutable);
@@ -606,12 +625,20 @@ impl Switch {
     /// Sends one RSCN, from FFFFFD, to every SCR-registered N_Port, listing the affected IDs
     /// it is zoned with (port address format), if any.
     fn rscn(&mut self, affected: &[(FcId, Wwn)]) {
+        self.rscn_with(affected, RscnEventQualifier::UNSPECIFIED);
+    }
+
+    /// [`rscn`](Self::rscn) with an event qualifier on every page.
+    fn rscn_with(&mut self, affected: &[(FcId, Wwn)], qualifier: RscnEventQualifier) {
         let mut out = Vec::new();
         for e in self.ns.iter().filter(|e| e.scr) {
             let pages: Vec<RscnPage> = affected
                 .iter()
                 .filter(|(id, w)| *id != e.port_id && self.config.zoning.zoned(e.port_name, *w))
-                .map(|(id, _)| RscnPage::port(*id))
+                .map(|(id, _)| RscnPage {
+                    qualifier,
+                    ..RscnPage::port(*id)
+                })
                 .collect();
             if !pages.is_empty() {
                 out.push((e.port, e.port_id, Rscn { pages }));

@@ -16,6 +16,8 @@ pub enum Layer {
     Frame,
     /// Frame with SOF/EOF ordered sets (pcap link type 225).
     DelimitedFrame,
+    /// RFC 3643 encapsulation header and the frame it encapsulates (FCIP, RFC 3821 §5.6).
+    Encapsulation,
     /// Extended link service payload (FC-LS-3 §4).
     Els,
     /// Basic link service payload (FC-LS-3 §3).
@@ -40,6 +42,7 @@ impl fmt::Display for Layer {
             Layer::FrameHeader => "FC frame header",
             Layer::Frame => "FC frame",
             Layer::DelimitedFrame => "delimited FC frame",
+            Layer::Encapsulation => "FC encapsulation",
             Layer::Els => "ELS",
             Layer::Bls => "BLS",
             Layer::CtPreamble => "CT_IU preamble",

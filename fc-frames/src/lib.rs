@@ -10,6 +10,7 @@
 //! | [`addr`] | FC-FS-4 §10, §19 | FC_ID, WWN |
 //! | [`header`] | FC-FS-4 §9 | the 24-byte frame header, R_CTL, TYPE, F_CTL |
 //! | [`frame`] | FC-FS-4 §9, §5 | SOF/EOF, payload and fill, FC CRC |
+//! | [`encap`] | RFC 3643 §3, RFC 3821 §5.6 | the FC frame encapsulation header FCIP sends over TCP |
 //! | [`els`] | FC-LS-3 §4 | FLOGI, FDISC, PLOGI, PRLI/PRLO, LOGO, LS_ACC, LS_RJT, RSCN, SCR, ECHO, LKA |
 //! | [`bls`] | FC-LS-3 §3 | ABTS, BA_ACC, BA_RJT |
 //! | [`ct`] | FC-GS-7 §4, §5 | CT_IU and the directory name server |
@@ -27,6 +28,7 @@ pub mod addr;
 pub mod bls;
 pub mod ct;
 pub mod els;
+pub mod encap;
 pub mod error;
 pub mod fcp;
 pub mod frame;

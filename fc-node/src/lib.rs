@@ -8,4 +8,6 @@
 
 pub mod disk;
 pub mod exchange;
+pub mod fcp;
+pub mod node;
 pub mod scsi;

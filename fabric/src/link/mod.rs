@@ -112,5 +112,8 @@ impl Link {
 pub fn pair() -> (Link, Link) {
     let (a_tx, b_rx) = mpsc::unbounded_channel();
     let (b_tx, a_rx) = mpsc::unbounded_channel();
-    (Link::from_channels(a_tx, a_rx), Link::from_channels(b_tx, b_rx))
+    (
+        Link::from_channels(a_tx, a_rx),
+        Link::from_channels(b_tx, b_rx),
+    )
 }

@@ -120,6 +120,9 @@ pub struct Outbound {
     /// `Some(base)`: F_CTL RELATIVE_OFFSET, and each frame's Parameter is `base` plus the
     /// frame's offset in `payload` (FCP_DATA). `None`: Parameter zero.
     pub relative_offset: Option<u32>,
+    /// Keep the sequence initiative after this sequence (FCP: the target's FCP_DATA before
+    /// its FCP_RSP). Ignored on the last sequence.
+    pub hold_initiative: bool,
 }
 
 impl Outbound {
@@ -130,7 +133,16 @@ impl Outbound {
             payload: payload.into(),
             last_sequence: false,
             relative_offset: None,
+            hold_initiative: false,
         }
+    }
+
+    /// Keeps the sequence initiative: the last frame goes without SEQUENCE_INITIATIVE, so
+    /// this port sends the next sequence too.
+    #[must_use]
+    pub fn hold_initiative(mut self) -> Outbound {
+        self.hold_initiative = true;
+        self
     }
 
     /// Marks the sequence as the last of the exchange.
@@ -488,8 +500,14 @@ impl ExchangeManager {
             rx_id: x.rx_id,
             parameter: 0,
         };
+        let hold = seq.hold_initiative && !seq.last_sequence;
         x.first_pending = false;
-        x.initiative = false;
+        x.initiative = hold;
+        let end_f_ctl = if hold {
+            f_ctl | FCtl::END_SEQUENCE
+        } else {
+            f_ctl | FCtl::END_SEQUENCE | FCtl::SEQUENCE_INITIATIVE
+        };
 
         let len = seq.payload.len();
         let size = self.config.max_payload;
@@ -499,11 +517,7 @@ impl ExchangeManager {
             let last = i + 1 == frames;
             // Invariant: check_len bounds `frames` to 2^16, so `i` fits SEQ_CNT.
             header.seq_cnt = i as u16;
-            header.f_ctl = if last {
-                f_ctl | FCtl::END_SEQUENCE | FCtl::SEQUENCE_INITIATIVE
-            } else {
-                f_ctl
-            };
+            header.f_ctl = if last { end_f_ctl } else { f_ctl };
             // Relative offsets wrap like the 32-bit field they go in.
             header.parameter = seq
                 .relative_offset

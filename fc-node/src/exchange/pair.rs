@@ -277,6 +277,42 @@ fn test_multi_sequence_exchange_passes_initiative() {
 }
 
 #[test]
+fn test_read_data_holds_initiative_for_the_response() {
+    let mut p = Pair::new(Config::default());
+    // FCP read: command, then the target's data and response with no turn in between.
+    let cmd = Outbound::new(RCtl::UNSOLICITED_COMMAND, vec![0; 32]);
+    let a_id = p.a.originate(p.now, B, FcType::FCP, cmd, TIMEOUT).unwrap();
+    p.drive();
+    let b_id = p.b_sequences()[0].0;
+    let data = Outbound::new(RCtl::SOLICITED_DATA, pattern(9000))
+        .with_relative_offset(0)
+        .hold_initiative();
+    p.b.send_sequence(p.now, b_id, data).unwrap();
+    let frames = p.sent_by_b();
+    let last = frames.last().unwrap().header.f_ctl;
+    assert!(last.contains(FCtl::END_SEQUENCE));
+    assert!(!last.contains(FCtl::SEQUENCE_INITIATIVE));
+    assert!(p.b.exchange(b_id).unwrap().initiative);
+    p.deliver_to_a(frames);
+    assert!(!p.a.exchange(a_id).unwrap().initiative);
+    // The initiator may not send now; the target may.
+    let err =
+        p.a.send_sequence(p.now, a_id, Outbound::new(RCtl::SOLICITED_DATA, vec![1]));
+    assert_eq!(err, Err(ExchangeError::NoInitiative(a_id)));
+    let rsp = Outbound::new(RCtl::COMMAND_STATUS, vec![0; 24])
+        .last()
+        .hold_initiative();
+    p.b.send_sequence(p.now, b_id, rsp).unwrap();
+    p.drive();
+    let at_a = sequences(&p.a_events);
+    assert_eq!(at_a.len(), 2);
+    assert_eq!(at_a[0].2, pattern(9000));
+    // The last sequence always hands the initiative back.
+    assert!(at_a[1].1.f_ctl.contains(FCtl::SEQUENCE_INITIATIVE));
+    assert_eq!((p.a.open_exchanges(), p.b.open_exchanges()), (0, 0));
+}
+
+#[test]
 fn test_dropped_frame_e_d_tov_abts_ba_acc() {
     let mut p = Pair::new(Config::default());
     let seq = Outbound::new(RCtl::UNSOLICITED_DATA, pattern(3 * 2112));

@@ -29,6 +29,27 @@ impl Tier {
             Tier::SlowHdd => RotationRate(7200),
         }
     }
+
+    /// The tier a MEDIUM ROTATION RATE stands for: 1 is SSD, 10000 rpm and up fast disk, any
+    /// other rate a slow disk; `None` when not reported.
+    pub const fn from_rotation_rate(rate: RotationRate) -> Option<Tier> {
+        match rate.0 {
+            0 => None,
+            1 => Some(Tier::Ssd),
+            r if r >= 10_000 && r < 0xFFFF => Some(Tier::FastHdd),
+            0x0402..=0xFFFE => Some(Tier::SlowHdd),
+            _ => None,
+        }
+    }
+
+    /// `ssd`, `fast-hdd` or `slow-hdd`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Tier::Ssd => "ssd",
+            Tier::FastHdd => "fast-hdd",
+            Tier::SlowHdd => "slow-hdd",
+        }
+    }
 }
 
 /// Why a block device could not do what the engine asked.
@@ -227,6 +248,19 @@ impl BlockDevice for MemLun {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_tier_from_rotation_rate() {
+        for t in [Tier::Ssd, Tier::FastHdd, Tier::SlowHdd] {
+            assert_eq!(Tier::from_rotation_rate(t.rotation_rate()), Some(t));
+        }
+        assert_eq!(Tier::from_rotation_rate(RotationRate(0)), None);
+        assert_eq!(
+            Tier::from_rotation_rate(RotationRate(5400)),
+            Some(Tier::SlowHdd)
+        );
+        assert_eq!(Tier::from_rotation_rate(RotationRate(0x0200)), None);
+    }
 
     #[test]
     fn test_tier_rotation_rate() {

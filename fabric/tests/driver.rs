@@ -1,0 +1,263 @@
+//! The switch driver with real links: nodes over TCP and in-process log in, talk to each other,
+//! show up in the snapshot, and go away when their link does.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use fabric::link::{self, tcp, Link, Received};
+use fabric::{
+    Config, Direction, Event, LogoutCause, PortId, Snapshot, Switch, SwitchError, SwitchHandle,
+};
+use fc_frames::els::{ElsCode, ElsReply, ElsRequest, LoginRepr};
+use fc_frames::encap::{emit_encapsulated, Timestamp};
+use fc_frames::{FcFrame, FcId, FcType, FrameHeaderRepr, RCtl, Wwn};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{sleep, timeout};
+
+const WAIT: Duration = Duration::from_secs(10);
+const DOMAIN: u8 = 0x0a;
+const SWITCH: Wwn = Wwn::from_u64(0x1000_0005_1e00_0001);
+const WA: Wwn = Wwn::from_u64(0x2100_0024_ff4a_000a);
+const WB: Wwn = Wwn::from_u64(0x5006_0160_3ea0_000b);
+const WC: Wwn = Wwn::from_u64(0x2100_0024_ff4a_000c);
+
+fn switch(ports: impl IntoIterator<Item = u8>) -> SwitchHandle {
+    let config = Config::new(DOMAIN, SWITCH, ports.into_iter().map(PortId));
+    SwitchHandle::spawn(Switch::new(config).expect("valid config"))
+}
+
+fn flogi_frame(wwpn: Wwn, ox: u16) -> FcFrame {
+    let req = ElsRequest::Flogi(LoginRepr::request(ElsCode::FLOGI, wwpn, wwpn, 2048));
+    FcFrame::single(
+        FrameHeaderRepr::request(
+            RCtl::ELS_REQUEST,
+            FcType::ELS,
+            FcId::F_PORT_CONTROLLER,
+            FcId::UNIDENTIFIED,
+            ox,
+        ),
+        req.to_vec(),
+    )
+}
+
+fn fcp_frame(s: FcId, d: FcId, ox: u16) -> FcFrame {
+    FcFrame::single(
+        FrameHeaderRepr::request(RCtl::UNSOLICITED_COMMAND, FcType::FCP, d, s, ox),
+        vec![0x28; 32],
+    )
+}
+
+async fn recv(link: &mut Link) -> Option<Received> {
+    timeout(WAIT, link.rx.recv()).await.expect("timed out")
+}
+
+async fn recv_frame(link: &mut Link) -> FcFrame {
+    match recv(link).await {
+        Some(Received::Frame(f)) => f,
+        other => panic!("expected a frame, got {other:?}"),
+    }
+}
+
+/// Sends FLOGI, checks the LS_ACC and returns the N_Port ID it assigns.
+async fn flogi(link: &mut Link, wwpn: Wwn) -> FcId {
+    link.tx.send(flogi_frame(wwpn, 0x100)).expect("link up");
+    let f = recv_frame(link).await;
+    assert_eq!(f.header.r_ctl, RCtl::ELS_REPLY);
+    assert_eq!(f.header.s_id, FcId::F_PORT_CONTROLLER);
+    assert_eq!(f.header.ox_id, 0x100);
+    match ElsReply::parse(ElsCode::FLOGI, &f.payload).expect("reply parses") {
+        ElsReply::Login(_) => {}
+        other => panic!("expected LS_ACC, got {other}"),
+    }
+    assert_eq!(f.header.d_id.domain(), DOMAIN);
+    f.header.d_id
+}
+
+/// Waits until the snapshot satisfies `pred`, and returns it.
+async fn snapshot_until(sw: &SwitchHandle, pred: impl Fn(&Snapshot) -> bool) -> Snapshot {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let s = sw.snapshot();
+        if pred(&s) {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "snapshot never matched: {s:#?}"
+        );
+        sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn serve(sw: &SwitchHandle) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let sw = sw.clone();
+    tokio::spawn(async move { sw.serve_tcp(listener).await });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_nodes_log_in_talk_and_leave() {
+    let sw = switch([1, 2, 3]);
+    let seen: Arc<Mutex<Vec<(PortId, Direction, RCtl)>>> = Arc::default();
+    let tap_seen = Arc::clone(&seen);
+    sw.set_tap(Some(Box::new(move |port, dir, f: &FcFrame| {
+        tap_seen
+            .lock()
+            .expect("tap lock")
+            .push((port, dir, f.header.r_ctl));
+    })));
+    let mut events = sw.events();
+    let addr = serve(&sw).await;
+
+    let mut a = tcp::connect(addr).await.expect("connect a");
+    let a_id = flogi(&mut a, WA).await;
+    let mut b = tcp::connect(addr).await.expect("connect b");
+    let b_id = flogi(&mut b, WB).await;
+    assert_eq!(a_id, FcId::from_parts(DOMAIN, 1, 0));
+    assert_eq!(b_id, FcId::from_parts(DOMAIN, 2, 0));
+
+    // A frame from one node reaches the other.
+    a.tx.send(fcp_frame(a_id, b_id, 0x200)).expect("up");
+    let f = recv_frame(&mut b).await;
+    assert_eq!((f.header.s_id, f.header.d_id), (a_id, b_id));
+    assert_eq!(f.header.r_ctl, RCtl::UNSOLICITED_COMMAND);
+    assert_eq!(&f.payload[..], &[0x28; 32]);
+
+    let snap = sw.snapshot();
+    let names: Vec<(FcId, Wwn)> = snap
+        .name_server
+        .iter()
+        .map(|e| (e.port_id, e.port_name))
+        .collect();
+    assert_eq!(names, [(a_id, WA), (b_id, WB)]);
+    let pa = snap.port(PortId(1)).expect("port 1");
+    let pb = snap.port(PortId(2)).expect("port 2");
+    assert!(pa.up && pb.up);
+    assert!(!snap.port(PortId(3)).expect("port 3").up);
+    assert_eq!((pa.counters.rx_frames, pa.counters.tx_frames), (2, 1));
+    assert_eq!((pb.counters.rx_frames, pb.counters.tx_frames), (1, 2));
+
+    // Events: both logins.
+    for (want_port, want_id, want_name) in [(PortId(1), a_id, WA), (PortId(2), b_id, WB)] {
+        let e = timeout(WAIT, events.recv()).await.expect("timed out");
+        match e.expect("event") {
+            Event::Login {
+                port,
+                port_id,
+                port_name,
+                ..
+            } => assert_eq!((port, port_id, port_name), (want_port, want_id, want_name)),
+            other => panic!("expected Login, got {other:?}"),
+        }
+    }
+
+    // A frame with a bad FC CRC on a third connection is counted as malformed on its port.
+    let mut raw = TcpStream::connect(addr).await.expect("raw connect");
+    let mut buf = BytesMut::new();
+    emit_encapsulated(&flogi_frame(WC, 1), Timestamp::ZERO, &mut buf);
+    buf[40] ^= 0x01;
+    raw.write_all(&buf).await.expect("write");
+    let snap = snapshot_until(&sw, |s| {
+        s.port(PortId(3))
+            .is_some_and(|p| p.counters.discards.malformed == 1)
+    })
+    .await;
+    assert_eq!(snap.port(PortId(3)).expect("port 3").counters.rx_frames, 1);
+    assert_eq!(snap.name_server.len(), 2);
+
+    // Every F_Port is taken: a fourth connection is closed.
+    let mut extra = TcpStream::connect(addr).await.expect("connect extra");
+    let mut rest = Vec::new();
+    let r = timeout(WAIT, extra.read_to_end(&mut rest))
+        .await
+        .expect("timed out");
+    assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
+
+    // Disconnecting port 1 takes A's link down and its name server entry away.
+    sw.disconnect(PortId(1));
+    assert!(recv(&mut a).await.is_none(), "A's link should be down");
+    let snap = snapshot_until(&sw, |s| s.name_server.len() == 1).await;
+    assert_eq!(snap.name_server[0].port_id, b_id);
+    assert!(!snap.port(PortId(1)).expect("port 1").up);
+    let e = timeout(WAIT, events.recv()).await.expect("timed out");
+    assert!(
+        matches!(
+            e,
+            Ok(Event::Logout { port: PortId(1), port_id, cause: LogoutCause::PortDown, .. })
+                if port_id == a_id
+        ),
+        "{e:?}"
+    );
+
+    // The freed port takes the next connection.
+    let mut c = tcp::connect(addr).await.expect("connect c");
+    assert_eq!(flogi(&mut c, WC).await, FcId::from_parts(DOMAIN, 1, 0));
+
+    // The tap saw both directions, in order: FLOGI in, LS_ACC out, on port 1 first.
+    let seen = seen.lock().expect("tap lock").clone();
+    assert_eq!(
+        &seen[..2],
+        &[
+            (PortId(1), Direction::Rx, RCtl::ELS_REQUEST),
+            (PortId(1), Direction::Tx, RCtl::ELS_REPLY)
+        ]
+    );
+    assert!(seen.contains(&(PortId(1), Direction::Rx, RCtl::UNSOLICITED_COMMAND)));
+    assert!(seen.contains(&(PortId(2), Direction::Tx, RCtl::UNSOLICITED_COMMAND)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_node_logs_in() {
+    let sw = switch([5]);
+    let mut node = sw.connect_node().expect("a free port");
+    assert_eq!(flogi(&mut node, WA).await, FcId::from_parts(DOMAIN, 5, 0));
+    assert_eq!(sw.connect_node().err(), Some(SwitchError::NoFreePort));
+    let snap = sw.snapshot();
+    assert_eq!(snap.name_server.len(), 1);
+    assert_eq!(snap.name_server[0].port, PortId(5));
+
+    // The node goes away: its port goes down and is free again.
+    drop(node);
+    snapshot_until(&sw, |s| {
+        s.name_server.is_empty() && !s.port(PortId(5)).is_some_and(|p| p.up)
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut node = loop {
+        match sw.connect_node() {
+            Ok(l) => break l,
+            Err(SwitchError::NoFreePort) if tokio::time::Instant::now() < deadline => {
+                sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(flogi(&mut node, WB).await, FcId::from_parts(DOMAIN, 5, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reattaching_a_port_replaces_its_link() {
+    let sw = switch([1]);
+    let (near, mut old) = link::pair();
+    sw.attach(PortId(1), near);
+    let old_id = flogi(&mut old, WA).await;
+
+    let (near, mut new) = link::pair();
+    sw.attach(PortId(1), near);
+    // The old link is down, and its going down does not take the new one with it.
+    assert!(recv(&mut old).await.is_none());
+    let new_id = flogi(&mut new, WB).await;
+    assert_eq!(new_id, old_id);
+    sleep(Duration::from_millis(50)).await;
+    let snap = sw.snapshot();
+    assert!(snap.port(PortId(1)).expect("port 1").up);
+    let names: Vec<Wwn> = snap.name_server.iter().map(|e| e.port_name).collect();
+    assert_eq!(names, [WB]);
+    // Still answering on the new link.
+    new.tx.send(flogi_frame(WB, 0x101)).expect("up");
+    assert_eq!(recv_frame(&mut new).await.header.ox_id, 0x101);
+}

@@ -1,0 +1,1076 @@
+//! The N_Port driver: one tokio task (the *core*) owns the link, the [`ExchangeManager`] and
+//! the port's sessions, and a second task (the *manager*, [`login`]) logs the port in.
+//!
+//! ```text
+//!  Node handle ── commands ──► core ◄── link (fabric::link) ──► switch port
+//!   exchange(): Exchange ◄─ per-exchange events ─┤
+//!                                                ├─ ELS requests from peers: answered here (els)
+//!                                                ├─ FCP_CMND: the FCP target (fcp::target)
+//!                                                └─ notices (RSCN, LOGO, link) ──► manager
+//! ```
+//!
+//! The protocol state stays sans-IO: frames and time go into the [`ExchangeManager`], and the
+//! ELS answers are pure functions of the request and the session table ([`els`]). The core
+//! only moves frames, timers and channel messages. The manager runs the login procedure as
+//! ordinary async code on top of [`Node::exchange`]: FLOGI, name server registration, SCR,
+//! and, for an initiator, GID_FT discovery with PLOGI/PRLI to each target; it runs it again
+//! when the link comes back, and rediscovers on RSCN or a target's LOGO.
+//!
+//! A link that goes down fails every open exchange with [`NodeError::LinkDown`], drops every
+//! session, and the core reconnects with bounded exponential backoff.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fabric::link::{Link, LinkTx, Received};
+use fc_frames::els::prli::FcpServiceParams;
+use fc_frames::els::{ElsCode, ElsError, ElsReply, ElsRequest, Logo, LsRjt};
+use fc_frames::{FCtl, FcId, FcType, FrameHeaderRepr, RCtl, Wwn};
+use tokio::sync::{mpsc, watch};
+
+use crate::exchange::{self, Event, ExchangeError, ExchangeId, ExchangeManager, Outbound};
+use crate::fcp::target::Target;
+
+pub mod els;
+pub mod login;
+
+/// How a node gets a link to its switch port: called again after every link loss.
+pub trait Connector: Send + 'static {
+    /// Opens a new link.
+    fn connect(&mut self) -> Pin<Box<dyn Future<Output = io::Result<Link>> + Send + '_>>;
+}
+
+impl<F, Fut> Connector for F
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = io::Result<Link>> + Send + 'static,
+{
+    fn connect(&mut self) -> Pin<Box<dyn Future<Output = io::Result<Link>> + Send + '_>> {
+        Box::pin(self())
+    }
+}
+
+/// What a node is and how it behaves.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// N_Port_Name.
+    pub port_name: Wwn,
+    /// Node_Name.
+    pub node_name: Wwn,
+    /// Symbolic port name registered with the name server (RSPN_ID), at most 255 bytes.
+    pub symbolic_name: String,
+    /// FCP initiator function: discover targets and log in to them.
+    pub initiator: bool,
+    /// FCP target function: accept PRLI and serve FCP_CMND (needs a [`Target`]).
+    pub target: bool,
+    /// Exchange manager tunables (E_D_TOV, R_A_TOV, bounds).
+    pub exchange: exchange::Config,
+    /// Time-out of an ELS or name server request (FC-LS: 2 × R_A_TOV).
+    pub els_timeout: Duration,
+    /// First wait before reconnecting a lost link; doubles up to `reconnect_max`.
+    pub reconnect_min: Duration,
+    /// Longest wait between reconnection attempts.
+    pub reconnect_max: Duration,
+}
+
+impl NodeConfig {
+    /// A node with the FC default time-outs (E_D_TOV 2 s, R_A_TOV 10 s), ELS time-out 20 s,
+    /// reconnecting after 50 ms to 2 s.
+    pub fn new(port_name: Wwn, node_name: Wwn) -> NodeConfig {
+        NodeConfig {
+            port_name,
+            node_name,
+            symbolic_name: format!("fcsan {port_name}"),
+            initiator: false,
+            target: false,
+            exchange: exchange::Config::default(),
+            els_timeout: Duration::from_secs(20),
+            reconnect_min: Duration::from_millis(50),
+            reconnect_max: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Where the port is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    /// No link; connecting.
+    Connecting,
+    /// The link is up (the `generation`th since start); fabric login under way.
+    LinkUp {
+        /// Counts links: every reconnection is a new generation.
+        generation: u64,
+    },
+    /// Logged in with the fabric.
+    Online {
+        /// The link generation.
+        generation: u64,
+        /// The N_Port ID the fabric assigned.
+        port_id: FcId,
+        /// The fabric's name.
+        fabric_name: Wwn,
+    },
+    /// Shut down.
+    Stopped,
+}
+
+impl NodeState {
+    /// The link generation, when the link is up.
+    pub fn generation(self) -> Option<u64> {
+        match self {
+            NodeState::LinkUp { generation } | NodeState::Online { generation, .. } => {
+                Some(generation)
+            }
+            NodeState::Connecting | NodeState::Stopped => None,
+        }
+    }
+}
+
+/// Another N_Port this port is logged in with (PLOGI, either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemotePort {
+    /// Its N_Port ID.
+    pub port_id: FcId,
+    /// Its port name.
+    pub port_name: Wwn,
+    /// Its node name.
+    pub node_name: Wwn,
+    /// The receive data field size it gave at login.
+    pub rx_size: u16,
+    /// Its FCP service parameters, once an FCP image pair is established (PRLI).
+    pub fcp: Option<FcpServiceParams>,
+}
+
+impl RemotePort {
+    /// True when it is an FCP target we have an image pair with.
+    pub fn is_fcp_target(&self) -> bool {
+        self.fcp
+            .is_some_and(|p| p.contains(FcpServiceParams::TARGET_FUNCTION))
+    }
+
+    /// True when it is an FCP initiator with an image pair with us.
+    pub fn is_fcp_initiator(&self) -> bool {
+        self.fcp
+            .is_some_and(|p| p.contains(FcpServiceParams::INITIATOR_FUNCTION))
+    }
+}
+
+/// Why an exchange or request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The link went down (or was down) before the exchange ended.
+    #[error("link down")]
+    LinkDown,
+    /// The port is not logged in with the fabric.
+    #[error("not logged in with the fabric")]
+    Offline,
+    /// No answer in time: the exchange was aborted with ABTS.
+    #[error("timed out; exchange aborted")]
+    TimedOut,
+    /// A sequence outgrew the reassembly bounds: the exchange was aborted.
+    #[error("sequence too large; exchange aborted")]
+    Overrun,
+    /// The peer aborted the exchange (ABTS).
+    #[error("aborted by the peer")]
+    AbortedByPeer,
+    /// The exchange manager refused the send.
+    #[error("exchange: {0}")]
+    Exchange(#[from] ExchangeError),
+    /// The peer answered with LS_RJT.
+    #[error("rejected: {0}")]
+    Rejected(LsRjt),
+    /// The peer's answer did not decode or made no sense.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The node was shut down.
+    #[error("node stopped")]
+    Stopped,
+}
+
+impl From<ElsError> for NodeError {
+    fn from(e: ElsError) -> NodeError {
+        NodeError::Protocol(e.to_string())
+    }
+}
+
+/// One received sequence of an exchange.
+#[derive(Debug, Clone)]
+pub struct Sequence {
+    /// Header of its first frame.
+    pub header: FrameHeaderRepr,
+    /// Its payload.
+    pub payload: Bytes,
+}
+
+impl Sequence {
+    /// True when it ended the exchange.
+    pub fn is_last(&self) -> bool {
+        self.header.f_ctl.contains(FCtl::LAST_SEQUENCE)
+    }
+}
+
+enum XEvent {
+    Started(ExchangeId),
+    Sequence(Sequence),
+    Failed(NodeError),
+}
+
+/// An exchange this port opened: receive the peer's sequences, send more of ours. Dropping it
+/// before the exchange ended aborts the exchange (ABTS), so no state leaks.
+pub struct Exchange {
+    id: Option<ExchangeId>,
+    /// Names the exchange to the core before its ID is known.
+    key: usize,
+    done: bool,
+    events: mpsc::UnboundedReceiver<XEvent>,
+    core: mpsc::UnboundedSender<Command>,
+}
+
+impl fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Exchange")
+            .field("id", &self.id)
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl Exchange {
+    /// The next sequence from the peer.
+    pub async fn next(&mut self) -> Result<Sequence, NodeError> {
+        loop {
+            match self.events.recv().await {
+                Some(XEvent::Started(id)) => self.id = Some(id),
+                Some(XEvent::Sequence(s)) => {
+                    if s.is_last() {
+                        self.done = true;
+                    }
+                    return Ok(s);
+                }
+                Some(XEvent::Failed(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                None => {
+                    self.done = true;
+                    return Err(NodeError::Stopped);
+                }
+            }
+        }
+    }
+
+    /// Sends our next sequence (we must hold the sequence initiative); a failure comes back
+    /// from [`next`](Self::next).
+    pub fn send(&mut self, seq: Outbound) {
+        if seq.last_sequence {
+            self.done = true;
+        }
+        // The exchange's ID may not be known yet; the core queues by channel order, and an
+        // Originate is always ahead of this Send in the same channel.
+        let _ = self.core.send(Command::Send {
+            id: self.id,
+            key: self.key,
+            seq,
+        });
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.core.send(Command::Release {
+                id: self.id,
+                key: self.key,
+            });
+        }
+    }
+}
+
+/// A notice from the core to the manager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Notice {
+    /// An RSCN arrived with these affected addresses.
+    Rscn(Vec<fc_frames::els::RscnPage>),
+    /// A port logged us out (LOGO), or told us we are not logged in with it.
+    LoggedOut(FcId),
+}
+
+enum Command {
+    Originate {
+        d_id: FcId,
+        fc_type: FcType,
+        seq: Outbound,
+        timeout: Duration,
+        key: usize,
+        events: mpsc::UnboundedSender<XEvent>,
+    },
+    Send {
+        id: Option<ExchangeId>,
+        key: usize,
+        seq: Outbound,
+    },
+    Release {
+        id: Option<ExchangeId>,
+        key: usize,
+    },
+    /// Fabric login done: our N_Port ID and the frame size to use.
+    LoggedIn {
+        generation: u64,
+        port_id: FcId,
+        fabric_name: Wwn,
+        max_payload: usize,
+    },
+    /// The FCP target finished (part of) a command: sequences to send on a responder exchange.
+    Respond {
+        generation: u64,
+        id: ExchangeId,
+        seqs: Vec<Outbound>,
+    },
+    Shutdown,
+}
+
+/// State shared by the node's handle, core and manager.
+struct Shared {
+    config: NodeConfig,
+    state: watch::Sender<NodeState>,
+    sessions: Mutex<BTreeMap<FcId, RemotePort>>,
+    counters: Mutex<NodeCounters>,
+}
+
+impl Shared {
+    fn sessions(&self) -> MutexGuard<'_, BTreeMap<FcId, RemotePort>> {
+        // A panic while holding this lock leaves a map that is still a valid map.
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn counters(&self) -> MutexGuard<'_, NodeCounters> {
+        self.counters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a node counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeCounters {
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Frames sent.
+    pub tx_frames: u64,
+    /// Frames that did not decode (bad CRC, bad length).
+    pub malformed: u64,
+    /// Links brought up.
+    pub links: u64,
+    /// Fabric logins completed.
+    pub fabric_logins: u64,
+    /// Exchanges that timed out.
+    pub timeouts: u64,
+    /// FCP commands from ports without an FCP image pair, dropped (and the port sent LOGO).
+    pub fcp_without_login: u64,
+    /// FCP commands served.
+    pub fcp_commands: u64,
+}
+
+/// A handle on a running node. Cheap to clone; the node stops when the last handle is dropped
+/// or [`shutdown`](Self::shutdown) is called.
+#[derive(Clone)]
+pub struct Node {
+    shared: Arc<Shared>,
+    core: mpsc::UnboundedSender<Command>,
+    _guard: Arc<StopGuard>,
+}
+
+struct StopGuard(mpsc::UnboundedSender<Command>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        let _ = self.0.send(Command::Shutdown);
+    }
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("port_name", &self.shared.config.port_name)
+            .field("state", &*self.shared.state.borrow())
+            .finish()
+    }
+}
+
+/// The parts of a node the manager and the FCP target use (no stop guard).
+#[derive(Clone)]
+pub(crate) struct CoreHandle {
+    shared: Arc<Shared>,
+    core: mpsc::UnboundedSender<Command>,
+}
+
+impl CoreHandle {
+    pub(crate) fn config(&self) -> &NodeConfig {
+        &self.shared.config
+    }
+
+    pub(crate) fn exchange(
+        &self,
+        d_id: FcId,
+        fc_type: FcType,
+        seq: Outbound,
+        timeout: Duration,
+    ) -> Exchange {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let key = next_key();
+        let mut x = Exchange {
+            id: None,
+            key,
+            done: false,
+            events: rx,
+            core: self.core.clone(),
+        };
+        if self
+            .core
+            .send(Command::Originate {
+                d_id,
+                fc_type,
+                seq,
+                timeout,
+                key,
+                events: tx,
+            })
+            .is_err()
+        {
+            x.done = true;
+        }
+        x
+    }
+
+    /// Sends an ELS request and waits for its reply; LS_RJT is an error.
+    pub(crate) async fn els(&self, d_id: FcId, req: &ElsRequest) -> Result<ElsReply, NodeError> {
+        let code = req.code();
+        let seq = Outbound::new(RCtl::ELS_REQUEST, req.to_vec());
+        let mut x = self.exchange(d_id, FcType::ELS, seq, self.shared.config.els_timeout);
+        let reply = x.next().await?;
+        match ElsReply::parse(code, &reply.payload)? {
+            ElsReply::Rjt(rjt) => Err(NodeError::Rejected(rjt)),
+            r => Ok(r),
+        }
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), NodeError> {
+        self.core.send(cmd).map_err(|_| NodeError::Stopped)
+    }
+
+    pub(crate) fn state(&self) -> NodeState {
+        *self.shared.state.borrow()
+    }
+
+    pub(crate) fn watch_state(&self) -> watch::Receiver<NodeState> {
+        self.shared.state.subscribe()
+    }
+
+    pub(crate) fn logged_in(
+        &self,
+        generation: u64,
+        port_id: FcId,
+        fabric_name: Wwn,
+        max_payload: usize,
+    ) -> Result<(), NodeError> {
+        self.send(Command::LoggedIn {
+            generation,
+            port_id,
+            fabric_name,
+            max_payload,
+        })
+    }
+
+    pub(crate) fn respond(&self, generation: u64, id: ExchangeId, seqs: Vec<Outbound>) {
+        let _ = self.core.send(Command::Respond {
+            generation,
+            id,
+            seqs,
+        });
+    }
+
+    pub(crate) fn sessions(&self) -> MutexGuard<'_, BTreeMap<FcId, RemotePort>> {
+        self.shared.sessions()
+    }
+
+    pub(crate) fn count(&self, f: impl FnOnce(&mut NodeCounters)) {
+        f(&mut self.shared.counters());
+    }
+}
+
+fn next_key() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static KEY: AtomicUsize = AtomicUsize::new(1);
+    KEY.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Node {
+    /// Starts a node: it connects with `connector`, logs in with the fabric, registers with
+    /// the name server and, as an initiator, logs in to every FCP target it may see. `target`
+    /// serves FCP commands when the node is a target. Must be called inside a tokio runtime.
+    pub fn spawn(config: NodeConfig, connector: impl Connector, target: Option<Target>) -> Node {
+        let (state, _) = watch::channel(NodeState::Connecting);
+        let shared = Arc::new(Shared {
+            config,
+            state,
+            sessions: Mutex::new(BTreeMap::new()),
+            counters: Mutex::new(NodeCounters::default()),
+        });
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (notice_tx, notice_rx) = mpsc::unbounded_channel();
+        let handle = CoreHandle {
+            shared: shared.clone(),
+            core: cmd_tx.clone(),
+        };
+        let target = target.map(|t| t.start(handle.clone()));
+        let core = Core {
+            em: ExchangeManager::new(shared.config.exchange.clone()),
+            shared: shared.clone(),
+            handle: handle.clone(),
+            link: None,
+            generation: 0,
+            waiters: HashMap::new(),
+            pending: HashMap::new(),
+            notices: notice_tx,
+            target,
+            stopping: false,
+        };
+        tokio::spawn(core.run(cmd_rx, Box::new(connector)));
+        tokio::spawn(login::manage(handle, notice_rx));
+        Node {
+            shared,
+            core: cmd_tx.clone(),
+            _guard: Arc::new(StopGuard(cmd_tx)),
+        }
+    }
+
+    fn handle(&self) -> CoreHandle {
+        CoreHandle {
+            shared: self.shared.clone(),
+            core: self.core.clone(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.shared.config
+    }
+
+    /// Where the port is now.
+    pub fn state(&self) -> NodeState {
+        *self.shared.state.borrow()
+    }
+
+    /// A receiver that sees every state change.
+    pub fn watch_state(&self) -> watch::Receiver<NodeState> {
+        self.shared.state.subscribe()
+    }
+
+    /// The N_Port ID, when logged in with the fabric.
+    pub fn port_id(&self) -> Option<FcId> {
+        match self.state() {
+            NodeState::Online { port_id, .. } => Some(port_id),
+            _ => None,
+        }
+    }
+
+    /// Waits until the port is logged in with the fabric; its N_Port ID.
+    pub async fn wait_online(&self, timeout: Duration) -> Result<FcId, NodeError> {
+        let mut rx = self.watch_state();
+        let wait = async {
+            let s = rx
+                .wait_for(|s| matches!(s, NodeState::Online { .. } | NodeState::Stopped))
+                .await
+                .map(|s| *s);
+            match s {
+                Ok(NodeState::Online { port_id, .. }) => Ok(port_id),
+                _ => Err(NodeError::Stopped),
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .unwrap_or(Err(NodeError::TimedOut))
+    }
+
+    /// The ports logged in with this one, by N_Port ID.
+    pub fn sessions(&self) -> Vec<RemotePort> {
+        self.shared.sessions().values().copied().collect()
+    }
+
+    /// The FCP targets this port has an image pair with, by N_Port ID.
+    pub fn targets(&self) -> Vec<RemotePort> {
+        self.shared
+            .sessions()
+            .values()
+            .filter(|r| r.is_fcp_target())
+            .copied()
+            .collect()
+    }
+
+    /// Waits until at least `n` FCP targets are logged in, or `timeout`.
+    pub async fn wait_targets(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<RemotePort>, NodeError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let targets = self.targets();
+            if targets.len() >= n {
+                return Ok(targets);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(NodeError::TimedOut);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// What the node counted.
+    pub fn counters(&self) -> NodeCounters {
+        *self.shared.counters()
+    }
+
+    /// Opens an exchange with `d_id` by sending its first sequence. The exchange is aborted
+    /// if it has not ended within `timeout`.
+    pub fn exchange(
+        &self,
+        d_id: FcId,
+        fc_type: FcType,
+        seq: Outbound,
+        timeout: Duration,
+    ) -> Exchange {
+        self.handle().exchange(d_id, fc_type, seq, timeout)
+    }
+
+    /// Sends an ELS request and waits for the reply; LS_RJT is [`NodeError::Rejected`].
+    pub async fn els(&self, d_id: FcId, req: &ElsRequest) -> Result<ElsReply, NodeError> {
+        self.handle().els(d_id, req).await
+    }
+
+    /// Sends a name server request to FFFFFC and waits for the reply.
+    pub async fn name_server(
+        &self,
+        req: &fc_frames::ct::ns::NsRequest,
+    ) -> Result<fc_frames::ct::ns::NsResponse, NodeError> {
+        login::ns_request(&self.handle(), req).await
+    }
+
+    /// Logs out from the fabric (LOGO to FFFFFE) and stops the node.
+    pub async fn shutdown(&self) {
+        if let Some(id) = self.port_id() {
+            let logo = ElsRequest::Logo(Logo {
+                n_port_id: id,
+                port_name: self.shared.config.port_name,
+            });
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                self.els(FcId::F_PORT_CONTROLLER, &logo),
+            )
+            .await;
+        }
+        let _ = self.core.send(Command::Shutdown);
+        let mut rx = self.watch_state();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            rx.wait_for(|s| *s == NodeState::Stopped),
+        )
+        .await;
+    }
+}
+
+struct Core {
+    em: ExchangeManager,
+    shared: Arc<Shared>,
+    handle: CoreHandle,
+    link: Option<LinkTx>,
+    generation: u64,
+    /// Exchanges we opened, by ID, with the channel to their owner.
+    waiters: HashMap<ExchangeId, (usize, mpsc::UnboundedSender<XEvent>)>,
+    /// Owner key → exchange ID, for sends and releases that raced the ID.
+    pending: HashMap<usize, ExchangeId>,
+    notices: mpsc::UnboundedSender<Notice>,
+    target: Option<crate::fcp::target::Running>,
+    stopping: bool,
+}
+
+impl Core {
+    async fn run(
+        mut self,
+        mut cmds: mpsc::UnboundedReceiver<Command>,
+        mut connector: Box<dyn Connector>,
+    ) {
+        let config = self.shared.config.clone();
+        let mut backoff = config.reconnect_min;
+        while !self.stopping {
+            // Connect, failing whatever is asked meanwhile.
+            let link = {
+                let connect = connector.connect();
+                tokio::pin!(connect);
+                loop {
+                    tokio::select! {
+                        r = &mut connect => break Some(r),
+                        cmd = cmds.recv() => match cmd {
+                            Some(cmd) => self.offline_command(cmd),
+                            None => break None,
+                        },
+                    }
+                    if self.stopping {
+                        break None;
+                    }
+                }
+            };
+            let link = match link {
+                Some(Ok(link)) => link,
+                Some(Err(e)) => {
+                    tracing::debug!(port_name = %config.port_name, error = %e, "connect failed");
+                    let sleep = tokio::time::sleep(backoff);
+                    tokio::pin!(sleep);
+                    loop {
+                        tokio::select! {
+                            _ = &mut sleep => break,
+                            cmd = cmds.recv() => match cmd {
+                                Some(cmd) => self.offline_command(cmd),
+                                None => { self.stopping = true; break; }
+                            },
+                        }
+                        if self.stopping {
+                            break;
+                        }
+                    }
+                    backoff = (backoff * 2).min(config.reconnect_max);
+                    continue;
+                }
+                None => break,
+            };
+            backoff = config.reconnect_min;
+            self.connected(link, &mut cmds).await;
+        }
+        self.link = None;
+        self.fail_all(NodeError::Stopped);
+        self.shared.state.send_replace(NodeState::Stopped);
+    }
+
+    /// Runs one link until it goes down or the node stops.
+    async fn connected(&mut self, link: Link, cmds: &mut mpsc::UnboundedReceiver<Command>) {
+        let Link { tx, mut rx } = link;
+        self.generation += 1;
+        self.em = ExchangeManager::new(exchange::Config {
+            xid_seed: (self.generation as u16).wrapping_mul(0x1000),
+            ..self.shared.config.exchange.clone()
+        });
+        self.link = Some(tx);
+        self.handle.count(|c| c.links += 1);
+        tracing::info!(port_name = %self.shared.config.port_name, generation = self.generation, "link up");
+        self.shared.state.send_replace(NodeState::LinkUp {
+            generation: self.generation,
+        });
+        let mut received = Vec::with_capacity(256);
+        let mut commands = Vec::with_capacity(256);
+        loop {
+            let deadline = self.em.poll_timeout();
+            tokio::select! {
+                n = rx.recv_many(&mut received, 256) => {
+                    if n == 0 {
+                        break;
+                    }
+                    let now = Instant::now();
+                    let mut frames = 0;
+                    for r in received.drain(..) {
+                        match r {
+                            Received::Frame(f) => {
+                                frames += 1;
+                                self.em.handle_frame(now, f);
+                            }
+                            Received::Malformed { .. } => self.handle.count(|c| c.malformed += 1),
+                        }
+                    }
+                    self.handle.count(|c| c.rx_frames += frames);
+                }
+                n = cmds.recv_many(&mut commands, 256) => {
+                    if n == 0 {
+                        self.stopping = true;
+                        break;
+                    }
+                    for cmd in commands.drain(..) {
+                        self.command(cmd);
+                    }
+                    if self.stopping {
+                        break;
+                    }
+                }
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    self.em.handle_timeout(Instant::now());
+                }
+            }
+            self.pump();
+            if self.link.as_ref().is_none_or(LinkTx::is_closed) {
+                break;
+            }
+        }
+        tracing::info!(port_name = %self.shared.config.port_name, generation = self.generation, "link down");
+        self.link = None;
+        self.fail_all(NodeError::LinkDown);
+        self.shared.sessions().clear();
+        if !self.stopping {
+            self.shared.state.send_replace(NodeState::Connecting);
+        }
+    }
+
+    fn fail_all(&mut self, e: NodeError) {
+        for (_, (_, tx)) in self.waiters.drain() {
+            let _ = tx.send(XEvent::Failed(e.clone()));
+        }
+        self.pending.clear();
+        if let Some(t) = &mut self.target {
+            t.clear();
+        }
+    }
+
+    fn offline_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Originate { events, .. } => {
+                let _ = events.send(XEvent::Failed(NodeError::LinkDown));
+            }
+            Command::Shutdown => self.stopping = true,
+            Command::Send { .. }
+            | Command::Release { .. }
+            | Command::LoggedIn { .. }
+            | Command::Respond { .. } => {}
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Originate {
+                d_id,
+                fc_type,
+                seq,
+                timeout,
+                key,
+                events,
+            } => match self.em.originate(now, d_id, fc_type, seq, timeout) {
+                Ok(id) => {
+                    let _ = events.send(XEvent::Started(id));
+                    self.waiters.insert(id, (key, events));
+                    self.pending.insert(key, id);
+                }
+                Err(e) => {
+                    let _ = events.send(XEvent::Failed(e.into()));
+                }
+            },
+            Command::Send { id, key, seq } => {
+                let Some(id) = id.or_else(|| self.pending.get(&key).copied()) else {
+                    return;
+                };
+                let last = seq.last_sequence;
+                if let Err(e) = self.em.send_sequence(now, id, seq) {
+                    if let Some((_, tx)) = self.waiters.remove(&id) {
+                        let _ = tx.send(XEvent::Failed(e.into()));
+                    }
+                    self.pending.remove(&key);
+                } else if last {
+                    self.waiters.remove(&id);
+                    self.pending.remove(&key);
+                }
+            }
+            Command::Release { id, key } => {
+                let Some(id) = id.or_else(|| self.pending.remove(&key)) else {
+                    return;
+                };
+                self.pending.remove(&key);
+                self.waiters.remove(&id);
+                if self.em.exchange(id).is_some() {
+                    let _ = self.em.abort(now, id);
+                }
+            }
+            Command::LoggedIn {
+                generation,
+                port_id,
+                fabric_name,
+                max_payload,
+            } => {
+                if generation == self.generation {
+                    self.em.set_local_id(port_id);
+                    self.em.set_max_payload(max_payload);
+                    self.handle.count(|c| c.fabric_logins += 1);
+                    self.shared.state.send_replace(NodeState::Online {
+                        generation,
+                        port_id,
+                        fabric_name,
+                    });
+                }
+            }
+            Command::Respond {
+                generation,
+                id,
+                seqs,
+            } => {
+                if !self
+                    .target
+                    .as_mut()
+                    .is_some_and(|t| t.complete(generation, id))
+                {
+                    return;
+                }
+                for seq in seqs {
+                    if self.em.send_sequence(now, id, seq).is_err() {
+                        // The exchange was aborted meanwhile (time-out, ABTS, link loss).
+                        break;
+                    }
+                }
+            }
+            Command::Shutdown => self.stopping = true,
+        }
+    }
+
+    /// Hands out what the exchange manager produced, until it has nothing more.
+    fn pump(&mut self) {
+        loop {
+            let mut busy = false;
+            while let Some(ev) = self.em.poll_event() {
+                busy = true;
+                self.event(ev);
+            }
+            let mut sent = 0;
+            while let Some(frame) = self.em.poll_transmit() {
+                busy = true;
+                sent += 1;
+                if let Some(link) = &self.link {
+                    if link.send(frame).is_err() {
+                        self.link = None;
+                    }
+                }
+            }
+            if sent > 0 {
+                self.handle.count(|c| c.tx_frames += sent);
+            }
+            if !busy {
+                return;
+            }
+        }
+    }
+
+    fn event(&mut self, ev: Event) {
+        match ev {
+            Event::Sequence {
+                id,
+                header,
+                payload,
+            } => {
+                if let Some((key, tx)) = self.waiters.get(&id) {
+                    let last = header.f_ctl.contains(FCtl::LAST_SEQUENCE);
+                    let key = *key;
+                    let _ = tx.send(XEvent::Sequence(Sequence { header, payload }));
+                    if last {
+                        self.waiters.remove(&id);
+                        self.pending.remove(&key);
+                    }
+                    return;
+                }
+                self.inbound(id, header, payload);
+            }
+            Event::TimedOut { id } | Event::Overrun { id } | Event::AbortedByPeer { id } => {
+                let e = match ev {
+                    Event::TimedOut { .. } => {
+                        self.handle.count(|c| c.timeouts += 1);
+                        NodeError::TimedOut
+                    }
+                    Event::Overrun { .. } => NodeError::Overrun,
+                    _ => NodeError::AbortedByPeer,
+                };
+                if let Some((key, tx)) = self.waiters.remove(&id) {
+                    let _ = tx.send(XEvent::Failed(e));
+                    self.pending.remove(&key);
+                }
+                if let Some(t) = &mut self.target {
+                    t.forget(id);
+                }
+            }
+            Event::Aborted { id } => {
+                if let Some((key, tx)) = self.waiters.remove(&id) {
+                    let _ = tx.send(XEvent::Failed(NodeError::TimedOut));
+                    self.pending.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// A sequence of an exchange a peer opened.
+    fn inbound(&mut self, id: ExchangeId, header: FrameHeaderRepr, payload: Bytes) {
+        let now = Instant::now();
+        if header.fc_type == FcType::ELS && header.r_ctl == RCtl::ELS_REQUEST {
+            let answer = els::answer(&self.shared.config, &self.handle, &header, &payload);
+            if let Some(notice) = answer.notice {
+                let _ = self.notices.send(notice);
+            }
+            let _ = self.em.send_sequence(
+                now,
+                id,
+                Outbound::new(RCtl::ELS_REPLY, answer.reply.to_vec()).last(),
+            );
+            return;
+        }
+        if header.fc_type == FcType::FCP {
+            let logged_in = self
+                .shared
+                .sessions()
+                .get(&header.s_id)
+                .is_some_and(RemotePort::is_fcp_initiator);
+            match &mut self.target {
+                Some(t) if logged_in || t.is_open(id) => {
+                    if let Some(seq) = t.sequence(id, &header, payload) {
+                        let _ = self.em.send_sequence(now, id, seq);
+                    }
+                    return;
+                }
+                _ => {
+                    // FC-LS-3: a frame from a port that is not logged in is discarded, and
+                    // the port is told with LOGO so that it logs in again.
+                    self.handle.count(|c| c.fcp_without_login += 1);
+                    let _ = self.em.abort(now, id);
+                    self.send_logo(now, header.s_id);
+                    return;
+                }
+            }
+        }
+        // Nothing else is served here: abort the exchange so it does not linger.
+        tracing::debug!(r_ctl = %header.r_ctl, fc_type = %header.fc_type, s_id = %header.s_id, "unserved exchange aborted");
+        let _ = self.em.abort(now, id);
+    }
+
+    fn send_logo(&mut self, now: Instant, to: FcId) {
+        let logo = ElsRequest::Logo(Logo {
+            n_port_id: self.em.local_id(),
+            port_name: self.shared.config.port_name,
+        });
+        let seq = Outbound::new(RCtl::ELS_REQUEST, logo.to_vec());
+        let _ = self
+            .em
+            .originate(now, to, FcType::ELS, seq, self.shared.config.els_timeout);
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The ELS command codes this node answers itself (the rest get LS_RJT, not supported).
+pub const ANSWERED_ELS: [ElsCode; 7] = [
+    ElsCode::PLOGI,
+    ElsCode::PRLI,
+    ElsCode::PRLO,
+    ElsCode::LOGO,
+    ElsCode::RSCN,
+    ElsCode::ECHO,
+    ElsCode::PDISC,
+];

@@ -1,0 +1,187 @@
+//! The TOML configuration files of the `fcsan` roles, loaded into typed values.
+//!
+//! Each role that runs as its own process reads one file: `fcsan switch --config switch.toml`
+//! ([`load_switch`]), `fcsan disk --config disk.toml` ([`load_disk`]) and `fcsan host --config
+//! host.toml` ([`load_host`]). Loading parses the TOML, rejects unknown keys, and checks every
+//! value, so that a role gets values that are already valid ("parse, don't validate").
+//!
+//! Every error names the file, the line and the key, in the form compilers use:
+//!
+//! ```text
+//! disk.toml:9: key lun[0].tier: unknown tier "ssdd" (expected ssd, fast-hdd or slow-hdd)
+//! ```
+//!
+//! Array elements are counted from 0 (`lun[0]` is the first `[[lun]]` table). Relative paths
+//! in a file (LUN backing files, captures) are taken relative to the file's folder. The
+//! repository's `configs/` folder holds examples that work together.
+
+mod disk;
+mod node;
+mod source;
+mod switch;
+
+use std::io;
+
+pub use disk::{load_disk, parse_disk, DiskFile, LunSpec, TapeSpec};
+pub use node::{load_host, parse_host, HostFile, NodeSection};
+pub use switch::{load_switch, parse_switch, SwitchFile};
+
+/// Why a configuration file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigFileError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// The file, as it was named.
+        file: String,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A key is unknown, missing, or holds a bad value; or the TOML is malformed at a key.
+    #[error("{file}:{line}: key {key}: {message}")]
+    Key {
+        /// The file, as it was named.
+        file: String,
+        /// The line, counted from 1.
+        line: usize,
+        /// The key's path: `switch.domain`, `lun[1].tier` (array elements counted from 0).
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The TOML is malformed at a place no key names.
+    #[error("{file}:{line}: {message}")]
+    Syntax {
+        /// The file, as it was named.
+        file: String,
+        /// The line, counted from 1.
+        line: usize,
+        /// What is wrong, as the TOML parser says it.
+        message: String,
+    },
+}
+
+impl ConfigFileError {
+    /// The line the error is on (counted from 1); `None` for an I/O error.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            ConfigFileError::Read { .. } => None,
+            ConfigFileError::Key { line, .. } | ConfigFileError::Syntax { line, .. } => Some(*line),
+        }
+    }
+
+    /// The path of the key the error is about, when there is one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigFileError::Key { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use fc_frames::scsi::Lun;
+    use fc_frames::Wwn;
+    use fc_node::scsi::Tier;
+
+    use super::*;
+
+    const HOST: Wwn = Wwn::from_u64(0x2100_0000_0000_0001);
+    const OUTSIDE: Wwn = Wwn::from_u64(0x2100_0000_0000_0002);
+    const SSD: Wwn = Wwn::from_u64(0x2200_0000_0000_0001);
+    const HDD: Wwn = Wwn::from_u64(0x2200_0000_0000_0002);
+
+    fn configs() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("configs")
+    }
+
+    #[test]
+    fn test_example_switch() {
+        let s = load_switch(&configs().join("switch.toml")).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:7001".parse().unwrap());
+        assert_eq!(s.capture, Some(configs().join("data/switch.pcap")));
+        assert_eq!(s.switch.domain, 1);
+        assert_eq!(s.switch.f_ports.len(), 16);
+        let zoning = &s.switch.zoning;
+        assert_eq!(
+            zoning.active.as_ref().map(|z| z.name.as_str()),
+            Some("production")
+        );
+        assert!(zoning.zoned(HOST, SSD));
+        assert!(zoning.zoned(HOST, HDD));
+        assert!(!zoning.zoned(OUTSIDE, SSD));
+        assert!(!zoning.zoned(OUTSIDE, HDD));
+        assert!(!zoning.sees_anyone(OUTSIDE));
+    }
+
+    #[test]
+    fn test_example_disks() {
+        let ssd = load_disk(&configs().join("disk-ssd.toml")).unwrap();
+        assert_eq!(ssd.node.port_name, SSD);
+        assert_eq!(ssd.luns.len(), 1);
+        assert_eq!(ssd.luns[0].lun, Lun::ZERO);
+        assert_eq!(ssd.luns[0].path, configs().join("data/ssd0.img"));
+        assert_eq!(ssd.luns[0].bytes, 256 << 20);
+        assert_eq!(ssd.luns[0].tier, Tier::Ssd);
+        assert_eq!(ssd.tapes.len(), 1);
+        assert_eq!(Some(ssd.tapes[0].lun), Lun::from_index(1));
+
+        let hdd = load_disk(&configs().join("disk-hdd.toml")).unwrap();
+        assert_eq!(hdd.node.port_name, HDD);
+        assert_eq!(hdd.luns.len(), 1);
+        assert_eq!(hdd.luns[0].path, configs().join("data/hdd0.img"));
+        assert_eq!(hdd.luns[0].bytes, 256 << 20);
+        assert_eq!(hdd.luns[0].tier, Tier::SlowHdd);
+        assert!(hdd.tapes.is_empty());
+    }
+
+    #[test]
+    fn test_example_hosts() {
+        assert_eq!(
+            load_host(&configs().join("host.toml"))
+                .unwrap()
+                .node
+                .port_name,
+            HOST
+        );
+        assert_eq!(
+            load_host(&configs().join("host-outside.toml"))
+                .unwrap()
+                .node
+                .port_name,
+            OUTSIDE
+        );
+    }
+
+    /// Every node file reaches the switch, and no two nodes share a name.
+    #[test]
+    fn test_examples_work_together() {
+        let switch = load_switch(&configs().join("switch.toml")).unwrap();
+        let nodes = [
+            load_disk(&configs().join("disk-ssd.toml")).unwrap().node,
+            load_disk(&configs().join("disk-hdd.toml")).unwrap().node,
+            load_host(&configs().join("host.toml")).unwrap().node,
+            load_host(&configs().join("host-outside.toml"))
+                .unwrap()
+                .node,
+        ];
+        let mut names = std::collections::BTreeSet::new();
+        for n in &nodes {
+            assert_eq!(n.switch, switch.listen);
+            assert!(names.insert(n.port_name) && names.insert(n.node_name));
+        }
+        assert!(!names.contains(&switch.switch.switch_name));
+    }
+
+    #[test]
+    fn test_error_accessors() {
+        let e = parse_host("[node]\nswitch = 1\n", "h.toml").unwrap_err();
+        assert_eq!(e.line(), Some(2));
+        assert_eq!(e.key(), Some("node.switch"));
+    }
+}
