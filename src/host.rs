@@ -196,12 +196,15 @@ async fn capacity(init: &Initiator, target: FcId, lun: Lun, len: u64) -> Result<
     Ok(cap)
 }
 
-/// Writes the file at `path` to the LUN from LBA 0, then SYNCHRONIZE CACHE.
+/// Writes the file at `path` to the LUN from LBA 0, then SYNCHRONIZE CACHE; with `fua`
+/// every write is durable before it is acknowledged. On failure the error says how many
+/// bytes from the start of the file had been acknowledged.
 pub async fn write_file(
     init: &Initiator,
     target: FcId,
     lun: Lun,
     path: &Path,
+    fua: bool,
     progress: bool,
 ) -> Result<Transfer> {
     let mut file =
@@ -211,40 +214,75 @@ pub async fn write_file(
     let bs = cap.block_size() as usize;
     let bar = bar(len, progress, "write");
     let start = Instant::now();
+    let mut acked = Acked::default();
     let mut set = JoinSet::new();
     let mut offset = 0u64;
-    loop {
-        let mut buf = BytesMut::zeroed(CHUNK);
-        let n = read_full(&mut file, &mut buf)?;
-        if n == 0 {
-            break;
+    let result: Result<()> = async {
+        loop {
+            let mut buf = BytesMut::zeroed(CHUNK);
+            let n = read_full(&mut file, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            buf.truncate(n.div_ceil(bs) * bs);
+            let data = buf.freeze();
+            let lba = offset / bs as u64;
+            let at = offset;
+            offset += n as u64;
+            if set.len() >= QUEUE_DEPTH {
+                join_one(&mut set, &bar, &mut acked).await?;
+            }
+            let init = init.clone();
+            set.spawn(async move {
+                init.write(target, lun, lba, data, bs as u32, fua)
+                    .await
+                    .with_context(|| format!("WRITE at LBA {lba}"))
+                    .map(|()| (at, n as u64))
+            });
         }
-        buf.truncate(n.div_ceil(bs) * bs);
-        let data = buf.freeze();
-        let lba = offset / bs as u64;
-        offset += n as u64;
-        if set.len() >= QUEUE_DEPTH {
-            join_one(&mut set, &bar).await?;
+        while !set.is_empty() {
+            join_one(&mut set, &bar, &mut acked).await?;
         }
-        let init = init.clone();
-        set.spawn(async move {
-            init.write(target, lun, lba, data, bs as u32, false)
-                .await
-                .with_context(|| format!("WRITE at LBA {lba}"))
-                .map(|()| n as u64)
-        });
+        Ok(())
     }
-    while !set.is_empty() {
-        join_one(&mut set, &bar).await?;
+    .await;
+    bar.finish_and_clear();
+    if let Err(e) = result {
+        // Let the commands still in flight end (each one ends: done, failed or timed out).
+        while let Some(r) = set.join_next().await {
+            if let Ok(Ok((at, n))) = r {
+                acked.add(at, n);
+            }
+        }
+        return Err(e.context(format!(
+            "the first {} bytes of {} had been acknowledged",
+            acked.prefix,
+            path.display()
+        )));
     }
     init.synchronize_cache(target, lun)
         .await
         .context("SYNCHRONIZE CACHE")?;
-    bar.finish_and_clear();
     Ok(Transfer {
         bytes: len,
         elapsed: start.elapsed(),
     })
+}
+
+/// Acknowledged chunks, and how far from the start they are contiguous.
+#[derive(Default)]
+struct Acked {
+    prefix: u64,
+    beyond: std::collections::BTreeMap<u64, u64>,
+}
+
+impl Acked {
+    fn add(&mut self, at: u64, n: u64) {
+        self.beyond.insert(at, n);
+        while let Some(n) = self.beyond.remove(&self.prefix) {
+            self.prefix += n;
+        }
+    }
 }
 
 /// Reads `len` bytes from LBA 0 of the LUN into a new file at `path`.
@@ -348,9 +386,15 @@ async fn stream(
     Ok(())
 }
 
-async fn join_one(set: &mut JoinSet<Result<u64>>, bar: &ProgressBar) -> Result<()> {
+async fn join_one(
+    set: &mut JoinSet<Result<(u64, u64)>>,
+    bar: &ProgressBar,
+    acked: &mut Acked,
+) -> Result<()> {
     if let Some(r) = set.join_next().await {
-        bar.inc(r.context("write task")??);
+        let (at, n) = r.context("write task")??;
+        acked.add(at, n);
+        bar.inc(n);
     }
     Ok(())
 }
@@ -370,6 +414,19 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_acked_prefix_is_contiguous() {
+        let mut a = Acked::default();
+        a.add(100, 100);
+        assert_eq!(a.prefix, 0);
+        a.add(0, 100);
+        assert_eq!(a.prefix, 200);
+        a.add(300, 50);
+        assert_eq!(a.prefix, 200);
+        a.add(200, 100);
+        assert_eq!(a.prefix, 350);
+    }
 
     #[test]
     fn test_human() {

@@ -1,19 +1,25 @@
 //! `fcsan`: the one binary of the project.
 //!
-//! - `fcsan up` runs the embedded default. While the SAN roles are being built it shows what
-//!   exists: a scripted conversation of every Fibre Channel message kind `fc-frames` knows, written
-//!   to a capture for Wireshark and printed decoded, one line a frame.
-//! - `fcsan pcap show FILE` prints any FC capture (link type 225 or 224) decoded, one line a frame.
+//! - `fcsan up` runs the embedded default: a SAN on loopback in one process (a switch, two
+//!   disk arrays of different tiers, a host) that writes a file to a LUN and reads it back.
+//! - `fcsan switch|disk|host --config FILE` runs one role as its own process.
+//! - `fcsan pcap show FILE` prints any FC capture (link type 225 or 224) decoded, one line a
+//!   frame; `fcsan pcap catalogue` writes the scripted capture of every message kind.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-
-use fcsan::{capture, catalogue, decode};
+use fc_frames::scsi::Lun;
+use fc_frames::{FcId, Wwn};
+use fc_node::disk::DiskArray;
+use fc_node::fcp::initiator::Initiator;
+use fc_node::node::{Node, NodeConfig};
+use fcsan::config::{self, NodeSection};
+use fcsan::{capture, catalogue, decode, host, san};
 
 #[derive(Parser)]
 #[command(
@@ -28,16 +34,95 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the embedded default: write every message kind to a capture and print it decoded.
+    /// Run a SAN on loopback in one process: a switch, two disk arrays, a host that writes a
+    /// file to a LUN and reads it back verified.
     Up {
-        /// Where to write the capture (pcap, link type 225).
-        #[arg(long, default_value = "captures/fc-frames.pcap")]
-        capture: PathBuf,
+        /// Size of the file the host writes (bytes, or with KiB/MiB/GiB).
+        #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+        file_size: u64,
+        /// Folder for the LUN files (default: a temporary folder, removed at the end).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Write the switch's FC traffic to this pcap file (link type 225).
+        #[arg(long)]
+        capture: Option<PathBuf>,
+        /// No progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Run a fabric switch from a TOML file; prints the name server and counters on exit.
+    Switch {
+        /// The switch's configuration (see configs/switch.toml).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run a disk array from a TOML file.
+    Disk {
+        /// The array's configuration (see configs/disk-ssd.toml).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run a host: log in, then list, write, read or verify LUNs.
+    Host {
+        /// The host's configuration (see configs/host.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// Time-out of each SCSI command, in seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        #[command(subcommand)]
+        command: HostCommand,
     },
     /// Inspect capture files.
     Pcap {
         #[command(subcommand)]
         command: PcapCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct LunArgs {
+    /// The target's port name (WWPN); may be left out when one target is logged in.
+    #[arg(long)]
+    target: Option<Wwn>,
+    /// Address the target by N_Port ID even when the name server does not show it.
+    #[arg(long, conflicts_with = "target")]
+    target_id: Option<FcId>,
+    /// The LUN.
+    #[arg(long, default_value_t = 0)]
+    lun: u16,
+}
+
+#[derive(Subcommand)]
+enum HostCommand {
+    /// List the targets and LUNs the host sees, with tier and capacity.
+    List,
+    /// Write a local file to a LUN from LBA 0 (then SYNCHRONIZE CACHE).
+    Write {
+        #[command(flatten)]
+        lun: LunArgs,
+        /// Force unit access: every write is durable before it is acknowledged.
+        #[arg(long)]
+        fua: bool,
+        /// The file to write.
+        file: PathBuf,
+    },
+    /// Read a LUN from LBA 0 into a local file.
+    Read {
+        #[command(flatten)]
+        lun: LunArgs,
+        /// Bytes to read (bytes, or with KiB/MiB/GiB).
+        #[arg(long, value_parser = parse_size)]
+        length: u64,
+        /// The file to create.
+        file: PathBuf,
+    },
+    /// Compare a LUN from LBA 0 with a local file.
+    Verify {
+        #[command(flatten)]
+        lun: LunArgs,
+        /// The file to compare with.
+        file: PathBuf,
     },
 }
 
@@ -48,10 +133,44 @@ enum PcapCommand {
         /// The capture file.
         file: PathBuf,
     },
+    /// Write the scripted conversation of every message kind fc-frames encodes.
+    Catalogue {
+        /// Where to write the capture (pcap, link type 225).
+        #[arg(long, default_value = "captures/fc-frames.pcap")]
+        out: PathBuf,
+    },
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?} (use B, KiB, MiB or GiB)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s} is too large"))
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let default_log = match cli.command {
+        Command::Switch { .. } | Command::Disk { .. } => "info",
+        _ => "warn",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
+        )
+        .with_writer(io::stderr)
+        .try_init();
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`fcsan pcap show x | head`): not an error of ours.
         Err(e)
@@ -67,10 +186,43 @@ fn main() -> ExitCode {
     }
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 fn run(cli: Cli) -> Result<()> {
     let mut out = io::stdout().lock();
     match cli.command {
-        Command::Up { capture: path } => {
+        Command::Up {
+            file_size,
+            data,
+            capture,
+            quiet,
+        } => {
+            let opts = san::UpOptions {
+                file_bytes: file_size,
+                data_dir: data,
+                capture,
+                progress: !quiet,
+            };
+            runtime()?.block_on(san::up(opts, &mut out))
+        }
+        Command::Switch { config } => runtime()?.block_on(run_switch(&config, &mut out)),
+        Command::Disk { config } => runtime()?.block_on(run_disk(&config, &mut out)),
+        Command::Host {
+            config,
+            timeout,
+            command,
+        } => runtime()?.block_on(run_host(&config, timeout, command, &mut out)),
+        Command::Pcap {
+            command: PcapCommand::Show { file },
+        } => pcap_show(&file, &mut out),
+        Command::Pcap {
+            command: PcapCommand::Catalogue { out: path },
+        } => {
             let frames = catalogue::conversation();
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
@@ -88,26 +240,191 @@ fn run(cli: Cli) -> Result<()> {
                 path.display(),
                 path.display()
             )?;
+            Ok(())
         }
-        Command::Pcap {
-            command: PcapCommand::Show { file },
-        } => {
-            let records = capture::read_file(&file)?;
-            let start = records.first().map(|r| r.ts).unwrap_or_default();
-            let mut decoder = decode::Decoder::default();
-            for r in &records {
-                let ts = r.ts.saturating_sub(start);
-                match &r.frame {
-                    Ok(f) => writeln!(out, "{}", decoder.line(r.number, ts, f))?,
-                    Err(e) => writeln!(
-                        out,
-                        "{:>4} {:>10.6} not a valid FC frame: {e}",
-                        r.number,
-                        ts.as_secs_f64()
-                    )?,
-                }
-            }
+    }
+}
+
+fn pcap_show(file: &Path, out: &mut dyn Write) -> Result<()> {
+    let records = capture::read_file(file)?;
+    let start = records.first().map(|r| r.ts).unwrap_or_default();
+    let mut decoder = decode::Decoder::default();
+    for r in &records {
+        let ts = r.ts.saturating_sub(start);
+        match &r.frame {
+            Ok(f) => writeln!(out, "{}", decoder.line(r.number, ts, f))?,
+            Err(e) => writeln!(
+                out,
+                "{:>4} {:>10.6} not a valid FC frame: {e}",
+                r.number,
+                ts.as_secs_f64()
+            )?,
         }
     }
     Ok(())
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn run_switch(path: &Path, out: &mut dyn Write) -> Result<()> {
+    let file = config::load_switch(path)?;
+    if let Some(c) = file.capture.as_deref().and_then(Path::parent) {
+        std::fs::create_dir_all(c)?;
+    }
+    let sw = san::start_switch(file.switch.clone(), file.listen, file.capture.as_deref()).await?;
+    writeln!(
+        out,
+        "switch domain {:02x} ({}) listening on {}",
+        file.switch.domain, file.switch.switch_name, sw.addr
+    )?;
+    out.flush()?;
+    stop_signal().await;
+    let snap = sw.handle.snapshot();
+    writeln!(out, "Name server:\n{}", san::name_server_table(&snap))?;
+    writeln!(out, "Switch port counters:\n{}", san::counters_table(&snap))?;
+    out.flush()?;
+    Ok(())
+}
+
+fn node_config(n: &NodeSection) -> NodeConfig {
+    let mut c = NodeConfig::new(n.port_name, n.node_name);
+    c.exchange.e_d_tov = n.e_d_tov;
+    c.exchange.r_a_tov = n.r_a_tov;
+    c.els_timeout = n.r_a_tov * 2;
+    c
+}
+
+async fn run_disk(path: &Path, out: &mut dyn Write) -> Result<()> {
+    let file = config::load_disk(path)?;
+    for l in &file.luns {
+        if let Some(dir) = l.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    let mut nc = node_config(&file.node);
+    nc.symbolic_name = format!("fcsan disk array {}", path.display());
+    let array = DiskArray::start(
+        nc,
+        san::tcp_connector(file.node.switch),
+        &file.luns,
+        &file.tapes,
+    )?;
+    for l in &file.luns {
+        writeln!(
+            out,
+            "LUN {:<3} {} {} x {} B, {}",
+            l.lun.index().unwrap_or(0),
+            l.tier.name(),
+            l.bytes / u64::from(l.block_size),
+            l.block_size,
+            l.path.display()
+        )?;
+    }
+    for t in &file.tapes {
+        writeln!(
+            out,
+            "LUN {:<3} tape {}",
+            t.lun.index().unwrap_or(0),
+            t.serial
+        )?;
+    }
+    let id = array.node.wait_online(Duration::from_secs(3600)).await?;
+    writeln!(
+        out,
+        "disk array {} logged in as {id} via {}",
+        file.node.port_name, file.node.switch
+    )?;
+    out.flush()?;
+    stop_signal().await;
+    array.node.shutdown().await;
+    Ok(())
+}
+
+async fn run_host(
+    path: &Path,
+    timeout: u64,
+    command: HostCommand,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let file = config::load_host(path)?;
+    let mut nc = node_config(&file.node);
+    nc.initiator = true;
+    nc.symbolic_name = "fcsan host".into();
+    let node = Node::spawn(nc, san::tcp_connector(file.node.switch), None);
+    let init = Initiator::new(node.clone()).with_timeout(Duration::from_secs(timeout.max(1)));
+    let login = Duration::from_secs(20);
+    node.wait_online(login)
+        .await
+        .with_context(|| format!("no fabric login through {}", file.node.switch))?;
+    node.wait_discovery(login).await.context("discovery")?;
+    let progress = io::IsTerminal::is_terminal(&io::stderr());
+    let result = match command {
+        HostCommand::List => {
+            let luns = host::list(&init).await?;
+            if luns.is_empty() {
+                writeln!(out, "no LUNs visible (is this port zoned with a target?)")?;
+            }
+            for l in luns {
+                writeln!(out, "{}", l.line())?;
+            }
+            Ok(())
+        }
+        HostCommand::Write { lun, fua, file } => {
+            let (t, l) = pick(&init, &lun)?;
+            let r = host::write_file(&init, t, l, &file, fua, progress).await?;
+            writeln!(
+                out,
+                "wrote {} in {:.2} s ({:.0} MiB/s)",
+                host::human(r.bytes),
+                r.elapsed.as_secs_f64(),
+                r.mib_per_s()
+            )?;
+            Ok(())
+        }
+        HostCommand::Read { lun, length, file } => {
+            let (t, l) = pick(&init, &lun)?;
+            let r = host::read_file(&init, t, l, &file, length, progress).await?;
+            writeln!(
+                out,
+                "read {} in {:.2} s ({:.0} MiB/s)",
+                host::human(r.bytes),
+                r.elapsed.as_secs_f64(),
+                r.mib_per_s()
+            )?;
+            Ok(())
+        }
+        HostCommand::Verify { lun, file } => {
+            let (t, l) = pick(&init, &lun)?;
+            let r = host::verify_file(&init, t, l, &file, progress).await?;
+            writeln!(out, "verified {}: identical", host::human(r.bytes))?;
+            Ok(())
+        }
+    };
+    node.shutdown().await;
+    result
+}
+
+fn pick(init: &Initiator, args: &LunArgs) -> Result<(FcId, Lun)> {
+    let Some(lun) = Lun::from_index(args.lun) else {
+        bail!("LUN {} is out of range", args.lun);
+    };
+    let target = match args.target_id {
+        Some(id) => id,
+        None => host::find_target(init, args.target)?.port_id,
+    };
+    Ok((target, lun))
 }

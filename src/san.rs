@@ -156,13 +156,12 @@ const SSD_WWPN: Wwn = Wwn::from_u64(0x2200_0000_0000_0001);
 const HDD_WWPN: Wwn = Wwn::from_u64(0x2200_0000_0000_0002);
 const LUN_BYTES: u64 = 256 << 20;
 
+/// The node name of a port of `up`: as in configs/, `20:..` with the port's last byte, hosts
+/// from 0x11.
 fn node_name(port_name: Wwn) -> Wwn {
-    // NAA 2 port names 2x:.. get node names 20:..; the port's index lives in the low bits.
-    Wwn::from_u64(
-        (port_name.to_u64() & 0x0000_FFFF_FFFF_FFFF)
-            | 0x2000_0000_0000_0000
-            | 0x0010_0000_0000_0000,
-    )
+    let low = port_name.to_u64() & 0xFF;
+    let host = if port_name == HOST_WWPN { 0x10 } else { 0 };
+    Wwn::from_u64(0x2000_0000_0000_0000 | (low + host))
 }
 
 fn lun(n: u16) -> Lun {
@@ -252,7 +251,7 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
     let back = dir.join("host-file.readback");
     write_random(&src, opts.file_bytes)?;
     let target = host::find_target(&host, Some(SSD_WWPN))?;
-    let w = host::write_file(&host, target.port_id, lun(0), &src, opts.progress).await?;
+    let w = host::write_file(&host, target.port_id, lun(0), &src, false, opts.progress).await?;
     writeln!(
         out,
         "\nwrote {} to {} LUN 0 in {:.2} s ({:.0} MiB/s), SYNCHRONIZE CACHE done",

@@ -1,4 +1,4 @@
-//! The `fcsan` binary as a user runs it: `fcsan up` and `fcsan pcap show`.
+//! The `fcsan` binary as a user runs it: `fcsan up`, `fcsan pcap catalogue` and `fcsan pcap show`.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,10 +11,66 @@ fn fcsan(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn up_writes_the_capture_and_prints_one_line_a_frame() {
+fn up_runs_a_san_and_moves_a_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pcap = dir.path().join("san.pcap");
+    let out = fcsan(&[
+        "up",
+        "--quiet",
+        "--file-size",
+        "4MiB",
+        "--capture",
+        pcap.to_str().expect("utf-8 path"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "host 21:00:00:00:00:00:00:01 logged in as 01",
+        "LUN 0   disk  ssd       524288 x 512 B (256.0 MiB)",
+        "LUN 1   disk  slow-hdd  524288 x 512 B (256.0 MiB)",
+        "LUN 0   disk  fast-hdd",
+        "LUN 2   tape  -         no capacity",
+        "wrote 4.0 MiB to 22:00:00:00:00:00:00:01 LUN 0",
+        "): identical",
+        "FCP target     fcsan disk array ssd",
+        "FCP initiator  fcsan host",
+    ] {
+        assert!(stdout.contains(want), "{want:?} missing from:\n{stdout}");
+    }
+    // Three ports up, none dropping anything.
+    let ports: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Switch port counters"))
+        .skip(2)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(ports.len(), 3, "{stdout}");
+    assert!(ports
+        .iter()
+        .all(|l| l.contains("yes") && l.ends_with("0 (0, 0, 0, 0, 0)")));
+    let records = fcsan::capture::read_file(&pcap).expect("capture readable");
+    assert!(
+        records.len() > 4 * 1024 * 1024 / 2112,
+        "{} frames",
+        records.len()
+    );
+    assert!(records.iter().all(|r| r.frame.is_ok()));
+}
+
+#[test]
+fn pcap_catalogue_writes_the_capture_and_prints_one_line_a_frame() {
     let dir = tempfile::tempdir().expect("temp dir");
     let pcap = dir.path().join("out/fc.pcap");
-    let out = fcsan(&["up", "--capture", pcap.to_str().expect("utf-8 path")]);
+    let out = fcsan(&[
+        "pcap",
+        "catalogue",
+        "--out",
+        pcap.to_str().expect("utf-8 path"),
+    ]);
     assert!(
         out.status.success(),
         "{}",

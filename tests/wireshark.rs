@@ -305,7 +305,7 @@ fn committed_capture_is_current() {
     let committed = std::fs::read(&committed).expect("captures/fc-frames.pcap is checked in");
     assert!(
         std::fs::read(&fresh).expect("read fresh capture") == committed,
-        "captures/fc-frames.pcap is stale: regenerate it with `cargo run -- up`"
+        "captures/fc-frames.pcap is stale: regenerate it with `cargo run -- pcap catalogue`"
     );
 }
 

@@ -299,9 +299,8 @@ async fn test_link_drop_relogin_and_io_resumes() {
     sw.disconnect(port);
     // The node sees its link go, connects again and logs in again: a new link generation.
     let mut state = host.node().watch_state();
-    let relogin = state.wait_for(
-        |s| matches!(s, NodeState::Online { generation, .. } if *generation > before),
-    );
+    let relogin = state
+        .wait_for(|s| matches!(s, NodeState::Online { generation, .. } if *generation > before));
     tokio::time::timeout(WAIT, relogin).await.unwrap().unwrap();
     let t = target_named(&host, SSD).await;
     assert_eq!(

@@ -62,38 +62,9 @@ pub struct DiskFile {
     pub tapes: Vec<TapeSpec>,
 }
 
-/// One disk LUN backed by a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LunSpec {
-    /// The LUN (single-level, 0..=255), unique in the file.
-    pub lun: Lun,
-    /// The backing file, resolved against the config file's folder.
-    pub path: PathBuf,
-    /// The capacity in bytes: a positive multiple of `block_size`.
-    pub bytes: u64,
-    /// The logical block size: 512, 1024, 2048 or 4096.
-    pub block_size: u32,
-    /// The tier, which sets the rotation rate the LUN reports.
-    pub tier: Tier,
-    /// The unit serial number (VPD page 0x80), printable ASCII, unique in the file.
-    pub serial: String,
-}
-
-impl LunSpec {
-    /// The capacity in blocks.
-    pub fn blocks(&self) -> u64 {
-        self.bytes / u64::from(self.block_size)
-    }
-}
-
-/// One tape LUN.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TapeSpec {
-    /// The LUN (single-level, 0..=255), unique in the file.
-    pub lun: Lun,
-    /// The unit serial number, printable ASCII, unique in the file.
-    pub serial: String,
-}
+// The LUN specs are the disk array's own (fc_node::disk): the file resolves paths against
+// its folder and checks sizes, block sizes, tiers and serials before they get there.
+pub use fc_node::disk::{LunSpec, TapeSpec};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a disk.toml document")]
@@ -377,14 +348,17 @@ lun = 3
         assert_eq!(l0.lun, Lun::ZERO);
         assert_eq!(l0.path, PathBuf::from("/etc/fcsan/ssd0.img"));
         assert_eq!(
-            (l0.bytes, l0.block_size, l0.blocks()),
+            (l0.bytes, l0.block_size, l0.bytes / u64::from(l0.block_size)),
             (1 << 30, 512, 1 << 21)
         );
         assert_eq!((l0.tier, l0.serial.as_str()), (Tier::Ssd, "SSD0"));
         let l1 = &d.luns[1];
         assert_eq!(l1.lun, Lun::from_index(1).unwrap());
         assert_eq!(l1.path, PathBuf::from("/srv/hdd1.img"));
-        assert_eq!((l1.bytes, l1.block_size, l1.blocks()), (1 << 20, 4096, 256));
+        assert_eq!(
+            (l1.bytes, l1.block_size, l1.bytes / u64::from(l1.block_size)),
+            (1 << 20, 4096, 256)
+        );
         assert_eq!(l1.tier, Tier::SlowHdd);
         assert_eq!(l1.serial, "2200000000000001L001");
         assert_eq!(

@@ -82,6 +82,7 @@ pub(crate) async fn manage(core: CoreHandle, mut notices: mpsc::UnboundedReceive
         if core.config().initiator {
             discover(&core, port_id, generation).await;
         }
+        core.discovered();
         loop {
             tokio::select! {
                 changed = state.changed() => {

@@ -340,6 +340,8 @@ enum Command {
 struct Shared {
     config: NodeConfig,
     state: watch::Sender<NodeState>,
+    /// Discovery rounds completed (GID_FT and the logins after it), since start.
+    discoveries: watch::Sender<u64>,
     sessions: Mutex<BTreeMap<FcId, RemotePort>>,
     counters: Mutex<NodeCounters>,
 }
@@ -471,6 +473,10 @@ impl CoreHandle {
         self.shared.state.subscribe()
     }
 
+    pub(crate) fn discovered(&self) {
+        self.shared.discoveries.send_modify(|n| *n += 1);
+    }
+
     pub(crate) fn logged_in(
         &self,
         generation: u64,
@@ -515,9 +521,11 @@ impl Node {
     /// serves FCP commands when the node is a target. Must be called inside a tokio runtime.
     pub fn spawn(config: NodeConfig, connector: impl Connector, target: Option<Target>) -> Node {
         let (state, _) = watch::channel(NodeState::Connecting);
+        let (discoveries, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             config,
             state,
+            discoveries,
             sessions: Mutex::new(BTreeMap::new()),
             counters: Mutex::new(NodeCounters::default()),
         });
@@ -628,6 +636,19 @@ impl Node {
                 return Err(NodeError::TimedOut);
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until the node has finished a discovery round since it started: logged in with
+    /// the fabric, registered, and (as an initiator) logged in to every target the name
+    /// server showed it. Its targets are then [`targets`](Self::targets).
+    pub async fn wait_discovery(&self, timeout: Duration) -> Result<(), NodeError> {
+        let mut rx = self.shared.discoveries.subscribe();
+        let wait = async { rx.wait_for(|n| *n > 0).await.map(|_| ()) };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(NodeError::Stopped),
+            Err(_) => Err(NodeError::TimedOut),
         }
     }
 
