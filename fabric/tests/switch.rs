@@ -11,8 +11,8 @@ use fc_frames::ct::ns::{
 };
 use fc_frames::ct::{CtCommand, CtPreambleRepr, CtReason, GsType};
 use fc_frames::els::{
-    ElsCode, ElsReply, ElsRequest, LoginRepr, Logo, LsRjtExplanation, LsRjtReason, Rscn, RscnPage,
-    Scr, ScrFunction,
+    ElsCode, ElsReply, ElsRequest, LoginRepr, Logo, LsRjtExplanation, LsRjtReason, Rscn,
+    RscnEventQualifier, RscnPage, Scr, ScrFunction,
 };
 use fc_frames::{Eof, FcFrame, FcId, FcType, FrameHeaderRepr, RCtl, Sof, Wwn};
 use proptest::prelude::*;
@@ -423,6 +423,61 @@ fn rscn_goes_to_registered_zoned_ports_only() {
         }]
     );
     assert!(r.sw.name_server_entry(B).is_none());
+}
+
+#[test]
+fn fc4_registrations_are_announced_with_rscn() {
+    let mut r = Rig::three_hosts();
+    r.scr(PA, A);
+    r.scr(PC, C);
+    // B registers its FC-4 TYPE: A and C, zoned with B and registered, hear of it, so that
+    // a host that looked before B registered finds B now.
+    let req = NsRequest::rft_id(B, Fc4Types::default().with(FC4_TYPE_FCP));
+    let f = r.request(
+        RCtl::UNSOLICITED_CONTROL,
+        FcType::CT,
+        B,
+        FcId::DIRECTORY_SERVER,
+        req.to_vec(),
+    );
+    let out = r.send(PB, f);
+    assert_eq!(out[0].0, PB, "the CT accept goes first");
+    let page = RscnPage {
+        qualifier: RscnEventQualifier::NAME_SERVER_OBJECT,
+        ..RscnPage::port(B)
+    };
+    assert_eq!(
+        rscn_targets(&out),
+        vec![(PA, A, vec![page]), (PC, C, vec![page])]
+    );
+    let req = NsRequest::rff_id(B, Fc4Features::TARGET, FC4_TYPE_FCP);
+    let f = r.request(
+        RCtl::UNSOLICITED_CONTROL,
+        FcType::CT,
+        B,
+        FcId::DIRECTORY_SERVER,
+        req.to_vec(),
+    );
+    assert_eq!(rscn_targets(&r.send(PB, f)).len(), 2);
+    // Queries and rejected registrations change nothing and announce nothing.
+    let f = r.request(
+        RCtl::UNSOLICITED_CONTROL,
+        FcType::CT,
+        A,
+        FcId::DIRECTORY_SERVER,
+        NsRequest::gid_ft(FC4_TYPE_FCP).to_vec(),
+    );
+    assert!(rscn_targets(&r.send(PA, f)).is_empty());
+    let other = NsRequest::rft_id(C, Fc4Types::default().with(FC4_TYPE_FCP));
+    let f = r.request(
+        RCtl::UNSOLICITED_CONTROL,
+        FcType::CT,
+        A,
+        FcId::DIRECTORY_SERVER,
+        other.to_vec(),
+    );
+    let out = r.send(PA, f);
+    assert_eq!(out.len(), 1, "only the FS_RJT: {out:?}");
 }
 
 #[test]
