@@ -199,24 +199,17 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
     ];
     let mut running = Vec::new();
     for (wwpn, t0, t1, name) in arrays {
-        let luns = [
-            LunSpec {
-                lun: lun(0),
-                path: dir.join(format!("{name}0.img")),
+        let luns: Vec<LunSpec> = [(0, t0), (1, t1)]
+            .into_iter()
+            .map(|(n, tier)| LunSpec {
+                lun: lun(n),
+                path: dir.join(format!("{name}{n}.img")),
                 bytes: LUN_BYTES,
                 block_size: 512,
-                tier: t0,
-                serial: format!("{}0", name.to_uppercase()),
-            },
-            LunSpec {
-                lun: lun(1),
-                path: dir.join(format!("{name}1.img")),
-                bytes: LUN_BYTES,
-                block_size: 512,
-                tier: t1,
-                serial: format!("{}1", name.to_uppercase()),
-            },
-        ];
+                tier,
+                serial: format!("{}{n}", name.to_uppercase()),
+            })
+            .collect();
         let tapes: Vec<TapeSpec> = if name == "ssd" {
             vec![TapeSpec {
                 lun: lun(2),

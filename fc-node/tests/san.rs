@@ -61,6 +61,7 @@ fn node_config(port_name: Wwn) -> NodeConfig {
         Wwn::from_u64(port_name.to_u64() ^ 0x0100_0000_0000_0000),
     );
     c.els_timeout = Duration::from_secs(2);
+    c.exchange.r_a_tov = Duration::from_millis(500);
     c
 }
 
@@ -338,6 +339,18 @@ async fn test_disk_gone_times_out_then_comes_back_with_its_data() {
         matches!(e, ScsiError::Node(NodeError::TimedOut)),
         "expected a time-out, got {e}"
     );
+    // The timed-out exchange was aborted (ABTS, unanswered) and freed after R_A_TOV: nothing
+    // is left open once the fabric's RSCN has been answered.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while host.node().counters().open_exchanges > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "exchanges left open: {:?}",
+            host.node().counters()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(host.node().counters().timeouts >= 1);
 
     // It comes back on the same files: the host logs in again (RSCN) and finds the data.
     let _ssd = start_disk(&sw, dir.path(), SSD, Tier::Ssd);

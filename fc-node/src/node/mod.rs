@@ -376,6 +376,8 @@ pub struct NodeCounters {
     pub fcp_without_login: u64,
     /// FCP commands served.
     pub fcp_commands: u64,
+    /// Exchanges open now (originated or answered, including those being aborted).
+    pub open_exchanges: u64,
 }
 
 /// A handle on a running node. Cheap to clone; the node stops when the last handle is dropped
@@ -837,6 +839,7 @@ impl Core {
         tracing::info!(port_name = %self.shared.config.port_name, generation = self.generation, "link down");
         self.link = None;
         self.fail_all(NodeError::LinkDown);
+        self.handle.count(|c| c.open_exchanges = 0);
         self.shared.sessions().clear();
         if !self.stopping {
             self.shared.state.send_replace(NodeState::Connecting);
@@ -969,9 +972,11 @@ impl Core {
                     }
                 }
             }
-            if sent > 0 {
-                self.handle.count(|c| c.tx_frames += sent);
-            }
+            let open = self.em.open_exchanges() as u64;
+            self.handle.count(|c| {
+                c.tx_frames += sent;
+                c.open_exchanges = open;
+            });
             if !busy {
                 return;
             }
