@@ -128,10 +128,5 @@ fn undelimited(data: Bytes) -> Result<FcFrame, FrameError> {
             len: data.len() + fc_frames::frame::CRC_LEN,
         });
     }
-    Ok(FcFrame {
-        sof: Sof::I3,
-        header,
-        payload,
-        eof: Eof::T,
-    })
+    Ok(FcFrame::new(Sof::I3, header, payload, Eof::T))
 }

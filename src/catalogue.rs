@@ -87,12 +87,8 @@ impl Script {
     }
 
     fn push(&mut self, sof: Sof, header: FrameHeaderRepr, payload: Vec<u8>, eof: Eof) {
-        self.frames.push(FcFrame {
-            sof,
-            header,
-            payload: Bytes::from(payload),
-            eof,
-        });
+        self.frames
+            .push(FcFrame::new(sof, header, Bytes::from(payload), eof));
     }
 
     /// Opens an exchange with a one-frame request sequence.

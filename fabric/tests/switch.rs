@@ -846,7 +846,7 @@ prop_compose! {
     ) -> (PortId, FcFrame) {
         let mut h = FrameHeaderRepr::parse_bytes(&header).unwrap_or_default();
         (h.r_ctl, h.fc_type, h.s_id, h.d_id) = (r_ctl, fc_type, s_id, d_id);
-        (port, FcFrame { sof: Sof::I3, header: h, payload: Bytes::from(payload), eof })
+        (port, FcFrame::new(Sof::I3, h, Bytes::from(payload), eof))
     }
 }
 

@@ -549,6 +549,54 @@ pub fn emit_encapsulated(frame: &FcFrame, timestamp: Timestamp, buf: &mut BytesM
     buf.put_slice(&delimiter_word(frame.eof.0));
 }
 
+/// Bytes before the payload in an encapsulated frame: encapsulation header, SOF word, FC header.
+pub const PREFIX_LEN: usize = HEADER_LEN + DELIMITER_WORD_LEN + crate::header::HEADER_LEN;
+/// Most bytes after the payload: fill, FC CRC, EOF word.
+pub const MAX_SUFFIX_LEN: usize = 3 + crate::frame::CRC_LEN + DELIMITER_WORD_LEN;
+
+/// An encapsulated frame split for a vectored write: the bytes before the payload, the payload
+/// as the frame holds it (not copied), and the bytes after it. Made by [`encapsulate_parts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncapParts<'a> {
+    /// Encapsulation header, SOF word and FC header.
+    pub prefix: [u8; PREFIX_LEN],
+    /// The payload.
+    pub payload: &'a [u8],
+    suffix: [u8; MAX_SUFFIX_LEN],
+    suffix_len: usize,
+}
+
+impl EncapParts<'_> {
+    /// Fill, FC CRC and EOF word.
+    pub fn suffix(&self) -> &[u8] {
+        &self.suffix[..self.suffix_len]
+    }
+}
+
+/// `frame` encapsulated as [`emit_encapsulated`] writes it, in three parts for a vectored
+/// write that leaves the payload where it is.
+pub fn encapsulate_parts(frame: &FcFrame, timestamp: Timestamp) -> EncapParts<'_> {
+    debug_assert!(encapsulable(frame), "frame cannot be encapsulated: {frame}");
+    let total = encapsulate_len(frame);
+    let parts = frame.encode_parts();
+    let mut prefix = [0u8; PREFIX_LEN];
+    prefix[..HEADER_LEN].copy_from_slice(&EncapHeaderRepr::fcip(total, timestamp).to_bytes());
+    prefix[HEADER_LEN..HEADER_LEN + DELIMITER_WORD_LEN]
+        .copy_from_slice(&delimiter_word(frame.sof.0));
+    prefix[HEADER_LEN + DELIMITER_WORD_LEN..].copy_from_slice(&parts.header);
+    let trailer = parts.trailer();
+    let mut suffix = [0u8; MAX_SUFFIX_LEN];
+    suffix[..trailer.len()].copy_from_slice(trailer);
+    suffix[trailer.len()..trailer.len() + DELIMITER_WORD_LEN]
+        .copy_from_slice(&delimiter_word(frame.eof.0));
+    EncapParts {
+        prefix,
+        payload: parts.payload,
+        suffix,
+        suffix_len: trailer.len() + DELIMITER_WORD_LEN,
+    }
+}
+
 /// Parses one whole encapsulated frame (exactly Frame Length words).
 ///
 /// The outer error is an encapsulation error: the header or a delimiter word is wrong, so the
@@ -655,6 +703,23 @@ mod tests {
         match parse_encapsulated(bytes) {
             Err(e) => e,
             Ok(ok) => panic!("expected an encapsulation error, got {ok:?}"),
+        }
+    }
+
+    #[test]
+    fn test_parts_are_the_emitted_bytes() {
+        for len in [0usize, 1, 2, 3, 4, 5, 64, 2111, 2112] {
+            let mut f = echo_frame();
+            f.payload = Bytes::from(vec![0xA5; len]);
+            let ts = Timestamp {
+                seconds: 7,
+                fraction: 9,
+            };
+            let mut whole = BytesMut::new();
+            emit_encapsulated(&f, ts, &mut whole);
+            let p = encapsulate_parts(&f, ts);
+            let joined = [&p.prefix[..], p.payload, p.suffix()].concat();
+            assert_eq!(joined, whole, "payload {len}");
         }
     }
 
@@ -963,12 +1028,7 @@ mod tests {
             sof_i in 0usize..8, eof_i in 0usize..8,
             seconds: u32, fraction: u32,
         ) {
-            let mut f = FcFrame {
-                sof: SOFS[sof_i],
-                header: h,
-                payload: Bytes::from(payload),
-                eof: EOFS[eof_i],
-            };
+            let mut f = FcFrame::new(SOFS[sof_i], h, Bytes::from(payload), EOFS[eof_i]);
             f.header.f_ctl = f.header.f_ctl.with_fill_bytes(f.fill_len());
             let ts = Timestamp { seconds, fraction };
             let mut buf = BytesMut::new();

@@ -311,7 +311,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
 
 /// An owned frame: delimiters, header and payload (fill and CRC are computed on emit and
 /// checked on parse). The payload is `Bytes`, cut from the received buffer without a copy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// A parsed frame remembers the CRC it was checked against, with the header bytes and the
+/// payload it covered: emitting the frame unchanged (a switch forwarding it) reuses that CRC
+/// instead of computing it again. Any change to the header or the payload makes emit compute
+/// it afresh. Equality ignores this memory.
+#[derive(Clone)]
 pub struct FcFrame {
     /// Start-of-frame delimiter.
     pub sof: Sof,
@@ -321,16 +326,55 @@ pub struct FcFrame {
     pub payload: Bytes,
     /// End-of-frame delimiter.
     pub eof: Eof,
+    checked: Option<Checked>,
+}
+
+/// The CRC a frame was received with, and what it covered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Checked {
+    crc: u32,
+    header: [u8; HEADER_LEN],
+    /// Address and length of the payload: `Bytes` are immutable, so the same slice of memory
+    /// is the same content.
+    payload: (usize, usize),
+}
+
+impl PartialEq for FcFrame {
+    fn eq(&self, other: &FcFrame) -> bool {
+        self.sof == other.sof
+            && self.header == other.header
+            && self.payload == other.payload
+            && self.eof == other.eof
+    }
+}
+
+impl Eq for FcFrame {}
+
+impl fmt::Debug for FcFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FcFrame")
+            .field("sof", &self.sof)
+            .field("header", &self.header)
+            .field("payload", &self.payload)
+            .field("eof", &self.eof)
+            .finish()
+    }
 }
 
 impl FcFrame {
     /// A frame of one sequence that is a single frame (SOFi3 ... EOFt, class 3).
     pub fn single(header: FrameHeaderRepr, payload: impl Into<Bytes>) -> FcFrame {
+        FcFrame::new(Sof::I3, header, payload.into(), Eof::T)
+    }
+
+    /// A frame of these parts.
+    pub const fn new(sof: Sof, header: FrameHeaderRepr, payload: Bytes, eof: Eof) -> FcFrame {
         FcFrame {
-            sof: Sof::I3,
+            sof,
             header,
-            payload: payload.into(),
-            eof: Eof::T,
+            payload,
+            eof,
+            checked: None,
         }
     }
 
@@ -341,15 +385,25 @@ impl FcFrame {
         frame.check_crc()?;
         let header = FrameHeaderRepr::parse(&frame.header());
         let range = frame.payload_range();
+        let crc = frame.crc();
+        let mut head = [0u8; HEADER_LEN];
+        // Invariant: new_checked guarantees at least a header's worth of bytes.
+        head.copy_from_slice(&bytes[..HEADER_LEN]);
         // Cut the payload out of the buffer we own: no new reference count, no copy.
         let mut payload = bytes;
         payload.truncate(range.end);
         payload.advance(range.start);
+        let checked = Some(Checked {
+            crc,
+            header: head,
+            payload: (payload.as_ptr() as usize, payload.len()),
+        });
         Ok(FcFrame {
             sof,
             header,
             payload,
             eof,
+            checked,
         })
     }
 
@@ -391,12 +445,24 @@ impl FcFrame {
         let mut header = self.header;
         header.f_ctl = header.f_ctl.with_fill_bytes(fill);
         let head = header.to_bytes();
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&head);
-        crc.update(&self.payload);
-        crc.update(&[0u8; 3][..fill]);
+        let crc = match self.checked {
+            // Unchanged since it was received and checked: its CRC still holds.
+            Some(c)
+                if c.header == head
+                    && c.payload == (self.payload.as_ptr() as usize, self.payload.len()) =>
+            {
+                c.crc
+            }
+            _ => {
+                let mut crc = crc32fast::Hasher::new();
+                crc.update(&head);
+                crc.update(&self.payload);
+                crc.update(&[0u8; 3][..fill]);
+                crc.finalize()
+            }
+        };
         let mut trailer = [0u8; 3 + CRC_LEN];
-        trailer[fill..fill + CRC_LEN].copy_from_slice(&crc.finalize().to_le_bytes());
+        trailer[fill..fill + CRC_LEN].copy_from_slice(&crc.to_le_bytes());
         FrameParts {
             header: head,
             payload: &self.payload,
@@ -510,6 +576,37 @@ mod tests {
             ),
             Bytes::from_static(&hex!("10000000 ab")),
         )
+    }
+
+    #[test]
+    fn test_forwarded_frame_keeps_its_crc_and_a_changed_one_gets_a_new_one() {
+        let wire = Bytes::from(echo_frame().to_vec());
+        let parsed = FcFrame::parse(Sof::I3, wire.clone(), Eof::T).unwrap();
+        // Unchanged: the same bytes, from the remembered CRC.
+        assert_eq!(parsed.to_vec(), wire);
+        // A changed header or payload is encoded with a CRC of its own, which checks.
+        let mut moved = parsed.clone();
+        moved.header.d_id = FcId::from_parts(1, 3, 0);
+        let bytes = Bytes::from(moved.to_vec());
+        assert_eq!(FcFrame::parse(Sof::I3, bytes, Eof::T), Ok(moved));
+        let mut other = parsed.clone();
+        other.payload = Bytes::from_static(&hex!("10000000 ac"));
+        let bytes = Bytes::from(other.to_vec());
+        assert_eq!(FcFrame::parse(Sof::I3, bytes, Eof::T), Ok(other));
+        // A shorter slice of the same payload is a change too.
+        let mut cut = parsed.clone();
+        cut.payload.truncate(4);
+        let bytes = Bytes::from(cut.to_vec());
+        let back = FcFrame::parse(Sof::I3, bytes, Eof::T).expect("a CRC of its own");
+        assert_eq!(back.payload, cut.payload);
+        // Equality ignores what was remembered.
+        let built = FcFrame::new(
+            parsed.sof,
+            parsed.header,
+            parsed.payload.clone(),
+            parsed.eof,
+        );
+        assert_eq!(parsed, built);
     }
 
     #[test]
@@ -686,12 +783,7 @@ mod tests {
             payload in proptest::collection::vec(any::<u8>(), 0..=MAX_PAYLOAD),
             sof_i in 0usize..8, eof_i in 0usize..8,
         ) {
-            let mut f = FcFrame {
-                sof: Sof::TABLE[sof_i].0,
-                header: h,
-                payload: Bytes::from(payload),
-                eof: Eof::TABLE[eof_i].0,
-            };
+            let mut f = FcFrame::new(Sof::TABLE[sof_i].0, h, Bytes::from(payload), Eof::TABLE[eof_i].0);
             f.header.f_ctl = f.header.f_ctl.with_fill_bytes(f.fill_len());
             prop_assert_eq!(FcFrame::parse_delimited(Bytes::from(f.to_delimited_vec())), Ok(f.clone()));
             prop_assert_eq!(FcFrame::parse(f.sof, Bytes::from(f.to_vec()), f.eof), Ok(f));

@@ -8,9 +8,10 @@
 //!
 //! Each connection runs two tasks:
 //!
-//! - the **writer** takes frames from the link's queue in batches (up to [`BATCH`] at a time),
-//!   encapsulates the whole batch into one buffer and writes it with one `write_all`, so many
-//!   small frames share a system call. It ends, shutting down the socket's write half, when
+//! - the **writer** takes frames from the link's queue in batches (up to [`BATCH`] at a time)
+//!   and writes the whole batch with one vectored write (`writev`): headers, delimiters, CRCs
+//!   and short payloads gathered in one buffer, long payloads as slices of their own, so many
+//!   small frames share a system call and no long payload is copied in user space. It ends, shutting down the socket's write half, when
 //!   every [`LinkTx`](super::LinkTx) clone is dropped, when the reader ends, or on a write
 //!   error.
 //! - the **reader** reads into a large buffer and cuts whole encapsulated frames out of it with
@@ -21,7 +22,7 @@
 //!   is dropped, it ends, and the local `LinkRx` then returns `None`: the link is down.
 
 use std::fmt;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
@@ -33,9 +34,10 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use fc_frames::encap::{
-    emit_encapsulated, encapsulable, parse_encapsulated, EncapError, EncapHeader, EncapHeaderRepr,
+    encapsulable, encapsulate_parts, parse_encapsulated, EncapError, EncapHeader, EncapHeaderRepr,
     Timestamp, DELIMITER_WORD_LEN, HEADER_LEN,
 };
+use fc_frames::FcFrame;
 
 use super::{Link, Received};
 
@@ -157,7 +159,7 @@ async fn write_loop(
     peer: Peer,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
-    let mut out = BytesMut::with_capacity(64 << 10);
+    let mut out = Gather::default();
     loop {
         let n = tokio::select! {
             n = rx.recv_many(&mut batch, BATCH) => n,
@@ -168,11 +170,10 @@ async fn write_loop(
             let _ = wr.shutdown().await;
             return;
         }
+        out.clear();
         for item in batch.drain(..) {
             match item {
-                Received::Frame(f) if encapsulable(&f) => {
-                    emit_encapsulated(&f, Timestamp::ZERO, &mut out);
-                }
+                Received::Frame(f) if encapsulable(&f) => out.push(f),
                 Received::Frame(f) => {
                     tracing::warn!(%peer, frame = %f, "dropping a frame that cannot be encapsulated");
                 }
@@ -180,11 +181,11 @@ async fn write_loop(
                 Received::Malformed { .. } => {}
             }
         }
-        if out.is_empty() {
+        if out.frames.is_empty() {
             continue;
         }
         let r = tokio::select! {
-            r = wr.write_all(&out) => r,
+            r = out.write_to(&mut wr) => r,
             _ = &mut stop => return,
         };
         if let Err(e) = r {
@@ -192,7 +193,91 @@ async fn write_loop(
             let _ = failed.send(());
             return;
         }
-        out.clear();
+    }
+}
+
+/// Payloads shorter than this are copied beside their prefix and suffix; longer ones reach
+/// the kernel as slices of their own, so the data path copies no payload in user space.
+const COPY_BELOW: usize = 512;
+/// Slices per `writev` at most (IOV_MAX on Linux).
+const MAX_IOVECS: usize = 1024;
+
+/// A batch of frames laid out for one vectored write: prefixes, suffixes and short payloads
+/// in `small`, long payloads where their frames hold them.
+#[derive(Default)]
+struct Gather {
+    frames: Vec<FcFrame>,
+    small: Vec<u8>,
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Segment {
+    /// `small[from..to]`.
+    Small(usize, usize),
+    /// The payload of `frames[i]`.
+    Payload(usize),
+}
+
+impl Gather {
+    fn clear(&mut self) {
+        self.frames.clear();
+        self.small.clear();
+        self.segments.clear();
+    }
+
+    fn push(&mut self, frame: FcFrame) {
+        let i = self.frames.len();
+        let parts = encapsulate_parts(&frame, Timestamp::ZERO);
+        let start = self.small.len();
+        self.small.extend_from_slice(&parts.prefix);
+        if parts.payload.len() < COPY_BELOW {
+            self.small.extend_from_slice(parts.payload);
+            self.small.extend_from_slice(parts.suffix());
+            self.small_segment(start);
+        } else {
+            self.small_segment(start);
+            self.segments.push(Segment::Payload(i));
+            let start = self.small.len();
+            self.small.extend_from_slice(parts.suffix());
+            self.small_segment(start);
+        }
+        self.frames.push(frame);
+    }
+
+    /// Records `small[start..]` as a segment, merged into the previous one when they touch.
+    fn small_segment(&mut self, start: usize) {
+        let end = self.small.len();
+        if let Some(Segment::Small(_, to)) = self.segments.last_mut() {
+            if *to == start {
+                *to = end;
+                return;
+            }
+        }
+        self.segments.push(Segment::Small(start, end));
+    }
+
+    async fn write_to(&self, wr: &mut OwnedWriteHalf) -> io::Result<()> {
+        let mut slices: Vec<IoSlice<'_>> = self
+            .segments
+            .iter()
+            .map(|s| match *s {
+                Segment::Small(from, to) => IoSlice::new(self.small.get(from..to).unwrap_or(&[])),
+                Segment::Payload(i) => {
+                    IoSlice::new(self.frames.get(i).map_or(&[][..], |f| &f.payload[..]))
+                }
+            })
+            .collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let n = rest.len().min(MAX_IOVECS);
+            let written = wr.write_vectored(&rest[..n]).await?;
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut rest, written);
+        }
+        Ok(())
     }
 }
 

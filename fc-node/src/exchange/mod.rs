@@ -522,12 +522,12 @@ impl ExchangeManager {
             header.parameter = seq
                 .relative_offset
                 .map_or(0, |base| base.wrapping_add(from as u32));
-            self.transmit.push_back(FcFrame {
-                sof: if i == 0 { Sof::I3 } else { Sof::N3 },
+            self.transmit.push_back(FcFrame::new(
+                if i == 0 { Sof::I3 } else { Sof::N3 },
                 header,
-                payload: seq.payload.slice(from..to),
-                eof: if last { Eof::T } else { Eof::N },
-            });
+                seq.payload.slice(from..to),
+                if last { Eof::T } else { Eof::N },
+            ));
         }
         if seq.last_sequence {
             self.free(id);
@@ -1134,23 +1134,13 @@ mod tests {
         h.f_ctl = FCtl::FIRST_SEQUENCE;
         m.handle_frame(
             now,
-            FcFrame {
-                sof: Sof::I3,
-                header: h,
-                payload: Bytes::from_static(&[0; 8]),
-                eof: Eof::N,
-            },
+            FcFrame::new(Sof::I3, h, Bytes::from_static(&[0; 8]), Eof::N),
         );
         assert_eq!(m.buffered_bytes(), 8);
         h.seq_cnt = 1;
         m.handle_frame(
             now,
-            FcFrame {
-                sof: Sof::N3,
-                header: h,
-                payload: Bytes::from_static(&[0; 4]),
-                eof: Eof::N,
-            },
+            FcFrame::new(Sof::N3, h, Bytes::from_static(&[0; 4]), Eof::N),
         );
         let id = match m.poll_event() {
             Some(Event::Overrun { id }) => id,
@@ -1168,12 +1158,7 @@ mod tests {
         // Frames of an exchange being aborted are dropped.
         m.handle_frame(
             now,
-            FcFrame {
-                sof: Sof::N3,
-                header: h,
-                payload: Bytes::from_static(&[0; 4]),
-                eof: Eof::N,
-            },
+            FcFrame::new(Sof::N3, h, Bytes::from_static(&[0; 4]), Eof::N),
         );
         assert_eq!(m.counters().stale, 1);
         // No answer: freed after R_A_TOV.

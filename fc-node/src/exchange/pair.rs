@@ -475,12 +475,12 @@ fn arb_frame() -> impl Strategy<Value = FcFrame> {
                     rx_id,
                     ..FrameHeaderRepr::default()
                 };
-                FcFrame {
-                    sof: if sofi { Sof::I3 } else { Sof::N3 },
+                FcFrame::new(
+                    if sofi { Sof::I3 } else { Sof::N3 },
                     header,
-                    payload: payload.into(),
-                    eof: if eoft { Eof::T } else { Eof::N },
-                }
+                    payload.into(),
+                    if eoft { Eof::T } else { Eof::N },
+                )
             },
         )
 }
