@@ -210,6 +210,17 @@ impl SwitchHandle {
         self.send(Input::Disconnect { port });
     }
 
+    /// Frames for `domain` go out `port`, an inter-switch port with any link attached (an
+    /// in-process pair, TCP, or an FCIP link). Replaces any earlier route.
+    pub fn set_route(&self, domain: u8, port: PortId) {
+        lock(&self.shared.switch).set_route(domain, port);
+    }
+
+    /// Forgets the route to `domain`: its frames are discarded as unroutable.
+    pub fn remove_route(&self, domain: u8) {
+        lock(&self.shared.switch).remove_route(domain);
+    }
+
     /// The name server table and every port's state and counters.
     pub fn snapshot(&self) -> Snapshot {
         let sw = lock(&self.shared.switch);

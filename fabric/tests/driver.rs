@@ -261,3 +261,48 @@ async fn reattaching_a_port_replaces_its_link() {
     new.tx.send(flogi_frame(WB, 0x101)).expect("up");
     assert_eq!(recv_frame(&mut new).await.header.ox_id, 0x101);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_switches_route_by_domain_over_an_inter_switch_link() {
+    // Domain 0a and domain 0b, each with one node, joined port 9 to port 9 by a TCP link.
+    let a = switch([1]);
+    let config = Config::new(0x0b, Wwn::from_u64(0x1000_0005_1e00_0002), [PortId(1)]);
+    let b = SwitchHandle::spawn(Switch::new(config).expect("valid config"));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let accept = tokio::spawn(async move { listener.accept().await.map(|(s, _)| tcp::spawn(s)) });
+    a.attach(PortId(9), tcp::connect(addr).await.expect("connect"));
+    b.attach(PortId(9), accept.await.expect("accept").expect("accepted"));
+    a.set_route(0x0b, PortId(9));
+    b.set_route(DOMAIN, PortId(9));
+
+    let mut na = a.connect_node().expect("free port");
+    let mut nb = b.connect_node().expect("free port");
+    let ida = flogi(&mut na, WA).await;
+    nb.tx.send(flogi_frame(WB, 0x100)).expect("link up");
+    let idb = recv_frame(&mut nb).await.header.d_id;
+    assert_eq!(idb.domain(), 0x0b);
+
+    // A to B and back, across the link.
+    na.tx.send(fcp_frame(ida, idb, 0x77)).expect("link up");
+    let f = recv_frame(&mut nb).await;
+    assert_eq!(
+        (f.header.s_id, f.header.d_id, f.header.ox_id),
+        (ida, idb, 0x77)
+    );
+    nb.tx.send(fcp_frame(idb, ida, 0x78)).expect("link up");
+    assert_eq!(recv_frame(&mut na).await.header.ox_id, 0x78);
+    let snap = a.snapshot();
+    let isl = snap.port(PortId(9)).expect("ISL port");
+    assert!(isl.up && isl.counters.rx_frames >= 1 && isl.counters.tx_frames >= 1);
+
+    // Without the route the frame is unroutable: discarded and counted.
+    a.remove_route(0x0b);
+    na.tx.send(fcp_frame(ida, idb, 0x79)).expect("link up");
+    let snap = snapshot_until(&a, |s| {
+        s.port(PortId(1))
+            .is_some_and(|p| p.counters.discards.unroutable == 1)
+    })
+    .await;
+    assert_eq!(snap.port(PortId(9)).map(|p| p.counters.tx_frames), Some(1));
+}
