@@ -168,7 +168,8 @@ pub enum Event {
     Sequence {
         /// The exchange.
         id: ExchangeId,
-        /// Header of the sequence's first frame.
+        /// Header of the sequence's first frame, with the F_CTL bits END_SEQUENCE,
+        /// LAST_SEQUENCE and SEQUENCE_INITIATIVE as its last frame had them.
         header: FrameHeaderRepr,
         /// The frames' payloads in SEQ_CNT order.
         payload: Bytes,
@@ -762,8 +763,12 @@ impl ExchangeManager {
         let (Some(first), Some(last)) = (frames.first(), frames.last()) else {
             return;
         };
-        let header = first.header;
         let end_f_ctl = last.header.f_ctl;
+        // What the sequence did at its end (FC-FS-4 allows LAST_SEQUENCE on the last frame
+        // only) is told by the last frame: the upper layer sees it on the header it gets.
+        let ends = FCtl::END_SEQUENCE | FCtl::LAST_SEQUENCE | FCtl::SEQUENCE_INITIATIVE;
+        let mut header = first.header;
+        header.f_ctl = (header.f_ctl - ends) | (end_f_ctl & ends);
         let payload = if let [only] = frames.as_slice() {
             only.payload.clone()
         } else {

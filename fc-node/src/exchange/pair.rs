@@ -277,6 +277,30 @@ fn test_multi_sequence_exchange_passes_initiative() {
 }
 
 #[test]
+fn test_last_sequence_flag_on_the_last_frame_only() {
+    let mut p = Pair::new(Config::default());
+    let cmd = Outbound::new(RCtl::UNSOLICITED_COMMAND, vec![0; 32]);
+    let a_id = p.a.originate(p.now, B, FcType::FCP, cmd, TIMEOUT).unwrap();
+    p.drive();
+    let b_id = p.b_sequences()[0].0;
+    let reply = Outbound::new(RCtl::SOLICITED_DATA, pattern(5000)).last();
+    p.b.send_sequence(p.now, b_id, reply).unwrap();
+    let mut frames = p.sent_by_b();
+    assert!(frames.len() > 1);
+    // Another implementation may set LAST_SEQUENCE on the sequence's last frame only.
+    let n = frames.len();
+    for f in &mut frames[..n - 1] {
+        f.header.f_ctl.remove(FCtl::LAST_SEQUENCE);
+    }
+    p.deliver_to_a(frames);
+    let at_a = sequences(&p.a_events);
+    assert_eq!(at_a.len(), 1);
+    assert!(at_a[0].1.f_ctl.contains(FCtl::LAST_SEQUENCE));
+    assert!(at_a[0].1.f_ctl.contains(FCtl::END_SEQUENCE));
+    assert_eq!(p.a.exchange(a_id), None);
+}
+
+#[test]
 fn test_read_data_holds_initiative_for_the_response() {
     let mut p = Pair::new(Config::default());
     // FCP read: command, then the target's data and response with no turn in between.

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use fabric::link::{Link, LinkTx, Received};
 use fc_frames::els::prli::FcpServiceParams;
-use fc_frames::els::{ElsCode, ElsError, ElsReply, ElsRequest, Logo, LsRjt};
+use fc_frames::els::{ElsError, ElsReply, ElsRequest, Logo, LsRjt};
 use fc_frames::{FCtl, FcId, FcType, FrameHeaderRepr, RCtl, Wwn};
 use tokio::sync::{mpsc, watch};
 
@@ -1089,14 +1089,3 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
-
-/// The ELS command codes this node answers itself (the rest get LS_RJT, not supported).
-pub const ANSWERED_ELS: [ElsCode; 7] = [
-    ElsCode::PLOGI,
-    ElsCode::PRLI,
-    ElsCode::PRLO,
-    ElsCode::LOGO,
-    ElsCode::RSCN,
-    ElsCode::ECHO,
-    ElsCode::PDISC,
-];
