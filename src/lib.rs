@@ -6,4 +6,5 @@ pub mod catalogue;
 pub mod config;
 pub mod decode;
 pub mod host;
+pub mod relay;
 pub mod san;
