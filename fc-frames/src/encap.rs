@@ -597,6 +597,38 @@ pub fn encapsulate_parts(frame: &FcFrame, timestamp: Timestamp) -> EncapParts<'_
     }
 }
 
+/// The SOF and EOF of one whole encapsulated frame, `frame` being exactly its Frame Length
+/// words, header first: the SOF word right after the header and the EOF word in the last four
+/// bytes must each be code, code, ~code, ~code with a code RFC 3643 §3.2 defines.
+///
+/// A stream receiver uses this to check that a header's Frame Length lands on an EOF word
+/// before it trusts the header (RFC 3821 §5.6.2); [`parse_encapsulated`] calls it too.
+pub fn parse_delimiters(frame: &[u8]) -> Result<(crate::frame::Sof, Eof), EncapError> {
+    let sof_word = word_at(frame, HEADER_LEN).ok_or(LenError {
+        layer: Layer::Encapsulation,
+        required: HEADER_LEN + DELIMITER_WORD_LEN,
+        actual: frame.len(),
+    })?;
+    let sof = delimiter_code(sof_word)
+        .map(crate::frame::Sof)
+        .filter(|s| s.name().is_some())
+        .ok_or(EncapError::BadSof {
+            word: u32::from_be_bytes(sof_word),
+        })?;
+    let eof_word = frame
+        .len()
+        .checked_sub(DELIMITER_WORD_LEN)
+        .and_then(|at| word_at(frame, at))
+        .unwrap_or_default();
+    let eof = delimiter_code(eof_word)
+        .map(Eof)
+        .filter(|e| e.name().is_some())
+        .ok_or(EncapError::BadEof {
+            word: u32::from_be_bytes(eof_word),
+        })?;
+    Ok((sof, eof))
+}
+
 /// Parses one whole encapsulated frame (exactly Frame Length words).
 ///
 /// The outer error is an encapsulation error: the header or a delimiter word is wrong, so the
@@ -619,22 +651,9 @@ pub fn parse_encapsulated(
         }
         .into());
     }
+    let (sof, eof) = parse_delimiters(&bytes)?;
     let sof_at = HEADER_LEN;
     let eof_at = total - DELIMITER_WORD_LEN; // total >= 64: Frame Length was checked
-    let sof_word = word_at(&bytes, sof_at).unwrap_or_default();
-    let sof = delimiter_code(sof_word)
-        .map(crate::frame::Sof)
-        .filter(|s| s.name().is_some())
-        .ok_or(EncapError::BadSof {
-            word: u32::from_be_bytes(sof_word),
-        })?;
-    let eof_word = word_at(&bytes, eof_at).unwrap_or_default();
-    let eof = delimiter_code(eof_word)
-        .map(Eof)
-        .filter(|e| e.name().is_some())
-        .ok_or(EncapError::BadEof {
-            word: u32::from_be_bytes(eof_word),
-        })?;
     let fc = bytes.slice(sof_at + DELIMITER_WORD_LEN..eof_at);
     debug_assert!(fc.len() >= FC_HEADER_LEN);
     Ok((header, FcFrame::parse(sof, fc, eof)))
@@ -914,6 +933,20 @@ mod tests {
         assert_eq!(
             outer_err(patched(|b| b[68..72].copy_from_slice(&hex!("4343bcbc")))),
             EncapError::BadEof { word: 0x4343_bcbc }
+        );
+    }
+
+    #[test]
+    fn test_parse_delimiters() {
+        assert_eq!(parse_delimiters(&ECHO_ENCAP), Ok((Sof::I3, Eof::T)));
+        assert!(matches!(
+            parse_delimiters(&ECHO_ENCAP[..31]),
+            Err(EncapError::Len(LenError { actual: 31, .. }))
+        ));
+        // The EOF word is the last four bytes, wherever that is.
+        assert_eq!(
+            parse_delimiters(&ECHO_ENCAP[..32]),
+            Err(EncapError::BadEof { word: 0x2e2e_d1d1 })
         );
     }
 

@@ -1,0 +1,27 @@
+//! FCIP, Fibre Channel over TCP/IP (RFC 3821), without I/O.
+//!
+//! The encapsulation header itself (RFC 3643 §3, RFC 3821 §5.6.1) lives in
+//! [`fc_frames::encap`]; this crate adds what FCIP builds on it:
+//!
+//! | module | standard | what |
+//! |---|---|---|
+//! | [`fsf`] | RFC 3821 §7 | the FCIP Special Frame a new TCP connection starts with, and the echo check |
+//! | [`engine`] | RFC 3821 §5.6, §5.6.2 | the receive side of the FCIP Data Engine: bytes in, frames out, resynchronization |
+//! | [`time`] | RFC 3821 §5.6.1, RFC 2030 | SNTP time stamps: from the system clock, differences |
+//!
+//! Nothing here touches a socket or a clock: bytes and the current time come in as arguments
+//! (ARCHITECTURE.md, "sans-IO protocol cores"). The tokio driver that owns the TCP connections
+//! is a separate layer.
+//!
+//! Section numbers are cited from memory of RFC 3821; the byte layouts follow
+//! `PROTOCOLS.md`, which was checked against Wireshark.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod engine;
+pub mod fsf;
+pub mod time;
+
+pub use engine::{OnError, Output, Receiver, ReceiverConfig, ReceiverCounters, SyncError};
+pub use fsf::{FsfError, Mismatch, SpecialFrame};
