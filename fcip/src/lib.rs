@@ -1,4 +1,4 @@
-//! FCIP, Fibre Channel over TCP/IP (RFC 3821), without I/O.
+//! FCIP, Fibre Channel over TCP/IP (RFC 3821).
 //!
 //! The encapsulation header itself (RFC 3643 §3, RFC 3821 §5.6.1) lives in
 //! [`fc_frames::encap`]; this crate adds what FCIP builds on it:
@@ -8,10 +8,11 @@
 //! | [`fsf`] | RFC 3821 §7 | the FCIP Special Frame a new TCP connection starts with, and the echo check |
 //! | [`engine`] | RFC 3821 §5.6, §5.6.2 | the receive side of the FCIP Data Engine: bytes in, frames out, resynchronization |
 //! | [`time`] | RFC 3821 §5.6.1, RFC 2030 | SNTP time stamps: from the system clock, differences |
+//! | [`connection`] | RFC 3821 §5.6, §7, §8 | the tokio driver of one FCIP connection: Special Frame exchange, data both ways, LKA keep-alive |
 //!
-//! Nothing here touches a socket or a clock: bytes and the current time come in as arguments
-//! (ARCHITECTURE.md, "sans-IO protocol cores"). The tokio driver that owns the TCP connections
-//! is a separate layer.
+//! `fsf`, `engine` and `time` touch no socket and no clock: bytes and the current time come in
+//! as arguments (ARCHITECTURE.md, "sans-IO protocol cores"). `connection` is the thin driver
+//! that owns a TCP connection and feeds them.
 //!
 //! Section numbers are cited from memory of RFC 3821; the byte layouts follow
 //! `PROTOCOLS.md`, which was checked against Wireshark.
@@ -19,6 +20,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod connection;
 pub mod engine;
 pub mod fsf;
 pub mod time;
