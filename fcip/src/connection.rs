@@ -218,12 +218,18 @@ fn start(stream: TcpStream, local: &Endpoint, peer: SpecialFrame) -> Connection 
     let (rd, wr) = stream.into_split();
     let (tx, out_rx) = mpsc::unbounded_channel();
     let (in_tx, rx) = mpsc::unbounded_channel();
+    // The reader answers LKAs through a queue of the writer's own, so that the writer still
+    // ends when the connection's owner drops its sender.
+    let (answers, answers_rx) = mpsc::unbounded_channel();
     let counters = Arc::new(Mutex::new(ConnectionCounters::default()));
-    // The reader answers LKAs through the writer's queue.
-    let answers = tx.clone();
     let k_a_tov = local.k_a_tov;
-    let ours = local.fabric;
-    tokio::spawn(write_loop(wr, out_rx, counters.clone(), k_a_tov, ours));
+    tokio::spawn(write_loop(
+        wr,
+        out_rx,
+        answers_rx,
+        counters.clone(),
+        k_a_tov,
+    ));
     tokio::spawn(read_loop(
         rd,
         Receiver::new(local.receiver),
@@ -270,30 +276,38 @@ fn is_lka_reply(f: &FcFrame) -> bool {
 async fn write_loop(
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<FcFrame>,
+    mut answers: mpsc::UnboundedReceiver<FcFrame>,
     counters: Arc<Mutex<ConnectionCounters>>,
     k_a_tov: Duration,
-    _fabric: Wwn,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut out = BytesMut::with_capacity(64 << 10);
     let idle = k_a_tov / 2;
     let mut ox: u16 = 0;
     loop {
-        let n = match timeout(idle, rx.recv_many(&mut batch, BATCH)).await {
-            Ok(0) => {
+        let next = async {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => n > 0,
+                Some(a) = answers.recv() => {
+                    batch.push(a);
+                    true
+                }
+            }
+        };
+        match timeout(idle, next).await {
+            Ok(false) => {
+                // The owner dropped its sender: the connection ends.
                 let _ = wr.shutdown().await;
                 return;
             }
-            Ok(n) => n,
+            Ok(true) => {}
             Err(_) => {
                 // K_A_TOV/2 without sending: keep the connection alive.
                 ox = ox.wrapping_add(1);
                 batch.push(lka(ox));
                 lock(&counters).lka_sent += 1;
-                1
             }
-        };
-        let _ = n;
+        }
         let ts = now();
         let mut frames = 0;
         for f in batch.drain(..) {

@@ -9,10 +9,11 @@
 //! | [`engine`] | RFC 3821 §5.6, §5.6.2 | the receive side of the FCIP Data Engine: bytes in, frames out, resynchronization |
 //! | [`time`] | RFC 3821 §5.6.1, RFC 2030 | SNTP time stamps: from the system clock, differences |
 //! | [`connection`] | RFC 3821 §5.6, §7, §8 | the tokio driver of one FCIP connection: Special Frame exchange, data both ways, LKA keep-alive |
+//! | [`link`] | RFC 3821 §5.5 | an FCIP link: 1-8 connections to one peer, exchanges spread over them, redial with backoff |
 //!
 //! `fsf`, `engine` and `time` touch no socket and no clock: bytes and the current time come in
-//! as arguments (ARCHITECTURE.md, "sans-IO protocol cores"). `connection` is the thin driver
-//! that owns a TCP connection and feeds them.
+//! as arguments (ARCHITECTURE.md, "sans-IO protocol cores"). `connection` and `link` are the thin
+//! driver that owns the TCP connections and feeds them.
 //!
 //! Section numbers are cited from memory of RFC 3821; the byte layouts follow
 //! `PROTOCOLS.md`, which was checked against Wireshark.
@@ -23,6 +24,7 @@
 pub mod connection;
 pub mod engine;
 pub mod fsf;
+pub mod link;
 pub mod time;
 
 pub use engine::{OnError, Output, Receiver, ReceiverConfig, ReceiverCounters, SyncError};
