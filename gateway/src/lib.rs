@@ -1,0 +1,268 @@
+//! The FCIP gateway of PATENT.md's figure 8: a fabric switch (from `fabric`) whose
+//! inter-switch ports are FCIP links (from `fcip`), so that a node on one SAN reaches a node on
+//! another as if one fabric held both.
+//!
+//! ```text
+//!  nodes ── F_Ports ── Switch (domain D) ── ISL port p ══ FcipLink ══ TCP 3225 ══ peer gateway
+//!                         route: peer's domains → p, while the link is up
+//! ```
+//!
+//! Each configured peer has an inter-switch port. While its FCIP link is up, the port is
+//! attached (an in-process pair pumped to and from the link) and the peer's domains are routed
+//! to it; when the link loses its last connection the port goes down and the routes go, and
+//! they come back with the link. The gateway listens for FCIP connections from its peers and
+//! dials the peers it is configured to dial; a connection from a fabric that is not a
+//! configured peer is closed with a log line.
+//!
+//! Not yet here (issue 4 goes on): learning the peer's domains over the link (they are
+//! configured), forwarding name server queries across the link, the FCIP capture.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fabric::link::{self, Received};
+use fabric::{Config, ConfigError, PortId, Switch, SwitchHandle};
+use fc_frames::Wwn;
+use fcip::connection::{accept, Endpoint};
+use fcip::engine::ReceiverConfig;
+use fcip::link::{FcipLink, LinkConfig, LinkCounters, LinkEvent};
+use tokio::net::TcpListener;
+
+/// The IANA port of FCIP.
+pub const FCIP_PORT: u16 = 3225;
+
+/// One peer gateway.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// Its FC Fabric Entity WWN (its switch name).
+    pub fabric: Wwn,
+    /// Where to dial it; `None` when it dials us.
+    pub dial: Option<SocketAddr>,
+    /// The domains reached through it.
+    pub domains: Vec<u8>,
+    /// The inter-switch port its link takes.
+    pub port: PortId,
+    /// TCP connections of the link, 1-8.
+    pub connections: usize,
+}
+
+/// A gateway's configuration.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The switch: domain, names, F_Ports, zoning.
+    pub switch: Config,
+    /// Where to listen for FCIP connections from peers.
+    pub fcip_listen: SocketAddr,
+    /// The peers.
+    pub peers: Vec<PeerConfig>,
+    /// K_A_TOV announced and kept on every connection.
+    pub k_a_tov: Duration,
+    /// The receive engine's settings.
+    pub receiver: ReceiverConfig,
+}
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The switch configuration is invalid.
+    #[error("switch: {0}")]
+    Config(#[from] ConfigError),
+    /// A peer's inter-switch port is also an F_Port, or two peers share one.
+    #[error("peer {0}: port {1} is an F_Port or taken by another peer")]
+    PortClash(Wwn, PortId),
+    /// The FCIP listener could not be opened.
+    #[error("cannot listen for FCIP on {0}: {1}")]
+    Listen(SocketAddr, io::Error),
+}
+
+/// A running gateway.
+#[derive(Clone)]
+pub struct Gateway {
+    /// Its switch.
+    pub switch: SwitchHandle,
+    fcip_addr: SocketAddr,
+    links: Arc<Mutex<Vec<(Wwn, Arc<FcipLink>)>>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("fcip_addr", &self.fcip_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Starts the switch, the FCIP listener and a link per peer. Inside a tokio runtime.
+    pub async fn start(config: GatewayConfig, seed: u64) -> Result<Gateway, GatewayError> {
+        let mut ports = Vec::new();
+        for p in &config.peers {
+            if config.switch.is_f_port(p.port) || ports.contains(&p.port) {
+                return Err(GatewayError::PortClash(p.fabric, p.port));
+            }
+            ports.push(p.port);
+        }
+        let switch = SwitchHandle::spawn(Switch::new(config.switch.clone())?);
+        let listener = TcpListener::bind(config.fcip_listen)
+            .await
+            .map_err(|e| GatewayError::Listen(config.fcip_listen, e))?;
+        let fcip_addr = listener
+            .local_addr()
+            .map_err(|e| GatewayError::Listen(config.fcip_listen, e))?;
+        let local = Endpoint {
+            fabric: config.switch.switch_name,
+            entity: config.switch.switch_name.0,
+            k_a_tov: config.k_a_tov,
+            receiver: config.receiver,
+        };
+        let mut links = Vec::new();
+        let mut adders = Vec::new();
+        for (i, peer) in config.peers.iter().enumerate() {
+            let lc = LinkConfig {
+                local: local.clone(),
+                peer_fabric: peer.fabric,
+                connections: peer.connections,
+                reconnect_min: Duration::from_millis(50),
+                reconnect_max: Duration::from_secs(2),
+            };
+            let mut link = match peer.dial {
+                Some(addr) => FcipLink::originate(lc, addr, seed ^ (i as u64 + 1)),
+                None => FcipLink::accepting(lc),
+            };
+            adders.push((peer.fabric, link.adder()));
+            // The pump owns the link's receiving end; the gateway keeps the sending end.
+            let (tx_frames, events) = take_link(&mut link);
+            let link = Arc::new(link);
+            links.push((peer.fabric, link.clone()));
+            tokio::spawn(pump(switch.clone(), peer.clone(), tx_frames, events));
+        }
+        let peers: Vec<Wwn> = config.peers.iter().map(|p| p.fabric).collect();
+        tokio::spawn(async move {
+            loop {
+                let (stream, from) = match listener.accept().await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "FCIP accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let (local, peers, adders) = (local.clone(), peers.clone(), adders.clone());
+                tokio::spawn(async move {
+                    match accept(stream, &local, &peers).await {
+                        Ok(c) => {
+                            let source = c.peer.source_fabric;
+                            if let Some((_, adder)) = adders.iter().find(|(w, _)| *w == source) {
+                                adder.add(c);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(%from, error = %e, "FCIP connection refused");
+                        }
+                    }
+                });
+            }
+        });
+        Ok(Gateway {
+            switch,
+            fcip_addr,
+            links: Arc::new(Mutex::new(links)),
+        })
+    }
+
+    /// Where the gateway listens for FCIP.
+    pub fn fcip_addr(&self) -> SocketAddr {
+        self.fcip_addr
+    }
+
+    /// Each peer's link counters.
+    pub fn link_counters(&self) -> Vec<(Wwn, LinkCounters)> {
+        self.links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(w, l)| (*w, l.counters()))
+            .collect()
+    }
+
+    /// Bounces every connection of the link to `peer` (they are dialled again).
+    pub fn bounce(&self, peer: Wwn) {
+        for (w, l) in self.links.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            if *w == peer {
+                l.bounce();
+            }
+        }
+    }
+}
+
+/// Takes the link's channel ends for the pump, leaving closed stand-ins.
+fn take_link(
+    link: &mut FcipLink,
+) -> (
+    tokio::sync::mpsc::UnboundedSender<fc_frames::FcFrame>,
+    tokio::sync::mpsc::UnboundedReceiver<LinkEvent>,
+) {
+    let (_, dead_rx) = tokio::sync::mpsc::unbounded_channel();
+    let events = std::mem::replace(&mut link.rx, dead_rx);
+    (link.tx.clone(), events)
+}
+
+/// Joins one FCIP link to its inter-switch port: attached and routed while the link is up.
+async fn pump(
+    switch: SwitchHandle,
+    peer: PeerConfig,
+    to_link: tokio::sync::mpsc::UnboundedSender<fc_frames::FcFrame>,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<LinkEvent>,
+) {
+    // The switch's side of the port, while the link is up.
+    let mut port: Option<link::LinkTx> = None;
+    let mut forward: Option<tokio::task::JoinHandle<()>> = None;
+    while let Some(ev) = events.recv().await {
+        match ev {
+            LinkEvent::Up => {
+                let (ours, theirs) = link::pair();
+                switch.attach(peer.port, theirs);
+                for d in &peer.domains {
+                    switch.set_route(*d, peer.port);
+                }
+                let link::Link { tx, mut rx } = ours;
+                port = Some(tx);
+                let to_link = to_link.clone();
+                // Frames the switch sends out the port go onto the FCIP link.
+                forward = Some(tokio::spawn(async move {
+                    while let Some(r) = rx.recv().await {
+                        if let Received::Frame(f) = r {
+                            if to_link.send(f).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }));
+                tracing::info!(peer = %peer.fabric, port = %peer.port, "inter-switch link up");
+            }
+            LinkEvent::Down => {
+                for d in &peer.domains {
+                    switch.remove_route(*d);
+                }
+                switch.disconnect(peer.port);
+                port = None;
+                if let Some(f) = forward.take() {
+                    f.abort();
+                }
+                tracing::info!(peer = %peer.fabric, port = %peer.port, "inter-switch link down");
+            }
+            LinkEvent::Frame(f) => {
+                if let Some(p) = &port {
+                    let _ = p.send(f);
+                }
+            }
+            LinkEvent::Malformed { .. } => {}
+        }
+    }
+}
