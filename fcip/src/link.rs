@@ -403,7 +403,6 @@ impl LinkTask {
             accumulate(&mut c.closed_totals, &last);
         }
         drop(c);
-        let _ = why;
         if self.up_count() == 0 {
             tracing::info!(peer = %self.config.peer_fabric, "FCIP link down");
             let _ = self.up.send(LinkEvent::Down);
