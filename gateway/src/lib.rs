@@ -22,7 +22,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fabric::link::{self, Received};
@@ -87,7 +87,13 @@ pub struct Gateway {
     /// Its switch.
     pub switch: SwitchHandle,
     fcip_addr: SocketAddr,
-    links: Arc<Mutex<Vec<(Wwn, Arc<FcipLink>)>>>,
+    links: Arc<Vec<PeerLink>>,
+}
+
+/// A peer's FCIP link, as the gateway keeps it (its receiving end belongs to the pump).
+struct PeerLink {
+    fabric: Wwn,
+    link: FcipLink,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -138,8 +144,10 @@ impl Gateway {
             adders.push((peer.fabric, link.adder()));
             // The pump owns the link's receiving end; the gateway keeps the sending end.
             let (tx_frames, events) = take_link(&mut link);
-            let link = Arc::new(link);
-            links.push((peer.fabric, link.clone()));
+            links.push(PeerLink {
+                fabric: peer.fabric,
+                link,
+            });
             tokio::spawn(pump(switch.clone(), peer.clone(), tx_frames, events));
         }
         let peers: Vec<Wwn> = config.peers.iter().map(|p| p.fabric).collect();
@@ -172,7 +180,7 @@ impl Gateway {
         Ok(Gateway {
             switch,
             fcip_addr,
-            links: Arc::new(Mutex::new(links)),
+            links: Arc::new(links),
         })
     }
 
@@ -184,19 +192,15 @@ impl Gateway {
     /// Each peer's link counters.
     pub fn link_counters(&self) -> Vec<(Wwn, LinkCounters)> {
         self.links
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|(w, l)| (*w, l.counters()))
+            .map(|p| (p.fabric, p.link.counters()))
             .collect()
     }
 
     /// Bounces every connection of the link to `peer` (they are dialled again).
     pub fn bounce(&self, peer: Wwn) {
-        for (w, l) in self.links.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            if *w == peer {
-                l.bounce();
-            }
+        for p in self.links.iter().filter(|p| p.fabric == peer) {
+            p.link.bounce();
         }
     }
 }
