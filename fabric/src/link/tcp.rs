@@ -161,7 +161,10 @@ async fn write_loop(
     let mut batch = Vec::with_capacity(BATCH);
     let mut out = Gather::default();
     loop {
+        // Biased: frames queued before the link was dropped still go out before the writer
+        // heeds the stop.
         let n = tokio::select! {
+            biased;
             n = rx.recv_many(&mut batch, BATCH) => n,
             _ = &mut stop => return,
         };
@@ -185,6 +188,7 @@ async fn write_loop(
             continue;
         }
         let r = tokio::select! {
+            biased;
             r = out.write_to(&mut wr) => r,
             _ = &mut stop => return,
         };
