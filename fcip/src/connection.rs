@@ -490,8 +490,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn test_idle_connection_kept_alive_by_lka() {
-        let (o, mut a) = pair(Duration::from_millis(300)).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(1000)).await;
+        // K_A_TOV with room for a loaded machine's scheduling delays.
+        let (o, mut a) = pair(Duration::from_millis(800)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
         // Both still open: no Closed event; LKAs (from whichever side fell silent first) were
         // answered, and the answers kept the other side's writer busy.
         assert!(a.rx.try_recv().is_err());
