@@ -9,6 +9,7 @@
 //! | [`engine`] | RFC 3821 §5.6, §5.6.2 | the receive side of the FCIP Data Engine: bytes in, frames out, resynchronization |
 //! | [`time`] | RFC 3821 §5.6.1, RFC 2030 | SNTP time stamps: from the system clock, differences |
 //! | [`connection`] | RFC 3821 §5.6, §7, §8 | the tokio driver of one FCIP connection: Special Frame exchange, data both ways, LKA keep-alive |
+//! | [`capture`] | | FCIP frames as Ethernet/IPv4/TCP packets in a pcap, for Wireshark |
 //! | [`link`] | RFC 3821 §5.5 | an FCIP link: 1-8 connections to one peer, exchanges spread over them, redial with backoff |
 //!
 //! `fsf`, `engine` and `time` touch no socket and no clock: bytes and the current time come in
@@ -21,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod capture;
 pub mod connection;
 pub mod engine;
 pub mod fsf;
