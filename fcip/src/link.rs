@@ -96,8 +96,51 @@ pub struct FcipLink {
     pub tx: mpsc::UnboundedSender<FcFrame>,
     /// What the link hands up.
     pub rx: mpsc::UnboundedReceiver<LinkEvent>,
+    /// Adding accepted connections, bouncing, counters: a handle that may go elsewhere.
+    pub control: LinkControl,
+}
+
+/// Controls a running [`FcipLink`] from anywhere (the listener's task, an administrator).
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct LinkControl {
     internal: mpsc::UnboundedSender<Internal>,
     shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for LinkControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkControl")
+            .field("counters", &self.counters())
+            .finish()
+    }
+}
+
+impl LinkControl {
+    /// Adds a connection the listener accepted from this link's peer.
+    pub fn add(&self, connection: Connection) {
+        let _ = self.internal.send(Internal::Opened(None, connection));
+    }
+
+    /// Closes every connection, as an administrator bouncing the link: the originating side
+    /// dials them again.
+    pub fn bounce(&self) {
+        let _ = self.internal.send(Internal::Bounce);
+    }
+
+    /// The link's counters.
+    pub fn counters(&self) -> LinkCounters {
+        *lock(&self.shared.counters)
+    }
+
+    /// Each open connection's counters, by slot.
+    pub fn connections(&self) -> Vec<ConnectionCounters> {
+        lock(&self.shared.slots)
+            .iter()
+            .flatten()
+            .map(|c| *lock(c))
+            .collect()
+    }
 }
 
 struct Shared {
@@ -124,32 +167,22 @@ impl FcipLink {
 
     /// Adds a connection the listener accepted from this link's peer.
     pub fn add(&self, connection: Connection) {
-        let _ = self.internal.send(Internal::Opened(None, connection));
+        self.control.add(connection);
     }
 
-    /// A handle that adds accepted connections, for the listener's task.
-    pub fn adder(&self) -> Adder {
-        Adder(self.internal.clone())
-    }
-
-    /// Closes every connection, as an administrator bouncing the link: the originating side
-    /// dials them again.
+    /// Closes every connection; see [`LinkControl::bounce`].
     pub fn bounce(&self) {
-        let _ = self.internal.send(Internal::Bounce);
+        self.control.bounce();
     }
 
     /// The link's counters.
     pub fn counters(&self) -> LinkCounters {
-        *lock(&self.shared.counters)
+        self.control.counters()
     }
 
     /// Each open connection's counters, by slot.
     pub fn connections(&self) -> Vec<ConnectionCounters> {
-        lock(&self.shared.slots)
-            .iter()
-            .flatten()
-            .map(|c| *lock(c))
-            .collect()
+        self.control.connections()
     }
 
     fn spawn(mut config: LinkConfig, peer: Option<SocketAddr>, seed: u64) -> FcipLink {
@@ -176,20 +209,8 @@ impl FcipLink {
         FcipLink {
             tx,
             rx,
-            internal,
-            shared,
+            control: LinkControl { internal, shared },
         }
-    }
-}
-
-/// Adds accepted connections to an accepting [`FcipLink`].
-#[derive(Debug, Clone)]
-pub struct Adder(mpsc::UnboundedSender<Internal>);
-
-impl Adder {
-    /// Adds a connection the listener accepted from the link's peer.
-    pub fn add(&self, connection: Connection) {
-        let _ = self.0.send(Internal::Opened(None, connection));
     }
 }
 
@@ -498,7 +519,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let b = FcipLink::accepting(config(B, A, n));
-        let adder = b.adder();
+        let adder = b.control.clone();
         tokio::spawn(async move {
             let local = config(B, A, n).local;
             while let Ok((s, _)) = listener.accept().await {

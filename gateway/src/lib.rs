@@ -30,7 +30,7 @@ use fabric::{Config, ConfigError, PortId, Switch, SwitchHandle};
 use fc_frames::Wwn;
 use fcip::connection::{accept, Endpoint};
 use fcip::engine::ReceiverConfig;
-use fcip::link::{FcipLink, LinkConfig, LinkCounters, LinkEvent};
+use fcip::link::{FcipLink, LinkConfig, LinkControl, LinkCounters, LinkEvent};
 use tokio::net::TcpListener;
 
 /// The IANA port of FCIP.
@@ -90,10 +90,10 @@ pub struct Gateway {
     links: Arc<Vec<PeerLink>>,
 }
 
-/// A peer's FCIP link, as the gateway keeps it (its receiving end belongs to the pump).
+/// A peer's FCIP link, as the gateway keeps it (its frames belong to the pump).
 struct PeerLink {
     fabric: Wwn,
-    link: FcipLink,
+    control: LinkControl,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -137,18 +137,17 @@ impl Gateway {
                 reconnect_min: Duration::from_millis(50),
                 reconnect_max: Duration::from_secs(2),
             };
-            let mut link = match peer.dial {
+            let link = match peer.dial {
                 Some(addr) => FcipLink::originate(lc, addr, seed ^ (i as u64 + 1)),
                 None => FcipLink::accepting(lc),
             };
-            adders.push((peer.fabric, link.adder()));
-            // The pump owns the link's receiving end; the gateway keeps the sending end.
-            let (tx_frames, events) = take_link(&mut link);
+            let FcipLink { tx, rx, control } = link;
+            adders.push((peer.fabric, control.clone()));
             links.push(PeerLink {
                 fabric: peer.fabric,
-                link,
+                control,
             });
-            tokio::spawn(pump(switch.clone(), peer.clone(), tx_frames, events));
+            tokio::spawn(pump(switch.clone(), peer.clone(), tx, rx));
         }
         let peers: Vec<Wwn> = config.peers.iter().map(|p| p.fabric).collect();
         tokio::spawn(async move {
@@ -193,28 +192,16 @@ impl Gateway {
     pub fn link_counters(&self) -> Vec<(Wwn, LinkCounters)> {
         self.links
             .iter()
-            .map(|p| (p.fabric, p.link.counters()))
+            .map(|p| (p.fabric, p.control.counters()))
             .collect()
     }
 
     /// Bounces every connection of the link to `peer` (they are dialled again).
     pub fn bounce(&self, peer: Wwn) {
         for p in self.links.iter().filter(|p| p.fabric == peer) {
-            p.link.bounce();
+            p.control.bounce();
         }
     }
-}
-
-/// Takes the link's channel ends for the pump, leaving closed stand-ins.
-fn take_link(
-    link: &mut FcipLink,
-) -> (
-    tokio::sync::mpsc::UnboundedSender<fc_frames::FcFrame>,
-    tokio::sync::mpsc::UnboundedReceiver<LinkEvent>,
-) {
-    let (_, dead_rx) = tokio::sync::mpsc::unbounded_channel();
-    let events = std::mem::replace(&mut link.rx, dead_rx);
-    (link.tx.clone(), events)
 }
 
 /// Joins one FCIP link to its inter-switch port: attached and routed while the link is up.

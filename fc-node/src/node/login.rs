@@ -115,26 +115,14 @@ pub(crate) async fn manage(core: CoreHandle, mut notices: mpsc::UnboundedReceive
 async fn fabric_login(core: &CoreHandle, generation: u64) -> Result<FcId, NodeError> {
     let config = core.config();
     let req = ElsRequest::Flogi(login_params(config, ElsCode::FLOGI));
-    let code = req.code();
-    let seq = Outbound::new(RCtl::ELS_REQUEST, req.to_vec());
-    let mut x = core.exchange(
-        FcId::F_PORT_CONTROLLER,
-        FcType::ELS,
-        seq,
-        config.els_timeout,
-    );
-    let reply = x.next().await?;
-    let acc = match ElsReply::parse(code, &reply.payload)? {
-        ElsReply::Login(acc) => acc,
-        ElsReply::Rjt(rjt) => return Err(NodeError::Rejected(rjt)),
-        other => {
-            return Err(NodeError::Protocol(format!(
-                "FLOGI answered with {other:?}"
-            )))
-        }
+    let (header, reply) = core.els_with_header(FcId::F_PORT_CONTROLLER, &req).await?;
+    let ElsReply::Login(acc) = reply else {
+        return Err(NodeError::Protocol(format!(
+            "FLOGI answered with {reply:?}"
+        )));
     };
     // The fabric's LS_ACC goes to the N_Port ID it assigned.
-    let port_id = reply.header.d_id;
+    let port_id = header.d_id;
     if port_id == FcId::UNIDENTIFIED || port_id.is_well_known() {
         return Err(NodeError::Protocol(format!(
             "FLOGI LS_ACC to {port_id}, not an N_Port ID"

@@ -453,13 +453,23 @@ impl CoreHandle {
 
     /// Sends an ELS request and waits for its reply; LS_RJT is an error.
     pub(crate) async fn els(&self, d_id: FcId, req: &ElsRequest) -> Result<ElsReply, NodeError> {
+        self.els_with_header(d_id, req).await.map(|(_, r)| r)
+    }
+
+    /// [`els`](Self::els), with the header of the reply (FLOGI learns its N_Port ID from the
+    /// D_ID of the LS_ACC).
+    pub(crate) async fn els_with_header(
+        &self,
+        d_id: FcId,
+        req: &ElsRequest,
+    ) -> Result<(FrameHeaderRepr, ElsReply), NodeError> {
         let code = req.code();
         let seq = Outbound::new(RCtl::ELS_REQUEST, req.to_vec());
         let mut x = self.exchange(d_id, FcType::ELS, seq, self.shared.config.els_timeout);
         let reply = x.next().await?;
         match ElsReply::parse(code, &reply.payload)? {
             ElsReply::Rjt(rjt) => Err(NodeError::Rejected(rjt)),
-            r => Ok(r),
+            r => Ok((reply.header, r)),
         }
     }
 
@@ -956,13 +966,13 @@ impl Core {
 
     /// Hands out what the exchange manager produced, until it has nothing more.
     fn pump(&mut self) {
+        let mut sent = 0;
         loop {
             let mut busy = false;
             while let Some(ev) = self.em.poll_event() {
                 busy = true;
                 self.event(ev);
             }
-            let mut sent = 0;
             while let Some(frame) = self.em.poll_transmit() {
                 busy = true;
                 sent += 1;
@@ -972,15 +982,16 @@ impl Core {
                     }
                 }
             }
-            let open = self.em.open_exchanges() as u64;
-            self.handle.count(|c| {
-                c.tx_frames += sent;
-                c.open_exchanges = open;
-            });
             if !busy {
-                return;
+                break;
             }
         }
+        // Once a pump, not once a round: the counters' lock stays off the frame loop.
+        let open = self.em.open_exchanges() as u64;
+        self.handle.count(|c| {
+            c.tx_frames += sent;
+            c.open_exchanges = open;
+        });
     }
 
     fn event(&mut self, ev: Event) {
