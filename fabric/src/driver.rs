@@ -115,6 +115,10 @@ enum Input {
     Disconnect {
         port: PortId,
     },
+    Route {
+        domain: u8,
+        port: Option<PortId>,
+    },
     Received {
         port: PortId,
         generation: u64,
@@ -213,12 +217,16 @@ impl SwitchHandle {
     /// Frames for `domain` go out `port`, an inter-switch port with any link attached (an
     /// in-process pair, TCP, or an FCIP link). Replaces any earlier route.
     pub fn set_route(&self, domain: u8, port: PortId) {
-        lock(&self.shared.switch).set_route(domain, port);
+        self.send(Input::Route {
+            domain,
+            port: Some(port),
+        });
     }
 
-    /// Forgets the route to `domain`: its frames are discarded as unroutable.
+    /// Forgets the static route to `domain`: its frames are discarded as unroutable, unless
+    /// a neighbour switch announces it.
     pub fn remove_route(&self, domain: u8) {
-        lock(&self.shared.switch).remove_route(domain);
+        self.send(Input::Route { domain, port: None });
     }
 
     /// The name server table and every port's state and counters.
@@ -311,9 +319,22 @@ struct SwitchTask {
 impl SwitchTask {
     async fn run(mut self, mut input_rx: mpsc::UnboundedReceiver<Input>) {
         let mut batch = Vec::with_capacity(BATCH);
-        while input_rx.recv_many(&mut batch, BATCH).await > 0 {
+        let switch = Arc::clone(&self.switch);
+        loop {
+            let deadline = lock(&switch).poll_timeout();
+            let got = tokio::select! {
+                n = input_rx.recv_many(&mut batch, BATCH) => n,
+                () = sleep_until(deadline) => {
+                    let mut sw = lock(&switch);
+                    sw.handle_timeout(Instant::now());
+                    self.flush(&mut sw);
+                    continue;
+                }
+            };
+            if got == 0 {
+                break;
+            }
             let now = Instant::now();
-            let switch = Arc::clone(&self.switch);
             let mut sw = lock(&switch);
             for input in batch.drain(..) {
                 self.handle(&mut sw, now, input);
@@ -333,7 +354,7 @@ impl SwitchTask {
                 link,
             } => {
                 if self.links.contains_key(&port) {
-                    self.detach(sw, port);
+                    self.detach(sw, now, port);
                 }
                 let Some(input) = self.input.upgrade() else {
                     return; // no handle left: shutting down
@@ -347,9 +368,14 @@ impl SwitchTask {
                         reader,
                     },
                 );
-                sw.port_up(port);
+                sw.port_up(now, port);
             }
-            Input::Disconnect { port } => self.detach(sw, port),
+            Input::Disconnect { port } => self.detach(sw, now, port),
+            Input::Route {
+                domain,
+                port: Some(port),
+            } => sw.set_route(now, domain, port),
+            Input::Route { domain, port: None } => sw.remove_route(now, domain),
             Input::Received {
                 port,
                 generation,
@@ -378,7 +404,7 @@ impl SwitchTask {
             Input::Down { port, generation } => {
                 if self.links.get(&port).map(|l| l.generation) == Some(generation) {
                     tracing::info!(%port, "link down");
-                    self.detach(sw, port);
+                    self.detach(sw, now, port);
                     // Free the port for the next node, unless it was attached anew meanwhile.
                     let mut attached = lock(&self.attached);
                     if attached.get(&port) == Some(&generation) {
@@ -391,10 +417,10 @@ impl SwitchTask {
     }
 
     /// Drops the port's link and takes the port down.
-    fn detach(&mut self, sw: &mut Switch, port: PortId) {
+    fn detach(&mut self, sw: &mut Switch, now: Instant, port: PortId) {
         if let Some(l) = self.links.remove(&port) {
             l.reader.abort();
-            sw.port_down(port);
+            sw.port_down(now, port);
         }
     }
 
@@ -413,6 +439,14 @@ impl SwitchTask {
             // No subscriber is not an error.
             let _ = self.events.send(event);
         }
+    }
+}
+
+/// Sleeps until `deadline`, or for ever.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
     }
 }
 

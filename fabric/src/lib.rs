@@ -18,10 +18,10 @@
 //! A port is whatever carries frames: an F_Port has a node behind it and is named in the
 //! configuration ([`Config::f_ports`]); every other port is an inter-switch port (E_Port or
 //! VE_Port: an in-process channel, a TCP connection, an FCIP link) that reaches the domains
-//! [`Switch::set_route`] points at it.
+//! its neighbour announces (EFP) or [`Switch::set_route`] points at it.
 //!
-//! The switch holds no state that expires (it does not wait for the LS_ACC to its RSCNs and
-//! keeps no exchange open), so it has no timers: there is no `poll_timeout`/`handle_timeout`.
+//! The one thing the switch waits for is an answer from another switch's name server; its
+//! deadline is [`Switch::poll_timeout`], and [`Switch::handle_timeout`] asks again.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -19,14 +19,21 @@
 //!   out;
 //! - GFF_ID on a visible port with no features registered is rejected "FC-4 features not
 //!   registered";
-//! - commands not listed above (GA_NXT, GID_PT, ...) are rejected "command not supported".
+//! - GA_NXT gives the next visible entry after the given ID, and does not wrap around: past
+//!   the last one it is rejected "no object in scope" (how another switch walks this table);
+//! - commands not listed above (GID_PT, ...) are rejected "command not supported".
+//!
+//! Entries of other domains, learned from the switches on inter-switch ports (see
+//! [`crate::switch`]), sit in the same table: an N_Port's query sees them like local ones,
+//! zoned the same way. Another switch's query sees only this switch's own domain, unzoned.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::time::Instant;
 
 use fc_frames::ct::ns::{
-    Fc4FeatureMap, Fc4Types, GidFt, NsAccept, NsExplanation, NsRequest, NsRequestBody, NsResponse,
-    SymbolicName,
+    Fc4FeatureMap, Fc4Types, GaNxtAccept, GidFt, NsAccept, NsExplanation, NsRequest, NsRequestBody,
+    NsResponse, PortType, SymbolicName,
 };
 use fc_frames::ct::{CtReason, MAX_SIZE_ONE_FRAME};
 use fc_frames::{FcId, Wwn};
@@ -86,6 +93,32 @@ impl NsEntry {
     }
 }
 
+impl NsEntry {
+    /// The entry as a GA_NXT accept carries it.
+    pub fn attributes(&self) -> GaNxtAccept {
+        GaNxtAccept {
+            port_type: PortType::N_PORT,
+            port_id: self.port_id,
+            port_name: self.port_name,
+            symbolic_port_name: self.symbolic_port_name.clone(),
+            node_name: self.node_name,
+            class_of_service: self.class_of_service,
+            fc4_types: self.fc4_types,
+            ..GaNxtAccept::default()
+        }
+    }
+
+    /// An entry of another domain from a GA_NXT accept, reached through `port`.
+    pub fn from_attributes(a: &GaNxtAccept, port: PortId, now: Instant) -> NsEntry {
+        NsEntry {
+            class_of_service: a.class_of_service,
+            fc4_types: a.fc4_types,
+            symbolic_port_name: a.symbolic_port_name.clone(),
+            ..NsEntry::new(a.port_id, port, a.port_name, a.node_name, now)
+        }
+    }
+}
+
 /// The name server table, ordered by N_Port ID.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NameServer {
@@ -139,13 +172,6 @@ impl NameServer {
                 NsExplanation::PORT_ID_NOT_REGISTERED,
             );
         };
-        let visible = |e: &&NsEntry| zoning.zoned(me, e.port_name);
-        let not_registered = || {
-            req.reject(
-                CtReason::UNABLE_TO_PERFORM,
-                NsExplanation::PORT_ID_NOT_REGISTERED,
-            )
-        };
         match &req.body {
             NsRequestBody::RftId { port_id, types } => {
                 self.register(requester, *port_id, req, NsAccept::RftId, |e| {
@@ -168,6 +194,51 @@ impl NameServer {
                 self.register(requester, *port_id, req, NsAccept::RspnId, |e| {
                     e.symbolic_port_name = name.clone()
                 })
+            }
+            _ => self.query(req, |e| zoning.zoned(me, e.port_name)),
+        }
+    }
+
+    /// Answers a query from another switch's domain controller: the entries of this switch's
+    /// own `domain` (not those it learned from other switches), unzoned — the asking switch
+    /// zones what it passes on to its N_Ports. Registrations are refused.
+    pub(crate) fn handle_for_switch(&self, domain: u8, req: &NsRequest) -> NsResponse {
+        match &req.body {
+            NsRequestBody::RftId { .. }
+            | NsRequestBody::RffId { .. }
+            | NsRequestBody::RnnId { .. }
+            | NsRequestBody::RspnId { .. } => {
+                req.reject(CtReason::UNABLE_TO_PERFORM, NsExplanation::ACCESS_DENIED)
+            }
+            _ => self.query(req, |e| e.port_id.domain() == domain),
+        }
+    }
+
+    /// Answers a query, treating an entry `visible` refuses as absent.
+    fn query(&self, req: &NsRequest, visible: impl Fn(&NsEntry) -> bool) -> NsResponse {
+        let visible = |e: &&NsEntry| visible(e);
+        let not_registered = || {
+            req.reject(
+                CtReason::UNABLE_TO_PERFORM,
+                NsExplanation::PORT_ID_NOT_REGISTERED,
+            )
+        };
+        match &req.body {
+            NsRequestBody::GaNxt(after) => {
+                // FC-GS-7: the entry with the next higher port identifier. This name server
+                // does not wrap around to the lowest: "no object in scope" ends a walk.
+                match self
+                    .entries
+                    .range((Bound::Excluded(*after), Bound::Unbounded))
+                    .map(|(_, e)| e)
+                    .find(visible)
+                {
+                    Some(e) => req.accept(NsAccept::GaNxt(Box::new(e.attributes()))),
+                    None => req.reject(
+                        CtReason::UNABLE_TO_PERFORM,
+                        NsExplanation::NO_OBJECT_IN_SCOPE,
+                    ),
+                }
             }
             NsRequestBody::GidFt(GidFt {
                 domain_scope,
@@ -223,7 +294,11 @@ impl NameServer {
                     NsExplanation::PORT_NAME_NOT_REGISTERED,
                 ),
             },
-            NsRequestBody::GaNxt(_) | NsRequestBody::Unknown { .. } => {
+            NsRequestBody::RftId { .. }
+            | NsRequestBody::RffId { .. }
+            | NsRequestBody::RnnId { .. }
+            | NsRequestBody::RspnId { .. }
+            | NsRequestBody::Unknown { .. } => {
                 req.reject(CtReason::COMMAND_NOT_SUPPORTED, NsExplanation::NONE)
             }
         }
@@ -376,9 +451,48 @@ mod tests {
     }
 
     #[test]
+    fn ga_nxt_walks_visible_entries_without_wrapping() {
+        let (mut ns, z) = table();
+        // A is zoned with B only (see table()).
+        let next =
+            |ns: &mut NameServer, after| match ns.handle(A, &NsRequest::ga_nxt(after), &z).body {
+                NsResponseBody::Accept(NsAccept::GaNxt(a)) => Some(a.port_id),
+                _ => None,
+            };
+        assert_eq!(next(&mut ns, FcId::from_parts(1, 0, 0)), Some(A));
+        assert_eq!(next(&mut ns, A), Some(B));
+        assert_eq!(next(&mut ns, B), None);
+        // Another switch sees every entry of this domain, and none of another.
+        let all = |ns: &NameServer, after| match ns
+            .handle_for_switch(1, &NsRequest::ga_nxt(after))
+            .body
+        {
+            NsResponseBody::Accept(NsAccept::GaNxt(a)) => Some(*a),
+            _ => None,
+        };
+        let b = all(&ns, A).expect("B");
+        assert_eq!((b.port_id, b.port_name), (B, WB));
+        assert_eq!(all(&ns, B).map(|a| a.port_id), Some(C));
+        assert_eq!(all(&ns, C), None);
+        let mut remote = NsEntry::new(FcId::from_parts(2, 1, 0), PortId(9), WA, WA, Instant::now());
+        remote.port_name = Wwn::from_u64(0x2100_0000_0000_00ff);
+        ns.insert(remote);
+        assert_eq!(all(&ns, C), None);
+        let r = ns.handle_for_switch(1, &NsRequest::rnn_id(A, WB));
+        assert_eq!(
+            reject(&r),
+            Some((CtReason::UNABLE_TO_PERFORM, NsExplanation::ACCESS_DENIED))
+        );
+    }
+
+    #[test]
     fn unknown_command_not_supported() {
         let (mut ns, z) = table();
-        let r = ns.handle(A, &NsRequest::ga_nxt(A), &z);
+        let unknown = NsRequest::new(NsRequestBody::Unknown {
+            command: fc_frames::ct::CtCommand(0x0173),
+            payload: vec![0; 4],
+        });
+        let r = ns.handle(A, &unknown, &z);
         assert_eq!(
             reject(&r),
             Some((CtReason::COMMAND_NOT_SUPPORTED, NsExplanation::NONE))

@@ -56,14 +56,14 @@ struct Rig {
 impl Rig {
     fn new() -> Rig {
         let mut sw = Switch::new(config()).expect("valid config");
+        let now = Instant::now();
         for p in [PA, PB, PC, PD, ISL] {
-            sw.port_up(p);
+            sw.port_up(now, p);
         }
-        Rig {
-            sw,
-            now: Instant::now(),
-            ox: 0x100,
-        }
+        let mut r = Rig { sw, now, ox: 0x100 };
+        // The EFP the inter-switch port starts with.
+        r.drain();
+        r
     }
 
     fn drain(&mut self) -> Vec<(PortId, FcFrame)> {
@@ -410,7 +410,7 @@ fn rscn_goes_to_registered_zoned_ports_only() {
     assert_eq!(rscn_targets(&out), vec![(PB, B, vec![RscnPage::port(A)])]);
     // B's port goes down: C hears.
     r.events();
-    r.sw.port_down(PB);
+    r.sw.port_down(r.now, PB);
     let out = r.drain();
     assert_eq!(rscn_targets(&out), vec![(PC, C, vec![RscnPage::port(B)])]);
     assert_eq!(
@@ -554,10 +554,19 @@ fn name_server_registrations_and_zoned_queries() {
     assert_eq!(resp.body, NsResponseBody::Accept(NsAccept::GidPn(B)));
     let resp = r.ns(PA, A, &NsRequest::gid_pn(WC));
     assert_eq!(ns_rjt(&resp).1, NsExplanation::PORT_NAME_NOT_REGISTERED);
+    // GA_NXT: the next entry A is zoned with (B), then the end of the table.
     let resp = r.ns(PA, A, &NsRequest::ga_nxt(A));
+    let NsResponseBody::Accept(NsAccept::GaNxt(next)) = resp.body else {
+        panic!("GA_NXT accept");
+    };
+    assert_eq!((next.port_id, next.port_name), (B, WB));
+    let resp = r.ns(PA, A, &NsRequest::ga_nxt(B));
     assert_eq!(
         ns_rjt(&resp),
-        (CtReason::COMMAND_NOT_SUPPORTED, NsExplanation::NONE)
+        (
+            CtReason::UNABLE_TO_PERFORM,
+            NsExplanation::NO_OBJECT_IN_SCOPE
+        )
     );
 
     // The table, for printing.
@@ -611,7 +620,8 @@ fn routes_between_domains() {
     // No route yet.
     assert!(r.fcp(PA, A, REMOTE).is_empty());
     assert_eq!(r.sw.counters(PA).map(|c| c.discards.unroutable), Some(1));
-    r.sw.set_route(0x02, ISL);
+    r.sw.set_route(r.now, 0x02, ISL);
+    r.drain();
     assert_eq!(r.sw.route(0x02), Some(ISL));
     let out = r.fcp(PA, A, REMOTE);
     assert_eq!(out.iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![ISL]);
@@ -633,10 +643,12 @@ fn routes_between_domains() {
         Some(2)
     );
     // Route to a port that is down, then no route at all.
-    r.sw.port_down(ISL);
+    r.sw.port_down(r.now, ISL);
     assert!(r.fcp(PA, A, REMOTE).is_empty());
-    r.sw.port_up(ISL);
-    r.sw.remove_route(0x02);
+    r.sw.port_up(r.now, ISL);
+    r.drain();
+    r.sw.remove_route(r.now, 0x02);
+    r.drain();
     assert!(r.fcp(PA, A, REMOTE).is_empty());
     assert_eq!(r.sw.counters(PA).map(|c| c.discards.unroutable), Some(3));
     // An unknown local ID.
@@ -648,7 +660,8 @@ fn routes_between_domains() {
 fn a_port_in_no_zone_is_cut_off_from_other_domains() {
     let mut r = Rig::three_hosts();
     assert_eq!(r.flogi(PD, WD), D);
-    r.sw.set_route(0x02, ISL);
+    r.sw.set_route(r.now, 0x02, ISL);
+    r.drain();
     assert!(r.fcp(PD, D, REMOTE).is_empty());
     assert!(r.fcp(ISL, REMOTE, D).is_empty());
     assert_eq!(r.sw.counters(PD).map(|c| c.discards.unzoned), Some(1));
@@ -786,11 +799,11 @@ fn plogi_to_the_name_server_is_accepted() {
 #[test]
 fn frames_on_a_down_port_are_counted() {
     let mut r = Rig::three_hosts();
-    r.sw.port_down(PA);
+    r.sw.port_down(r.now, PA);
     assert!(r.fcp(PA, A, B).is_empty());
     assert_eq!(r.sw.counters(PA).map(|c| c.discards.port_down), Some(1));
     // A relogin on the port after it comes back gets the same ID.
-    r.sw.port_up(PA);
+    r.sw.port_up(r.now, PA);
     assert_eq!(r.flogi(PA, WA), A);
 }
 
@@ -860,7 +873,8 @@ proptest! {
         frames in proptest::collection::vec(arbitrary_frame(), 1..40),
     ) {
         let mut r = Rig::three_hosts();
-        r.sw.set_route(0x02, ISL);
+        r.sw.set_route(r.now, 0x02, ISL);
+        r.drain();
         let zoning = r.sw.config().zoning.clone();
         for (port, frame) in frames {
             r.sw.handle_frame(r.now, port, frame);

@@ -34,6 +34,8 @@ pub enum Layer {
     Sense,
     /// SCSI parameter data (INQUIRY data, VPD pages, READ CAPACITY data, ...).
     ScsiData,
+    /// Switch internal link service payload (FC-SW-6 §6.1).
+    SwIls,
 }
 
 impl fmt::Display for Layer {
@@ -51,6 +53,7 @@ impl fmt::Display for Layer {
             Layer::Cdb => "SCSI CDB",
             Layer::Sense => "SCSI sense data",
             Layer::ScsiData => "SCSI parameter data",
+            Layer::SwIls => "SW_ILS",
         })
     }
 }

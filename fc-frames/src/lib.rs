@@ -16,6 +16,7 @@
 //! | [`ct`] | FC-GS-7 §4, §5 | CT_IU and the directory name server |
 //! | [`fcp`] | FCP-4 §9 | FCP_CMND, FCP_XFER_RDY, FCP_DATA, FCP_RSP |
 //! | [`scsi`] | SAM-5, SPC-4, SBC-3, SSC-3 | LUNs, CDBs, status, sense data, parameter data |
+//! | [`sw_ils`] | FC-SW-6 §6.1 | SW_ACC, SW_RJT, EFP (the domain ID list) |
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -36,6 +37,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod header;
 pub mod scsi;
+pub mod sw_ils;
 mod wire;
 
 pub use addr::{AddrError, FcId, Naa, Wwn};

@@ -55,3 +55,13 @@ pub(crate) fn put_be32(buf: &mut [u8], at: usize, v: u32) {
 pub(crate) fn put_be64(buf: &mut [u8], at: usize, v: u64) {
     buf[at..at + 8].copy_from_slice(&v.to_be_bytes());
 }
+
+/// Reads a WWN at `at`. The caller guarantees `at + 8 <= buf.len()`.
+pub(crate) fn wwn_at(buf: &[u8], at: usize) -> crate::addr::Wwn {
+    crate::addr::Wwn::from_u64(be64(buf, at))
+}
+
+/// Writes a WWN at `at`. Panics if `at + 8 > buf.len()` (emit buffers are ours).
+pub(crate) fn put_wwn_at(buf: &mut [u8], at: usize, w: crate::addr::Wwn) {
+    put_be64(buf, at, w.to_u64());
+}

@@ -468,6 +468,15 @@ mod tests {
         }
         a.tx.send(frame(7, 100)).unwrap();
         assert_eq!(next_frame(&mut o).await, frame(7, 100));
+        // The writer counts a batch once its write returns, which may be after the peer
+        // has read it.
+        timeout(WAIT, async {
+            while o.counters().tx_frames < 2000 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("tx counted");
         assert_eq!(o.counters().tx_frames, 2000);
         assert_eq!(a.counters().rx.frames, 2000);
     }

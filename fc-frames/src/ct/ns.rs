@@ -48,7 +48,7 @@ use super::{CtCommand, CtError, CtPreamble, CtPreambleRepr, CtReason, GsSubtype,
 use super::{MAX_SIZE_ONE_FRAME, PREAMBLE_LEN, REVISION};
 use crate::addr::{FcId, Wwn};
 use crate::error::{Layer, LenError};
-use crate::wire::{be32, be64, put_be32, put_be64};
+use crate::wire::{be32, put_be32, put_wwn_at, wwn_at};
 
 /// FC-4 TYPE of IP over FC (RFC 4338).
 pub const FC4_TYPE_IP: u8 = 0x05;
@@ -512,16 +512,6 @@ fn port_id_at1(buf: &[u8]) -> FcId {
 fn put_port_id_at1(buf: &mut [u8], id: FcId) {
     buf[0] = 0;
     buf[1..4].copy_from_slice(&id.to_bytes());
-}
-
-/// Reads a WWN at `at`. The caller guarantees `at + 8 <= buf.len()`.
-fn wwn_at(buf: &[u8], at: usize) -> Wwn {
-    Wwn::from_u64(be64(buf, at))
-}
-
-/// Writes a WWN at `at`. Panics if `at + 8 > buf.len()` (emit buffers are ours).
-fn put_wwn_at(buf: &mut [u8], at: usize, w: Wwn) {
-    put_be64(buf, at, w.to_u64());
 }
 
 /// Checks that a body (after the preamble) holds `n` bytes; the error counts the whole CT_IU.

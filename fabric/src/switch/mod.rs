@@ -18,6 +18,9 @@
 //! D_ID another well-known address, FFFCxx           -> discard (unroutable)
 //! D_ID in this domain                               -> the N_Port's port, if zoned; else discard
 //! D_ID in another domain                            -> the inter-switch port of its route
+//! inter-switch port, D_ID FFFFFD (SW_ILS) or this
+//!     switch's domain controller FFFCdd             -> inter-switch services (see [`isl`])
+//! inter-switch port, D_ID another domain controller -> the port of its route
 //! inter-switch port, S_ID in this domain or
 //!     well-known                                    -> discard (not logged in)
 //! ```
@@ -26,10 +29,12 @@
 //! frame it cannot deliver, without F_RJT, and so it does here for every class (class 2's
 //! F_RJT is not implemented; a class 2 frame is treated as class 3).
 //!
-//! Zoning between domains: this switch knows the port names of its own N_Ports only, so a
-//! frame to or from another domain is dropped only when the local end can see nobody at all
-//! ([`Zoning::sees_anyone`](crate::Zoning::sees_anyone)); full checks need the remote port
-//! names, which a later inter-switch name server exchange would bring.
+//! Zoning between domains: the name server holds the entries of other domains too, learned
+//! over the inter-switch ports ([`isl`]), so a frame between domains is checked on both port
+//! names once the remote one is known; before that, it is dropped only when the local end can
+//! see nobody at all ([`Zoning::sees_anyone`](crate::Zoning::sees_anyone)).
+
+mod isl;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -85,6 +90,25 @@ pub enum Event {
         /// Why.
         cause: LogoutCause,
     },
+    /// A domain became reachable through an inter-switch port.
+    DomainReached {
+        /// The domain.
+        domain: u8,
+        /// The port that reaches it.
+        port: PortId,
+    },
+    /// A domain is no longer reachable.
+    DomainLost {
+        /// The domain.
+        domain: u8,
+    },
+    /// The name server entries of another domain were learned (again) from its switch.
+    NameServerSynced {
+        /// The domain.
+        domain: u8,
+        /// How many N_Ports it holds.
+        entries: usize,
+    },
     /// A frame was dropped by hard zoning.
     ZoneDrop {
         /// The port it arrived on.
@@ -108,6 +132,7 @@ pub struct Switch {
     config: Config,
     ports: BTreeMap<PortId, PortState>,
     routes: BTreeMap<u8, PortId>,
+    isl: isl::Isl,
     ns: NameServer,
     tx: VecDeque<(PortId, FcFrame)>,
     events: VecDeque<Event>,
@@ -137,6 +162,7 @@ impl Switch {
             config,
             ports: BTreeMap::new(),
             routes: BTreeMap::new(),
+            isl: isl::Isl::default(),
             ns: NameServer::default(),
             tx: VecDeque::new(),
             events: VecDeque::new(),
@@ -149,33 +175,62 @@ impl Switch {
         &self.config
     }
 
-    /// A port's link is up: frames on it are handled from now on.
-    pub fn port_up(&mut self, port: PortId) {
+    /// A port's link is up: frames on it are handled from now on. An inter-switch port
+    /// starts by telling its neighbour the domains this switch reaches (EFP).
+    pub fn port_up(&mut self, now: Instant, port: PortId) {
         self.ports.entry(port).or_default().up = true;
+        if !self.config.is_f_port(port) {
+            self.isl_up(now, port);
+        }
     }
 
     /// A port's link is down: every N_Port ID on it is logged out (RSCN to the ports
-    /// registered for it) and frames queued for it are dropped.
-    pub fn port_down(&mut self, port: PortId) {
+    /// registered for it) and frames queued for it are dropped. Behind an inter-switch port,
+    /// the domains it reached go (RSCN with their domain pages).
+    pub fn port_down(&mut self, now: Instant, port: PortId) {
         self.ports.entry(port).or_default().up = false;
         self.tx.retain(|(p, _)| *p != port);
-        let ids = self.ns.ids_on(port);
-        self.logout(&ids, LogoutCause::PortDown);
+        if self.config.is_f_port(port) {
+            let ids = self.ns.ids_on(port);
+            self.logout(&ids, LogoutCause::PortDown);
+        } else {
+            self.isl_down(now, port);
+        }
     }
 
-    /// Frames for `domain` go out `port` (an inter-switch port). Replaces any earlier route.
-    pub fn set_route(&mut self, domain: u8, port: PortId) {
-        self.routes.insert(domain, port);
+    /// Frames for `domain` go out `port` (an inter-switch port) while it is up, unless a
+    /// neighbour announces the domain (EFP) on another port. Replaces any earlier static
+    /// route to `domain`.
+    pub fn set_route(&mut self, now: Instant, domain: u8, port: PortId) {
+        self.isl.fixed.insert(domain, port);
+        self.recompute_routes(now);
     }
 
-    /// Forgets the route to `domain`.
-    pub fn remove_route(&mut self, domain: u8) {
-        self.routes.remove(&domain);
+    /// Forgets the static route to `domain`.
+    pub fn remove_route(&mut self, now: Instant, domain: u8) {
+        self.isl.fixed.remove(&domain);
+        self.recompute_routes(now);
     }
 
-    /// The port that reaches `domain`, if any.
+    /// The port that reaches `domain` now, if any.
     pub fn route(&self, domain: u8) -> Option<PortId> {
         self.routes.get(&domain).copied()
+    }
+
+    /// The domains reached and their ports, in domain order.
+    pub fn routes(&self) -> impl Iterator<Item = (u8, PortId)> + '_ {
+        self.routes.iter().map(|(d, p)| (*d, *p))
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due: a question to another
+    /// switch's name server that may go unanswered.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.isl_timeout()
+    }
+
+    /// Time has come to `now`: unanswered questions to other switches are asked again.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.isl_handle_timeout(now);
     }
 
     /// A frame that failed to decode (bad CRC, bad length) arrived on `port`: counted as
@@ -201,7 +256,7 @@ impl Switch {
         if self.config.is_f_port(port) {
             self.on_f_port(now, port, frame);
         } else {
-            self.on_isl(port, frame);
+            self.on_isl(now, port, frame);
         }
     }
 
@@ -336,21 +391,33 @@ impl Switch {
         }
     }
 
-    fn on_isl(&mut self, port: PortId, frame: FcFrame) {
-        let d = frame.header.d_id;
-        // No inter-switch services (SW_ILS, remote name server queries) yet: a frame for a
-        // well-known or domain controller address has nowhere to go.
+    fn on_isl(&mut self, now: Instant, port: PortId, frame: FcFrame) {
+        let (d, s) = (frame.header.d_id, frame.header.s_id);
+        // Switch to switch: SW_ILS between neighbours, or a domain controller's frames.
+        if d == FcId::FABRIC_CONTROLLER
+            || d == FcId::domain_controller(self.config.domain)
+            || (s.is_domain_controller() && s.port() != self.config.domain && d.is_well_known())
+        {
+            return self.isl_service(now, port, frame);
+        }
+        if d.is_domain_controller() && s.is_domain_controller() {
+            // For a switch further on.
+            return match self.routes.get(&d.port()).copied() {
+                Some(out) if out != port && self.is_up(out) => self.send(out, frame),
+                _ => self.discard(port, DiscardReason::Unroutable),
+            };
+        }
         if d.is_well_known() || d.is_domain_controller() {
             return self.discard(port, DiscardReason::Unroutable);
         }
         // A source in this domain logs in here, on an F_Port: from another switch it is
         // forged (or looped) and would slip past hard zoning.
         // The same goes for a well-known source: an N_Port hears those from its own switch.
-        let s = frame.header.s_id;
         if s.domain() == self.config.domain || s.is_well_known() || s.is_domain_controller() {
             return self.discard(port, DiscardReason::NotLoggedIn);
         }
-        self.forward(port, None, frame);
+        let src = self.ns.get(s).map(|e| e.port_name);
+        self.forward(port, src, frame);
     }
 
     /// Routes a frame to an N_Port: local by N_Port ID, remote by domain. `src` is the port
@@ -373,7 +440,11 @@ impl Switch {
             self.send(out, frame);
         } else {
             if let Some(s) = src {
-                if !zoning.sees_anyone(s) {
+                let allowed = match self.ns.get(h.d_id) {
+                    Some(dst) => zoning.zoned(s, dst.port_name),
+                    None => zoning.sees_anyone(s),
+                };
+                if !allowed {
                     return self.zone_drop(in_port, &h);
                 }
             }
@@ -628,8 +699,15 @@ impl Switch {
         self.rscn_with(affected, RscnEventQualifier::UNSPECIFIED);
     }
 
-    /// [`rscn`](Self::rscn) with an event qualifier on every page.
+    /// [`rscn`](Self::rscn) with an event qualifier on every page. Changes to this domain's
+    /// N_Ports are told to the other domains' controllers too.
     fn rscn_with(&mut self, affected: &[(FcId, Wwn)], qualifier: RscnEventQualifier) {
+        let local: Vec<FcId> = affected
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| id.domain() == self.config.domain)
+            .collect();
+        self.rscn_to_domains(&local);
         let mut out = Vec::new();
         for e in self.ns.iter().filter(|e| e.scr) {
             let pages: Vec<RscnPage> = affected
@@ -645,15 +723,7 @@ impl Switch {
             }
         }
         for (port, d_id, rscn) in out {
-            let ox = self.xid();
-            let h = FrameHeaderRepr::request(
-                RCtl::ELS_REQUEST,
-                FcType::ELS,
-                d_id,
-                FcId::FABRIC_CONTROLLER,
-                ox,
-            );
-            self.send(port, FcFrame::single(h, rscn.to_vec()));
+            self.send_rscn(port, d_id, FcId::FABRIC_CONTROLLER, &rscn);
         }
     }
 }
@@ -674,8 +744,8 @@ mod tests {
             [PortId(1), PortId(2)],
         ))
         .expect("valid config");
-        sw.port_up(PortId(1));
-        sw.port_up(PortId(2));
+        sw.port_up(Instant::now(), PortId(1));
+        sw.port_up(Instant::now(), PortId(2));
         sw
     }
 
@@ -778,7 +848,7 @@ mod tests {
             LsRjtExplanation::INSUFFICIENT_RESOURCES
         );
         // Port down removes all 256 and the RSCN-free table is empty.
-        sw.port_down(PortId(1));
+        sw.port_down(Instant::now(), PortId(1));
         assert_eq!(sw.name_server().count(), 0);
         assert!(sw.poll_transmit().is_none());
     }
@@ -806,7 +876,7 @@ mod tests {
         );
         // (fabric_login drains the queue, the RSCN of B's login with it.)
         let (b, _) = fabric_login(&mut sw, PortId(2), ElsCode::FLOGI, WB);
-        sw.port_down(PortId(2));
+        sw.port_down(Instant::now(), PortId(2));
         let (port, f) = sw.poll_transmit().expect("RSCN");
         assert_eq!(port, PortId(1));
         assert_eq!(
@@ -820,9 +890,9 @@ mod tests {
             FcId::FABRIC_CONTROLLER,
             scr(ScrFunction::CLEAR),
         );
-        sw.port_up(PortId(2));
+        sw.port_up(Instant::now(), PortId(2));
         fabric_login(&mut sw, PortId(2), ElsCode::FLOGI, WB);
-        sw.port_down(PortId(2));
+        sw.port_down(Instant::now(), PortId(2));
         assert!(sw.poll_transmit().is_none());
     }
 }
