@@ -4,18 +4,21 @@
 //!
 //! ```text
 //!  nodes ── F_Ports ── Switch (domain D) ── ISL port p ══ FcipLink ══ TCP 3225 ══ peer gateway
-//!                         route: peer's domains → p, while the link is up
+//!                         routes: the domains the peer announces (EFP) → p, while the link is up
 //! ```
 //!
 //! Each configured peer has an inter-switch port. While its FCIP link is up, the port is
-//! attached (an in-process pair pumped to and from the link) and the peer's domains are routed
-//! to it; when the link loses its last connection the port goes down and the routes go, and
-//! they come back with the link. The gateway listens for FCIP connections from its peers and
+//! attached (an in-process pair pumped to and from the link); when the link loses its last
+//! connection the port goes down. The gateway listens for FCIP connections from its peers and
 //! dials the peers it is configured to dial; a connection from a fabric that is not a
 //! configured peer is closed with a log line.
 //!
-//! Not yet here (issue 4 goes on): learning the peer's domains over the link (they are
-//! configured), forwarding name server queries across the link, the FCIP capture.
+//! Across the link the two switches do what switches do over any inter-switch port (see
+//! `fabric::switch`): each tells the other the domains it reaches (SW_ILS EFP), asks the
+//! other's name server for its N_Ports (GA_NXT, GFF_ID to the domain controller FFFCdd) and
+//! tells it of changes (RSCN), so a node on one SAN finds a node on the other with GID_FT and
+//! logs in to it with PLOGI. When the link goes, the domains behind it and their name server
+//! entries go, and the registered N_Ports hear RSCN; they come back with the link.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -28,7 +31,7 @@ use std::time::Duration;
 use fabric::link::{self, Received};
 use fabric::{Config, ConfigError, PortId, Switch, SwitchHandle};
 use fc_frames::Wwn;
-use fcip::connection::{accept, Endpoint};
+use fcip::connection::{accept, ConnectionCounters, Endpoint};
 use fcip::engine::ReceiverConfig;
 use fcip::link::{FcipLink, LinkConfig, LinkControl, LinkCounters, LinkEvent};
 use tokio::net::TcpListener;
@@ -43,7 +46,8 @@ pub struct PeerConfig {
     pub fabric: Wwn,
     /// Where to dial it; `None` when it dials us.
     pub dial: Option<SocketAddr>,
-    /// The domains reached through it.
+    /// Domains routed to it while its link is up, besides those it announces (EFP): for a
+    /// peer that does not speak SW_ILS. Usually empty.
     pub domains: Vec<u8>,
     /// The inter-switch port its link takes.
     pub port: PortId,
@@ -193,6 +197,15 @@ impl Gateway {
         self.links
             .iter()
             .map(|p| (p.fabric, p.control.counters()))
+            .collect()
+    }
+
+    /// The open connections' counters of the link to `peer`.
+    pub fn link_connections(&self, peer: Wwn) -> Vec<ConnectionCounters> {
+        self.links
+            .iter()
+            .filter(|p| p.fabric == peer)
+            .flat_map(|p| p.control.connections())
             .collect()
     }
 
