@@ -25,7 +25,7 @@ use fc_node::disk::DiskArray;
 use fc_node::fcp::initiator::Initiator;
 use fc_node::node::{Node, NodeConfig};
 use fcsan::config::{self, NodeSection};
-use fcsan::{capture, catalogue, decode, host, san};
+use fcsan::{capture, catalogue, decode, host, san, up};
 
 #[derive(Parser)]
 #[command(
@@ -40,8 +40,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a SAN on loopback in one process: a switch, two disk arrays, a host that writes a
-    /// file to a LUN and reads it back verified.
+    /// Run two SANs joined by an FCIP link on loopback in one process: a gateway, a disk
+    /// array on each site, a host on site A that writes a file to a LUN on site B and reads it
+    /// back verified.
     Up {
         /// Size of the file the host writes (bytes, or with KiB/MiB/GiB).
         #[arg(long, default_value = "64MiB", value_parser = parse_size)]
@@ -49,7 +50,7 @@ enum Command {
         /// Folder for the LUN files (default: a temporary folder, removed at the end).
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Write the switch's FC traffic to this pcap file (link type 225).
+        /// Write site A's switch traffic to this pcap file (FC frames, link type 225).
         #[arg(long)]
         capture: Option<PathBuf>,
         /// No progress bars.
@@ -208,13 +209,13 @@ fn run(cli: Cli) -> Result<()> {
             capture,
             quiet,
         } => {
-            let opts = san::UpOptions {
+            let opts = up::UpOptions {
                 file_bytes: file_size,
                 data_dir: data,
                 capture,
                 progress: !quiet,
             };
-            runtime()?.block_on(san::up(opts, &mut out))
+            runtime()?.block_on(up::up(opts, &mut out))
         }
         Command::Switch { config } => runtime()?.block_on(run_switch(&config, &mut out)),
         Command::Disk { config } => runtime()?.block_on(run_disk(&config, &mut out)),

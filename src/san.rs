@@ -1,30 +1,22 @@
 //! The SAN roles put together: starting a switch with its TCP listener and capture, connecting
-//! nodes to it over TCP, the reports the roles print, and `fcsan up` — a whole SAN on loopback
-//! in one process.
+//! nodes to it over TCP, and the reports the roles print.
 
 use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use fabric::driver::{Direction, Snapshot, SwitchHandle};
 use fabric::link::{self, Link};
-use fabric::{Config, DefaultZone, PortId, Switch, Zone, ZoneSet, Zoning};
+use fabric::{Config, Switch};
 use fc_frames::ct::ns::Fc4Features;
 use fc_frames::els::prli::TYPE_FCP;
-use fc_frames::scsi::Lun;
-use fc_frames::Wwn;
-use fc_node::disk::{DiskArray, LunSpec, TapeSpec};
-use fc_node::fcp::initiator::Initiator;
-use fc_node::node::{Node, NodeConfig};
-use fc_node::scsi::Tier;
 use tokio::net::TcpListener;
 
 use crate::capture::FcPcapWriter;
-use crate::host;
 
 /// A connector that dials the switch at `addr` over TCP, again after every link loss.
 pub fn tcp_connector(
@@ -53,22 +45,7 @@ pub async fn start_switch(
     let switch = Switch::new(config).context("switch configuration")?;
     let handle = SwitchHandle::spawn(switch);
     if let Some(path) = capture {
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("cannot create capture {}", path.display()))?;
-        // Unbuffered: every record reaches the file at once, so a capture survives a kill.
-        let writer = Arc::new(Mutex::new(FcPcapWriter::new(file)?));
-        handle.set_tap(Some(Box::new(move |_port, dir, frame| {
-            // Each frame once: as the switch received it, plus what the switch itself says.
-            if dir == Direction::Rx || frame.header.s_id.is_well_known() {
-                let ts = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
-                let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
-                if let Err(e) = w.write(ts, frame) {
-                    tracing::warn!(error = %e, "capture write failed");
-                }
-            }
-        })));
+        start_switch_tap(&handle, path)?;
     }
     let listener = TcpListener::bind(listen)
         .await
@@ -81,6 +58,28 @@ pub async fn start_switch(
         }
     });
     Ok(RunningSwitch { handle, addr })
+}
+
+/// Writes every frame the switch receives and every frame it originates to a new pcap file
+/// at `path` (link type 225).
+pub fn start_switch_tap(handle: &SwitchHandle, path: &Path) -> Result<()> {
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("cannot create capture {}", path.display()))?;
+    // Unbuffered: every record reaches the file at once, so a capture survives a kill.
+    let writer = Arc::new(Mutex::new(FcPcapWriter::new(file)?));
+    handle.set_tap(Some(Box::new(move |_port, dir, frame| {
+        // Each frame once: as the switch received it, plus what the switch itself says.
+        if dir == Direction::Rx || frame.header.s_id.is_well_known() {
+            let ts = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = w.write(ts, frame) {
+                tracing::warn!(error = %e, "capture write failed");
+            }
+        }
+    })));
+    Ok(())
 }
 
 /// The name server table, one line a port.
@@ -135,151 +134,6 @@ pub fn counters_table(s: &Snapshot) -> String {
         );
     }
     out
-}
-
-/// Options of `fcsan up`.
-#[derive(Debug, Clone)]
-pub struct UpOptions {
-    /// Size of the file the host writes and reads back.
-    pub file_bytes: u64,
-    /// Where the LUN files go (a temporary folder when `None`).
-    pub data_dir: Option<PathBuf>,
-    /// Where to write the switch's FC capture, if anywhere.
-    pub capture: Option<PathBuf>,
-    /// Show progress bars.
-    pub progress: bool,
-}
-
-const SWITCH_NAME: Wwn = Wwn::from_u64(0x1000_0000_c0ff_ee01);
-const HOST_WWPN: Wwn = Wwn::from_u64(0x2100_0000_0000_0001);
-const SSD_WWPN: Wwn = Wwn::from_u64(0x2200_0000_0000_0001);
-const HDD_WWPN: Wwn = Wwn::from_u64(0x2200_0000_0000_0002);
-const LUN_BYTES: u64 = 256 << 20;
-
-/// The node name of a port of `up`: as in configs/, `20:..` with the port's last byte, hosts
-/// from 0x11.
-fn node_name(port_name: Wwn) -> Wwn {
-    let low = port_name.to_u64() & 0xFF;
-    let host = if port_name == HOST_WWPN { 0x10 } else { 0 };
-    Wwn::from_u64(0x2000_0000_0000_0000 | (low + host))
-}
-
-fn lun(n: u16) -> Lun {
-    Lun::from_index(n).unwrap_or(Lun::ZERO)
-}
-
-/// `fcsan up`: a switch, two disk arrays of different tiers and a host on loopback TCP; the
-/// host finds the LUNs, writes a file, reads it back verified; prints what it saw.
-pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
-    let tmp;
-    let dir = match &opts.data_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            d.clone()
-        }
-        None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().to_path_buf()
-        }
-    };
-    let mut config = Config::new(1, SWITCH_NAME, (1..=16).map(PortId));
-    config.zoning = Zoning {
-        active: Some(ZoneSet {
-            name: "production".into(),
-            zones: vec![Zone::new("host-a", [HOST_WWPN, SSD_WWPN, HDD_WWPN])],
-        }),
-        default_zone: DefaultZone::NoAccess,
-    };
-    let sw = start_switch(config, "127.0.0.1:0".parse()?, opts.capture.as_deref()).await?;
-    writeln!(out, "switch: domain 01, {} on {}", SWITCH_NAME, sw.addr)?;
-
-    let arrays = [
-        (SSD_WWPN, Tier::Ssd, Tier::Ssd, "ssd"),
-        (HDD_WWPN, Tier::FastHdd, Tier::SlowHdd, "hdd"),
-    ];
-    let mut running = Vec::new();
-    for (wwpn, t0, t1, name) in arrays {
-        let luns: Vec<LunSpec> = [(0, t0), (1, t1)]
-            .into_iter()
-            .map(|(n, tier)| LunSpec {
-                lun: lun(n),
-                path: dir.join(format!("{name}{n}.img")),
-                bytes: LUN_BYTES,
-                block_size: 512,
-                tier,
-                serial: format!("{}{n}", name.to_uppercase()),
-            })
-            .collect();
-        let tapes: Vec<TapeSpec> = if name == "ssd" {
-            vec![TapeSpec {
-                lun: lun(2),
-                serial: "TAPE0".into(),
-            }]
-        } else {
-            Vec::new()
-        };
-        let mut nc = NodeConfig::new(wwpn, node_name(wwpn));
-        nc.symbolic_name = format!("fcsan disk array {name}");
-        running.push(DiskArray::start(nc, tcp_connector(sw.addr), &luns, &tapes)?);
-    }
-
-    let mut nc = NodeConfig::new(HOST_WWPN, node_name(HOST_WWPN));
-    nc.initiator = true;
-    nc.symbolic_name = "fcsan host".into();
-    let host = Initiator::new(Node::spawn(nc, tcp_connector(sw.addr), None));
-    let port_id = host.node().wait_online(Duration::from_secs(10)).await?;
-    writeln!(out, "host {HOST_WWPN} logged in as {port_id}")?;
-    host.node()
-        .wait_targets(2, Duration::from_secs(10))
-        .await
-        .context("the host did not find both disk arrays")?;
-
-    writeln!(out, "\nLUNs the host sees (tier from VPD page 0xB1):")?;
-    for l in host::list(&host).await? {
-        writeln!(out, "  {}", l.line())?;
-    }
-
-    // A file of pseudo-random bytes, to the SSD LUN and back.
-    let src = dir.join("host-file.bin");
-    let back = dir.join("host-file.readback");
-    write_random(&src, opts.file_bytes)?;
-    let target = host::find_target(&host, Some(SSD_WWPN))?;
-    let w = host::write_file(&host, target.port_id, lun(0), &src, false, opts.progress).await?;
-    writeln!(
-        out,
-        "\nwrote {} to {} LUN 0 in {:.2} s ({:.0} MiB/s), SYNCHRONIZE CACHE done",
-        host::human(w.bytes),
-        target.port_name,
-        w.elapsed.as_secs_f64(),
-        w.mib_per_s()
-    )?;
-    let r = host::read_file(&host, target.port_id, lun(0), &back, w.bytes, opts.progress).await?;
-    if std::fs::read(&src)? != std::fs::read(&back)? {
-        bail!("the data read back differs from the data written");
-    }
-    writeln!(
-        out,
-        "read it back in {:.2} s ({:.0} MiB/s): identical",
-        r.elapsed.as_secs_f64(),
-        r.mib_per_s()
-    )?;
-
-    let snap = sw.handle.snapshot();
-    writeln!(out, "\nName server:\n{}", name_server_table(&snap))?;
-    writeln!(out, "Switch port counters:\n{}", counters_table(&snap))?;
-    if let Some(c) = &opts.capture {
-        writeln!(
-            out,
-            "FC capture: {} (open it in Wireshark, or: fcsan pcap show {})",
-            c.display(),
-            c.display()
-        )?;
-    }
-    host.node().shutdown().await;
-    for a in running {
-        a.node.shutdown().await;
-    }
-    Ok(())
 }
 
 /// Writes `len` pseudo-random bytes (xorshift64*) to `path`.

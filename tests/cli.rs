@@ -11,7 +11,7 @@ fn fcsan(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn up_runs_a_san_and_moves_a_file() {
+fn up_runs_two_sans_joined_by_fcip_and_moves_a_file_across() {
     let dir = tempfile::tempdir().expect("temp dir");
     let pcap = dir.path().join("san.pcap");
     let out = fcsan(&[
@@ -29,22 +29,32 @@ fn up_runs_a_san_and_moves_a_file() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     for want in [
-        "host 21:00:00:00:00:00:00:01 logged in as 01",
-        "LUN 0   disk  ssd       524288 x 512 B (256.0 MiB)",
-        "LUN 1   disk  slow-hdd  524288 x 512 B (256.0 MiB)",
-        "LUN 0   disk  fast-hdd",
+        "site A: gateway 10:00:00:00:c0:ff:ee:01, domain 01",
+        "site B: gateway 10:00:00:00:c0:ff:ee:02, domain 02",
+        "host 21:00:00:00:00:00:00:01 logged in to site A as 01",
+        "(010100) LUN 0   disk  ssd       524288 x 512 B (256.0 MiB)",
+        "(020100) LUN 1   disk  slow-hdd  524288 x 512 B (256.0 MiB)",
+        "(020100) LUN 0   disk  fast-hdd",
         "LUN 2   tape  -         no capacity",
-        "wrote 4.0 MiB to 22:00:00:00:00:00:00:01 LUN 0",
+        "wrote 4.0 MiB to 22:00:00:00:00:00:00:02 LUN 0 on site B",
         "): identical",
-        "FCP target     fcsan disk array ssd",
         "FCP initiator  fcsan host",
+        "link to 10:00:00:00:c0:ff:ee:02: 2 connection(s) up, 2 opened, 0 closed",
     ] {
         assert!(stdout.contains(want), "{want:?} missing from:\n{stdout}");
     }
-    // Three ports up, none dropping anything.
+    // Site A's name server holds site B's array, at the FCIP link's port.
+    assert!(
+        stdout.lines().any(
+            |l| l.starts_with("020100     100   22:00:00:00:00:00:00:02")
+                && l.contains("FCP target     fcsan disk array hdd")
+        ),
+        "{stdout}"
+    );
+    // Site A: host, array and link ports up, none dropping anything.
     let ports: Vec<&str> = stdout
         .lines()
-        .skip_while(|l| !l.starts_with("Switch port counters"))
+        .skip_while(|l| !l.starts_with("Site A switch port counters"))
         .skip(2)
         .take_while(|l| !l.is_empty())
         .collect();
@@ -52,6 +62,23 @@ fn up_runs_a_san_and_moves_a_file() {
     assert!(ports
         .iter()
         .all(|l| l.contains("yes") && l.ends_with("0 (0, 0, 0, 0, 0)")));
+    // Both connections carried frames, and none was in error.
+    let conns: Vec<Vec<u64>> = stdout
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("conn  tx frames"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| {
+            l.split_whitespace()
+                .take(8)
+                .map(|n| n.parse().expect("a number"))
+                .collect()
+        })
+        .collect();
+    assert_eq!(conns.len(), 2, "{stdout}");
+    assert!(conns
+        .iter()
+        .all(|c| c[1] > 0 && c[3] > 0 && c[5..8] == [0, 0, 0]));
     let records = fcsan::capture::read_file(&pcap).expect("capture readable");
     assert!(
         records.len() > 4 * 1024 * 1024 / 2112,

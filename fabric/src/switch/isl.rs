@@ -481,12 +481,20 @@ impl Switch {
         }
         let entries = w.found.len();
         for e in w.found {
-            let same = self.ns.get(e.port_id).is_some_and(|o| {
-                (o.port_name, o.node_name, o.fc4_types, o.fc4_features)
-                    == (e.port_name, e.node_name, e.fc4_types, e.fc4_features)
-            });
+            // What discovery looks at changed: registered N_Ports hear of it. A new symbolic
+            // name is only copied.
+            let (same, copy) = match self.ns.get(e.port_id) {
+                Some(o) => (
+                    (o.port_name, o.node_name, o.fc4_types, o.fc4_features)
+                        == (e.port_name, e.node_name, e.fc4_types, e.fc4_features),
+                    o.symbolic_port_name != e.symbolic_port_name,
+                ),
+                None => (false, true),
+            };
             if !same {
                 changed.push((e.port_id, e.port_name));
+            }
+            if !same || copy {
                 self.ns.insert(e);
             }
         }

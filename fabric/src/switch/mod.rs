@@ -486,10 +486,15 @@ impl Switch {
                     let resp = self.ns.handle(h.s_id, &req, &self.config.zoning);
                     // FC-4 TYPEs and features are what discovery (GID_FT, GFF_ID) looks at:
                     // registered ports hear of a change with an RSCN, as a fabric login.
+                    let accepted = matches!(resp.body, NsResponseBody::Accept(_));
                     let changed = matches!(
                         req.body,
                         NsRequestBody::RftId { .. } | NsRequestBody::RffId { .. }
-                    ) && matches!(resp.body, NsResponseBody::Accept(_));
+                    ) && accepted;
+                    // Other domains copy every registered attribute (symbolic names too).
+                    if accepted && !changed && req.body.is_registration() {
+                        self.rscn_to_domains(&[h.s_id]);
+                    }
                     (resp, changed)
                 }
                 Err(e) => (

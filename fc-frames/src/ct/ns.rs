@@ -541,6 +541,17 @@ impl NsRequestBody {
         }
     }
 
+    /// True for the requests that register an attribute (RFT_ID, RFF_ID, RNN_ID, RSPN_ID).
+    pub fn is_registration(&self) -> bool {
+        matches!(
+            self,
+            NsRequestBody::RftId { .. }
+                | NsRequestBody::RffId { .. }
+                | NsRequestBody::RnnId { .. }
+                | NsRequestBody::RspnId { .. }
+        )
+    }
+
     /// Decodes the body after the preamble for `command`. Bytes past what the command needs
     /// are ignored.
     pub fn parse(command: CtCommand, body: &[u8]) -> Result<NsRequestBody, CtError> {
