@@ -68,8 +68,10 @@ pub fn start_switch_tap(handle: &SwitchHandle, path: &Path) -> Result<()> {
     // Unbuffered: every record reaches the file at once, so a capture survives a kill.
     let writer = Arc::new(Mutex::new(FcPcapWriter::new(file)?));
     handle.set_tap(Some(Box::new(move |_port, dir, frame| {
-        // Each frame once: as the switch received it, plus what the switch itself says.
-        if dir == Direction::Rx || frame.header.s_id.is_well_known() {
+        // Each frame once: as the switch received it, plus what the switch itself says
+        // (as a server, or as its domain controller to other switches).
+        let s = frame.header.s_id;
+        if dir == Direction::Rx || s.is_well_known() || s.is_domain_controller() {
             let ts = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
