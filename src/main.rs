@@ -2,7 +2,8 @@
 //!
 //! - `fcsan up` runs the embedded default: a SAN on loopback in one process (a switch, two
 //!   disk arrays of different tiers, a host) that writes a file to a LUN and reads it back.
-//! - `fcsan switch|disk|host --config FILE` runs one role as its own process.
+//! - `fcsan switch|gateway|disk|host --config FILE` runs one role as its own process;
+//!   `fcsan gateway --capture FILE.pcap` also records every FCIP frame for Wireshark.
 //! - `fcsan pcap show FILE` prints any FC capture (link type 225 or 224) decoded, one line a
 //!   frame; `fcsan pcap catalogue` writes the scripted capture of every message kind.
 
@@ -15,7 +16,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -24,8 +25,10 @@ use fc_frames::{FcId, Wwn};
 use fc_node::disk::DiskArray;
 use fc_node::fcp::initiator::Initiator;
 use fc_node::node::{Node, NodeConfig};
-use fcsan::config::{self, NodeSection};
+use fcsan::config::{self, GatewayFile, NodeSection};
 use fcsan::{capture, catalogue, decode, host, san, up};
+use gateway::Gateway;
+use tokio::net::TcpListener;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +56,10 @@ enum Command {
         /// Write site A's switch traffic to this pcap file (FC frames, link type 225).
         #[arg(long)]
         capture: Option<PathBuf>,
+        /// Where to write the FCIP capture of the link (default: fcsan-up-fcip.pcap in the
+        /// temporary folder).
+        #[arg(long)]
+        fcip_capture: Option<PathBuf>,
         /// No progress bars.
         #[arg(long)]
         quiet: bool,
@@ -62,6 +69,18 @@ enum Command {
         /// The switch's configuration (see configs/switch.toml).
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Run an FCIP gateway from a TOML file: a switch for the site's nodes whose
+    /// inter-switch ports are FCIP links to peer gateways; prints the name server, port and
+    /// link counters on exit.
+    Gateway {
+        /// The gateway's configuration (see configs/gateway-a.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// Write every FCIP frame sent and received to this pcap file, as Ethernet/IP/TCP
+        /// packets with the real addresses (in Wireshark: Decode As FCIP on the FCIP port).
+        #[arg(long)]
+        capture: Option<PathBuf>,
     },
     /// Run a disk array from a TOML file.
     Disk {
@@ -167,7 +186,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_log = match cli.command {
-        Command::Switch { .. } | Command::Disk { .. } => "info",
+        Command::Switch { .. } | Command::Gateway { .. } | Command::Disk { .. } => "info",
         _ => "warn",
     };
     let _ = tracing_subscriber::fmt()
@@ -207,17 +226,23 @@ fn run(cli: Cli) -> Result<()> {
             file_size,
             data,
             capture,
+            fcip_capture,
             quiet,
         } => {
             let opts = up::UpOptions {
                 file_bytes: file_size,
                 data_dir: data,
                 capture,
+                fcip_capture: fcip_capture
+                    .unwrap_or_else(|| std::env::temp_dir().join("fcsan-up-fcip.pcap")),
                 progress: !quiet,
             };
             runtime()?.block_on(up::up(opts, &mut out))
         }
         Command::Switch { config } => runtime()?.block_on(run_switch(&config, &mut out)),
+        Command::Gateway { config, capture } => {
+            runtime()?.block_on(run_gateway(&config, capture, &mut out))
+        }
         Command::Disk { config } => runtime()?.block_on(run_disk(&config, &mut out)),
         Command::Host {
             config,
@@ -305,6 +330,113 @@ async fn run_switch(path: &Path, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "Switch port counters:\n{}", san::counters_table(&snap))?;
     out.flush()?;
     Ok(())
+}
+
+async fn run_gateway(path: &Path, capture: Option<PathBuf>, out: &mut dyn Write) -> Result<()> {
+    let file = config::load_gateway(path)?;
+    for p in [file.switch.capture.as_deref(), capture.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    // Bound first, so that a taken address fails before anything runs.
+    let nodes = TcpListener::bind(file.switch.listen)
+        .await
+        .with_context(|| format!("cannot listen for nodes on {}", file.switch.listen))?;
+    let node_addr = nodes.local_addr()?;
+    // Connection nonces and backoff jitter: different on every start.
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64
+        ^ (u64::from(std::process::id()) << 32);
+    let gw = Gateway::start(file.gateway_config(capture.clone()), seed).await?;
+    if let Some(p) = &file.switch.capture {
+        san::start_switch_tap(&gw.switch, p)?;
+    }
+    let h = gw.switch.clone();
+    tokio::spawn(async move {
+        if let Err(e) = h.serve_tcp(nodes).await {
+            tracing::error!(error = %e, "node listener failed");
+        }
+    });
+    let sw = &file.switch.switch;
+    writeln!(
+        out,
+        "gateway domain {:02x} ({}) listening on {node_addr} for nodes",
+        sw.domain, sw.switch_name
+    )?;
+    writeln!(out, "FCIP listening on {}", gw.fcip_addr())?;
+    for p in &file.peers {
+        let domains: Vec<String> = p.domains.iter().map(|d| format!("{d:02x}")).collect();
+        let how = p
+            .dial
+            .map_or_else(|| "waits for its dial".to_owned(), |a| format!("dials {a}"));
+        let also = if domains.is_empty() {
+            String::new()
+        } else {
+            format!(", also routes domains {}", domains.join(" "))
+        };
+        writeln!(
+            out,
+            "peer {} on port {}: {} connection(s), {how}{also}",
+            p.fabric, p.port.0, p.connections
+        )?;
+    }
+    if let Some(c) = &capture {
+        writeln!(out, "FCIP capture: {}", c.display())?;
+    }
+    out.flush()?;
+
+    watch_links(&gw, &file, out).await?;
+
+    let snap = gw.switch.snapshot();
+    writeln!(out, "Name server:\n{}", san::name_server_table(&snap))?;
+    writeln!(out, "Switch port counters:\n{}", san::counters_table(&snap))?;
+    writeln!(out, "FCIP links:\n{}", san::links_table(&gw.links()))?;
+    out.flush()?;
+    gw.finish_capture()
+        .context("cannot write the FCIP capture")?;
+    if let Some(c) = &capture {
+        writeln!(out, "FCIP capture written to {}", c.display())?;
+    }
+    Ok(())
+}
+
+/// Says when each peer link's connections come and go, until the process is asked to stop.
+async fn watch_links(gw: &Gateway, file: &GatewayFile, out: &mut dyn Write) -> Result<()> {
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut up = vec![0u64; file.peers.len()];
+    loop {
+        tokio::select! {
+            () = &mut stop => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        for ((link, peer), was) in gw.links().iter().zip(&file.peers).zip(&mut up) {
+            let now = link.counters.connections_up;
+            if now == *was {
+                continue;
+            }
+            let state = match (*was, now) {
+                (0, _) => "up",
+                (_, 0) => "down",
+                _ => "changed",
+            };
+            writeln!(
+                out,
+                "FCIP link to {} {state}: {now} of {} connection(s) up (port {})",
+                link.peer, peer.connections, link.port.0
+            )?;
+            out.flush()?;
+            *was = now;
+        }
+    }
 }
 
 fn node_config(n: &NodeSection) -> NodeConfig {

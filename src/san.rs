@@ -1,5 +1,6 @@
 //! The SAN roles put together: starting a switch with its TCP listener and capture, connecting
-//! nodes to it over TCP, and the reports the roles print.
+//! nodes to it over TCP, and the reports the roles print (name server, port counters, FCIP
+//! links).
 
 use std::fmt::Write as _;
 use std::io;
@@ -14,6 +15,8 @@ use fabric::link::{self, Link};
 use fabric::{Config, Switch};
 use fc_frames::ct::ns::Fc4Features;
 use fc_frames::els::prli::TYPE_FCP;
+use fcip::connection::ConnectionCounters;
+use gateway::LinkStatus;
 use tokio::net::TcpListener;
 
 use crate::capture::FcPcapWriter;
@@ -159,4 +162,57 @@ pub fn write_random(path: &Path, len: u64) -> Result<()> {
     }
     f.flush()?;
     Ok(())
+}
+
+/// Each peer link: its state, then a line per open connection and the closed ones' sum.
+pub fn links_table(links: &[LinkStatus]) -> String {
+    let mut out = String::from(
+        "peer                     port  up   connections up/configured  opened  closed  dial failures  dropped (no connection)\n",
+    );
+    for l in links {
+        let c = &l.counters;
+        let _ = writeln!(
+            out,
+            "{}  {:<5} {:<4} {:>25}  {:>6}  {:>6}  {:>13}  {}",
+            l.peer,
+            l.port.0,
+            if c.connections_up > 0 { "yes" } else { "no" },
+            format!("{}/{}", c.connections_up, l.configured),
+            c.connections_opened,
+            c.connections_closed,
+            c.dial_failures,
+            c.dropped_no_connection
+        );
+        let _ = writeln!(
+            out,
+            "  connection  tx frames      tx bytes  rx frames      rx bytes  encap errors  \
+             sync losses  bytes skipped  CRC errors  transit discards  LKA sent  LKA answered  \
+             LKA time-outs"
+        );
+        for (i, k) in l.connections.iter().enumerate() {
+            connection_row(&mut out, &format!("{}", i + 1), k);
+        }
+        connection_row(&mut out, "closed", &c.closed_totals);
+    }
+    out
+}
+
+fn connection_row(out: &mut String, label: &str, k: &ConnectionCounters) {
+    let r = &k.rx;
+    let _ = writeln!(
+        out,
+        "  {label:<10} {:>10} {:>13} {:>10} {:>13} {:>13} {:>12} {:>14} {:>11} {:>17} {:>9} {:>13} {:>14}",
+        k.tx_frames,
+        k.tx_bytes,
+        r.frames,
+        r.bytes,
+        r.encapsulation_errors,
+        r.fc_sync_losses,
+        r.bytes_skipped,
+        r.crc_errors,
+        r.transit_discards,
+        k.lka_sent,
+        k.lka_answered,
+        k.lka_timeouts
+    );
 }

@@ -12,7 +12,6 @@
 //! site B and reads it back verified, then prints both name servers, the switches' counters,
 //! the FCIP link's counters and where the FCIP capture went.
 
-use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,7 +31,7 @@ use tokio::net::TcpListener;
 
 use crate::host;
 use crate::san::{
-    counters_table, name_server_table, start_switch_tap, tcp_connector, write_random,
+    counters_table, links_table, name_server_table, start_switch_tap, tcp_connector, write_random,
 };
 
 /// Options of `fcsan up`.
@@ -44,6 +43,8 @@ pub struct UpOptions {
     pub data_dir: Option<PathBuf>,
     /// Where to write site A's switch traffic as FC frames (pcap link type 225), if anywhere.
     pub capture: Option<PathBuf>,
+    /// Where gateway A writes every FCIP frame of the link, as Ethernet/IPv4/TCP packets.
+    pub fcip_capture: PathBuf,
     /// Show progress bars.
     pub progress: bool,
 }
@@ -78,7 +79,13 @@ struct Site {
 }
 
 /// Starts a gateway whose switch zones the host with both arrays and takes nodes over TCP.
-async fn site(domain: u8, name: Wwn, peer: PeerConfig, capture: Option<&Path>) -> Result<Site> {
+async fn site(
+    domain: u8,
+    name: Wwn,
+    peer: PeerConfig,
+    capture: Option<&Path>,
+    fcip_capture: Option<PathBuf>,
+) -> Result<Site> {
     let mut switch = Config::new(domain, name, (1..=16).map(PortId));
     switch.zoning = Zoning {
         active: Some(ZoneSet {
@@ -93,6 +100,7 @@ async fn site(domain: u8, name: Wwn, peer: PeerConfig, capture: Option<&Path>) -
         peers: vec![peer],
         k_a_tov: Duration::from_secs(6),
         receiver: ReceiverConfig::default(),
+        capture: fcip_capture,
     };
     let gateway = Gateway::start(config, u64::from(domain))
         .await
@@ -144,39 +152,6 @@ fn array(
     Ok(DiskArray::start(nc, tcp_connector(addr), &luns, &tapes)?)
 }
 
-/// The FCIP link's counters and each connection's.
-pub fn link_table(gateway: &Gateway) -> String {
-    let mut out = String::new();
-    for (peer, c) in gateway.link_counters() {
-        let _ = writeln!(
-            out,
-            "link to {peer}: {} connection(s) up, {} opened, {} closed, {} dial failures, {} frames dropped with no connection",
-            c.connections_up, c.connections_opened, c.connections_closed, c.dial_failures, c.dropped_no_connection
-        );
-        out.push_str(
-            "  conn  tx frames      tx bytes  rx frames      rx bytes  encap errors  FC sync lost  CRC errors  LKA sent/answered/time-outs\n",
-        );
-        for (i, k) in gateway.link_connections(peer).iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "  {:<5} {:>9} {:>13} {:>10} {:>13} {:>13} {:>13} {:>11}  {}/{}/{}",
-                i,
-                k.tx_frames,
-                k.tx_bytes,
-                k.rx.frames,
-                k.rx.bytes,
-                k.rx.encapsulation_errors,
-                k.rx.fc_sync_losses,
-                k.rx.crc_errors,
-                k.lka_sent,
-                k.lka_answered,
-                k.lka_timeouts
-            );
-        }
-    }
-    out
-}
-
 /// `fcsan up`: the two sites, the host's discovery, the file to site B and back.
 pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
     let tmp;
@@ -201,6 +176,7 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
             connections: CONNECTIONS,
         },
         None,
+        None,
     )
     .await?;
     let a = site(
@@ -214,6 +190,7 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
             connections: CONNECTIONS,
         },
         opts.capture.as_deref(),
+        Some(opts.fcip_capture.clone()),
     )
     .await?;
     for (s, name, domain, wwn) in [(&a, "A", 1, GATEWAY_A), (&b, "B", 2, GATEWAY_B)] {
@@ -296,7 +273,17 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
     writeln!(
         out,
         "FCIP link, gateway A's side:\n{}",
-        link_table(&a.gateway)
+        links_table(&a.gateway.links())
+    )?;
+    a.gateway
+        .finish_capture()
+        .context("cannot write the FCIP capture")?;
+    let p = opts.fcip_capture.display();
+    let port = b.gateway.fcip_addr().port();
+    writeln!(
+        out,
+        "FCIP capture: {p}\n  every FCIP frame both ways; in Wireshark decode TCP port {port} as FCIP, \
+         or: tshark -r {p} -d tcp.port=={port},fcip"
     )?;
     if let Some(c) = &opts.capture {
         writeln!(

@@ -14,6 +14,7 @@ fn fcsan(args: &[&str]) -> std::process::Output {
 fn up_runs_two_sans_joined_by_fcip_and_moves_a_file_across() {
     let dir = tempfile::tempdir().expect("temp dir");
     let pcap = dir.path().join("san.pcap");
+    let fcip = dir.path().join("fcip.pcap");
     let out = fcsan(&[
         "up",
         "--quiet",
@@ -21,6 +22,8 @@ fn up_runs_two_sans_joined_by_fcip_and_moves_a_file_across() {
         "4MiB",
         "--capture",
         pcap.to_str().expect("utf-8 path"),
+        "--fcip-capture",
+        fcip.to_str().expect("utf-8 path"),
     ]);
     assert!(
         out.status.success(),
@@ -39,7 +42,8 @@ fn up_runs_two_sans_joined_by_fcip_and_moves_a_file_across() {
         "wrote 4.0 MiB to 22:00:00:00:00:00:00:02 LUN 0 on site B",
         "): identical",
         "FCP initiator  fcsan host",
-        "link to 10:00:00:00:c0:ff:ee:02: 2 connection(s) up, 2 opened, 0 closed",
+        "10:00:00:00:c0:ff:ee:02  100   yes                        2/2       2       0",
+        &format!("FCIP capture: {}", fcip.display()),
     ] {
         assert!(stdout.contains(want), "{want:?} missing from:\n{stdout}");
     }
@@ -65,20 +69,24 @@ fn up_runs_two_sans_joined_by_fcip_and_moves_a_file_across() {
     // Both connections carried frames, and none was in error.
     let conns: Vec<Vec<u64>> = stdout
         .lines()
-        .skip_while(|l| !l.trim_start().starts_with("conn  tx frames"))
+        .skip_while(|l| !l.trim_start().starts_with("connection  tx frames"))
         .skip(1)
-        .take_while(|l| !l.is_empty())
+        .take(2)
         .map(|l| {
             l.split_whitespace()
-                .take(8)
+                .take(14)
                 .map(|n| n.parse().expect("a number"))
                 .collect()
         })
         .collect();
     assert_eq!(conns.len(), 2, "{stdout}");
-    assert!(conns
-        .iter()
-        .all(|c| c[1] > 0 && c[3] > 0 && c[5..8] == [0, 0, 0]));
+    assert!(
+        conns
+            .iter()
+            .all(|c| c[1] > 0 && c[3] > 0 && c[5..10].iter().all(|n| *n == 0)),
+        "{stdout}"
+    );
+    assert!(std::fs::metadata(&fcip).expect("FCIP capture").len() > 4 << 20);
     let records = fcsan::capture::read_file(&pcap).expect("capture readable");
     assert!(
         records.len() > 4 * 1024 * 1024 / 2112,

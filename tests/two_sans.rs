@@ -46,6 +46,7 @@ async fn gateway(domain: u8, name: Wwn, peer: PeerConfig) -> (Gateway, SocketAdd
         peers: vec![peer],
         k_a_tov: Duration::from_secs(6),
         receiver: ReceiverConfig::default(),
+        capture: None,
     };
     let gw = Gateway::start(config, u64::from(domain)).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -177,7 +178,7 @@ async fn host_on_san_a_writes_and_reads_a_lun_on_san_b() {
     assert_eq!(peer, SW_B);
     assert_eq!(c.connections_up, 2);
     assert_eq!(c.dropped_no_connection, 0);
-    let conns = a.gateway.link_connections(SW_B);
+    let conns = a.gateway.links()[0].connections.clone();
     assert_eq!(conns.len(), 2);
     // 8 MiB each way went through; nothing was malformed.
     let tx: u64 = conns.iter().map(|c| c.tx_bytes).sum();

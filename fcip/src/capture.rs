@@ -1,16 +1,26 @@
 //! Captures of FCIP traffic as Wireshark expects them: every FCIP frame sent or received is its
-//! own Ethernet/IPv4/TCP packet with the real endpoint addresses and ports, and sequence and
-//! acknowledgement numbers that are consistent per flow, so that Wireshark's TCP and FCIP
-//! dissectors follow the stream (PROTOCOLS.md: one FCIP frame per TCP segment record). Headers
-//! are built with `etherparse`, files written with `pcap-file` (link type Ethernet).
+//! own Ethernet/IPv4 (or IPv6)/TCP packet with the real endpoint addresses and ports, and
+//! sequence and acknowledgement numbers that are consistent per flow, so that Wireshark's TCP
+//! and FCIP dissectors follow the stream (PROTOCOLS.md: one FCIP frame per TCP segment
+//! record). Headers are built with `etherparse`, files written with `pcap-file` (link type
+//! Ethernet).
+//!
+//! - [`TcpCapture`] writes records to any [`Write`]r, stamped by the caller.
+//! - [`CaptureSink`] is one capture shared by every connection of a gateway, stamped with the
+//!   system clock; [`CaptureSink::flow`] gives a connection its [`Flow`], which records what
+//!   it sends and receives with its own endpoints.
 //!
 //! tshark/Wireshark 4.0.17 lets its LBMSRS heuristic claim such segments before the FCIP one
 //! does, even on port 3225: open these captures with `-d tcp.port==3225,fcip` (Decode As).
 
 use std::collections::HashMap;
-use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use etherparse::PacketBuilder;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
@@ -20,6 +30,8 @@ use pcap_file::{DataLink, Endianness, TsResolution};
 const ISN: u32 = 0x1000_0000;
 /// The window advertised.
 const WINDOW: u16 = 0xFFFF;
+/// Hop limit (TTL) of the IP headers.
+const HOP_LIMIT: u8 = 64;
 
 /// Writes FCIP frames as TCP segments to a pcap stream.
 pub struct TcpCapture<W: Write> {
@@ -29,17 +41,19 @@ pub struct TcpCapture<W: Write> {
     buf: Vec<u8>,
 }
 
-fn v4(a: SocketAddr) -> [u8; 4] {
-    match a.ip() {
-        IpAddr::V4(ip) => ip.octets(),
-        // IPv6 endpoints are recorded with the IPv4 loopback: the capture stays readable.
-        IpAddr::V6(ip) => ip.to_ipv4_mapped().unwrap_or(Ipv4Addr::LOCALHOST).octets(),
+/// An address as IPv6: itself, or an IPv4 address mapped (`::ffff:a.b.c.d`).
+fn v6(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(ip) => ip.to_ipv6_mapped().octets(),
+        IpAddr::V6(ip) => ip.octets(),
     }
 }
 
+/// A locally administered MAC address made from the IP address's last four bytes, so that
+/// each endpoint keeps one MAC address.
 fn mac(a: SocketAddr) -> [u8; 6] {
-    let ip = v4(a);
-    [0x02, 0x00, ip[0], ip[1], ip[2], ip[3]]
+    let ip = v6(a.ip());
+    [0x02, 0x00, ip[12], ip[13], ip[14], ip[15]]
 }
 
 impl<W: Write> TcpCapture<W> {
@@ -60,7 +74,8 @@ impl<W: Write> TcpCapture<W> {
     }
 
     /// Records `payload` (one encapsulated FCIP frame, or a Special Frame) as a TCP segment
-    /// from `src` to `dst`, stamped `ts` after the epoch.
+    /// from `src` to `dst`, stamped `ts` after the epoch. Two IPv4 endpoints make an IPv4
+    /// packet; otherwise it is IPv6, an IPv4 endpoint written IPv4-mapped.
     pub fn record(
         &mut self,
         ts: Duration,
@@ -70,16 +85,18 @@ impl<W: Write> TcpCapture<W> {
     ) -> io::Result<()> {
         let seq = *self.next_seq.entry((src, dst)).or_insert(ISN);
         let ack = *self.next_seq.entry((dst, src)).or_insert(ISN);
-        let builder = PacketBuilder::ethernet2(mac(src), mac(dst))
-            .ipv4(v4(src), v4(dst), 64)
-            .tcp(src.port(), dst.port(), seq, WINDOW)
-            .psh()
-            .ack(ack);
+        let ethernet = PacketBuilder::ethernet2(mac(src), mac(dst));
+        let ip = match (src.ip(), dst.ip()) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => ethernet.ipv4(s.octets(), d.octets(), HOP_LIMIT),
+            (s, d) => ethernet.ipv6(v6(s), v6(d), HOP_LIMIT),
+        };
+        let builder = ip.tcp(src.port(), dst.port(), seq, WINDOW).psh().ack(ack);
         self.buf.clear();
         builder
             .write(&mut self.buf, payload)
             .map_err(|e| io::Error::other(e.to_string()))?;
         if let Some(next) = self.next_seq.get_mut(&(src, dst)) {
+            // TCP sequence numbers count bytes modulo 2^32.
             *next = seq.wrapping_add(payload.len() as u32);
         }
         let len = self.buf.len() as u32;
@@ -89,9 +106,188 @@ impl<W: Write> TcpCapture<W> {
         Ok(())
     }
 
-    /// Flushes and returns the writer.
+    /// Returns the writer (flush it if it buffers).
     pub fn into_inner(self) -> W {
         self.writer.into_writer()
+    }
+}
+
+/// One capture shared by many connections: cheap to clone, records stamped with the system
+/// clock as they are written, so they are in time order. A write error is logged once and
+/// ends the capture; the connections go on.
+///
+/// [`finish`](Self::finish) flushes and closes the file; records after it are dropped.
+/// Dropping the last clone flushes too, without a report.
+#[derive(Clone)]
+pub struct CaptureSink {
+    inner: Arc<Mutex<Open>>,
+}
+
+/// The capture while it is open (`None` once finished or failed).
+struct Open(Option<TcpCapture<Box<dyn Write + Send>>>);
+
+impl fmt::Debug for CaptureSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaptureSink")
+            .field("open", &self.lock().0.is_some())
+            .finish()
+    }
+}
+
+impl CaptureSink {
+    /// A capture written to `writer` (the pcap file header is written now).
+    pub fn new(writer: impl Write + Send + 'static) -> io::Result<CaptureSink> {
+        let capture = TcpCapture::new(Box::new(writer) as Box<dyn Write + Send>)?;
+        Ok(CaptureSink {
+            inner: Arc::new(Mutex::new(Open(Some(capture)))),
+        })
+    }
+
+    /// A capture written to a new file at `path` (replaced if it exists), buffered.
+    pub fn create(path: &Path) -> io::Result<CaptureSink> {
+        CaptureSink::new(BufWriter::with_capacity(1 << 20, File::create(path)?))
+    }
+
+    /// What the connection from `local` to `peer` records goes here.
+    pub fn flow(&self, local: SocketAddr, peer: SocketAddr) -> Flow {
+        Flow {
+            sink: self.clone(),
+            local,
+            peer,
+        }
+    }
+
+    /// Records each of `payloads` as its own TCP segment from `src` to `dst`.
+    pub fn record<'a>(
+        &self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        payloads: impl IntoIterator<Item = &'a [u8]>,
+    ) {
+        let mut guard = self.lock();
+        let Some(capture) = guard.0.as_mut() else {
+            return;
+        };
+        // Stamped under the lock: records are in time order.
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        for p in payloads {
+            if let Err(e) = capture.record(ts, src, dst, p) {
+                tracing::warn!(error = %e, "FCIP capture failed: no more frames are recorded");
+                guard.0 = None;
+                return;
+            }
+        }
+    }
+
+    /// Flushes and closes the capture; later records are dropped. The first call reports the
+    /// flush's error, later calls do nothing.
+    pub fn finish(&self) -> io::Result<()> {
+        match self.lock().0.take() {
+            Some(capture) => capture.into_inner().flush(),
+            None => Ok(()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Open> {
+        // A panic while recording leaves at worst a truncated record; the capture stays usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One TCP connection's view of a [`CaptureSink`]: records what it sends and what it receives
+/// with its real local and peer addresses.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    sink: CaptureSink,
+    local: SocketAddr,
+    peer: SocketAddr,
+}
+
+impl Flow {
+    /// Records frames sent to the peer, each its own segment.
+    pub fn sent<'a>(&self, frames: impl IntoIterator<Item = &'a [u8]>) {
+        self.sink.record(self.local, self.peer, frames);
+    }
+
+    /// Records frames received from the peer, each its own segment.
+    pub fn received<'a>(&self, frames: impl IntoIterator<Item = &'a [u8]>) {
+        self.sink.record(self.peer, self.local, frames);
+    }
+}
+
+/// What tests need to read captures back.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::io::{self, Write};
+    use std::net::{IpAddr, SocketAddr};
+    use std::sync::{Arc, Mutex};
+
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+    use pcap_file::pcap::PcapReader;
+
+    /// A writer whose bytes stay readable after it is handed away.
+    #[derive(Clone, Default)]
+    pub(crate) struct SharedBuf(pub(crate) Arc<Mutex<Vec<u8>>>);
+
+    impl Write for SharedBuf {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().expect("buffer").extend_from_slice(b);
+            Ok(b.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl SharedBuf {
+        pub(crate) fn bytes(&self) -> Vec<u8> {
+            self.0.lock().expect("buffer").clone()
+        }
+    }
+
+    /// One TCP segment of a capture.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub(crate) struct Segment {
+        pub(crate) src: SocketAddr,
+        pub(crate) dst: SocketAddr,
+        pub(crate) seq: u32,
+        pub(crate) ack: u32,
+        pub(crate) payload: Vec<u8>,
+    }
+
+    /// Every record of a pcap (Ethernet) as a TCP segment.
+    pub(crate) fn segments(pcap: &[u8]) -> Vec<Segment> {
+        let mut reader = PcapReader::new(pcap).expect("pcap header");
+        let mut out = Vec::new();
+        while let Some(p) = reader.next_packet() {
+            let p = p.expect("pcap record");
+            let packet = SlicedPacket::from_ethernet(&p.data).expect("Ethernet/IP/TCP");
+            let (src, dst): (IpAddr, IpAddr) = match packet.net.expect("IP") {
+                NetSlice::Ipv4(ip) => (
+                    ip.header().source_addr().into(),
+                    ip.header().destination_addr().into(),
+                ),
+                NetSlice::Ipv6(ip) => (
+                    ip.header().source_addr().into(),
+                    ip.header().destination_addr().into(),
+                ),
+                NetSlice::Arp(_) => panic!("ARP"),
+            };
+            let Some(TransportSlice::Tcp(tcp)) = packet.transport else {
+                panic!("not TCP");
+            };
+            out.push(Segment {
+                src: SocketAddr::new(src, tcp.source_port()),
+                dst: SocketAddr::new(dst, tcp.destination_port()),
+                seq: tcp.sequence_number(),
+                ack: tcp.acknowledgment_number(),
+                payload: tcp.payload().to_vec(),
+            });
+        }
+        out
     }
 }
 
@@ -104,6 +300,7 @@ mod tests {
     use fc_frames::encap::{emit_encapsulated, Timestamp};
     use fc_frames::{FcFrame, FcId, FcType, FrameHeaderRepr, RCtl, Wwn};
 
+    use super::testing::{segments, SharedBuf};
     use super::*;
     use crate::fsf::SpecialFrame;
 
@@ -210,5 +407,155 @@ mod tests {
                 "error item: {text}"
             );
         }
+    }
+
+    fn fsf(nonce: u64) -> SpecialFrame {
+        SpecialFrame {
+            changed: false,
+            timestamp: Timestamp::ZERO,
+            source_fabric: Wwn::from_u64(0x1000_0000_c0ff_ee0a),
+            source_entity: [0, 0, 0, 0, 0, 0, 0, 0x2a],
+            nonce,
+            usage_flags: 0,
+            usage_code: 0,
+            destination_fabric: Wwn::from_u64(0x1000_0000_c0ff_ee0b),
+            k_a_tov_ms: 6000,
+        }
+    }
+
+    /// IPv6 endpoints are written as IPv6 packets, and tshark reads them.
+    #[test]
+    fn test_tshark_reads_ipv6_endpoints() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("fcip6.pcap");
+        let a: SocketAddr = "[2001:db8::a]:51234".parse().expect("address");
+        let b: SocketAddr = "[2001:db8::b]:3225".parse().expect("address");
+        let sink = CaptureSink::create(&path).expect("create");
+        let flow = sink.flow(a, b);
+        flow.sent([&fsf(7).emit()[..]]);
+        flow.received([&fsf(7).emit()[..]]);
+        sink.finish().expect("flush");
+
+        let out = Command::new("tshark")
+            .arg("-r")
+            .arg(&path)
+            .args(["-d", "tcp.port==3225,fcip"])
+            .args(["-T", "fields", "-E", "separator=|"])
+            .args(["-e", "ipv6.src", "-e", "ipv6.dst", "-e", "tcp.srcport"])
+            .args(["-e", "fcip.nonce", "-e", "tcp.seq", "-e", "tcp.ack"])
+            .args(["-e", "_ws.malformed", "-e", "_ws.expert.severity"])
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run tshark ({e}). This test needs Wireshark's tshark 4.x: install \
+                     it with `apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install \
+                     -y tshark`"
+                )
+            });
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
+        assert_eq!(
+            rows,
+            vec![
+                vec![
+                    "2001:db8::a",
+                    "2001:db8::b",
+                    "51234",
+                    "0000000000000007",
+                    "1",
+                    "1",
+                    "",
+                    ""
+                ],
+                vec![
+                    "2001:db8::b",
+                    "2001:db8::a",
+                    "3225",
+                    "0000000000000007",
+                    "1",
+                    "77",
+                    "",
+                    ""
+                ],
+            ],
+            "{text}"
+        );
+    }
+
+    /// A mixed pair (an IPv4 address and an IPv6 one) is written as IPv6, the IPv4 side
+    /// mapped.
+    #[test]
+    fn test_mixed_families_become_ipv4_mapped_ipv6() {
+        let buf = SharedBuf::default();
+        let mut cap = TcpCapture::new(buf.clone()).expect("header");
+        let a: SocketAddr = "192.0.2.1:4000".parse().expect("address");
+        let b: SocketAddr = "[2001:db8::b]:3225".parse().expect("address");
+        cap.record(Duration::ZERO, a, b, b"abcd").expect("record");
+        let segs = segments(&buf.bytes());
+        assert_eq!(segs.len(), 1);
+        assert_eq!(
+            segs[0].src,
+            "[::ffff:192.0.2.1]:4000"
+                .parse::<SocketAddr>()
+                .expect("address")
+        );
+        assert_eq!(segs[0].dst, b);
+    }
+
+    /// Each flow counts its own bytes; a segment acknowledges what the other way has sent.
+    #[test]
+    fn test_sequence_and_acknowledgement_numbers() {
+        let buf = SharedBuf::default();
+        let mut cap = TcpCapture::new(buf.clone()).expect("header");
+        let a: SocketAddr = "127.0.0.1:4000".parse().expect("address");
+        let b: SocketAddr = "127.0.0.1:3225".parse().expect("address");
+        let c: SocketAddr = "127.0.0.1:4001".parse().expect("address");
+        cap.record(Duration::ZERO, a, b, &[1; 76]).expect("record");
+        cap.record(Duration::ZERO, b, a, &[2; 76]).expect("record");
+        cap.record(Duration::ZERO, a, b, &[3; 100]).expect("record");
+        cap.record(Duration::ZERO, c, b, &[4; 8]).expect("record");
+        cap.record(Duration::ZERO, a, b, &[5; 4]).expect("record");
+        let got: Vec<(u32, u32)> = segments(&buf.bytes())
+            .iter()
+            .map(|s| (s.seq, s.ack))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (ISN, ISN),
+                (ISN, ISN + 76),
+                (ISN + 76, ISN + 76),
+                (ISN, ISN), // another connection: its own numbers
+                (ISN + 176, ISN + 76),
+            ]
+        );
+    }
+
+    /// The sink buffers; `finish` writes everything out, and records after it are dropped.
+    #[test]
+    fn test_sink_finish_flushes_and_ends_the_capture() {
+        let buf = SharedBuf::default();
+        let sink = CaptureSink::new(io::BufWriter::new(buf.clone())).expect("header");
+        let flow = sink.flow(
+            "127.0.0.1:4000".parse().expect("address"),
+            "127.0.0.1:3225".parse().expect("address"),
+        );
+        flow.sent([&[1u8; 76][..], &[2u8; 64][..]]);
+        flow.received([&[3u8; 76][..]]);
+        assert!(buf.bytes().is_empty(), "buffered until finished");
+        sink.finish().expect("flush");
+        let segs = segments(&buf.bytes());
+        let lens: Vec<usize> = segs.iter().map(|s| s.payload.len()).collect();
+        assert_eq!(lens, vec![76, 64, 76]);
+        assert_eq!(segs[2].src.port(), 3225);
+        let len = buf.bytes().len();
+        flow.sent([&[4u8; 64][..]]);
+        sink.finish().expect("a second finish does nothing");
+        assert_eq!(buf.bytes().len(), len);
     }
 }

@@ -15,12 +15,25 @@
 //!
 //! A connection with nothing received for K_A_TOV is dead: it closes and reports why. The
 //! clauses are cited from memory of RFC 3821 and FC-BB-5; the behaviour follows PROTOCOLS.md.
+//!
+//! With [`Endpoint::capture`] set, every frame the connection sends or receives — both
+//! Special Frames, FC frames, LKAs and their LS_ACCs — is recorded as its own TCP segment
+//! between the connection's real addresses ([`crate::capture`]). Frames are recorded just
+//! before they are written, so that a capture never shows an answer before its request.
+//! Received bytes the engine could not frame (encapsulation errors, skipped bytes, frames
+//! dropped by the transit check) are recorded as they came, in segments of their own.
+//! Without a capture the data path does no capture work beyond testing an `Option`.
+//!
+//! At debug level (`RUST_LOG=fcip::connection=debug`) the connection logs each LKA it sends,
+//! each LS_ACC it writes in answer to the peer's ("LKA answered") and each LS_ACC to its own
+//! ("LKA acknowledged").
 
 use std::io;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use fc_frames::els::{ElsCode, ElsReply, ElsRequest};
 use fc_frames::encap::{emit_encapsulated, encapsulable, Timestamp};
 use fc_frames::{FCtl, FcFrame, FcId, FcType, FrameError, FrameHeaderRepr, RCtl, Wwn};
@@ -30,6 +43,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
+use crate::capture::{CaptureSink, Flow};
 use crate::engine::{Output, Receiver, ReceiverConfig, ReceiverCounters};
 use crate::fsf::{Mismatch, SpecialFrame, FSF_LEN};
 use crate::time::sntp_from_system_time;
@@ -38,6 +52,9 @@ use crate::time::sntp_from_system_time;
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most frames written with one system call.
 const BATCH: usize = 256;
+/// Largest capture record of received bytes that were not a frame (an IPv6 packet's payload
+/// is at most 64 KiB).
+const MAX_UNFRAMED_SEGMENT: usize = 32 << 10;
 
 /// What one end of a connection is.
 #[derive(Debug, Clone)]
@@ -50,6 +67,8 @@ pub struct Endpoint {
     pub k_a_tov: Duration,
     /// The receive engine's settings.
     pub receiver: ReceiverConfig,
+    /// Where to record every frame sent and received, if anywhere.
+    pub capture: Option<CaptureSink>,
 }
 
 /// Why a connection could not be opened.
@@ -167,6 +186,7 @@ pub async fn originate(
     nonce: u64,
 ) -> Result<Connection, SetupError> {
     stream.set_nodelay(true)?;
+    let flow = flow(&stream, local.capture.as_ref());
     let sent = SpecialFrame {
         changed: false,
         timestamp: now(),
@@ -178,10 +198,14 @@ pub async fn originate(
         destination_fabric: destination,
         k_a_tov_ms: u32::try_from(local.k_a_tov.as_millis()).unwrap_or(u32::MAX),
     };
-    stream.write_all(&sent.emit()).await?;
-    let echo = read_fsf(&mut stream).await?;
+    let fsf = sent.emit();
+    if let Some(flow) = &flow {
+        flow.sent([&fsf[..]]);
+    }
+    stream.write_all(&fsf).await?;
+    let echo = read_fsf(&mut stream, flow.as_ref()).await?;
     echo.echo_matches(&sent).map_err(SetupError::EchoMismatch)?;
-    Ok(start(stream, local, echo))
+    Ok(start(stream, local, echo, flow))
 }
 
 /// Accepts a connection on `stream`: reads the originator's Special Frame, checks that it is
@@ -193,7 +217,8 @@ pub async fn accept(
     peers: &[Wwn],
 ) -> Result<Connection, SetupError> {
     stream.set_nodelay(true)?;
-    let fsf = read_fsf(&mut stream).await?;
+    let flow = flow(&stream, local.capture.as_ref());
+    let fsf = read_fsf(&mut stream, flow.as_ref()).await?;
     if !peers.contains(&fsf.source_fabric) {
         return Err(SetupError::UnknownPeer(fsf.source_fabric));
     }
@@ -201,20 +226,48 @@ pub async fn accept(
         return Err(SetupError::WrongDestination(fsf.destination_fabric));
     }
     // Echoed unchanged: we accept every field as the originator set it.
-    stream.write_all(&fsf.emit()).await?;
-    Ok(start(stream, local, fsf))
+    let echo = fsf.emit();
+    if let Some(flow) = &flow {
+        flow.sent([&echo[..]]);
+    }
+    stream.write_all(&echo).await?;
+    Ok(start(stream, local, fsf, flow))
 }
 
-async fn read_fsf(stream: &mut TcpStream) -> Result<SpecialFrame, SetupError> {
+/// The capture's view of `stream`, when there is a capture (and the socket knows both its
+/// addresses, which a connected one does).
+fn flow(stream: &TcpStream, capture: Option<&CaptureSink>) -> Option<Flow> {
+    let capture = capture?;
+    match (stream.local_addr(), stream.peer_addr()) {
+        (Ok(local), Ok(peer)) => Some(capture.flow(local, peer)),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "FCIP connection not captured: no socket address");
+            None
+        }
+    }
+}
+
+async fn read_fsf(stream: &mut TcpStream, flow: Option<&Flow>) -> Result<SpecialFrame, SetupError> {
     let mut buf = [0u8; FSF_LEN];
     match timeout(SETUP_TIMEOUT, stream.read_exact(&mut buf)).await {
-        Ok(Ok(_)) => Ok(SpecialFrame::parse(&buf)?),
+        Ok(Ok(_)) => {
+            // Recorded before it is checked: a refused Special Frame is worth seeing.
+            if let Some(flow) = flow {
+                flow.received([&buf[..]]);
+            }
+            Ok(SpecialFrame::parse(&buf)?)
+        }
         Ok(Err(e)) => Err(e.into()),
         Err(_) => Err(SetupError::NoSpecialFrame),
     }
 }
 
-fn start(stream: TcpStream, local: &Endpoint, peer: SpecialFrame) -> Connection {
+fn start(
+    stream: TcpStream,
+    local: &Endpoint,
+    peer: SpecialFrame,
+    flow: Option<Flow>,
+) -> Connection {
     let (rd, wr) = stream.into_split();
     let (tx, out_rx) = mpsc::unbounded_channel();
     let (in_tx, rx) = mpsc::unbounded_channel();
@@ -229,6 +282,7 @@ fn start(stream: TcpStream, local: &Endpoint, peer: SpecialFrame) -> Connection 
         answers_rx,
         counters.clone(),
         k_a_tov,
+        flow.clone(),
     ));
     tokio::spawn(read_loop(
         rd,
@@ -237,6 +291,7 @@ fn start(stream: TcpStream, local: &Endpoint, peer: SpecialFrame) -> Connection 
         answers,
         counters.clone(),
         k_a_tov,
+        flow.map(RxCapture::new),
     ));
     Connection {
         tx,
@@ -279,8 +334,11 @@ async fn write_loop(
     mut answers: mpsc::UnboundedReceiver<FcFrame>,
     counters: Arc<Mutex<ConnectionCounters>>,
     k_a_tov: Duration,
+    flow: Option<Flow>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
+    // Where each frame of `out` is, when capturing.
+    let mut cuts: Vec<Range<usize>> = Vec::new();
     let mut out = BytesMut::with_capacity(64 << 10);
     let idle = k_a_tov / 2;
     let mut ox: u16 = 0;
@@ -306,18 +364,32 @@ async fn write_loop(
                 ox = ox.wrapping_add(1);
                 batch.push(lka(ox));
                 lock(&counters).lka_sent += 1;
+                tracing::debug!(ox_id = ox, "LKA sent");
             }
         }
         let ts = now();
         let mut frames = 0;
+        let mut answered = 0;
         for f in batch.drain(..) {
+            answered += usize::from(is_lka_reply(&f));
             if encapsulable(&f) {
+                let at = out.len();
                 emit_encapsulated(&f, ts, &mut out);
                 frames += 1;
+                if flow.is_some() {
+                    cuts.push(at..out.len());
+                }
             }
+        }
+        if let Some(flow) = &flow {
+            flow.sent(cuts.drain(..).filter_map(|r| out.get(r)));
         }
         if wr.write_all(&out).await.is_err() {
             return;
+        }
+        if answered > 0 {
+            // Logged once written (and recorded), for whoever waits to see it on the wire.
+            tracing::debug!(answered, "LKA answered");
         }
         let mut c = lock(&counters);
         c.tx_frames += frames;
@@ -334,6 +406,7 @@ async fn read_loop(
     answers: mpsc::UnboundedSender<FcFrame>,
     counters: Arc<Mutex<ConnectionCounters>>,
     k_a_tov: Duration,
+    mut capture: Option<RxCapture>,
 ) {
     let mut buf = vec![0u8; 256 << 10];
     let closed = loop {
@@ -354,8 +427,21 @@ async fn read_loop(
         let mut lost = false;
         while !chunk.is_empty() {
             let taken = engine.push(chunk);
+            if let Some(c) = &mut capture {
+                c.pushed(chunk.get(..taken).unwrap_or(&[]));
+            }
             chunk = chunk.get(taken..).unwrap_or(&[]);
-            while let Some(out) = engine.poll(now()) {
+            loop {
+                let before = capture.is_some().then(|| engine.counters().bytes);
+                let Some(out) = engine.poll(now()) else {
+                    if let Some(c) = &mut capture {
+                        c.settled(&engine);
+                    }
+                    break;
+                };
+                if let (Some(c), Some(before)) = (&mut capture, before) {
+                    c.polled(&engine, before, &out);
+                }
                 match out {
                     Output::Frame { frame, .. } if is_lka(&frame) => {
                         let acc = FrameHeaderRepr {
@@ -368,7 +454,9 @@ async fn read_loop(
                         let _ = answers.send(FcFrame::single(acc, ElsReply::Acc.to_vec()));
                         lock(&counters).lka_answered += 1;
                     }
-                    Output::Frame { frame, .. } if is_lka_reply(&frame) => {}
+                    Output::Frame { frame, .. } if is_lka_reply(&frame) => {
+                        tracing::debug!(ox_id = frame.header.ox_id, "LKA acknowledged");
+                    }
                     Output::Frame { frame, .. } => {
                         let _ = up.send(Event::Frame(frame));
                     }
@@ -398,15 +486,82 @@ async fn read_loop(
             break Closed::LostSync;
         }
     };
+    if let Some(c) = &mut capture {
+        c.closed();
+    }
     tracing::info!(?closed, "FCIP connection closed");
     let _ = up.send(Event::Closed(closed));
 }
 
+/// Cuts the received byte stream into the pieces the engine made of it, for the capture: a
+/// copy of every byte pushed into the engine and not yet recorded. The engine's buffer is
+/// always the tail of what was pushed, so what it consumed is the copy less
+/// [`Receiver::buffered`].
+struct RxCapture {
+    flow: Flow,
+    pending: BytesMut,
+}
+
+impl RxCapture {
+    fn new(flow: Flow) -> RxCapture {
+        RxCapture {
+            flow,
+            pending: BytesMut::with_capacity(64 << 10),
+        }
+    }
+
+    /// `bytes` went into the engine.
+    fn pushed(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+    }
+
+    /// The engine gave `out`; `bytes_before` was its frame byte counter before the poll.
+    fn polled(&mut self, engine: &Receiver, bytes_before: u64, out: &Output) {
+        // The bytes of the item itself, at the end of what the engine consumed.
+        let item = match out {
+            Output::Frame { .. } => {
+                usize::try_from(engine.counters().bytes.saturating_sub(bytes_before)).unwrap_or(0)
+            }
+            Output::Special(_) => FSF_LEN,
+            Output::Malformed { bytes, .. } => *bytes,
+            // Recorded with what comes next: the bad bytes are skipped until a frame is found.
+            Output::SyncLost { .. } => return,
+        };
+        let consumed = self.pending.len().saturating_sub(engine.buffered());
+        let mut taken = self.pending.split_to(consumed).freeze();
+        let junk = taken.split_to(consumed.saturating_sub(item));
+        self.record(junk);
+        self.record(taken);
+    }
+
+    /// The engine wants more bytes: what it consumed without handing anything up was skipped.
+    fn settled(&mut self, engine: &Receiver) {
+        let consumed = self.pending.len().saturating_sub(engine.buffered());
+        let skipped = self.pending.split_to(consumed).freeze();
+        self.record(skipped);
+    }
+
+    /// The connection ended: what the engine still holds, unframed.
+    fn closed(&mut self) {
+        let rest = self.pending.split().freeze();
+        self.record(rest);
+    }
+
+    fn record(&self, bytes: Bytes) {
+        // A run of skipped bytes can be longer than an IP packet holds.
+        self.flow.received(bytes.chunks(MAX_UNFRAMED_SEGMENT));
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
+    use fc_frames::encap::encapsulate_len;
     use tokio::net::TcpListener;
 
     use super::*;
+    use crate::capture::testing::{segments, Segment, SharedBuf};
 
     const A: Wwn = Wwn::from_u64(0x1000_0000_0000_000a);
     const B: Wwn = Wwn::from_u64(0x1000_0000_0000_000b);
@@ -418,6 +573,7 @@ mod tests {
             entity: [0, 0, 0, 0, 0, 0, 0, 1],
             k_a_tov,
             receiver: ReceiverConfig::default(),
+            capture: None,
         }
     }
 
@@ -535,5 +691,133 @@ mod tests {
         );
         assert_eq!(o.counters().lka_timeouts, 1);
         peer.abort();
+    }
+
+    /// Every frame each way is its own segment between the connection's real addresses: the
+    /// Special Frame and its echo, then the FC frames as encapsulated.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_capture_records_every_frame_both_ways() {
+        let buf = SharedBuf::default();
+        let sink = CaptureSink::new(buf.clone()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            accept(s, &endpoint(B, WAIT), &[A]).await.unwrap()
+        });
+        let s = TcpStream::connect(addr).await.unwrap();
+        let local = s.local_addr().unwrap();
+        let mut ep = endpoint(A, WAIT);
+        ep.capture = Some(sink.clone());
+        let mut o = originate(s, &ep, B, 0x77).await.unwrap();
+        let mut a = acceptor.await.unwrap();
+        let sent = [frame(1, 0), frame(2, 5), frame(3, 2112)];
+        for f in &sent {
+            o.tx.send(f.clone()).unwrap();
+        }
+        for f in &sent {
+            assert_eq!(next_frame(&mut a).await, *f);
+        }
+        a.tx.send(frame(4, 100)).unwrap();
+        assert_eq!(next_frame(&mut o).await, frame(4, 100));
+        sink.finish().unwrap();
+
+        let segs = segments(&buf.bytes());
+        let got: Vec<(SocketAddr, SocketAddr, usize)> = segs
+            .iter()
+            .map(|s| (s.src, s.dst, s.payload.len()))
+            .collect();
+        let mut want = vec![(local, addr, FSF_LEN), (addr, local, FSF_LEN)];
+        want.extend(sent.iter().map(|f| (local, addr, encapsulate_len(f))));
+        want.push((addr, local, encapsulate_len(&frame(4, 100))));
+        assert_eq!(got, want);
+        assert_eq!(segs[0].payload, segs[1].payload, "echoed unchanged");
+        assert_eq!(SpecialFrame::parse(&segs[0].payload).unwrap().nonce, 0x77);
+        // The FC frame inside each record is the one sent (after the header and SOF word).
+        let fc = &segs[4].payload[32..];
+        assert_eq!(&fc[..24], &frame(3, 2112).encode_parts().header[..]);
+    }
+
+    /// An accepting connection that records to `sink`, and its peer: a raw socket that has
+    /// done the Special Frame exchange by hand.
+    async fn hand_made_peer(sink: CaptureSink) -> (TcpStream, Connection) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let mut ep = endpoint(B, WAIT);
+            ep.capture = Some(sink);
+            accept(s, &ep, &[A]).await.unwrap()
+        });
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let fsf = SpecialFrame {
+            changed: false,
+            timestamp: Timestamp::ZERO,
+            source_fabric: A,
+            source_entity: [1; 8],
+            nonce: 5,
+            usage_flags: 0,
+            usage_code: 0,
+            destination_fabric: B,
+            k_a_tov_ms: 10_000,
+        };
+        s.write_all(&fsf.emit()).await.unwrap();
+        let mut echo = [0u8; FSF_LEN];
+        s.read_exact(&mut echo).await.unwrap();
+        (s, acceptor.await.unwrap())
+    }
+
+    /// Sends `junk` bytes of 0xAA and then a frame from the hand-made peer, closes it, and
+    /// returns what the accepting side recorded after the Special Frames, and the bytes sent.
+    async fn junk_then_frame(junk: usize) -> (Vec<Segment>, BytesMut) {
+        let buf = SharedBuf::default();
+        let (mut s, mut a) = hand_made_peer(CaptureSink::new(buf.clone()).unwrap()).await;
+        let mut bytes = BytesMut::new();
+        bytes.extend_from_slice(&vec![0xAA; junk]);
+        emit_encapsulated(&frame(9, 40), Timestamp::ZERO, &mut bytes);
+        s.write_all(&bytes).await.unwrap();
+        assert_eq!(next_frame(&mut a).await, frame(9, 40));
+        drop(s);
+        // The connection ends; what it held is recorded by then.
+        loop {
+            match timeout(WAIT, a.rx.recv()).await.unwrap() {
+                Some(Event::Closed(_)) | None => break,
+                Some(_) => {}
+            }
+        }
+        // The counters are updated once a chunk is done, before the connection ends.
+        assert_eq!(a.counters().rx.encapsulation_errors, 1);
+        let segs = segments(&buf.bytes());
+        let lens: Vec<usize> = segs.iter().take(2).map(|s| s.payload.len()).collect();
+        assert_eq!(lens, vec![FSF_LEN, FSF_LEN]);
+        (segs.into_iter().skip(2).collect(), bytes)
+    }
+
+    /// Received bytes the engine skips are recorded as they came, apart from the frame after
+    /// them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_capture_records_unframed_bytes_on_their_own() {
+        let (segs, bytes) = junk_then_frame(10).await;
+        assert_eq!(segs.len(), 2, "{segs:?}");
+        assert_eq!(segs[0].payload, vec![0xAA; 10]);
+        assert_eq!(segs[1].payload, &bytes[10..]);
+        // Consistent numbers: the frame follows the junk in its flow.
+        assert_eq!(segs[1].seq, segs[0].seq.wrapping_add(10));
+    }
+
+    /// A long run of junk is recorded in pieces an IP packet holds, and the capture goes on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_capture_splits_long_runs_of_unframed_bytes() {
+        let junk = 300 << 10;
+        let (segs, bytes) = junk_then_frame(junk).await;
+        let (frame, unframed) = segs.split_last().unwrap();
+        assert!(unframed
+            .iter()
+            .all(|s| s.payload.len() <= MAX_UNFRAMED_SEGMENT));
+        assert_eq!(
+            unframed.iter().map(|s| s.payload.len()).sum::<usize>(),
+            junk
+        );
+        assert_eq!(frame.payload, &bytes[junk..]);
     }
 }

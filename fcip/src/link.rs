@@ -491,6 +491,7 @@ mod tests {
                 entity: [0, 0, 0, 0, 0, 0, 0, 1],
                 k_a_tov: Duration::from_secs(10),
                 receiver: ReceiverConfig::default(),
+                capture: None,
             },
             peer_fabric: peer,
             connections,

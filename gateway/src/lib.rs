@@ -25,12 +25,14 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fabric::link::{self, Received};
 use fabric::{Config, ConfigError, PortId, Switch, SwitchHandle};
 use fc_frames::Wwn;
+use fcip::capture::CaptureSink;
 use fcip::connection::{accept, ConnectionCounters, Endpoint};
 use fcip::engine::ReceiverConfig;
 use fcip::link::{FcipLink, LinkConfig, LinkControl, LinkCounters, LinkEvent};
@@ -68,6 +70,11 @@ pub struct GatewayConfig {
     pub k_a_tov: Duration,
     /// The receive engine's settings.
     pub receiver: ReceiverConfig,
+    /// Write every FCIP frame sent and received to this pcap file, created or replaced at
+    /// start: every connection, dialled or accepted, records each frame it sends and receives
+    /// (Special Frames, FC frames, LKAs) as its own Ethernet/IP/TCP packet between the
+    /// connection's real addresses ([`fcip::capture`]). [`Gateway::finish_capture`] flushes it.
+    pub capture: Option<PathBuf>,
 }
 
 /// Why a gateway could not start.
@@ -83,6 +90,14 @@ pub enum GatewayError {
     /// The FCIP listener could not be opened.
     #[error("cannot listen for FCIP on {0}: {1}")]
     Listen(SocketAddr, io::Error),
+    /// The capture file could not be created.
+    #[error("cannot create the FCIP capture {}: {source}", path.display())]
+    Capture {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
 }
 
 /// A running gateway.
@@ -92,12 +107,30 @@ pub struct Gateway {
     pub switch: SwitchHandle,
     fcip_addr: SocketAddr,
     links: Arc<Vec<PeerLink>>,
+    capture: Option<CaptureSink>,
 }
 
 /// A peer's FCIP link, as the gateway keeps it (its frames belong to the pump).
 struct PeerLink {
     fabric: Wwn,
+    port: PortId,
+    configured: usize,
     control: LinkControl,
+}
+
+/// One peer link's state, for reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkStatus {
+    /// The peer's FC Fabric Entity WWN.
+    pub peer: Wwn,
+    /// The inter-switch port the link takes.
+    pub port: PortId,
+    /// The link's counters (closed connections' added up in `closed_totals`).
+    pub counters: LinkCounters,
+    /// Connections the link is configured to keep.
+    pub configured: usize,
+    /// Each open connection's counters.
+    pub connections: Vec<ConnectionCounters>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -125,11 +158,23 @@ impl Gateway {
         let fcip_addr = listener
             .local_addr()
             .map_err(|e| GatewayError::Listen(config.fcip_listen, e))?;
+        // Created once nothing else can fail.
+        let capture = config
+            .capture
+            .as_ref()
+            .map(|path| {
+                CaptureSink::create(path).map_err(|source| GatewayError::Capture {
+                    path: path.clone(),
+                    source,
+                })
+            })
+            .transpose()?;
         let local = Endpoint {
             fabric: config.switch.switch_name,
             entity: config.switch.switch_name.0,
             k_a_tov: config.k_a_tov,
             receiver: config.receiver,
+            capture: capture.clone(),
         };
         let mut links = Vec::new();
         let mut adders = Vec::new();
@@ -149,6 +194,8 @@ impl Gateway {
             adders.push((peer.fabric, control.clone()));
             links.push(PeerLink {
                 fabric: peer.fabric,
+                port: peer.port,
+                configured: peer.connections,
                 control,
             });
             tokio::spawn(pump(switch.clone(), peer.clone(), tx, rx));
@@ -184,6 +231,7 @@ impl Gateway {
             switch,
             fcip_addr,
             links: Arc::new(links),
+            capture,
         })
     }
 
@@ -200,13 +248,24 @@ impl Gateway {
             .collect()
     }
 
-    /// The open connections' counters of the link to `peer`.
-    pub fn link_connections(&self, peer: Wwn) -> Vec<ConnectionCounters> {
+    /// Each peer link's counters and its open connections' counters, in configuration order.
+    pub fn links(&self) -> Vec<LinkStatus> {
         self.links
             .iter()
-            .filter(|p| p.fabric == peer)
-            .flat_map(|p| p.control.connections())
+            .map(|p| LinkStatus {
+                peer: p.fabric,
+                port: p.port,
+                configured: p.configured,
+                counters: p.control.counters(),
+                connections: p.control.connections(),
+            })
             .collect()
+    }
+
+    /// Flushes and closes the FCIP capture, if there is one: frames after this are not
+    /// recorded. Call it before the process ends.
+    pub fn finish_capture(&self) -> io::Result<()> {
+        self.capture.as_ref().map_or(Ok(()), CaptureSink::finish)
     }
 
     /// Bounces every connection of the link to `peer` (they are dialled again).

@@ -35,6 +35,7 @@ async fn gateway(domain: u8, peers: Vec<PeerConfig>) -> Gateway {
         peers,
         k_a_tov: Duration::from_secs(6),
         receiver: ReceiverConfig::default(),
+        capture: None,
     };
     Gateway::start(config, u64::from(domain)).await.unwrap()
 }

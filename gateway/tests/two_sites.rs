@@ -24,6 +24,7 @@ fn config(domain: u8, name: Wwn, peer: PeerConfig) -> GatewayConfig {
         peers: vec![peer],
         k_a_tov: Duration::from_secs(6),
         receiver: ReceiverConfig::default(),
+        capture: None,
     }
 }
 

@@ -1,8 +1,8 @@
 //! The TOML configuration files of the `fcsan` roles, loaded into typed values.
 //!
 //! Each role that runs as its own process reads one file: `fcsan switch --config switch.toml`
-//! ([`load_switch`]), `fcsan disk --config disk.toml` ([`load_disk`]) and `fcsan host --config
-//! host.toml` ([`load_host`]). Loading parses the TOML, rejects unknown keys, and checks every
+//! ([`load_switch`]), `fcsan gateway --config gateway.toml` ([`load_gateway`]), `fcsan disk
+//! --config disk.toml` ([`load_disk`]) and `fcsan host --config host.toml` ([`load_host`]). Loading parses the TOML, rejects unknown keys, and checks every
 //! value, so that a role gets values that are already valid ("parse, don't validate").
 //!
 //! Every error names the file, the line and the key, in the form compilers use:
@@ -16,6 +16,7 @@
 //! repository's `configs/` folder holds examples that work together.
 
 mod disk;
+mod gateway;
 mod node;
 mod source;
 mod switch;
@@ -23,6 +24,7 @@ mod switch;
 use std::io;
 
 pub use disk::{load_disk, parse_disk, DiskFile, LunSpec, TapeSpec};
+pub use gateway::{load_gateway, parse_gateway, GatewayFile, Peer, DEFAULT_K_A_TOV_MS};
 pub use node::{load_host, parse_host, HostFile, NodeSection};
 pub use switch::{load_switch, parse_switch, SwitchFile};
 
@@ -176,6 +178,36 @@ mod tests {
             assert!(names.insert(n.port_name) && names.insert(n.node_name));
         }
         assert!(!names.contains(&switch.switch.switch_name));
+    }
+
+    /// Site A dials site B; each names the other and the other's domain; no address is used
+    /// twice, here or by switch.toml.
+    #[test]
+    fn test_example_gateways_work_together() {
+        let a = load_gateway(&configs().join("gateway-a.toml")).unwrap();
+        let b = load_gateway(&configs().join("gateway-b.toml")).unwrap();
+        let switch = load_switch(&configs().join("switch.toml")).unwrap();
+        assert_eq!((a.peers.len(), b.peers.len()), (1, 1));
+        let (pa, pb) = (&a.peers[0], &b.peers[0]);
+        assert_eq!(pa.dial, Some(b.fcip_listen));
+        assert_eq!(pb.dial, None);
+        assert_eq!(b.fcip_listen.port(), ::gateway::FCIP_PORT);
+        assert_eq!(pa.fabric, b.switch.switch.switch_name);
+        assert_eq!(pb.fabric, a.switch.switch.switch_name);
+        // Domains are learned over the link (EFP), none configured.
+        assert!(pa.domains.is_empty() && pb.domains.is_empty());
+        assert_ne!(a.switch.switch.domain, b.switch.switch.domain);
+        assert_eq!(pa.connections, pb.connections);
+        assert_eq!(a.k_a_tov, b.k_a_tov);
+        let addrs = [
+            a.switch.listen,
+            a.fcip_listen,
+            b.switch.listen,
+            b.fcip_listen,
+            switch.listen,
+        ];
+        let unique: std::collections::BTreeSet<_> = addrs.iter().collect();
+        assert_eq!(unique.len(), addrs.len(), "{addrs:?}");
     }
 
     #[test]

@@ -53,9 +53,10 @@ struct RawSwitchFile {
     zoneset: Vec<RawZoneSet>,
 }
 
+/// `[switch]` as written (also the switch part of `gateway.toml`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a [switch] table")]
-struct RawSwitch {
+pub(super) struct RawSwitch {
     domain: Spanned<i64>,
     name: Spanned<String>,
     listen: Spanned<String>,
@@ -65,16 +66,18 @@ struct RawSwitch {
     capture: Option<Spanned<String>>,
 }
 
+/// `[zoning]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a [zoning] table")]
-struct RawZoning {
+pub(super) struct RawZoning {
     default: Option<Spanned<String>>,
     active: Option<Spanned<String>>,
 }
 
+/// One `[[zoneset]]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a [[zoneset]] table")]
-struct RawZoneSet {
+pub(super) struct RawZoneSet {
     name: Spanned<String>,
     #[serde(default)]
     zone: Vec<RawZone>,
@@ -102,7 +105,24 @@ pub fn parse_switch(
 ) -> Result<SwitchFile, ConfigFileError> {
     let src = Source::new(file_name, text);
     let raw: RawSwitchFile = src.deserialize()?;
-    let s = &raw.switch;
+    check_switch(
+        &src,
+        &raw.switch,
+        raw.zoning.as_ref(),
+        &raw.zoneset,
+        base_dir,
+    )
+}
+
+/// The checked switch part of a file: `[switch]`, `[zoning]` and the `[[zoneset]]`s.
+pub(super) fn check_switch(
+    src: &Source<'_>,
+    s: &RawSwitch,
+    raw_zoning: Option<&RawZoning>,
+    zonesets: &[RawZoneSet],
+    base_dir: &Path,
+) -> Result<SwitchFile, ConfigFileError> {
+    let src = *src;
 
     // FC-SW: domain IDs 00 and F0-FF are reserved; a switch takes one of 01-EF.
     let domain: u8 = source::in_range(&src, &s.domain, "switch.domain", 1..0xF0, "domain")
@@ -131,7 +151,7 @@ pub fn parse_switch(
     let mut switch = Config::new(domain, name, (1..=ports).map(PortId));
     switch.e_d_tov = e_d_tov;
     switch.r_a_tov = r_a_tov;
-    switch.zoning = zoning(&src, raw.zoning.as_ref(), &raw.zoneset)?;
+    switch.zoning = zoning(&src, raw_zoning, zonesets)?;
     // The checks above already hold what validate() checks; it stays the authority.
     switch.validate().map_err(|e| match e {
         ConfigError::BadDomain(_) => src.error(s.domain.span(), "switch.domain", e),
