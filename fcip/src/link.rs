@@ -2,7 +2,10 @@
 //! gateway, used as one inter-switch link.
 //!
 //! - All frames of one exchange (S_ID, D_ID, OX_ID) go on the same connection, so their order
-//!   holds; exchanges are spread over the connections that are up.
+//!   holds; exchanges are spread over the configured connections by a hash. An exchange whose
+//!   connection is down goes to the next one up, and comes back to its own when it returns:
+//!   only then, with frames of it possibly still queued on the other, can its order break —
+//!   a connection lost mid-exchange loses frames of it anyway, which FC recovers by exchange.
 //! - The originating side dials every connection and dials again, with bounded exponential
 //!   backoff and jitter, whenever one ends; the accepting side takes connections from a
 //!   listener ([`accept`](crate::connection::accept)) and [`FcipLink::add`]s them.
@@ -305,20 +308,23 @@ impl LinkTask {
     }
 
     /// Sends on the connection of the frame's exchange.
+    /// Sends on the connection of the frame's exchange: its hash picks one of the configured
+    /// slots, so an exchange keeps its connection while that connection lives, whatever
+    /// happens to the others; while it is down, the next slot up takes its exchanges.
     fn send(&mut self, frame: FcFrame) {
-        let up: Vec<usize> = (0..self.slots.len())
-            .filter(|i| self.slots.get(*i).is_some_and(Option::is_some))
-            .collect();
-        if up.is_empty() {
-            lock(&self.shared.counters).dropped_no_connection += 1;
-            return;
-        }
+        let n = self.slots.len();
         let h = frame.header;
         let mut hasher = DefaultHasher::new();
         (h.s_id, h.d_id, h.ox_id).hash(&mut hasher);
-        let pick = up[(hasher.finish() % up.len() as u64) as usize];
-        if let Some(Some(slot)) = self.slots.get(pick) {
-            let _ = slot.tx.send(frame);
+        let first = (hasher.finish() % n.max(1) as u64) as usize;
+        let slot = (0..n)
+            .map(|i| (first + i) % n)
+            .find_map(|i| self.slots.get(i).and_then(Option::as_ref));
+        match slot {
+            Some(slot) => {
+                let _ = slot.tx.send(frame);
+            }
+            None => lock(&self.shared.counters).dropped_no_connection += 1,
         }
     }
 
