@@ -381,3 +381,90 @@ fn two_gateway_processes_link_up_keep_alive_and_capture_for_wireshark() {
         .is_some();
     assert!(lka, "no LKA with its LS_ACC: {packets:#?}");
 }
+
+/// `fcsan up`'s FCIP capture, read by tshark: everything the two sites said to each other
+/// through the tunnel decodes — the Special Frames, SW_ILS EFP and its SW_ACC, the name server
+/// walks (GA_NXT, GFF_ID to FFFCdd), RSCN, PLOGI/PRLI, and the host's SCSI commands to site
+/// B's array (INQUIRY, READ CAPACITY(16), WRITE(10), READ(10), SYNCHRONIZE CACHE(16)) with
+/// their good status — and nothing is malformed or an error.
+#[test]
+fn up_fcip_capture_shows_the_tunnelled_fabric_services_and_scsi() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pcap = dir.path().join("fcip.pcap");
+    let out = Command::new(env!("CARGO_BIN_EXE_fcsan"))
+        .args(["up", "--quiet", "--file-size", "1MiB", "--fcip-capture"])
+        .arg(&pcap)
+        .output()
+        .expect("run fcsan up");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // "... or: tshark -r FILE -d tcp.port==PORT,fcip"
+    let port: u16 = stdout
+        .split("tcp.port==")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no FCIP port in:\n{stdout}"));
+    let rows = tshark(
+        &pcap,
+        port,
+        &[
+            "fcip.srcwwn",
+            "swils.opcode",
+            "fcdns.opcode",
+            "fcels.opcode",
+            "scsi_sbc.opcode",
+            "fcp.status",
+            "_ws.malformed",
+            "_ws.expert.severity",
+        ],
+    );
+    let values = |f: &str| -> Vec<String> {
+        rows.iter()
+            .filter_map(|r| r.get(f).filter(|v| !v.is_empty()).cloned())
+            .collect()
+    };
+    assert!(values("_ws.malformed").is_empty(), "malformed packets");
+    assert!(
+        !values("_ws.expert.severity")
+            .iter()
+            .any(|s| s.split(',').any(|s| s == PI_ERROR)),
+        "error-level expert items"
+    );
+    // Two connections: two Special Frames each way, from gateway A.
+    let fsf = values("fcip.srcwwn");
+    assert_eq!(fsf.len(), 4, "{fsf:?}");
+    assert!(
+        fsf.iter().all(|w| w == "10:00:00:00:c0:ff:ee:01"),
+        "{fsf:?}"
+    );
+    let swils = values("swils.opcode");
+    assert!(
+        swils.contains(&"0x11".into()) && swils.contains(&"0x02".into()),
+        "EFP and SW_ACC: {swils:?}"
+    );
+    let dns = values("fcdns.opcode");
+    for op in ["0x0100", "0x011f", "0x8001"] {
+        assert!(dns.contains(&op.to_string()), "dNS {op} missing: {dns:?}");
+    }
+    let els = values("fcels.opcode");
+    for op in ["0x61", "0x03", "0x20"] {
+        assert!(els.contains(&op.to_string()), "ELS {op} missing: {els:?}");
+    }
+    let scsi = values("scsi_sbc.opcode");
+    for op in ["0x2a", "0x28", "0x91", "0x12", "0x9e"] {
+        assert!(
+            scsi.contains(&op.to_string()),
+            "SCSI {op} missing: {scsi:?}"
+        );
+    }
+    let status = values("fcp.status");
+    assert!(
+        !status.is_empty() && status.iter().all(|s| s == "0x00"),
+        "{status:?}"
+    );
+}
