@@ -468,3 +468,134 @@ fn up_fcip_capture_shows_the_tunnelled_fabric_services_and_scsi() {
         "{status:?}"
     );
 }
+
+/// The address in `gateway domain 01 (..) listening on 127.0.0.1:40123 for nodes`.
+fn node_address(line: &str) -> String {
+    line.split("listening on ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("an address")
+        .to_owned()
+}
+
+/// A node config for `fcsan disk` / `fcsan host` on the switch at `switch`.
+fn node_toml(switch: &str, wwpn: &str, extra: &str) -> String {
+    format!(
+        "[node]\nswitch = \"{switch}\"\nport_name = \"{wwpn}\"\n\
+         node_name = \"20:00:00:00:00:00:00:{}\"\ne_d_tov_ms = 500\nr_a_tov_ms = 1000\n\n{extra}",
+        &wwpn[wwpn.len() - 2..]
+    )
+}
+
+/// Separate processes, as separate hosts would run them: two `fcsan gateway`s (no peer
+/// domains configured: they learn them over the link), a disk array on site B, and on site A
+/// a host that lists B's LUN (found through the name servers across the link), writes a file
+/// to it and verifies it.
+#[test]
+fn a_host_process_on_site_a_writes_to_a_disk_process_on_site_b() {
+    const DISK: &str = "22:00:00:00:00:00:00:b1";
+    const HOST: &str = "21:00:00:00:00:00:00:a1";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let no_domains = |c: String| {
+        c.replace("domains = [1]\n", "")
+            .replace("domains = [2]\n", "")
+    };
+    let b_toml = dir.path().join("gateway-b.toml");
+    std::fs::write(&b_toml, no_domains(config(2, B_NAME, A_NAME, 1, None))).expect("write");
+    let mut b = Gateway::start(&b_toml, None);
+    let b_nodes = node_address(&b.wait_for(Stream::Out, "node address", |l| {
+        l.starts_with("gateway domain 02") && l.contains("listening on 127.0.0.1:")
+    }));
+    let b_fcip = last_word(&b.wait_for(Stream::Out, "FCIP address", |l| {
+        l.starts_with("FCIP listening on 127.0.0.1:")
+    }));
+    let a_toml = dir.path().join("gateway-a.toml");
+    std::fs::write(
+        &a_toml,
+        no_domains(config(1, A_NAME, B_NAME, 2, Some(&b_fcip))),
+    )
+    .expect("write");
+    let mut a = Gateway::start(&a_toml, None);
+    let a_nodes = node_address(&a.wait_for(Stream::Out, "node address", |l| {
+        l.starts_with("gateway domain 01") && l.contains("listening on 127.0.0.1:")
+    }));
+    a.wait_for(Stream::Out, "link up", |l| {
+        l.contains("2 of 2 connection(s) up")
+    });
+
+    let disk_toml = dir.path().join("disk.toml");
+    std::fs::write(
+        &disk_toml,
+        node_toml(
+            &b_nodes,
+            DISK,
+            "[[lun]]\nlun = 0\npath = \"b0.img\"\nsize = \"64MiB\"\ntier = \"ssd\"\n",
+        ),
+    )
+    .expect("write");
+    let _disk = Proc(
+        Command::new(env!("CARGO_BIN_EXE_fcsan"))
+            .args(["disk", "--config"])
+            .arg(&disk_toml)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fcsan disk"),
+    );
+    let host_toml = dir.path().join("host.toml");
+    std::fs::write(&host_toml, node_toml(&a_nodes, HOST, "")).expect("write");
+    let host = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_fcsan"))
+            .args(["host", "--config"])
+            .arg(&host_toml)
+            .args(args)
+            .output()
+            .expect("run fcsan host");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    // The array logs in on B and B's gateway tells A's; until then the host sees nothing.
+    let deadline = std::time::Instant::now() + WAIT;
+    let listed = loop {
+        let (ok, out) = host(&["list"]);
+        if ok && out.contains(DISK) {
+            break out;
+        }
+        assert!(!out.contains(".toml:"), "{out}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "site B's LUN never showed on site A: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        listed.contains("(020") && listed.contains("LUN 0   disk  ssd"),
+        "{listed}"
+    );
+    let file = dir.path().join("file.bin");
+    let data: Vec<u8> = (0..6 << 20)
+        .map(|i: u32| (i * 7 + i / 4093) as u8)
+        .collect();
+    std::fs::write(&file, &data).expect("write data");
+    let f = file.to_str().expect("utf-8");
+    let (ok, out) = host(&["write", "--target", DISK, f]);
+    assert!(ok, "{out}");
+    let (ok, out) = host(&["verify", "--target", DISK, f]);
+    assert!(ok, "{out}");
+
+    let a_report = a.stop();
+    // A's name server holds the array, at the FCIP link's port 100.
+    assert!(
+        a_report
+            .lines()
+            .any(|l| l.starts_with("020") && l.contains(" 100 ") && l.contains(DISK)),
+        "{a_report}"
+    );
+    drop(b);
+}
