@@ -8,6 +8,8 @@
 //!
 //! tshark is a real dependency: without it this test fails and says how to install it.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -212,39 +214,10 @@ fn check_report(report: &str, peer: &str, up: bool) {
     assert!(sum(LKA_SENT) + sum(LKA_ANSWERED) > 0, "no LKA: {report}");
 }
 
-/// Runs tshark on `pcap`, FCIP decoded on `port`; one map a packet.
+/// tshark on an FCIP capture: tshark 4.0.17's LBMSRS heuristic claims these segments before
+/// FCIP's, and FCIP's heuristic only looks at port 3225, so `port` is decoded as FCIP.
 fn tshark(pcap: &Path, port: u16, fields: &[&str]) -> Vec<BTreeMap<String, String>> {
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-r")
-        .arg(pcap)
-        // tshark 4.0.17's LBMSRS heuristic claims these segments before FCIP's, and FCIP's
-        // heuristic only looks at port 3225: decode B's port as FCIP.
-        .args(["-d", &format!("tcp.port=={port},fcip")])
-        .args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run tshark ({e}). This test needs Wireshark's tshark 4.x: install it with \
-             `apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y tshark`"
-        )
-    });
-    assert!(
-        out.status.success(),
-        "tshark: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            fields
-                .iter()
-                .zip(l.split('|'))
-                .map(|(f, v)| (f.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
+    support::tshark(pcap, &["-d", &format!("tcp.port=={port},fcip")], fields)
 }
 
 #[test]

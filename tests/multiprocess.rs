@@ -7,6 +7,8 @@
 //!   acknowledged; after a restart every acknowledged byte is on the LUN;
 //! - tshark reads the switch's capture: FLOGI, PLOGI, PRLI, GID_FT, READ/WRITE with their LBAs.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -375,38 +377,6 @@ fn disk_killed_mid_write_keeps_every_acknowledged_byte() {
     assert!(back == data[..acked], "acknowledged data lost");
 }
 
-/// Runs tshark on `pcap` with `fields`; one map a frame.
-fn tshark(pcap: &Path, fields: &[&str]) -> Vec<BTreeMap<String, String>> {
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-r")
-        .arg(pcap)
-        .args(["-T", "fields", "-E", "separator=|"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run tshark ({e}). This test needs Wireshark's tshark 4.x: install it with \
-             `apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y tshark`"
-        )
-    });
-    assert!(
-        out.status.success(),
-        "tshark: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            fields
-                .iter()
-                .zip(l.split('|'))
-                .map(|(f, v)| (f.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
-}
-
 #[test]
 fn tshark_reads_the_switch_capture() {
     let mut san = San::start(true);
@@ -417,8 +387,9 @@ fn tshark_reads_the_switch_capture() {
     san.stop_switch();
     let pcap = san.path("switch.pcap");
 
-    let frames = tshark(
+    let frames = support::tshark(
         &pcap,
+        &[],
         &[
             "fcels.opcode",
             "fcdns.opcode",
