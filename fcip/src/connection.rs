@@ -424,6 +424,8 @@ async fn read_loop(
             () = up.closed() => break Closed::Local,
         };
         let mut chunk = buf.get(..n).unwrap_or(&[]);
+        // One clock reading a read: its frames arrived together.
+        let arrived = now();
         let mut lost = false;
         while !chunk.is_empty() {
             let taken = engine.push(chunk);
@@ -433,7 +435,7 @@ async fn read_loop(
             chunk = chunk.get(taken..).unwrap_or(&[]);
             loop {
                 let before = capture.is_some().then(|| engine.counters().bytes);
-                let Some(out) = engine.poll(now()) else {
+                let Some(out) = engine.poll(arrived) else {
                     if let Some(c) = &mut capture {
                         c.settled(&engine);
                     }

@@ -239,8 +239,24 @@ impl Receiver {
             return bytes.len();
         }
         let (taken, _) = bytes.split_at(bytes.len().min(self.room()));
+        self.make_room(taken.len());
         self.buf.extend_from_slice(taken);
         taken.len()
+    }
+
+    /// Makes room for `additional` more bytes: in the buffer's own allocation when no frame
+    /// handed out shares it any more, else in a new buffer of the usual size, to which only
+    /// the undecoded bytes (less than a frame, after `poll` returned `None`) move.
+    /// `BytesMut::reserve` may instead grow the allocation by doubling, copying all of it, or
+    /// start buffers of a smaller size of its own.
+    fn make_room(&mut self, additional: usize) {
+        if self.buf.capacity() - self.buf.len() >= additional || self.buf.try_reclaim(additional) {
+            return;
+        }
+        let size = self.config.max_buffered.min(DEFAULT_MAX_BUFFERED);
+        let mut fresh = BytesMut::with_capacity(size.max(self.buf.len() + additional));
+        fresh.extend_from_slice(&self.buf);
+        self.buf = fresh;
     }
 
     /// Bytes [`Self::push`] takes now. After `poll` has returned `None` this is at least
@@ -667,6 +683,37 @@ mod tests {
         let a_end = a.payload.as_ptr() as usize + a.payload.len();
         let b_start = b.payload.as_ptr() as usize;
         assert!(b_start > a_end && b_start - a_end < 128, "payloads copied");
+    }
+
+    #[test]
+    fn test_buffer_stays_one_allocation_size() {
+        // Frames dropped at once (the buffer is reclaimed in place) and frames kept (a new
+        // buffer takes over): either way every frame comes out right and the buffer never
+        // grows past its size.
+        for keep in [false, true] {
+            let (frames, bytes) = stream(3000, &mut Rng(7), Timestamp::ZERO);
+            let mut rx = Receiver::new(ReceiverConfig::default());
+            let mut kept = Vec::new();
+            let mut n = 0;
+            for chunk in bytes.chunks(60_000) {
+                let mut rest = chunk;
+                while !rest.is_empty() {
+                    rest = &rest[rx.push(rest)..];
+                    assert!(rx.buf.capacity() <= DEFAULT_MAX_BUFFERED, "buffer grew");
+                    while let Some(o) = rx.poll(Timestamp::ZERO) {
+                        let Output::Frame { frame, .. } = o else {
+                            panic!("{o:?}")
+                        };
+                        assert_eq!(frame, frames[n]);
+                        n += 1;
+                        if keep {
+                            kept.push(frame);
+                        }
+                    }
+                }
+            }
+            assert_eq!(n, frames.len());
+        }
     }
 
     /// Applies `n` random corruptions to `bytes`: flip a byte, insert garbage, delete bytes.

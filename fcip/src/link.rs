@@ -81,6 +81,9 @@ pub struct LinkCounters {
 struct Slot {
     tx: mpsc::UnboundedSender<FcFrame>,
     generation: u64,
+    /// True while the slot holds this connection: its forwarder hands frames up only while
+    /// it is, and [`LinkTask::closed`] clears it before it reports the link down.
+    current: Arc<Mutex<bool>>,
 }
 
 enum Internal {
@@ -89,7 +92,8 @@ enum Internal {
     /// A connection for slot `slot` (None: the accepting side's next free slot).
     Opened(Option<usize>, Connection),
     DialFailed(usize),
-    Event(usize, u64, Event),
+    /// The connection of `slot`, generation `.1`, ended.
+    Closed(usize, u64, Closed),
 }
 
 /// A running link: send frames with [`tx`](Self::tx), receive [`LinkEvent`]s on
@@ -223,7 +227,7 @@ impl std::fmt::Debug for Internal {
             Internal::Bounce => "Bounce",
             Internal::Opened(..) => "Opened",
             Internal::DialFailed(_) => "DialFailed",
-            Internal::Event(..) => "Event",
+            Internal::Closed(..) => "Closed",
         })
     }
 }
@@ -349,23 +353,14 @@ impl LinkTask {
                 lock(&self.shared.counters).dial_failures += 1;
                 self.redial(slot);
             }
-            Internal::Event(slot, generation, ev) => {
+            Internal::Closed(slot, generation, why) => {
                 let current = self
                     .slots
                     .get(slot)
                     .and_then(Option::as_ref)
                     .is_some_and(|s| s.generation == generation);
-                if !current {
-                    return;
-                }
-                match ev {
-                    Event::Frame(f) => {
-                        let _ = self.up.send(LinkEvent::Frame(f));
-                    }
-                    Event::Malformed { bytes, error } => {
-                        let _ = self.up.send(LinkEvent::Malformed { bytes, error });
-                    }
-                    Event::Closed(why) => self.closed(slot, &why),
+                if current {
+                    self.closed(slot, &why);
                 }
             }
         }
@@ -376,28 +371,28 @@ impl LinkTask {
         self.generation += 1;
         let generation = self.generation;
         let counters = conn.counters_handle();
-        let Connection { tx, mut rx, .. } = conn;
-        let internal = self.internal.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
-                let end = matches!(ev, Event::Closed(_));
-                if internal
-                    .send(Internal::Event(slot, generation, ev))
-                    .is_err()
-                    || end
-                {
-                    return;
-                }
-            }
-            let _ = internal.send(Internal::Event(
-                slot,
-                generation,
-                Event::Closed(Closed::Eof),
-            ));
-        });
+        let Connection { tx, rx, .. } = conn;
+        let current = Arc::new(Mutex::new(true));
         if let Some(s) = self.slots.get_mut(slot) {
-            *s = Some(Slot { tx, generation });
+            *s = Some(Slot {
+                tx,
+                generation,
+                current: current.clone(),
+            });
         }
+        if was_down {
+            // Before the forwarder starts: no frame of the link comes up before Up.
+            tracing::info!(peer = %self.config.peer_fabric, "FCIP link up");
+            let _ = self.up.send(LinkEvent::Up);
+        }
+        tokio::spawn(forward(
+            rx,
+            current,
+            self.up.clone(),
+            self.internal.clone(),
+            slot,
+            generation,
+        ));
         if let Some(b) = self.backoff.get_mut(slot) {
             *b = self.config.reconnect_min;
         }
@@ -407,17 +402,13 @@ impl LinkTask {
         let mut c = lock(&self.shared.counters);
         c.connections_opened += 1;
         c.connections_up = self.up_count() as u64;
-        drop(c);
-        if was_down {
-            tracing::info!(peer = %self.config.peer_fabric, "FCIP link up");
-            let _ = self.up.send(LinkEvent::Up);
-        }
     }
 
     fn closed(&mut self, slot: usize, why: &Closed) {
         tracing::info!(peer = %self.config.peer_fabric, slot, ?why, "FCIP connection down");
-        if let Some(s) = self.slots.get_mut(slot) {
-            *s = None;
+        if let Some(s) = self.slots.get_mut(slot).and_then(Option::take) {
+            // Whatever its forwarder hands up from now on would come after Down.
+            *lock(&s.current) = false;
         }
         let last = lock(&self.shared.slots)
             .get_mut(slot)
@@ -455,6 +446,41 @@ impl LinkTask {
         self.dial(slot, wait);
     }
 }
+
+/// Hands a connection's frames up to the link's owner, straight rather than through the link
+/// task, while the connection is `current`; then reports how it ended to the link task.
+async fn forward(
+    mut rx: mpsc::UnboundedReceiver<Event>,
+    current: Arc<Mutex<bool>>,
+    up: mpsc::UnboundedSender<LinkEvent>,
+    internal: mpsc::UnboundedSender<Internal>,
+    slot: usize,
+    generation: u64,
+) {
+    let mut batch = Vec::with_capacity(FORWARD_BATCH);
+    let why = 'events: loop {
+        if rx.recv_many(&mut batch, FORWARD_BATCH).await == 0 {
+            break Closed::Eof;
+        }
+        // Held while handing up, so that the link task's Down comes after these frames.
+        let current = lock(&current);
+        for ev in batch.drain(..) {
+            let ev = match ev {
+                Event::Frame(f) => LinkEvent::Frame(f),
+                Event::Malformed { bytes, error } => LinkEvent::Malformed { bytes, error },
+                // Nothing comes after Closed.
+                Event::Closed(why) => break 'events why,
+            };
+            if *current {
+                let _ = up.send(ev);
+            }
+        }
+    };
+    let _ = internal.send(Internal::Closed(slot, generation, why));
+}
+
+/// Most events a forwarder takes from its connection at a time.
+const FORWARD_BATCH: usize = 256;
 
 /// Adds a closed connection's counters to the link's totals.
 fn accumulate(total: &mut ConnectionCounters, c: &ConnectionCounters) {

@@ -276,6 +276,26 @@ impl Gateway {
     }
 }
 
+/// Link events the pump takes at a time.
+const PUMP_BATCH: usize = 256;
+
+/// Moves what the switch sends out an inter-switch port onto its FCIP link, a batch at a time.
+async fn forward_to_link(
+    mut rx: link::LinkRx,
+    to_link: tokio::sync::mpsc::UnboundedSender<fc_frames::FcFrame>,
+) {
+    let mut batch = Vec::with_capacity(PUMP_BATCH);
+    while rx.recv_many(&mut batch, PUMP_BATCH).await > 0 {
+        for r in batch.drain(..) {
+            if let Received::Frame(f) = r {
+                if to_link.send(f).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Joins one FCIP link to its inter-switch port: attached and routed while the link is up.
 async fn pump(
     switch: SwitchHandle,
@@ -286,46 +306,45 @@ async fn pump(
     // The switch's side of the port, while the link is up.
     let mut port: Option<link::LinkTx> = None;
     let mut forward: Option<tokio::task::JoinHandle<()>> = None;
-    while let Some(ev) = events.recv().await {
-        match ev {
-            LinkEvent::Up => {
-                let (ours, theirs) = link::pair();
-                switch.attach(peer.port, theirs);
-                for d in &peer.domains {
-                    switch.set_route(*d, peer.port);
-                }
-                let link::Link { tx, mut rx } = ours;
-                port = Some(tx);
-                let to_link = to_link.clone();
-                // Frames the switch sends out the port go onto the FCIP link.
-                forward = Some(tokio::spawn(async move {
-                    while let Some(r) = rx.recv().await {
-                        if let Received::Frame(f) = r {
-                            if to_link.send(f).is_err() {
-                                return;
-                            }
-                        }
+    let mut batch = Vec::with_capacity(PUMP_BATCH);
+    while events.recv_many(&mut batch, PUMP_BATCH).await > 0 {
+        for ev in batch.drain(..) {
+            match ev {
+                LinkEvent::Up => {
+                    let (ours, theirs) = link::pair();
+                    switch.attach(peer.port, theirs);
+                    for d in &peer.domains {
+                        switch.set_route(*d, peer.port);
                     }
-                }));
-                tracing::info!(peer = %peer.fabric, port = %peer.port, "inter-switch link up");
-            }
-            LinkEvent::Down => {
-                for d in &peer.domains {
-                    switch.remove_route(*d);
+                    let link::Link { tx, rx } = ours;
+                    port = Some(tx);
+                    // Frames the switch sends out the port go onto the FCIP link.
+                    forward = Some(tokio::spawn(forward_to_link(rx, to_link.clone())));
+                    tracing::info!(peer = %peer.fabric, port = %peer.port, "inter-switch link up");
                 }
-                switch.disconnect(peer.port);
-                port = None;
-                if let Some(f) = forward.take() {
-                    f.abort();
+                LinkEvent::Down => {
+                    for d in &peer.domains {
+                        switch.remove_route(*d);
+                    }
+                    switch.disconnect(peer.port);
+                    port = None;
+                    if let Some(f) = forward.take() {
+                        f.abort();
+                    }
+                    tracing::info!(peer = %peer.fabric, port = %peer.port, "inter-switch link down");
                 }
-                tracing::info!(peer = %peer.fabric, port = %peer.port, "inter-switch link down");
-            }
-            LinkEvent::Frame(f) => {
-                if let Some(p) = &port {
-                    let _ = p.send(f);
+                LinkEvent::Frame(f) => {
+                    if let Some(p) = &port {
+                        let _ = p.send(f);
+                    }
+                }
+                // Counted by the switch as a malformed frame on the inter-switch port.
+                LinkEvent::Malformed { bytes, error } => {
+                    if let Some(p) = &port {
+                        let _ = p.send_malformed(bytes, error);
+                    }
                 }
             }
-            LinkEvent::Malformed { .. } => {}
         }
     }
 }

@@ -48,6 +48,14 @@ impl LinkTx {
         self.tx.send(Received::Frame(frame)).map_err(|_| LinkDown)
     }
 
+    /// Tells the other end that a frame arrived malformed (a transport that checks frames
+    /// itself, such as FCIP, hands on what it found so the receiver counts it).
+    pub fn send_malformed(&self, bytes: usize, error: FrameError) -> Result<(), LinkDown> {
+        self.tx
+            .send(Received::Malformed { bytes, error })
+            .map_err(|_| LinkDown)
+    }
+
     /// True once the other end (or the transport behind it) is gone.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
