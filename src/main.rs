@@ -397,6 +397,11 @@ async fn run_gateway(path: &Path, capture: Option<PathBuf>, out: &mut dyn Write)
     writeln!(out, "Name server:\n{}", san::name_server_table(&snap))?;
     writeln!(out, "Switch port counters:\n{}", san::counters_table(&snap))?;
     writeln!(out, "FCIP links:\n{}", san::links_table(&gw.links()))?;
+    writeln!(
+        out,
+        "FCIP connections refused: {}",
+        san::setup_line(&gw.refused())
+    )?;
     out.flush()?;
     gw.finish_capture()
         .context("cannot write the FCIP capture")?;

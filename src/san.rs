@@ -15,7 +15,7 @@ use fabric::link::{self, Link};
 use fabric::{Config, Switch};
 use fc_frames::ct::ns::Fc4Features;
 use fc_frames::els::prli::TYPE_FCP;
-use fcip::connection::ConnectionCounters;
+use fcip::connection::{ConnectionCounters, SetupCounters};
 use gateway::LinkStatus;
 use tokio::net::TcpListener;
 
@@ -193,6 +193,7 @@ pub fn links_table(links: &[LinkStatus]) -> String {
             connection_row(&mut out, &format!("{}", i + 1), k);
         }
         connection_row(&mut out, "closed", &c.closed_totals);
+        let _ = writeln!(out, "  dials failed: {}", setup_line(&c.setup_failures));
     }
     out
 }
@@ -215,4 +216,18 @@ fn connection_row(out: &mut String, label: &str, k: &ConnectionCounters) {
         k.lka_answered,
         k.lka_timeouts
     );
+}
+
+/// Failed connection set-ups, in the FCIP MIB's terms.
+pub fn setup_line(c: &SetupCounters) -> String {
+    format!(
+        "{} no Special Frame, {} Special Frame response mismatches ({} invalid nonces), \
+         {} invalid WWNs, {} bad Special Frames, {} TCP failures",
+        c.sf_not_received,
+        c.sf_response_mismatches,
+        c.invalid_nonces,
+        c.invalid_wwns,
+        c.bad_special_frames,
+        c.tcp_failures
+    )
 }

@@ -95,6 +95,46 @@ pub enum SetupError {
     WrongDestination(Wwn),
 }
 
+/// Connection set-ups that failed, counted as the FCIP MIB (RFC 4404) counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SetupCounters {
+    /// No Special Frame (or no echo) arrived in time.
+    pub sf_not_received: u64,
+    /// The echo differed from the Special Frame sent (any field).
+    pub sf_response_mismatches: u64,
+    /// Of those, an echo with another Connection Nonce.
+    pub invalid_nonces: u64,
+    /// A Special Frame naming a fabric that is not a configured peer or not ours, or an echo
+    /// with other WWNs.
+    pub invalid_wwns: u64,
+    /// First bytes that were not a valid Special Frame.
+    pub bad_special_frames: u64,
+    /// TCP failures while setting up.
+    pub tcp_failures: u64,
+}
+
+impl SetupCounters {
+    /// Counts one failed set-up.
+    pub fn count(&mut self, e: &SetupError) {
+        match e {
+            SetupError::Io(_) => self.tcp_failures += 1,
+            SetupError::NoSpecialFrame => self.sf_not_received += 1,
+            SetupError::BadSpecialFrame(_) => self.bad_special_frames += 1,
+            SetupError::EchoMismatch(m) => {
+                self.sf_response_mismatches += 1;
+                match m {
+                    Mismatch::Nonce { .. } => self.invalid_nonces += 1,
+                    Mismatch::SourceFabric { .. } | Mismatch::DestinationFabric { .. } => {
+                        self.invalid_wwns += 1
+                    }
+                    _ => {}
+                }
+            }
+            SetupError::UnknownPeer(_) | SetupError::WrongDestination(_) => self.invalid_wwns += 1,
+        }
+    }
+}
+
 /// Why an open connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Closed {

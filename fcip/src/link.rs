@@ -23,7 +23,9 @@ use fc_frames::{FcFrame, FrameError, Wwn};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::connection::{originate, Closed, Connection, ConnectionCounters, Endpoint, Event};
+use crate::connection::{
+    originate, Closed, Connection, ConnectionCounters, Endpoint, Event, SetupCounters, SetupError,
+};
 
 /// Most connections a link may have.
 pub const MAX_CONNECTIONS: usize = 8;
@@ -72,6 +74,8 @@ pub struct LinkCounters {
     pub connections_closed: u64,
     /// Dials that failed (TCP or Special Frame exchange).
     pub dial_failures: u64,
+    /// Why the dials failed, as the FCIP MIB counts set-up failures.
+    pub setup_failures: SetupCounters,
     /// Frames dropped because no connection was up.
     pub dropped_no_connection: u64,
     /// The closed connections' counters, added up (the open ones are in [`FcipLink::connections`]).
@@ -91,7 +95,7 @@ enum Internal {
     Bounce,
     /// A connection for slot `slot` (None: the accepting side's next free slot).
     Opened(Option<usize>, Connection),
-    DialFailed(usize),
+    DialFailed(usize, Option<SetupError>),
     /// The connection of `slot`, generation `.1`, ended.
     Closed(usize, u64, Closed),
 }
@@ -226,7 +230,7 @@ impl std::fmt::Debug for Internal {
         f.write_str(match self {
             Internal::Bounce => "Bounce",
             Internal::Opened(..) => "Opened",
-            Internal::DialFailed(_) => "DialFailed",
+            Internal::DialFailed(..) => "DialFailed",
             Internal::Closed(..) => "Closed",
         })
     }
@@ -291,16 +295,19 @@ impl LinkTask {
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
             let r = match TcpStream::connect(peer).await {
-                Ok(s) => originate(s, &local, destination, nonce)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+                Ok(s) => originate(s, &local, destination, nonce).await.map_err(Some),
+                Err(e) => {
+                    tracing::debug!(%peer, slot, error = %e, "FCIP dial failed");
+                    Err(None)
+                }
             };
             let msg = match r {
                 Ok(c) => Internal::Opened(Some(slot), c),
                 Err(e) => {
-                    tracing::debug!(%peer, slot, error = %e, "FCIP dial failed");
-                    Internal::DialFailed(slot)
+                    if let Some(e) = &e {
+                        tracing::warn!(%peer, slot, error = %e, "FCIP connection set-up failed");
+                    }
+                    Internal::DialFailed(slot, e)
                 }
             };
             let _ = internal.send(msg);
@@ -349,8 +356,13 @@ impl LinkTask {
                 };
                 self.open(slot, conn);
             }
-            Internal::DialFailed(slot) => {
-                lock(&self.shared.counters).dial_failures += 1;
+            Internal::DialFailed(slot, why) => {
+                let mut c = lock(&self.shared.counters);
+                c.dial_failures += 1;
+                if let Some(e) = &why {
+                    c.setup_failures.count(e);
+                }
+                drop(c);
                 self.redial(slot);
             }
             Internal::Closed(slot, generation, why) => {

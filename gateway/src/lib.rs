@@ -33,7 +33,7 @@ use fabric::link::{self, Received};
 use fabric::{Config, ConfigError, PortId, Switch, SwitchHandle};
 use fc_frames::Wwn;
 use fcip::capture::CaptureSink;
-use fcip::connection::{accept, ConnectionCounters, Endpoint};
+use fcip::connection::{accept, ConnectionCounters, Endpoint, SetupCounters};
 use fcip::engine::ReceiverConfig;
 use fcip::link::{FcipLink, LinkConfig, LinkControl, LinkCounters, LinkEvent};
 use tokio::net::TcpListener;
@@ -108,6 +108,8 @@ pub struct Gateway {
     fcip_addr: SocketAddr,
     links: Arc<Vec<PeerLink>>,
     capture: Option<CaptureSink>,
+    /// Connections the listener refused, by why.
+    refused: Arc<std::sync::Mutex<SetupCounters>>,
 }
 
 /// A peer's FCIP link, as the gateway keeps it (its frames belong to the pump).
@@ -201,6 +203,8 @@ impl Gateway {
             tokio::spawn(pump(switch.clone(), peer.clone(), tx, rx));
         }
         let peers: Vec<Wwn> = config.peers.iter().map(|p| p.fabric).collect();
+        let refused = Arc::new(std::sync::Mutex::new(SetupCounters::default()));
+        let refused_count = Arc::clone(&refused);
         tokio::spawn(async move {
             loop {
                 let (stream, from) = match listener.accept().await {
@@ -212,6 +216,7 @@ impl Gateway {
                     }
                 };
                 let (local, peers, adders) = (local.clone(), peers.clone(), adders.clone());
+                let refused = Arc::clone(&refused_count);
                 tokio::spawn(async move {
                     match accept(stream, &local, &peers).await {
                         Ok(c) => {
@@ -222,6 +227,7 @@ impl Gateway {
                         }
                         Err(e) => {
                             tracing::warn!(%from, error = %e, "FCIP connection refused");
+                            refused.lock().unwrap_or_else(|e| e.into_inner()).count(&e);
                         }
                     }
                 });
@@ -232,6 +238,7 @@ impl Gateway {
             fcip_addr,
             links: Arc::new(links),
             capture,
+            refused,
         })
     }
 
@@ -260,6 +267,12 @@ impl Gateway {
                 connections: p.control.connections(),
             })
             .collect()
+    }
+
+    /// The connections the listener refused (a Source Fabric WWN that is not a peer, a bad or
+    /// missing Special Frame), counted as the FCIP MIB counts them.
+    pub fn refused(&self) -> SetupCounters {
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Flushes and closes the FCIP capture, if there is one: frames after this are not

@@ -191,4 +191,12 @@ async fn a_gateway_that_is_not_a_peer_is_refused() {
     })
     .await;
     assert!(c.link_counters().iter().all(|(_, k)| k.connections_up == 0));
+    // B counted them as the FCIP MIB does: a Source Fabric WWN that is not a peer.
+    until("B counts invalid WWNs", || b.refused().invalid_wwns >= 2).await;
+    // C saw its Special Frame go unanswered.
+    let (_, k) = c.link_counters()[0];
+    assert!(
+        k.setup_failures.sf_not_received + k.setup_failures.tcp_failures >= 2,
+        "{k:?}"
+    );
 }
