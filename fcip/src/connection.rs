@@ -448,11 +448,16 @@ async fn read_loop(
     k_a_tov: Duration,
     mut capture: Option<RxCapture>,
 ) {
-    let mut buf = vec![0u8; 256 << 10];
     let closed = loop {
+        if engine.room() == 0 {
+            // Cannot happen: poll drains what was read. Guard against a stall anyway.
+            break Closed::LostSync;
+        }
         let deadline = Instant::now() + k_a_tov;
+        // Straight into the engine's buffer: no copy between the socket and the frames.
+        let mut target = engine.read_buf();
         let n = tokio::select! {
-            r = rd.read(&mut buf) => match r {
+            r = rd.read_buf(&mut target) => match r {
                 Ok(0) => break Closed::Eof,
                 Ok(n) => n,
                 Err(e) => break Closed::Io(e.to_string()),
@@ -463,68 +468,53 @@ async fn read_loop(
             }
             () = up.closed() => break Closed::Local,
         };
-        let mut chunk = buf.get(..n).unwrap_or(&[]);
         // One clock reading a read: its frames arrived together.
         let arrived = now();
-        let mut lost = false;
-        while !chunk.is_empty() {
-            let taken = engine.push(chunk);
-            if let Some(c) = &mut capture {
-                c.pushed(chunk.get(..taken).unwrap_or(&[]));
-            }
-            chunk = chunk.get(taken..).unwrap_or(&[]);
-            loop {
-                let before = capture.is_some().then(|| engine.counters().bytes);
-                let Some(out) = engine.poll(arrived) else {
-                    if let Some(c) = &mut capture {
-                        c.settled(&engine);
-                    }
-                    break;
-                };
-                if let (Some(c), Some(before)) = (&mut capture, before) {
-                    c.polled(&engine, before, &out);
+        if let Some(c) = &mut capture {
+            c.pushed(engine.tail(n));
+        }
+        loop {
+            let before = capture.is_some().then(|| engine.counters().bytes);
+            let Some(out) = engine.poll(arrived) else {
+                if let Some(c) = &mut capture {
+                    c.settled(&engine);
                 }
-                match out {
-                    Output::Frame { frame, .. } if is_lka(&frame) => {
-                        let acc = FrameHeaderRepr {
-                            f_ctl: FCtl::EXCHANGE_CONTEXT
-                                | FCtl::LAST_SEQUENCE
-                                | FCtl::END_SEQUENCE
-                                | FCtl::SEQUENCE_INITIATIVE,
-                            ..FrameHeaderRepr::reply_to(&frame.header, RCtl::ELS_REPLY, 0xFFFF)
-                        };
-                        let _ = answers.send(FcFrame::single(acc, ElsReply::Acc.to_vec()));
-                        lock(&counters).lka_answered += 1;
-                    }
-                    Output::Frame { frame, .. } if is_lka_reply(&frame) => {
-                        tracing::debug!(ox_id = frame.header.ox_id, "LKA acknowledged");
-                    }
-                    Output::Frame { frame, .. } => {
-                        let _ = up.send(Event::Frame(frame));
-                    }
-                    Output::Malformed { bytes, error } => {
-                        let _ = up.send(Event::Malformed { bytes, error });
-                    }
-                    Output::Special(fsf) => {
-                        tracing::warn!(?fsf, "Special Frame in the data phase, ignored");
-                    }
-                    Output::SyncLost { error } => {
-                        tracing::warn!(%error, "FCIP encapsulation error");
-                    }
+                break;
+            };
+            if let (Some(c), Some(before)) = (&mut capture, before) {
+                c.polled(&engine, before, &out);
+            }
+            match out {
+                Output::Frame { frame, .. } if is_lka(&frame) => {
+                    let acc = FrameHeaderRepr {
+                        f_ctl: FCtl::EXCHANGE_CONTEXT
+                            | FCtl::LAST_SEQUENCE
+                            | FCtl::END_SEQUENCE
+                            | FCtl::SEQUENCE_INITIATIVE,
+                        ..FrameHeaderRepr::reply_to(&frame.header, RCtl::ELS_REPLY, 0xFFFF)
+                    };
+                    let _ = answers.send(FcFrame::single(acc, ElsReply::Acc.to_vec()));
+                    lock(&counters).lka_answered += 1;
                 }
-            }
-            lock(&counters).rx = *engine.counters();
-            if engine.is_closed() {
-                lost = true;
-                break;
-            }
-            if taken == 0 && engine.room() == 0 {
-                // Cannot happen: poll drains what push took. Guard against a stall anyway.
-                lost = true;
-                break;
+                Output::Frame { frame, .. } if is_lka_reply(&frame) => {
+                    tracing::debug!(ox_id = frame.header.ox_id, "LKA acknowledged");
+                }
+                Output::Frame { frame, .. } => {
+                    let _ = up.send(Event::Frame(frame));
+                }
+                Output::Malformed { bytes, error } => {
+                    let _ = up.send(Event::Malformed { bytes, error });
+                }
+                Output::Special(fsf) => {
+                    tracing::warn!(?fsf, "Special Frame in the data phase, ignored");
+                }
+                Output::SyncLost { error } => {
+                    tracing::warn!(%error, "FCIP encapsulation error");
+                }
             }
         }
-        if lost {
+        lock(&counters).rx = *engine.counters();
+        if engine.is_closed() {
             break Closed::LostSync;
         }
     };

@@ -55,7 +55,8 @@
 
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::buf::Limit;
+use bytes::{Buf, BufMut, BytesMut};
 use fc_frames::encap::{
     parse_delimiters, EncapError, EncapHeader, EncapHeaderRepr, PFlags, Protocol, Timestamp,
     HEADER_LEN, MAX_FRAME_WORDS, VERSION_1,
@@ -257,6 +258,24 @@ impl Receiver {
         let mut fresh = BytesMut::with_capacity(size.max(self.buf.len() + additional));
         fresh.extend_from_slice(&self.buf);
         self.buf = fresh;
+    }
+
+    /// Where to read received bytes straight into, instead of [`Self::push`]ing a copy of
+    /// them: room for [`Self::room`] more bytes after those buffered. Read into it with
+    /// something that appends (tokio's `read_buf`), then [`Self::poll`]. A closed receiver
+    /// offers no room.
+    pub fn read_buf(&mut self) -> Limit<&mut BytesMut> {
+        let room = if self.closed { 0 } else { self.room() };
+        self.make_room(room);
+        (&mut self.buf).limit(room)
+    }
+
+    /// The last `n` bytes buffered (what a read into [`Self::read_buf`] just appended), for a
+    /// capture.
+    pub fn tail(&self, n: usize) -> &[u8] {
+        self.buf
+            .get(self.buf.len().saturating_sub(n)..)
+            .unwrap_or(&[])
     }
 
     /// Bytes [`Self::push`] takes now. After `poll` has returned `None` this is at least
