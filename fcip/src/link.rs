@@ -20,11 +20,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use fc_frames::{FcFrame, FrameError, Wwn};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::connection::{
-    originate, Closed, Connection, ConnectionCounters, Endpoint, Event, SetupCounters, SetupError,
+    dial, originate, Closed, Connection, ConnectionCounters, Endpoint, Event, SetupCounters,
+    SetupError,
 };
 
 /// Most connections a link may have.
@@ -294,7 +294,7 @@ impl LinkTask {
         let internal = self.internal.clone();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            let r = match TcpStream::connect(peer).await {
+            let r = match dial(peer).await {
                 Ok(s) => originate(s, &local, destination, nonce).await.map_err(Some),
                 Err(e) => {
                     tracing::debug!(%peer, slot, error = %e, "FCIP dial failed");
