@@ -160,8 +160,6 @@ impl Gateway {
         let fcip_addr = listener
             .local_addr()
             .map_err(|e| GatewayError::Listen(config.fcip_listen, e))?;
-        // Accepted connections inherit the listener's buffers (and the window scale to match).
-        fcip::connection::size_buffers(&socket2::SockRef::from(&listener));
         // Created once nothing else can fail.
         let capture = config
             .capture
