@@ -195,6 +195,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         .with_writer(io::stderr)
+        // Colours only for a terminal: a log file or a test reading the output gets plain text.
+        .with_ansi(
+            io::IsTerminal::is_terminal(&io::stderr()) && std::env::var_os("NO_COLOR").is_none(),
+        )
         .try_init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
