@@ -56,7 +56,7 @@ enum Command {
         /// Write site A's switch traffic to this pcap file (FC frames, link type 225).
         #[arg(long)]
         capture: Option<PathBuf>,
-        /// Where to write the FCIP capture of the link (default: fcsan-up-fcip.pcap in the
+        /// Where to write the FCIP capture of the link (default: fcsan-up-PID.fcip.pcap in the
         /// temporary folder).
         #[arg(long)]
         fcip_capture: Option<PathBuf>,
@@ -237,8 +237,9 @@ fn run(cli: Cli) -> Result<()> {
                 file_bytes: file_size,
                 data_dir: data,
                 capture,
-                fcip_capture: fcip_capture
-                    .unwrap_or_else(|| std::env::temp_dir().join("fcsan-up-fcip.pcap")),
+                fcip_capture: fcip_capture.unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!("fcsan-up-{}.fcip.pcap", std::process::id()))
+                }),
                 progress: !quiet,
             };
             runtime()?.block_on(up::up(opts, &mut out))

@@ -155,7 +155,10 @@ fn connection_rows(report: &str) -> BTreeMap<String, Vec<u64>> {
     report
         .lines()
         .skip_while(|l| !l.starts_with("FCIP links:"))
-        .filter(|l| l.starts_with("  ") && !l.trim_start().starts_with("connection"))
+        .filter(|l| {
+            let t = l.trim_start();
+            l.starts_with("  ") && !t.starts_with("connection") && !t.starts_with("dials failed")
+        })
         .map(|l| {
             let mut words = l.split_whitespace();
             let label = words.next().expect("a label").to_owned();

@@ -142,6 +142,10 @@ impl NameServer {
         self.entries.remove(&id)
     }
 
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut NsEntry> {
+        self.entries.values_mut()
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = &NsEntry> {
         self.entries.values()
     }

@@ -81,13 +81,16 @@ impl Net {
         self.run();
     }
 
-    /// Moves frames until every switch is quiet.
+    /// Moves frames until every switch is quiet (and fails if they never are: a loop).
     fn run(&mut self) {
+        let mut budget = 100_000;
         loop {
             let mut moved = false;
             for i in 0..self.sws.len() {
                 while let Some((port, frame)) = self.sws[i].poll_transmit() {
                     moved = true;
+                    budget -= 1;
+                    assert!(budget > 0, "the switches never went quiet");
                     match self.wires.get(&(i, port)).copied() {
                         Some(_) if self.dead.contains(&(i, port)) => {}
                         Some((j, q)) => self.sws[j].handle_frame(self.now, q, frame),
@@ -367,6 +370,7 @@ fn the_domain_controller_answers_echo_and_refuses_registrations() {
         principal_name: switch_name(7),
         domains: vec![fc_frames::sw_ils::DomainRecord {
             domain: 7,
+            hops: 0,
             switch_name: switch_name(7),
         }],
     };
@@ -431,4 +435,43 @@ fn the_domain_controller_answers_echo_and_refuses_registrations() {
     net.sws[0].handle_frame(net.now, ISL, f);
     let (_, reply) = net.sws[0].poll_transmit().expect("answered");
     assert_eq!(reply.payload[0], SwIlsCode::SW_RJT.0);
+}
+
+#[test]
+fn a_domain_lost_from_a_ring_ages_out_and_a_moved_one_keeps_its_entries() {
+    // A ring of four: 1 - 2 - 3 - 4 - 1, plus a second link between 1 and 2.
+    let mut net = Net::new(&[1, 2, 3, 4], Zoning::default());
+    let host = net.node((0, HOST), W_HOST, Fc4Features::INITIATOR);
+    let disk = net.node((1, DISK), W_DISK, Fc4Features::TARGET);
+    let far = net.node((2, DISK), W_OTHER, Fc4Features::TARGET);
+    net.wire((0, ISL), (1, ISL));
+    net.wire((1, ISL2), (2, ISL));
+    net.wire((2, ISL2), (3, ISL));
+    net.wire((3, ISL2), (0, ISL2));
+    net.wire((0, PortId(12)), (1, PortId(12)));
+    assert_eq!(net.sws[0].route(2), Some(ISL));
+    assert_eq!(net.sws[0].route(4), Some(ISL2));
+    assert_eq!(net.gid_ft((0, HOST), host), vec![host, disk, far]);
+    net.take((0, HOST));
+
+    // One of the two links to 2 goes: domain 2 moves to the other, its entries stay and the
+    // host hears no RSCN for it.
+    net.cut((0, ISL));
+    assert_eq!(net.sws[0].route(2), Some(PortId(12)));
+    let e = net.sws[0].name_server_entry(disk).expect("still known");
+    assert_eq!(e.port, PortId(12));
+    assert!(rscns(&net.take((0, HOST)))
+        .iter()
+        .all(|r| r.pages.iter().all(|p| p.affected.domain() != 2)));
+    assert_eq!(net.gid_ft((0, HOST), host), vec![host, disk, far]);
+
+    // Switch 3 goes away altogether: every other switch forgets domain 3 (run() would fail if
+    // the ring kept passing it round).
+    net.cut((1, ISL2));
+    net.cut((2, ISL2));
+    for sw in [0, 1, 3] {
+        assert_eq!(net.sws[sw].route(3), None, "switch {sw}");
+    }
+    assert_eq!(net.gid_ft((0, HOST), host), vec![host, disk]);
+    assert_eq!(net.sws[0].route(4), Some(ISL2));
 }

@@ -16,12 +16,15 @@
 //! +------+------+------+------+------+------+------+------+
 //! |           principal switch name (8 bytes)             |
 //! +------+------+------+------+------+------+------+------+
-//! | type |domain|          reserved (6 bytes)             |  one 16-byte record per domain
+//! | type |domain| hops |     reserved (5 bytes)           |  one 16-byte record per domain
 //! |           switch name (8 bytes)                       |  (type 1: domain ID list record)
 //! +------+------+------+------+------+------+------+------+
 //! ```
 //!
-//! Wireshark's `packet-fcswils.c` decodes these fields at these offsets.
+//! Wireshark's `packet-fcswils.c` decodes these fields at these offsets. `hops` sits in a
+//! byte FC-SW-6 reserves: this project's switches count there how many inter-switch links
+//! away the domain is (0: the sender's own), to prefer short routes and to let a lost domain
+//! age out of a ring; other switches send zero there and ignore it.
 
 use core::fmt;
 
@@ -131,6 +134,8 @@ pub const MAX_EFP_RECORDS: usize = (2112 - EFP_HEADER_LEN) / EFP_RECORD_LEN;
 pub struct DomainRecord {
     /// The domain ID.
     pub domain: u8,
+    /// Inter-switch links between the sender and the domain (0: its own); in a reserved byte.
+    pub hops: u8,
     /// The name of the switch that holds it.
     pub switch_name: Wwn,
 }
@@ -147,9 +152,9 @@ pub struct Efp {
 }
 
 impl Efp {
-    /// Bytes on the wire.
+    /// Bytes on the wire (at most [`MAX_EFP_RECORDS`] records are written).
     pub fn buffer_len(&self) -> usize {
-        EFP_HEADER_LEN + EFP_RECORD_LEN * self.domains.len()
+        EFP_HEADER_LEN + EFP_RECORD_LEN * self.domains.len().min(MAX_EFP_RECORDS)
     }
 
     /// Decodes an EFP request (or the SW_ACC that answers one, whose code is SW_ACC).
@@ -178,6 +183,7 @@ impl Efp {
             .filter(|r| r[0] == RECORD_DOMAIN)
             .map(|r| DomainRecord {
                 domain: r[1],
+                hops: r[2],
                 switch_name: wwn_at(r, 8),
             })
             .collect();
@@ -188,7 +194,8 @@ impl Efp {
         })
     }
 
-    /// The request's bytes. At most [`MAX_EFP_RECORDS`] domains are written.
+    /// The request's bytes. At most [`MAX_EFP_RECORDS`] domains are written (a fabric has at
+    /// most 239 domains; one frame holds 131, which a sender should order nearest first).
     pub fn to_vec(&self) -> Vec<u8> {
         self.to_vec_with(SwIlsCode::EFP)
     }
@@ -214,6 +221,7 @@ impl Efp {
         {
             r[0] = RECORD_DOMAIN;
             r[1] = d.domain;
+            r[2] = d.hops;
             put_wwn_at(r, 8, d.switch_name);
         }
         buf
@@ -285,10 +293,12 @@ mod tests {
             domains: vec![
                 DomainRecord {
                     domain: 1,
+                    hops: 0,
                     switch_name: Wwn::from_u64(0x1000_0000_0000_000a),
                 },
                 DomainRecord {
                     domain: 7,
+                    hops: 2,
                     switch_name: Wwn::from_u64(0x1000_0000_0000_000c),
                 },
             ],
@@ -303,7 +313,7 @@ mod tests {
         assert_eq!(&b[..4], &[0x11, 16, 0, 48]);
         assert_eq!(b[7], 0xFE);
         assert_eq!(&b[8..16], &0x1000_0000_0000_000a_u64.to_be_bytes());
-        assert_eq!((b[32], b[33]), (1, 7));
+        assert_eq!((b[32], b[33], b[34]), (1, 7, 2));
         assert_eq!(&b[40..48], &0x1000_0000_0000_000c_u64.to_be_bytes());
         assert_eq!(Efp::parse(&b).unwrap(), e);
         let acc = e.accept_vec();
@@ -337,11 +347,13 @@ mod tests {
         e.domains = (0..=255)
             .map(|d| DomainRecord {
                 domain: d,
+                hops: 1,
                 switch_name: Wwn::ZERO,
             })
             .collect();
         let b = e.to_vec();
         assert!(b.len() <= 2112);
+        assert_eq!(b.len(), e.buffer_len());
         assert_eq!(Efp::parse(&b).unwrap().domains.len(), MAX_EFP_RECORDS);
     }
 

@@ -172,9 +172,10 @@ pub enum Event {
 pub struct ConnectionCounters {
     /// The receive engine's counters: frames, bytes, encapsulation errors, FC sync losses, ...
     pub rx: ReceiverCounters,
-    /// Frames sent.
+    /// Frames sent (handed to TCP; a batch that was being written when the connection broke
+    /// counts).
     pub tx_frames: u64,
-    /// Bytes sent (encapsulated).
+    /// Bytes sent (encapsulated), as `tx_frames` counts.
     pub tx_bytes: u64,
     /// LKAs sent.
     pub lka_sent: u64,
@@ -438,6 +439,13 @@ async fn write_loop(
         if let Some(flow) = &flow {
             flow.sent(cuts.drain(..).filter_map(|r| out.get(r)));
         }
+        // Counted as the batch goes to TCP, not after: the link adds up a connection's
+        // counters when its reader sees the end, which may come before this write returns.
+        {
+            let mut c = lock(&counters);
+            c.tx_frames += frames;
+            c.tx_bytes += out.len() as u64;
+        }
         if wr.write_all(&out).await.is_err() {
             return;
         }
@@ -445,10 +453,6 @@ async fn write_loop(
             // Logged once written (and recorded), for whoever waits to see it on the wire.
             tracing::debug!(answered, "LKA answered");
         }
-        let mut c = lock(&counters);
-        c.tx_frames += frames;
-        c.tx_bytes += out.len() as u64;
-        drop(c);
         out.clear();
     }
 }

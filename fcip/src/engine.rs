@@ -42,16 +42,17 @@
 //! never discarded. The stamp is not covered by any CRC (CRCV is clear in FCIP), so a
 //! corrupted stamp can only cause a wrong discard, not a wrong frame.
 //!
-//! **Bounds.** [`Receiver::push`] accepts at most [`Receiver::room`] bytes, so the buffer never
+//! **Bounds.** [`Receiver::push`] and [`Receiver::read_buf`] take at most [`Receiver::room`]
+//! bytes, so the buffer never
 //! holds more than [`ReceiverConfig::max_buffered`] (raised to [`MIN_BUFFERED`], two full-size
 //! frames, so that a frame and the header after it always fit). Frame Length is 10 bits and
 //! checked against 16..=544 words before anything is waited for: no input makes it allocate
 //! more.
 //!
-//! **Why `push(&[u8])`.** The socket has to read into some buffer; copying that into the
-//! receive buffer is one `memcpy`, far cheaper than the FC CRC every frame needs anyway
-//! (see `benches/engine.rs`), and it lets the driver reuse one read buffer. What matters is
-//! the other side: delivered frames share the receive buffer's memory.
+//! **Bytes in.** A driver reads the socket straight into the receive buffer
+//! ([`Receiver::read_buf`], what `fcip::connection` does), or hands over a copy
+//! ([`Receiver::push`], for tests and other sources). Either way delivered frames share the
+//! receive buffer's memory: no frame is copied after the read.
 
 use std::time::Duration;
 
@@ -73,6 +74,8 @@ pub const MAX_ENCAPSULATED_LEN: usize = MAX_FRAME_WORDS as usize * 4;
 pub const MIN_BUFFERED: usize = 2 * MAX_ENCAPSULATED_LEN;
 /// The default [`ReceiverConfig::max_buffered`]: 256 KiB.
 pub const DEFAULT_MAX_BUFFERED: usize = 256 * 1024;
+/// Space [`Receiver::read_buf`] makes sure of before a read.
+const MIN_READ: usize = 64 * 1024;
 
 /// FCIP's word 0 and word 1 (a copy of word 0): Protocol 1, Version 1, complements. A header
 /// can only start where these eight bytes are.
@@ -266,8 +269,11 @@ impl Receiver {
     /// offers no room.
     pub fn read_buf(&mut self) -> Limit<&mut BytesMut> {
         let room = if self.closed { 0 } else { self.room() };
-        self.make_room(room);
-        (&mut self.buf).limit(room)
+        // Space for a good read, not all of `room`: a new buffer only when less than that is
+        // left (frames still queued downstream keep the old one alive).
+        self.make_room(room.min(MIN_READ));
+        let spare = self.buf.capacity() - self.buf.len();
+        (&mut self.buf).limit(room.min(spare))
     }
 
     /// The last `n` bytes buffered (what a read into [`Self::read_buf`] just appended), for a

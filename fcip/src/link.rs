@@ -95,7 +95,7 @@ enum Internal {
     Bounce,
     /// A connection for slot `slot` (None: the accepting side's next free slot).
     Opened(Option<usize>, Connection),
-    DialFailed(usize, Option<SetupError>),
+    DialFailed(usize, SetupError),
     /// The connection of `slot`, generation `.1`, ended.
     Closed(usize, u64, Closed),
 }
@@ -295,16 +295,16 @@ impl LinkTask {
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
             let r = match dial(peer).await {
-                Ok(s) => originate(s, &local, destination, nonce).await.map_err(Some),
+                Ok(s) => originate(s, &local, destination, nonce).await,
                 Err(e) => {
                     tracing::debug!(%peer, slot, error = %e, "FCIP dial failed");
-                    Err(None)
+                    Err(SetupError::Io(e))
                 }
             };
             let msg = match r {
                 Ok(c) => Internal::Opened(Some(slot), c),
                 Err(e) => {
-                    if let Some(e) = &e {
+                    if !matches!(e, SetupError::Io(_)) {
                         tracing::warn!(%peer, slot, error = %e, "FCIP connection set-up failed");
                     }
                     Internal::DialFailed(slot, e)
@@ -318,7 +318,6 @@ impl LinkTask {
         self.slots.iter().flatten().count()
     }
 
-    /// Sends on the connection of the frame's exchange.
     /// Sends on the connection of the frame's exchange: its hash picks one of the configured
     /// slots, so an exchange keeps its connection while that connection lives, whatever
     /// happens to the others; while it is down, the next slot up takes its exchanges.
@@ -359,9 +358,7 @@ impl LinkTask {
             Internal::DialFailed(slot, why) => {
                 let mut c = lock(&self.shared.counters);
                 c.dial_failures += 1;
-                if let Some(e) = &why {
-                    c.setup_failures.count(e);
-                }
+                c.setup_failures.count(&why);
                 drop(c);
                 self.redial(slot);
             }

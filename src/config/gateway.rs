@@ -158,8 +158,11 @@ pub fn parse_gateway(
         None => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), FCIP_PORT),
         Some(v) => {
             let a = address(&src, v, "fcip.listen")?;
-            // Both on one fixed port of one address: the second bind would fail at start.
-            if a == switch.listen && a.port() != 0 {
+            // Both on one fixed port of one address (or one of them on every address): the
+            // second bind would fail at start.
+            let l = switch.listen;
+            let same_ip = a.ip() == l.ip() || a.ip().is_unspecified() || l.ip().is_unspecified();
+            if same_ip && a.port() == l.port() && a.port() != 0 {
                 return Err(src.error(
                     v.span(),
                     "fcip.listen",

@@ -14,12 +14,14 @@
 //! FFFC<own> answers    ◄── name server queries (own domain only, unzoned), ECHO
 //! ```
 //!
-//! Routes: a domain goes to the port of the neighbour that holds it (the first record of its
-//! EFP), else to the first port (in port order) whose neighbour reaches it, else to a static
-//! route ([`Switch::set_route`]). A switch does not tell a neighbour of the domains it reaches
-//! through that neighbour (split horizon), which keeps meshes and chains of switches
-//! loop-free; it is not FSPF, and a ring of four or more switches can briefly keep a route to
-//! a domain that has gone.
+//! Routes: each EFP record carries how many inter-switch links away its domain is (in a byte
+//! FC-SW-6 reserves; see [`fc_frames::sw_ils`]). A domain goes to the port whose neighbour
+//! reaches it in the fewest hops (the lower port on a tie), else to a static route
+//! ([`Switch::set_route`]). A switch does not tell a neighbour of the domains it reaches
+//! through that neighbour (split horizon), and a domain [`MAX_HOPS`] away counts as
+//! unreachable, so a domain that has gone ages out of any ring of switches within that many
+//! rounds of EFP. It is distance-vector routing, not FSPF. A domain that moves to another
+//! port keeps its name server entries (walked again); only a domain no port reaches is lost.
 //!
 //! Each walk step waits R_A_TOV for its answer and is asked again, three times in all; a
 //! walk that gets no answer at all is given up (the domain stays routed, its entries as they
@@ -40,6 +42,10 @@ use crate::port::{DiscardReason, PortId};
 
 /// Times each walk step is sent before the walk is given up.
 const WALK_TRIES: u32 = 3;
+/// Hops at which a domain counts as unreachable.
+pub const MAX_HOPS: u8 = 16;
+/// Domain IDs a switch may have (FC-SW: 01-EF).
+const DOMAINS: std::ops::RangeInclusive<u8> = 0x01..=0xEF;
 /// Principal switch priority this switch announces: never principal (it takes its domain
 /// from its configuration, not from domain assignment).
 const NOT_PRINCIPAL: u8 = 0xFF;
@@ -49,8 +55,10 @@ const NOT_PRINCIPAL: u8 = 0xFF;
 pub(super) struct Isl {
     /// Routes set by the administrator ([`Switch::set_route`]).
     pub(super) fixed: BTreeMap<u8, PortId>,
-    /// The domain list each neighbour last announced, by port; its own domain first.
+    /// The domain list each neighbour last announced, by port (valid domains, not ours).
     heard: BTreeMap<PortId, Vec<DomainRecord>>,
+    /// How many hops each routed domain is away.
+    hops: BTreeMap<u8, u8>,
     /// Name server walks under way, by domain.
     walks: BTreeMap<u8, Walk>,
 }
@@ -115,6 +123,7 @@ impl Switch {
     fn efp_for(&self, port: PortId) -> Efp {
         let mut domains = vec![DomainRecord {
             domain: self.config.domain,
+            hops: 0,
             switch_name: self.config.switch_name,
         }];
         for (&domain, &via) in &self.routes {
@@ -129,9 +138,12 @@ impl Switch {
                 .map_or(Wwn::ZERO, |r| r.switch_name);
             domains.push(DomainRecord {
                 domain,
+                hops: self.isl.hops.get(&domain).copied().unwrap_or(1),
                 switch_name,
             });
         }
+        // Nearest first: if more domains than one frame holds, the far ones are left out.
+        domains.sort_by_key(|r| r.hops);
         Efp {
             principal_priority: NOT_PRINCIPAL,
             principal_name: self.config.switch_name,
@@ -161,38 +173,44 @@ impl Switch {
     /// acts on the domains gained and lost.
     pub(super) fn recompute_routes(&mut self, now: Instant) {
         let own = self.config.domain;
-        let mut routes = BTreeMap::new();
-        // The neighbour that holds a domain first, then any neighbour that reaches it, then
-        // the administrator's routes.
+        // (hops, port) of the best route to each domain: fewest hops, then the lower port.
+        let mut best: BTreeMap<u8, (u8, PortId)> = BTreeMap::new();
         for (&port, list) in &self.isl.heard {
-            if let Some(r) = list.first().filter(|r| r.domain != own) {
-                routes.entry(r.domain).or_insert(port);
-            }
-        }
-        for (&port, list) in &self.isl.heard {
-            for r in list.iter().filter(|r| r.domain != own) {
-                routes.entry(r.domain).or_insert(port);
+            for r in list {
+                let hops = r.hops.saturating_add(1);
+                if hops >= MAX_HOPS {
+                    continue;
+                }
+                let e = best.entry(r.domain).or_insert((hops, port));
+                *e = (*e).min((hops, port));
             }
         }
         for (&domain, &port) in &self.isl.fixed {
             if domain != own && self.is_up(port) {
-                routes.entry(domain).or_insert(port);
+                best.entry(domain).or_insert((1, port));
             }
         }
+        let routes: BTreeMap<u8, PortId> = best.iter().map(|(d, (_, p))| (*d, *p)).collect();
+        let hops: BTreeMap<u8, u8> = best.iter().map(|(d, (h, _))| (*d, *h)).collect();
         if routes == self.routes {
+            if hops != self.isl.hops {
+                self.isl.hops = hops;
+                self.announce();
+            }
             return;
         }
+        self.isl.hops = hops;
         let old = std::mem::replace(&mut self.routes, routes);
         let lost: Vec<u8> = old
-            .iter()
-            .filter(|(d, p)| self.routes.get(d) != Some(p))
-            .map(|(d, _)| *d)
+            .keys()
+            .filter(|d| !self.routes.contains_key(d))
+            .copied()
             .collect();
-        let gained: Vec<(u8, PortId)> = self
+        let changed: Vec<(u8, PortId, bool)> = self
             .routes
             .iter()
             .filter(|(d, p)| old.get(d) != Some(p))
-            .map(|(d, p)| (*d, *p))
+            .map(|(d, p)| (*d, *p, old.contains_key(d)))
             .collect();
         for &domain in &lost {
             self.isl.walks.remove(&domain);
@@ -205,15 +223,24 @@ impl Switch {
             for id in ids {
                 self.ns.remove(id);
             }
-            if !self.routes.contains_key(&domain) {
-                self.events.push_back(Event::DomainLost { domain });
-            }
+            self.events.push_back(Event::DomainLost { domain });
         }
         self.rscn_domains(&lost);
-        for &(domain, port) in &gained {
+        for &(domain, port, moved) in &changed {
+            if moved {
+                // Still reached, through another port: its entries stay, walked again there.
+                for e in self.ns.iter_mut().filter(|e| e.port_id.domain() == domain) {
+                    e.port = port;
+                }
+            }
             self.events.push_back(Event::DomainReached { domain, port });
             self.start_walk(now, domain, port);
         }
+        self.announce();
+    }
+
+    /// Tells every neighbour this switch's domain list.
+    fn announce(&mut self) {
         for port in self.isl_ports() {
             self.send_efp(port, None);
         }
@@ -269,7 +296,8 @@ impl Switch {
     fn start_walk(&mut self, now: Instant, domain: u8, port: PortId) {
         let walk = Walk {
             port,
-            request: NsRequest::ga_nxt(FcId::from_parts(domain, 0, 0)),
+            // GA_NXT answers the entry after the ID it is given: start just below DD0000.
+            request: NsRequest::ga_nxt(FcId::from_parts(domain.wrapping_sub(1), 0xFF, 0xFF)),
             ox: 0,
             deadline: now,
             tries: 0,
@@ -399,8 +427,26 @@ impl Switch {
 
     /// A neighbour's domain list.
     fn heard(&mut self, now: Instant, port: PortId, efp: Efp) {
-        if self.isl.heard.get(&port) != Some(&efp.domains) {
-            self.isl.heard.insert(port, efp.domains);
+        let own = self.config.domain;
+        if efp
+            .domains
+            .first()
+            .is_some_and(|r| r.domain == own && r.hops == 0)
+        {
+            tracing::warn!(
+                %port,
+                domain = own,
+                neighbour = %efp.principal_name,
+                "domain ID clash: the switch on this inter-switch port has this switch's domain"
+            );
+        }
+        let domains: Vec<DomainRecord> = efp
+            .domains
+            .into_iter()
+            .filter(|r| r.domain != own && DOMAINS.contains(&r.domain))
+            .collect();
+        if self.isl.heard.get(&port) != Some(&domains) {
+            self.isl.heard.insert(port, domains);
             self.recompute_routes(now);
         }
     }

@@ -420,8 +420,9 @@ impl Switch {
         self.forward(port, src, frame);
     }
 
-    /// Routes a frame to an N_Port: local by N_Port ID, remote by domain. `src` is the port
-    /// name of a local sender (`None` from an inter-switch port).
+    /// Routes a frame to an N_Port: local by N_Port ID, remote by domain. `src` is the
+    /// sender's port name when the name server knows it (`None` from an inter-switch port
+    /// before the sender's domain was walked).
     fn forward(&mut self, in_port: PortId, src: Option<Wwn>, frame: FcFrame) {
         let h = frame.header;
         let zoning = &self.config.zoning;
@@ -581,9 +582,13 @@ impl Switch {
         l: &LoginRepr,
         same_port_ok: bool,
     ) -> Option<ElsReply> {
+        // Among this switch's own N_Ports: another domain's entries are copies it does not
+        // control (a duplicate name across sites is the other switch's to refuse too).
+        let own = self.config.domain;
         let in_use = self
             .ns
-            .by_port_name(l.port_name)
+            .iter()
+            .find(|e| e.port_name == l.port_name && e.port_id.domain() == own)
             .is_some_and(|e| !(same_port_ok && e.port == port));
         (l.port_name == Wwn::ZERO || in_use).then(|| {
             rjt(
