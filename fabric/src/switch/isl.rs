@@ -484,7 +484,9 @@ impl Switch {
                 w.request = NsRequest::ga_nxt(a.port_id);
             }
             (Some(i), Some(NsAccept::GffId(features))) => {
-                w.found[i].fc4_features = features;
+                if let Some(e) = w.found.get_mut(i) {
+                    e.fc4_features = features;
+                }
                 w.features_of = Some(i + 1);
             }
             // The end of the table (or a reject): on to the FC-4 features.
@@ -494,10 +496,17 @@ impl Switch {
         }
         // The next entry with FC-4 types registered has its features asked.
         if let Some(i) = w.features_of {
-            match (i..w.found.len()).find(|&j| !w.found[j].fc4_types.is_empty()) {
-                Some(j) => {
+            let next = w
+                .found
+                .iter()
+                .enumerate()
+                .skip(i)
+                .find(|(_, e)| !e.fc4_types.is_empty())
+                .map(|(j, e)| (j, e.port_id));
+            match next {
+                Some((j, id)) => {
                     w.features_of = Some(j);
-                    w.request = NsRequest::gff_id(w.found[j].port_id);
+                    w.request = NsRequest::gff_id(id);
                 }
                 None => return self.finish_walk(now, domain),
             }
