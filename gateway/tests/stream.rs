@@ -15,11 +15,14 @@
 //!
 //! Everything is seeded; the only timeouts turn hangs into failures.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::until;
 use fabric::link::{Link, LinkRx, LinkTx, Received};
 use fabric::{Config, PortId};
 use fc_frames::els::{ElsCode, ElsRequest, LoginRepr};
@@ -322,16 +325,6 @@ async fn two_sites(
     })
     .await;
     (a, b)
-}
-
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    timeout(WAIT, async {
-        while !f() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{what}"));
 }
 
 fn counters(g: &Gateway) -> LinkCounters {

@@ -2,17 +2,15 @@
 //! the others: A learns of domain 3 through B (EFP), its name server learns C's N_Port
 //! (the walk of FFFC03 crosses B), and frames go end to end both ways.
 
+mod common;
+
 use std::time::Duration;
 
-use fabric::link::{Link, Received};
+use common::{flogi, recv, until};
 use fabric::{Config, PortId};
-use fc_frames::els::{ElsCode, ElsRequest, LoginRepr};
 use fc_frames::{FcFrame, FcId, FcType, FrameHeaderRepr, RCtl, Wwn};
 use fcip::engine::ReceiverConfig;
 use gateway::{Gateway, GatewayConfig, PeerConfig};
-use tokio::time::timeout;
-
-const WAIT: Duration = Duration::from_secs(20);
 
 fn name(domain: u8) -> Wwn {
     Wwn::from_u64(0x1000_0000_0000_0000 | u64::from(domain))
@@ -38,40 +36,6 @@ async fn gateway(domain: u8, peers: Vec<PeerConfig>) -> Gateway {
         capture: None,
     };
     Gateway::start(config, u64::from(domain)).await.unwrap()
-}
-
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    timeout(WAIT, async {
-        while !f() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{what}"));
-}
-
-async fn recv(link: &mut Link) -> FcFrame {
-    loop {
-        match timeout(WAIT, link.rx.recv()).await.expect("a frame") {
-            // RSCNs from the fabric controller are not what this test waits for.
-            Some(Received::Frame(f)) if f.header.r_ctl == RCtl::ELS_REQUEST => {}
-            Some(Received::Frame(f)) => return f,
-            other => panic!("{other:?}"),
-        }
-    }
-}
-
-async fn flogi(link: &mut Link, wwpn: Wwn) -> FcId {
-    let req = ElsRequest::Flogi(LoginRepr::request(ElsCode::FLOGI, wwpn, wwpn, 2048));
-    let h = FrameHeaderRepr::request(
-        RCtl::ELS_REQUEST,
-        FcType::ELS,
-        FcId::F_PORT_CONTROLLER,
-        FcId::UNIDENTIFIED,
-        1,
-    );
-    link.tx.send(FcFrame::single(h, req.to_vec())).unwrap();
-    recv(link).await.header.d_id
 }
 
 fn data(s: FcId, d: FcId, ox: u16) -> FcFrame {

@@ -2,17 +2,16 @@
 //! SAN B by N_Port ID, the link's connections come back after a bounce, and a gateway that is
 //! not a configured peer is refused.
 
+mod common;
+
 use std::time::Duration;
 
-use fabric::link::{Link, Received};
+use common::{flogi, recv, until};
 use fabric::{Config, PortId};
-use fc_frames::els::{ElsCode, ElsRequest, LoginRepr};
 use fc_frames::{FcFrame, FcId, FcType, FrameHeaderRepr, RCtl, Wwn};
 use fcip::engine::ReceiverConfig;
 use gateway::{Gateway, GatewayConfig, PeerConfig};
-use tokio::time::timeout;
 
-const WAIT: Duration = Duration::from_secs(20);
 const SW_A: Wwn = Wwn::from_u64(0x1000_0000_0000_000a);
 const SW_B: Wwn = Wwn::from_u64(0x1000_0000_0000_000b);
 const ISL: PortId = PortId(100);
@@ -62,43 +61,6 @@ async fn two_sites(connections: usize) -> (Gateway, Gateway) {
     .await
     .unwrap();
     (a, b)
-}
-
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    timeout(WAIT, async {
-        while !f() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{what}"));
-}
-
-async fn flogi(link: &mut Link, wwpn: Wwn) -> FcId {
-    let req = ElsRequest::Flogi(LoginRepr::request(ElsCode::FLOGI, wwpn, wwpn, 2048));
-    let h = FrameHeaderRepr::request(
-        RCtl::ELS_REQUEST,
-        FcType::ELS,
-        FcId::F_PORT_CONTROLLER,
-        FcId::UNIDENTIFIED,
-        1,
-    );
-    link.tx.send(FcFrame::single(h, req.to_vec())).unwrap();
-    recv(link).await.header.d_id
-}
-
-async fn recv(link: &mut Link) -> FcFrame {
-    loop {
-        match timeout(WAIT, link.rx.recv()).await.expect("a frame") {
-            Some(Received::Frame(f))
-                if f.header.s_id.is_well_known() && f.header.r_ctl == RCtl::ELS_REQUEST =>
-            {
-                // An RSCN from the fabric controller: not what this test waits for.
-            }
-            Some(Received::Frame(f)) => return f,
-            other => panic!("{other:?}"),
-        }
-    }
 }
 
 fn data(s: FcId, d: FcId, ox: u16, len: usize) -> FcFrame {
