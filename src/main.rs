@@ -1,7 +1,8 @@
 //! `fcsan`: the one binary of the project.
 //!
-//! - `fcsan up` runs the embedded default: a SAN on loopback in one process (a switch, two
-//!   disk arrays of different tiers, a host) that writes a file to a LUN and reads it back.
+//! - `fcsan up` runs the embedded default: two SANs joined by an FCIP link, on loopback in one
+//!   process (a gateway and a disk array on each site, a host on site A) — the host writes a
+//!   file to a LUN on site B and reads it back.
 //! - `fcsan switch|gateway|disk|host --config FILE` runs one role as its own process;
 //!   `fcsan gateway --capture FILE.pcap` also records every FCIP frame for Wireshark.
 //! - `fcsan pcap show FILE` prints any FC capture (link type 225 or 224) decoded, one line a
