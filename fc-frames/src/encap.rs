@@ -30,6 +30,7 @@
 //! field ignored ([`EncapHeader::crc`] still reads it) and is emitted with a zero CRC field.
 
 use core::fmt;
+use std::io::IoSlice;
 
 use bitflags::bitflags;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -657,6 +658,104 @@ pub fn parse_encapsulated(
     let fc = bytes.slice(sof_at + DELIMITER_WORD_LEN..eof_at);
     debug_assert!(fc.len() >= FC_HEADER_LEN);
     Ok((header, FcFrame::parse(sof, fc, eof)))
+}
+
+/// Payloads shorter than this are copied beside their prefix and suffix by [`Gather`]; longer
+/// ones reach the kernel as slices of their own, so the data path copies no payload in user
+/// space.
+const COPY_BELOW: usize = 512;
+/// Slices per `writev` at most (IOV_MAX on Linux).
+pub const MAX_IOVECS: usize = 1024;
+
+/// A batch of encapsulated frames laid out for vectored writes (`writev`): headers,
+/// delimiters, CRCs and short payloads in one buffer, long payloads where their frames hold
+/// them. Building it is all this does; the caller writes [`Gather::slices`].
+#[derive(Debug, Default)]
+pub struct Gather {
+    frames: Vec<FcFrame>,
+    small: Vec<u8>,
+    segments: Vec<Segment>,
+    bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Segment {
+    /// `small[from..to]`.
+    Small(usize, usize),
+    /// The payload of `frames[i]`.
+    Payload(usize),
+}
+
+impl Gather {
+    /// Empties the batch, keeping its allocations.
+    pub fn clear(&mut self) {
+        self.frames.clear();
+        self.small.clear();
+        self.segments.clear();
+        self.bytes = 0;
+    }
+
+    /// True when no frame is in the batch.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Frames in the batch.
+    pub fn frames(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Bytes the batch writes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Adds `frame`, encapsulated with `timestamp`. The frame must be [`encapsulable`].
+    pub fn push(&mut self, frame: FcFrame, timestamp: Timestamp) {
+        let i = self.frames.len();
+        let parts = encapsulate_parts(&frame, timestamp);
+        self.bytes += parts.prefix.len() + parts.payload.len() + parts.suffix().len();
+        let start = self.small.len();
+        self.small.extend_from_slice(&parts.prefix);
+        if parts.payload.len() < COPY_BELOW {
+            self.small.extend_from_slice(parts.payload);
+            self.small.extend_from_slice(parts.suffix());
+            self.small_segment(start);
+        } else {
+            self.small_segment(start);
+            self.segments.push(Segment::Payload(i));
+            let start = self.small.len();
+            self.small.extend_from_slice(parts.suffix());
+            self.small_segment(start);
+        }
+        self.frames.push(frame);
+    }
+
+    /// Records `small[start..]` as a segment, merged into the previous one when they touch.
+    fn small_segment(&mut self, start: usize) {
+        let end = self.small.len();
+        if let Some(Segment::Small(_, to)) = self.segments.last_mut() {
+            if *to == start {
+                *to = end;
+                return;
+            }
+        }
+        self.segments.push(Segment::Small(start, end));
+    }
+
+    /// The batch's bytes, in order, as slices for `write_vectored` (at most [`MAX_IOVECS`]
+    /// a call).
+    pub fn slices(&self) -> Vec<IoSlice<'_>> {
+        self.segments
+            .iter()
+            .map(|s| match *s {
+                Segment::Small(from, to) => IoSlice::new(self.small.get(from..to).unwrap_or(&[])),
+                Segment::Payload(i) => {
+                    IoSlice::new(self.frames.get(i).map_or(&[][..], |f| &f.payload[..]))
+                }
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@
 //! each LS_ACC it writes in answer to the peer's ("LKA answered") and each LS_ACC to its own
 //! ("LKA acknowledged").
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,7 +36,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use fc_frames::els::{ElsCode, ElsReply, ElsRequest};
-use fc_frames::encap::{emit_encapsulated, encapsulable, Timestamp};
+use fc_frames::encap::{emit_encapsulated, encapsulable, Gather, Timestamp, MAX_IOVECS};
 use fc_frames::{FCtl, FcFrame, FcId, FcType, FrameError, FrameHeaderRepr, RCtl, Wwn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -395,6 +395,7 @@ async fn write_loop(
     // Where each frame of `out` is, when capturing.
     let mut cuts: Vec<Range<usize>> = Vec::new();
     let mut out = BytesMut::with_capacity(64 << 10);
+    let mut gather = Gather::default();
     let idle = k_a_tov / 2;
     let mut ox: u16 = 0;
     loop {
@@ -423,38 +424,70 @@ async fn write_loop(
             }
         }
         let ts = now();
-        let mut frames = 0;
         let mut answered = 0;
-        for f in batch.drain(..) {
-            answered += usize::from(is_lka_reply(&f));
-            if encapsulable(&f) {
-                let at = out.len();
-                emit_encapsulated(&f, ts, &mut out);
-                frames += 1;
-                if flow.is_some() {
-                    cuts.push(at..out.len());
-                }
-            }
-        }
-        if let Some(flow) = &flow {
-            flow.sent(cuts.drain(..).filter_map(|r| out.get(r)));
-        }
         // Counted as the batch goes to TCP, not after: the link adds up a connection's
-        // counters when its reader sees the end, which may come before this write returns.
-        {
-            let mut c = lock(&counters);
-            c.tx_frames += frames;
-            c.tx_bytes += out.len() as u64;
-        }
-        if wr.write_all(&out).await.is_err() {
+        // counters when its reader sees the end, which may come before the write returns.
+        let written = match &flow {
+            // Captured: each frame's bytes in one piece, recorded as written.
+            Some(flow) => {
+                let mut frames = 0;
+                for f in batch.drain(..) {
+                    answered += usize::from(is_lka_reply(&f));
+                    if encapsulable(&f) {
+                        let at = out.len();
+                        emit_encapsulated(&f, ts, &mut out);
+                        frames += 1;
+                        cuts.push(at..out.len());
+                    }
+                }
+                flow.sent(cuts.drain(..).filter_map(|r| out.get(r)));
+                count_sent(&counters, frames, out.len());
+                let r = wr.write_all(&out).await;
+                out.clear();
+                r
+            }
+            // Not captured: long payloads go to the kernel where they are, no copy.
+            None => {
+                gather.clear();
+                for f in batch.drain(..) {
+                    answered += usize::from(is_lka_reply(&f));
+                    if encapsulable(&f) {
+                        gather.push(f, ts);
+                    }
+                }
+                count_sent(&counters, gather.frames() as u64, gather.bytes());
+                write_gather(&mut wr, &gather).await
+            }
+        };
+        if written.is_err() {
             return;
         }
         if answered > 0 {
             // Logged once written (and recorded), for whoever waits to see it on the wire.
             tracing::debug!(answered, "LKA answered");
         }
-        out.clear();
     }
+}
+
+fn count_sent(counters: &Mutex<ConnectionCounters>, frames: u64, bytes: usize) {
+    let mut c = lock(counters);
+    c.tx_frames += frames;
+    c.tx_bytes += bytes as u64;
+}
+
+/// Writes a gathered batch with as few `writev` calls as the kernel allows.
+async fn write_gather(wr: &mut OwnedWriteHalf, out: &Gather) -> io::Result<()> {
+    let mut slices = out.slices();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = rest.len().min(MAX_IOVECS);
+        let written = wr.write_vectored(&rest[..n]).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, written);
+    }
+    Ok(())
 }
 
 async fn read_loop(

@@ -34,10 +34,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use fc_frames::encap::{
-    encapsulable, encapsulate_parts, parse_encapsulated, EncapError, EncapHeader, EncapHeaderRepr,
-    Timestamp, DELIMITER_WORD_LEN, HEADER_LEN,
+    encapsulable, parse_encapsulated, EncapError, EncapHeader, EncapHeaderRepr, Gather, Timestamp,
+    DELIMITER_WORD_LEN, HEADER_LEN, MAX_IOVECS,
 };
-use fc_frames::FcFrame;
 
 use super::{Link, Received};
 
@@ -176,7 +175,7 @@ async fn write_loop(
         out.clear();
         for item in batch.drain(..) {
             match item {
-                Received::Frame(f) if encapsulable(&f) => out.push(f),
+                Received::Frame(f) if encapsulable(&f) => out.push(f, Timestamp::ZERO),
                 Received::Frame(f) => {
                     tracing::warn!(%peer, frame = %f, "dropping a frame that cannot be encapsulated");
                 }
@@ -184,12 +183,12 @@ async fn write_loop(
                 Received::Malformed { .. } => {}
             }
         }
-        if out.frames.is_empty() {
+        if out.is_empty() {
             continue;
         }
         let r = tokio::select! {
             biased;
-            r = out.write_to(&mut wr) => r,
+            r = write_gather(&mut wr, &out) => r,
             _ = &mut stop => return,
         };
         if let Err(e) = r {
@@ -200,89 +199,19 @@ async fn write_loop(
     }
 }
 
-/// Payloads shorter than this are copied beside their prefix and suffix; longer ones reach
-/// the kernel as slices of their own, so the data path copies no payload in user space.
-const COPY_BELOW: usize = 512;
-/// Slices per `writev` at most (IOV_MAX on Linux).
-const MAX_IOVECS: usize = 1024;
-
-/// A batch of frames laid out for one vectored write: prefixes, suffixes and short payloads
-/// in `small`, long payloads where their frames hold them.
-#[derive(Default)]
-struct Gather {
-    frames: Vec<FcFrame>,
-    small: Vec<u8>,
-    segments: Vec<Segment>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Segment {
-    /// `small[from..to]`.
-    Small(usize, usize),
-    /// The payload of `frames[i]`.
-    Payload(usize),
-}
-
-impl Gather {
-    fn clear(&mut self) {
-        self.frames.clear();
-        self.small.clear();
-        self.segments.clear();
-    }
-
-    fn push(&mut self, frame: FcFrame) {
-        let i = self.frames.len();
-        let parts = encapsulate_parts(&frame, Timestamp::ZERO);
-        let start = self.small.len();
-        self.small.extend_from_slice(&parts.prefix);
-        if parts.payload.len() < COPY_BELOW {
-            self.small.extend_from_slice(parts.payload);
-            self.small.extend_from_slice(parts.suffix());
-            self.small_segment(start);
-        } else {
-            self.small_segment(start);
-            self.segments.push(Segment::Payload(i));
-            let start = self.small.len();
-            self.small.extend_from_slice(parts.suffix());
-            self.small_segment(start);
+/// Writes a gathered batch with as few `writev` calls as the kernel allows.
+async fn write_gather(wr: &mut OwnedWriteHalf, out: &Gather) -> io::Result<()> {
+    let mut slices = out.slices();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = rest.len().min(MAX_IOVECS);
+        let written = wr.write_vectored(&rest[..n]).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
         }
-        self.frames.push(frame);
+        IoSlice::advance_slices(&mut rest, written);
     }
-
-    /// Records `small[start..]` as a segment, merged into the previous one when they touch.
-    fn small_segment(&mut self, start: usize) {
-        let end = self.small.len();
-        if let Some(Segment::Small(_, to)) = self.segments.last_mut() {
-            if *to == start {
-                *to = end;
-                return;
-            }
-        }
-        self.segments.push(Segment::Small(start, end));
-    }
-
-    async fn write_to(&self, wr: &mut OwnedWriteHalf) -> io::Result<()> {
-        let mut slices: Vec<IoSlice<'_>> = self
-            .segments
-            .iter()
-            .map(|s| match *s {
-                Segment::Small(from, to) => IoSlice::new(self.small.get(from..to).unwrap_or(&[])),
-                Segment::Payload(i) => {
-                    IoSlice::new(self.frames.get(i).map_or(&[][..], |f| &f.payload[..]))
-                }
-            })
-            .collect();
-        let mut rest = &mut slices[..];
-        while !rest.is_empty() {
-            let n = rest.len().min(MAX_IOVECS);
-            let written = wr.write_vectored(&rest[..n]).await?;
-            if written == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            IoSlice::advance_slices(&mut rest, written);
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 async fn read_loop(
