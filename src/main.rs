@@ -57,8 +57,8 @@ enum Command {
         /// Write site A's switch traffic to this pcap file (FC frames, link type 225).
         #[arg(long)]
         capture: Option<PathBuf>,
-        /// Where to write the FCIP capture of the link (default: fcsan-up-PID.fcip.pcap in the
-        /// temporary folder).
+        /// Where to write the FCIP capture of the link (default: fcsan-up.fcip.pcap in the
+        /// temporary folder, replaced by each run).
         #[arg(long)]
         fcip_capture: Option<PathBuf>,
         /// No progress bars.
@@ -238,9 +238,16 @@ fn run(cli: Cli) -> Result<()> {
                 file_bytes: file_size,
                 data_dir: data,
                 capture,
-                fcip_capture: fcip_capture.unwrap_or_else(|| {
-                    std::env::temp_dir().join(format!("fcsan-up-{}.fcip.pcap", std::process::id()))
-                }),
+                fcip_capture: match fcip_capture {
+                    Some(p) => p,
+                    None => {
+                        // One file, replaced by each run (not one more per run); removed
+                        // first, so that a link planted in its place is not followed.
+                        let p = std::env::temp_dir().join("fcsan-up.fcip.pcap");
+                        let _ = std::fs::remove_file(&p);
+                        p
+                    }
+                },
                 progress: !quiet,
             };
             runtime()?.block_on(up::up(opts, &mut out))
