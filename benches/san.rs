@@ -45,7 +45,7 @@ use fc_frames::scsi::Lun;
 use fc_frames::{FcId, Wwn};
 use fc_node::disk::{DiskArray, LunSpec};
 use fc_node::fcp::initiator::Initiator;
-use fc_node::node::{Node, NodeConfig};
+use fc_node::node::{Node, NodeConfig, Services};
 use fc_node::scsi::Tier;
 use fcsan::san::{start_switch, tcp_connector, write_random};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -198,7 +198,7 @@ async fn start_san(path: &Path) -> Result<San> {
     )?;
     let mut nc = NodeConfig::new(HOST_WWPN, HOST_WWNN);
     nc.initiator = true;
-    let host = Initiator::new(Node::spawn(nc, tcp_connector(sw.addr), None));
+    let host = Initiator::new(Node::spawn(nc, tcp_connector(sw.addr), Services::new()));
     host.node().wait_online(WAIT).await?;
     let targets = host.node().wait_targets(1, WAIT).await?;
     let target = targets

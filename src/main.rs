@@ -25,7 +25,7 @@ use fc_frames::scsi::Lun;
 use fc_frames::{FcId, Wwn};
 use fc_node::disk::DiskArray;
 use fc_node::fcp::initiator::Initiator;
-use fc_node::node::{Node, NodeConfig};
+use fc_node::node::{Node, NodeConfig, Services};
 use fcsan::config::{self, GatewayFile, NodeSection};
 use fcsan::{capture, catalogue, decode, host, san, up};
 use gateway::Gateway;
@@ -521,7 +521,7 @@ async fn run_host(
     let mut nc = node_config(&file.node);
     nc.initiator = true;
     nc.symbolic_name = "fcsan host".into();
-    let node = Node::spawn(nc, san::tcp_connector(file.node.switch), None);
+    let node = Node::spawn(nc, san::tcp_connector(file.node.switch), Services::new());
     let init = Initiator::new(node.clone()).with_timeout(Duration::from_secs(timeout.max(1)));
     let login = Duration::from_secs(20);
     node.wait_online(login)

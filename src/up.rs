@@ -23,7 +23,7 @@ use fc_frames::scsi::Lun;
 use fc_frames::Wwn;
 use fc_node::disk::{DiskArray, LunSpec, TapeSpec};
 use fc_node::fcp::initiator::Initiator;
-use fc_node::node::{Node, NodeConfig};
+use fc_node::node::{Node, NodeConfig, Services};
 use fc_node::scsi::Tier;
 use fcip::engine::ReceiverConfig;
 use gateway::{Gateway, GatewayConfig, PeerConfig};
@@ -215,7 +215,7 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
     let mut nc = NodeConfig::new(HOST_WWPN, node_name(HOST_WWPN));
     nc.initiator = true;
     nc.symbolic_name = "fcsan host".into();
-    let host = Initiator::new(Node::spawn(nc, tcp_connector(a.addr), None));
+    let host = Initiator::new(Node::spawn(nc, tcp_connector(a.addr), Services::new()));
     let port_id = host.node().wait_online(Duration::from_secs(10)).await?;
     writeln!(out, "host {HOST_WWPN} logged in to site A as {port_id}")?;
     host.node()

@@ -14,7 +14,7 @@ use std::time::Duration;
 use fabric::{Config, PortId, SwitchHandle};
 use fc_frames::encap::{EncapHeaderRepr, Timestamp};
 use fc_frames::{FcFrame, FcId, FcType, FrameHeaderRepr, RCtl, Wwn};
-use fc_node::node::{Node, NodeConfig};
+use fc_node::node::{Node, NodeConfig, Services};
 use fcip::engine::ReceiverConfig;
 use fcip::link::LinkCounters;
 use gateway::{Gateway, GatewayConfig, PeerConfig};
@@ -136,7 +136,7 @@ async fn python_peer_handshakes_keeps_alive_and_echoes_a_node_through_the_gatewa
             Wwn::from_u64(0x2000_0000_0000_0001),
         ),
         connector(&gw.switch),
-        None,
+        Services::new(),
     );
     let node_id = node.wait_online(WAIT).await.expect("the node logs in");
     assert_eq!(node_id.domain(), 1);

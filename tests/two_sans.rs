@@ -13,7 +13,7 @@ use fc_frames::scsi::Lun;
 use fc_frames::Wwn;
 use fc_node::disk::{DiskArray, LunSpec};
 use fc_node::fcp::initiator::Initiator;
-use fc_node::node::{Node, NodeConfig};
+use fc_node::node::{Node, NodeConfig, Services};
 use fc_node::scsi::Tier;
 use fcip::engine::ReceiverConfig;
 use fcsan::host;
@@ -70,7 +70,7 @@ fn nodes(dir: &Path, addr: SocketAddr, disk: Wwn, host: Wwn) -> (DiskArray, Init
     let array = DiskArray::start(nc, tcp_connector(addr), &[lun], &[]).unwrap();
     let mut nc = NodeConfig::new(host, host);
     nc.initiator = true;
-    let init = Initiator::new(Node::spawn(nc, tcp_connector(addr), None))
+    let init = Initiator::new(Node::spawn(nc, tcp_connector(addr), Services::new()))
         .with_timeout(Duration::from_secs(4));
     (array, init)
 }

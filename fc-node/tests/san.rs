@@ -16,7 +16,7 @@ use fc_frames::scsi::{AdditionalSense, Lun, ScsiStatus, SenseKey};
 use fc_frames::{FcId, Wwn};
 use fc_node::disk::{DiskArray, LunSpec, TapeSpec};
 use fc_node::fcp::initiator::{DataPhase, Initiator, ScsiError};
-use fc_node::node::{Node, NodeConfig, NodeError, NodeState};
+use fc_node::node::{Node, NodeConfig, NodeError, NodeState, Services};
 use fc_node::scsi::Tier;
 
 const SWITCH: Wwn = Wwn::from_u64(0x1000_0000_c0ff_ee01);
@@ -84,7 +84,8 @@ fn start_disk(sw: &SwitchHandle, dir: &Path, name: Wwn, tier: Tier) -> DiskArray
 fn start_host(sw: &SwitchHandle, name: Wwn) -> Initiator {
     let mut c = node_config(name);
     c.initiator = true;
-    Initiator::new(Node::spawn(c, connector(sw), None)).with_timeout(Duration::from_secs(3))
+    Initiator::new(Node::spawn(c, connector(sw), Services::new()))
+        .with_timeout(Duration::from_secs(3))
 }
 
 fn pattern(len: usize, seed: u8) -> Bytes {

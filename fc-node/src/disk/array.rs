@@ -12,7 +12,7 @@ use fc_frames::Wwn;
 
 use super::FileLun;
 use crate::fcp::target::Target;
-use crate::node::{Connector, Node, NodeConfig};
+use crate::node::{Connector, Node, NodeConfig, Services};
 use crate::scsi::{DiskConfig, ScsiEngine, TapeConfig, TargetPort, Tier};
 
 /// One disk LUN of an array.
@@ -117,7 +117,10 @@ impl DiskArray {
     ) -> io::Result<DiskArray> {
         config.target = true;
         let engine = build_engine(config.port_name, config.node_name, luns, tapes)?;
-        let node = Node::spawn(config, connector, Some(Target::new(engine)));
+        let target = Target::new(engine);
+        let mut services = Services::new();
+        target.install(&mut services);
+        let node = Node::spawn(config, connector, services);
         Ok(DiskArray { node })
     }
 }

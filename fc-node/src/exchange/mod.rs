@@ -76,6 +76,13 @@ impl Default for Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ExchangeId(u64);
 
+impl ExchangeId {
+    /// The handle as a number (unique within one manager).
+    pub fn to_u64(self) -> u64 {
+        self.0
+    }
+}
+
 impl fmt::Display for ExchangeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "exchange #{}", self.0)
@@ -547,6 +554,17 @@ impl ExchangeManager {
                 Ok(())
             }
         }
+    }
+
+    /// Forgets an exchange without a word to the peer: class 3 discards what it cannot
+    /// deliver (FC-FS-4 §20.3), so an exchange of a TYPE nobody serves, or from a port that
+    /// must log in first, is dropped this way; a later frame of it is counted as unknown.
+    pub fn discard(&mut self, id: ExchangeId) -> Result<(), ExchangeError> {
+        if !self.exchanges.contains_key(&id) {
+            return Err(ExchangeError::UnknownExchange(id));
+        }
+        self.free(id);
+        Ok(())
     }
 
     /// Takes in a received frame.

@@ -11,23 +11,40 @@
 //! - An FCP_CMND that does not parse gets FCP_RSP with RSP_CODE "FCP_CMND fields invalid";
 //!   task management requests are answered "function complete" (nothing is queued here, so
 //!   there is nothing to abort or reset).
+//!
+//! The target is a [`Service`] of its node for TYPE FCP, open to ports with an FCP image pair
+//! ([`Target::install`]); it answers through the node's service interface and nothing else.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard};
 use std::thread;
 
 use bytes::Bytes;
+use fc_frames::ct::ns::Fc4Features;
+use fc_frames::els::prli::TYPE_FCP;
 use fc_frames::fcp::{FcpCmndRepr, FcpRspRepr, FcpXferRdyRepr, RspCode};
-use fc_frames::{FrameHeaderRepr, RCtl};
+use fc_frames::{FcType, RCtl};
 
-use crate::exchange::{ExchangeId, Outbound};
-use crate::node::CoreHandle;
+use crate::exchange::Outbound;
+use crate::node::{
+    Access, Context, Ended, Inbound, Registration, Responder, Sequence, Service, ServiceKey,
+    Services,
+};
 use crate::scsi::{ScsiEngine, ScsiResponse};
 
-/// An FCP target: the SCSI engine it serves. Hand it to [`Node::spawn`](crate::node::Node::spawn).
+/// An FCP target: the SCSI engine it serves. Install it among a node's [`Services`].
 #[derive(Clone)]
 pub struct Target {
     engine: Arc<Mutex<ScsiEngine>>,
+    counters: Arc<TargetCounters>,
+}
+
+/// What an FCP target counts.
+#[derive(Debug, Default)]
+pub struct TargetCounters {
+    /// Commands executed (status returned).
+    pub commands: AtomicU64,
 }
 
 impl Target {
@@ -35,7 +52,23 @@ impl Target {
     pub fn new(engine: ScsiEngine) -> Target {
         Target {
             engine: Arc::new(Mutex::new(engine)),
+            counters: Arc::default(),
         }
+    }
+
+    /// Commands executed so far.
+    pub fn commands(&self) -> u64 {
+        self.counters.commands.load(Ordering::Relaxed)
+    }
+
+    /// Adds the target to `services`: TYPE FCP, from ports with an FCP image pair, registered
+    /// with the name server as an FCP target.
+    pub fn install(&self, services: &mut Services) {
+        services.add(
+            [ServiceKey::Type(FcType::FCP)],
+            Access::FcpInitiator,
+            self.clone().start(),
+        );
     }
 
     /// The engine, shared with the running target (to add LUNs or queue unit attentions).
@@ -43,9 +76,10 @@ impl Target {
         self.engine.clone()
     }
 
-    pub(crate) fn start(self, core: CoreHandle) -> Running {
+    fn start(self) -> Running {
         let (jobs, rx) = std_mpsc::channel::<Job>();
         let engine = self.engine.clone();
+        let counters = self.counters.clone();
         let worker = thread::Builder::new()
             .name("fcp-target".into())
             .spawn(move || {
@@ -56,8 +90,8 @@ impl Target {
                         job.cmd.dl,
                         &job.data_out,
                     );
-                    core.count(|c| c.fcp_commands += 1);
-                    core.respond(job.generation, job.id, response_sequences(&response));
+                    counters.commands.fetch_add(1, Ordering::Relaxed);
+                    job.responder.send_all(response_sequences(&response));
                 }
             });
         if let Err(e) = &worker {
@@ -67,7 +101,6 @@ impl Target {
             engine: self.engine,
             jobs,
             open: HashMap::new(),
-            generation: 0,
         }
     }
 }
@@ -97,8 +130,7 @@ fn rsp(r: FcpRspRepr) -> Outbound {
 }
 
 struct Job {
-    generation: u64,
-    id: ExchangeId,
+    responder: Responder,
     cmd: FcpCmndRepr,
     data_out: Bytes,
 }
@@ -106,58 +138,62 @@ struct Job {
 enum Open {
     /// FCP_XFER_RDY sent; waiting for this many bytes of FCP_DATA.
     AwaitingData(FcpCmndRepr),
-    /// With the worker.
-    Executing,
 }
 
-/// A target serving commands on a running node.
-pub(crate) struct Running {
+/// A target serving commands on a running node: the node's FCP service.
+struct Running {
     engine: Arc<Mutex<ScsiEngine>>,
     jobs: std_mpsc::Sender<Job>,
-    open: HashMap<ExchangeId, Open>,
-    /// Bumped when the link goes down: exchange handles are per link, so the worker's answers
-    /// for an older link must not reach the new one.
-    generation: u64,
+    open: HashMap<Inbound, Open>,
 }
 
-impl Running {
-    /// True when `id` is a command in progress.
-    pub(crate) fn is_open(&self, id: ExchangeId) -> bool {
-        self.open.contains_key(&id)
+impl Service for Running {
+    fn registration(&self) -> Option<Registration> {
+        Some(Registration {
+            fc4_type: TYPE_FCP,
+            features: Fc4Features::TARGET,
+        })
     }
 
-    /// A sequence of an FCP exchange from an initiator with an image pair; what to send at
-    /// once, if anything (the rest comes from the worker).
-    pub(crate) fn sequence(
-        &mut self,
-        id: ExchangeId,
-        header: &FrameHeaderRepr,
-        payload: Bytes,
-    ) -> Option<Outbound> {
-        match self.open.remove(&id) {
-            Some(Open::AwaitingData(cmd)) if header.r_ctl == RCtl::SOLICITED_DATA => {
-                self.dispatch(id, cmd, payload);
-                None
+    fn request(&mut self, cx: &mut Context<'_>, x: Inbound, seq: Sequence) {
+        if seq.header.r_ctl != RCtl::UNSOLICITED_COMMAND {
+            tracing::debug!(%x, r_ctl = %seq.header.r_ctl, "FCP sequence for no command");
+            cx.abort(x);
+            return;
+        }
+        if let Some(out) = self.command(cx, x, &seq.payload) {
+            let _ = cx.send(x, out);
+        }
+    }
+
+    fn sequence(&mut self, cx: &mut Context<'_>, x: Inbound, seq: Sequence) {
+        match self.open.remove(&x) {
+            Some(Open::AwaitingData(cmd)) if seq.header.r_ctl == RCtl::SOLICITED_DATA => {
+                self.dispatch(cx.responder(x), cmd, seq.payload);
             }
             Some(other) => {
                 // Out of turn (a second command on the exchange, data nobody asked for).
-                self.open.insert(id, other);
-                tracing::debug!(%id, r_ctl = %header.r_ctl, "unexpected FCP sequence dropped");
-                None
+                self.open.insert(x, other);
+                tracing::debug!(%x, r_ctl = %seq.header.r_ctl, "unexpected FCP sequence dropped");
             }
-            None if header.r_ctl == RCtl::UNSOLICITED_COMMAND => self.command(id, &payload),
             None => {
-                tracing::debug!(%id, r_ctl = %header.r_ctl, "FCP sequence for no command");
-                None
+                tracing::debug!(%x, r_ctl = %seq.header.r_ctl, "FCP sequence for no command");
             }
         }
     }
 
-    fn command(&mut self, id: ExchangeId, payload: &[u8]) -> Option<Outbound> {
+    fn ended(&mut self, x: Inbound, _why: Ended) {
+        self.open.remove(&x);
+    }
+}
+
+impl Running {
+    /// A new FCP_CMND: what to send at once, if anything (the rest comes from the worker).
+    fn command(&mut self, cx: &mut Context<'_>, x: Inbound, payload: &[u8]) -> Option<Outbound> {
         let cmd = match FcpCmndRepr::parse(payload) {
             Ok(cmd) => cmd,
             Err(e) => {
-                tracing::debug!(%id, error = %e, "bad FCP_CMND");
+                tracing::debug!(%x, error = %e, "bad FCP_CMND");
                 return Some(rsp(FcpRspRepr::rsp_code(RspCode::CMND_FIELDS_INVALID)));
             }
         };
@@ -166,43 +202,26 @@ impl Running {
         }
         let out = lock(&self.engine).data_out_len(cmd.lun, &cmd.full_cdb(), cmd.dl);
         if out > 0 {
-            self.open.insert(id, Open::AwaitingData(cmd));
+            self.open.insert(x, Open::AwaitingData(cmd));
             let xfer = FcpXferRdyRepr {
                 data_ro: 0,
                 burst_len: out,
             };
             return Some(Outbound::new(RCtl::DATA_DESCRIPTOR, xfer.to_vec()));
         }
-        self.dispatch(id, cmd, Bytes::new());
+        self.dispatch(cx.responder(x), cmd, Bytes::new());
         None
     }
 
-    fn dispatch(&mut self, id: ExchangeId, cmd: FcpCmndRepr, data_out: Bytes) {
-        self.open.insert(id, Open::Executing);
+    fn dispatch(&mut self, responder: Responder, cmd: FcpCmndRepr, data_out: Bytes) {
         let job = Job {
-            generation: self.generation,
-            id,
+            responder,
             cmd,
             data_out,
         };
-        if self.jobs.send(job).is_err() {
-            self.open.remove(&id);
+        if let Err(e) = self.jobs.send(job) {
+            // The worker is gone: the exchange must not linger.
+            e.0.responder.abort();
         }
-    }
-
-    /// The exchange ended or was aborted.
-    pub(crate) fn forget(&mut self, id: ExchangeId) {
-        self.open.remove(&id);
-    }
-
-    /// The link went down: every exchange is gone.
-    pub(crate) fn clear(&mut self) {
-        self.open.clear();
-        self.generation += 1;
-    }
-
-    /// The worker's answer for `id` of link `generation` may go out: removes the command.
-    pub(crate) fn complete(&mut self, generation: u64, id: ExchangeId) -> bool {
-        generation == self.generation && self.open.remove(&id).is_some()
     }
 }

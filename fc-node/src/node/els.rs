@@ -21,13 +21,14 @@ use fc_frames::els::{
 use fc_frames::frame::MAX_PAYLOAD;
 use fc_frames::FcId;
 
-use super::{CoreHandle, NodeConfig, Notice, RemotePort};
+use super::{CoreHandle, NodeConfig, Notice, RemotePort, SessionEnd, SessionEvent};
 
-/// The reply to send, and what the manager must hear of.
+/// The reply to send, what the manager must hear of, and the session change it made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Answer {
     pub reply: ElsReply,
     pub notice: Option<Notice>,
+    pub session: Option<SessionEvent>,
 }
 
 impl Answer {
@@ -35,6 +36,7 @@ impl Answer {
         Answer {
             reply,
             notice: None,
+            session: None,
         }
     }
 
@@ -82,17 +84,19 @@ pub(crate) fn answer_with(
     };
     match req {
         ElsRequest::Plogi(login) => {
-            sessions.insert(
-                s_id,
-                RemotePort {
-                    port_id: s_id,
-                    port_name: login.port_name,
-                    node_name: login.node_name,
-                    rx_size: login.common.rx_data_field_size,
-                    fcp: None,
-                },
-            );
-            Answer::reply(ElsReply::Login(login_params(config, ElsCode::LS_ACC)))
+            let port = RemotePort {
+                port_id: s_id,
+                port_name: login.port_name,
+                node_name: login.node_name,
+                rx_size: login.common.rx_data_field_size,
+                fcp: None,
+                originated: false,
+            };
+            sessions.insert(s_id, port);
+            Answer {
+                session: Some(SessionEvent::Opened(port)),
+                ..Answer::reply(ElsReply::Login(login_params(config, ElsCode::LS_ACC)))
+            }
         }
         ElsRequest::Pdisc(_) if sessions.contains_key(&s_id) => {
             Answer::reply(ElsReply::Login(login_params(config, ElsCode::LS_ACC)))
@@ -111,28 +115,44 @@ pub(crate) fn answer_with(
                 );
             };
             session.fcp = Some(page.service_params);
+            let opened = *session;
             let page = PrliPage::fcp_accept(fcp_params(config), PrliResponseCode::REQUEST_EXECUTED);
-            Answer::reply(ElsReply::Prli(PrliRepr::single(ElsCode::LS_ACC, page)))
+            Answer {
+                session: Some(SessionEvent::Opened(opened)),
+                ..Answer::reply(ElsReply::Prli(PrliRepr::single(ElsCode::LS_ACC, page)))
+            }
         }
         ElsRequest::Prlo(_) => {
-            if let Some(s) = sessions.get_mut(&s_id) {
-                s.fcp = None;
-            }
+            let closed = sessions.get_mut(&s_id).and_then(|s| {
+                let was = *s;
+                s.fcp.take().map(|_| SessionEvent::Closed {
+                    port: was,
+                    reason: SessionEnd::PrloFromPeer,
+                })
+            });
             let page = PrliPage::fcp_logout(PrliResponseCode::REQUEST_EXECUTED);
-            Answer::reply(ElsReply::Prlo(PrliRepr::single(ElsCode::LS_ACC, page)))
+            Answer {
+                session: closed,
+                ..Answer::reply(ElsReply::Prlo(PrliRepr::single(ElsCode::LS_ACC, page)))
+            }
         }
         ElsRequest::Logo(_) => {
             let was = sessions.remove(&s_id);
             Answer {
                 reply: ElsReply::Acc,
+                // A target we logged in to logged us out: the manager logs in again.
                 notice: was
-                    .filter(RemotePort::is_fcp_target)
+                    .filter(|p| p.originated && p.is_fcp_target())
                     .map(|_| Notice::LoggedOut(s_id)),
+                session: was.map(|port| SessionEvent::Closed {
+                    port,
+                    reason: SessionEnd::LogoFromPeer,
+                }),
             }
         }
         ElsRequest::Rscn(rscn) => Answer {
-            reply: ElsReply::Acc,
             notice: Some(Notice::Rscn(rscn.pages)),
+            ..Answer::reply(ElsReply::Acc)
         },
         ElsRequest::Echo(echo) => Answer::reply(ElsReply::Echo(echo.accept().data)),
         ElsRequest::Pdisc(_) => Answer::rjt(
@@ -278,6 +298,7 @@ mod tests {
                 node_name: Wwn::from_u64(0x2000_0000_0000_0001),
                 rx_size: 2112,
                 fcp: Some(FcpServiceParams::TARGET_FUNCTION),
+                originated: true,
             },
         );
         let logo = ElsRequest::Logo(Logo {

@@ -2,17 +2,28 @@
 //! sessions with targets current (FC-LS-3 §4.2, FC-GS-7 §5.2).
 //!
 //! ```text
-//!  link up ─► FLOGI (FFFFFE) ─► RFT_ID, RFF_ID, RNN_ID, RSPN_ID (FFFFFC) ─► SCR (FFFFFD) ─► online
+//!  link up ─► FLOGI (FFFFFE) ─► RFT_ID, RFF_ID per TYPE, RNN_ID, RSPN_ID (FFFFFC) ─► SCR (FFFFFD) ─► online
 //!  online, initiator ─► GID_FT(FCP) ─► for each new port: GFF_ID ─► PLOGI ─► PRLI
-//!  RSCN ─► PLOGI again to the affected sessions, then GID_FT again
+//!  RSCN ─► PDISC to the affected sessions we opened; PLOGI ─► PRLI again where it is refused; GID_FT again
 //!  LOGO from a target ─► PLOGI ─► PRLI to it again
 //!  link down ─► sessions dropped; wait for the next link
 //! ```
 //!
+//! RFT_ID carries one bitmap of every FC-4 TYPE the node serves (FCP when it is an initiator
+//! or a target, and the TYPEs its services register), and RFF_ID goes once per TYPE with that
+//! TYPE's features: RFT_ID replaces the whole map at the name server, so one merged request
+//! is the only correct one. The port reports itself online only after these registrations,
+//! so a peer that finds it by GID_FT finds it whole.
+//!
+//! An RSCN affecting a session this port opened is checked with PDISC (FC-LS-3 §4.2.30) rather
+//! than answered with a new PLOGI: a PLOGI would end the peer's own image pair with us, which
+//! for a dual-role peer (a host's controller) is the peer's to end, not ours. Sessions peers
+//! opened with us are left to them.
+//!
 //! Failed steps are retried after a pause while the link stays up; registrations that the
 //! name server rejects are logged and the login goes on (the fabric still routes frames).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use fc_frames::ct::ns::{
@@ -20,11 +31,13 @@ use fc_frames::ct::ns::{
 };
 use fc_frames::els::prli::{PrliPage, PrliRepr, PrliResponseCode, TYPE_FCP};
 use fc_frames::els::{ElsCode, ElsReply, ElsRequest, RscnPage, Scr, ScrFunction};
-use fc_frames::{FcId, FcType, RCtl};
+use fc_frames::{FcId, FcType, RCtl, Wwn};
 use tokio::sync::mpsc;
 
 use super::els::{fcp_params, login_params};
-use super::{CoreHandle, NodeError, NodeState, Notice, RemotePort};
+use super::{
+    CoreHandle, NodeError, NodeState, Notice, Registration, RemotePort, SessionEnd, SessionEvent,
+};
 use crate::exchange::Outbound;
 
 /// Pause before retrying a failed fabric login or discovery.
@@ -73,10 +86,13 @@ pub(crate) async fn manage(core: CoreHandle, mut notices: mpsc::UnboundedReceive
                 }
             }
         };
-        let Some(port_id) = port_id else {
+        let Some((port_id, fabric_name)) = port_id else {
             continue;
         };
         register(&core, port_id).await;
+        if core.online(generation, port_id, fabric_name).is_err() {
+            return;
+        }
         // Anything noticed before this login is stale.
         while notices.try_recv().is_ok() {}
         if core.config().initiator {
@@ -111,8 +127,9 @@ pub(crate) async fn manage(core: CoreHandle, mut notices: mpsc::UnboundedReceive
     }
 }
 
-/// FLOGI: our N_Port ID and the fabric's frame size go to the core.
-async fn fabric_login(core: &CoreHandle, generation: u64) -> Result<FcId, NodeError> {
+/// FLOGI: our N_Port ID and the fabric's frame size go to the core; our N_Port ID and the
+/// fabric's name.
+async fn fabric_login(core: &CoreHandle, generation: u64) -> Result<(FcId, Wwn), NodeError> {
     let config = core.config();
     let req = ElsRequest::Flogi(login_params(config, ElsCode::FLOGI));
     let (header, reply) = core.els_with_header(FcId::F_PORT_CONTROLLER, &req).await?;
@@ -129,26 +146,49 @@ async fn fabric_login(core: &CoreHandle, generation: u64) -> Result<FcId, NodeEr
         )));
     }
     let max_payload = usize::from(acc.common.rx_data_field_size).clamp(256, 2112);
-    core.logged_in(generation, port_id, acc.node_name, max_payload)?;
+    core.logged_in(generation, port_id, max_payload)?;
     tracing::info!(port_name = %config.port_name, %port_id, fabric = %acc.node_name, "fabric login");
-    Ok(port_id)
+    Ok((port_id, acc.node_name))
+}
+
+/// Every FC-4 TYPE the node serves with its features, merged: FCP from the node's FCP roles,
+/// the rest from its services (features of one TYPE registered twice are joined).
+pub(crate) fn fc4_registrations(
+    initiator: bool,
+    target: bool,
+    services: &[Registration],
+) -> BTreeMap<u8, Fc4Features> {
+    let mut map: BTreeMap<u8, Fc4Features> = BTreeMap::new();
+    let mut fcp = Fc4Features::empty();
+    if initiator {
+        fcp |= Fc4Features::INITIATOR;
+    }
+    if target {
+        fcp |= Fc4Features::TARGET;
+    }
+    if !fcp.is_empty() {
+        map.insert(TYPE_FCP, fcp);
+    }
+    for r in services {
+        *map.entry(r.fc4_type).or_insert(Fc4Features::empty()) |= r.features;
+    }
+    map
 }
 
 /// Name server registrations and SCR; failures are logged, not fatal.
 async fn register(core: &CoreHandle, port_id: FcId) {
     let config = core.config();
-    let mut features = Fc4Features::empty();
-    if config.initiator {
-        features |= Fc4Features::INITIATOR;
-    }
-    if config.target {
-        features |= Fc4Features::TARGET;
-    }
-    let mut requests = vec![
-        NsRequest::rft_id(port_id, Fc4Types::default().with(TYPE_FCP)),
-        NsRequest::rff_id(port_id, features, TYPE_FCP),
-        NsRequest::rnn_id(port_id, config.node_name),
-    ];
+    let types = fc4_registrations(config.initiator, config.target, core.registrations());
+    let bitmap = types
+        .keys()
+        .fold(Fc4Types::default(), |map, &t| map.with(t));
+    let mut requests = vec![NsRequest::rft_id(port_id, bitmap)];
+    requests.extend(
+        types
+            .iter()
+            .map(|(&t, &features)| NsRequest::rff_id(port_id, features, t)),
+    );
+    requests.push(NsRequest::rnn_id(port_id, config.node_name));
     if let Ok(name) = SymbolicName::new(config.symbolic_name.as_bytes().to_vec()) {
         requests.push(NsRequest::rspn_id(port_id, name));
     }
@@ -190,7 +230,25 @@ async fn discover(core: &CoreHandle, port_id: FcId, generation: u64) {
         }
     };
     let visible: BTreeSet<FcId> = ports.into_iter().filter(|p| *p != port_id).collect();
-    core.sessions().retain(|id, _| visible.contains(id));
+    // Only sessions this port opened: a host that logged in with us is the host's business.
+    let gone: Vec<RemotePort> = {
+        let mut sessions = core.sessions();
+        let gone: Vec<RemotePort> = sessions
+            .values()
+            .filter(|p| p.originated && !visible.contains(&p.port_id))
+            .copied()
+            .collect();
+        for p in &gone {
+            sessions.remove(&p.port_id);
+        }
+        gone
+    };
+    for port in gone {
+        core.session_event(SessionEvent::Closed {
+            port,
+            reason: SessionEnd::Dropped,
+        });
+    }
     for id in visible {
         if core.state().generation() != Some(generation) {
             return;
@@ -225,23 +283,58 @@ async fn is_target(core: &CoreHandle, id: FcId) -> bool {
     }
 }
 
-/// Logs in again to sessions an RSCN names: the port may have restarted and forgotten us.
+/// Checks with PDISC the sessions this port opened that an RSCN names, and logs in again to
+/// those that refuse it (the port restarted and forgot us) or went away.
 async fn relogin_affected(core: &CoreHandle, pages: &[RscnPage], generation: u64) {
-    let ids: Vec<FcId> = core
+    let affected: Vec<RemotePort> = core
         .sessions()
-        .keys()
+        .values()
+        .filter(|p| p.originated && pages.iter().any(|page| affects(page, p.port_id)))
         .copied()
-        .filter(|id| pages.iter().any(|p| affects(p, *id)))
         .collect();
-    for id in ids {
+    for port in affected {
         if core.state().generation() != Some(generation) {
             return;
         }
-        core.sessions().remove(&id);
-        if let Err(e) = port_login(core, id).await {
-            tracing::info!(target_id = %id, error = %e, "relogin after RSCN failed");
+        let pdisc = ElsRequest::Pdisc(login_params(core.config(), ElsCode::PDISC));
+        match core.els(port.port_id, &pdisc).await {
+            Ok(ElsReply::Login(acc)) if acc.port_name == port.port_name => continue,
+            Ok(_) | Err(_) => {}
+        }
+        if core.sessions().remove(&port.port_id).is_some() {
+            core.session_event(SessionEvent::Closed {
+                port,
+                reason: SessionEnd::Dropped,
+            });
+        }
+        if let Err(e) = port_login(core, port.port_id).await {
+            tracing::info!(target_id = %port.port_id, error = %e, "relogin after RSCN failed");
         }
     }
+}
+
+/// PLOGI to `id`; the session is recorded as one this port opened.
+pub(crate) async fn plogi(core: &CoreHandle, id: FcId) -> Result<RemotePort, NodeError> {
+    let config = core.config();
+    let reply = core
+        .els(id, &ElsRequest::Plogi(login_params(config, ElsCode::PLOGI)))
+        .await?;
+    let ElsReply::Login(acc) = reply else {
+        return Err(NodeError::Protocol(format!(
+            "PLOGI answered with {reply:?}"
+        )));
+    };
+    let remote = RemotePort {
+        port_id: id,
+        port_name: acc.port_name,
+        node_name: acc.node_name,
+        rx_size: acc.common.rx_data_field_size,
+        fcp: None,
+        originated: true,
+    };
+    core.sessions().insert(id, remote);
+    core.session_event(SessionEvent::Opened(remote));
+    Ok(remote)
 }
 
 /// True when the RSCN page covers `id` (FC-LS-3 §4.2.27: port, area, domain or fabric).
@@ -258,14 +351,7 @@ fn affects(page: &RscnPage, id: FcId) -> bool {
 /// PLOGI then PRLI to `id`; the session is recorded once PRLI is accepted.
 async fn port_login(core: &CoreHandle, id: FcId) -> Result<(), NodeError> {
     let config = core.config();
-    let reply = core
-        .els(id, &ElsRequest::Plogi(login_params(config, ElsCode::PLOGI)))
-        .await?;
-    let ElsReply::Login(acc) = reply else {
-        return Err(NodeError::Protocol(format!(
-            "PLOGI answered with {reply:?}"
-        )));
-    };
+    let mut remote = plogi(core, id).await?;
     let prli = ElsRequest::Prli(PrliRepr::single(
         ElsCode::PRLI,
         PrliPage::fcp_request(fcp_params(config)),
@@ -285,15 +371,10 @@ async fn port_login(core: &CoreHandle, id: FcId) -> Result<(), NodeError> {
             page.response_code
         )));
     }
-    let remote = RemotePort {
-        port_id: id,
-        port_name: acc.port_name,
-        node_name: acc.node_name,
-        rx_size: acc.common.rx_data_field_size,
-        fcp: Some(page.service_params),
-    };
-    tracing::info!(target_id = %id, port_name = %acc.port_name, "port login");
+    remote.fcp = Some(page.service_params);
+    tracing::info!(target_id = %id, port_name = %remote.port_name, "port login");
     core.sessions().insert(id, remote);
+    core.session_event(SessionEvent::Opened(remote));
     Ok(())
 }
 
@@ -318,5 +399,22 @@ mod tests {
         assert!(affects(&page(2, FcId::from_parts(1, 9, 9)), id));
         assert!(!affects(&page(2, FcId::from_parts(2, 2, 0)), id));
         assert!(affects(&page(3, FcId::from_parts(9, 9, 9)), id));
+    }
+
+    #[test]
+    fn test_registrations_merge_by_type() {
+        let vendor = Registration {
+            fc4_type: 0xE0,
+            features: Fc4Features::from_bits_retain(0x10),
+        };
+        let fcp_target = Registration {
+            fc4_type: TYPE_FCP,
+            features: Fc4Features::TARGET,
+        };
+        let m = fc4_registrations(true, false, &[vendor, fcp_target]);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[&TYPE_FCP], Fc4Features::INITIATOR | Fc4Features::TARGET);
+        assert_eq!(m[&0xE0], Fc4Features::from_bits_retain(0x10));
+        assert!(fc4_registrations(false, false, &[]).is_empty());
     }
 }

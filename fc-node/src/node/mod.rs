@@ -5,16 +5,27 @@
 //!  Node handle ── commands ──► core ◄── link (fabric::link) ──► switch port
 //!   exchange(): Exchange ◄─ per-exchange events ─┤
 //!                                                ├─ ELS requests from peers: answered here (els)
-//!                                                ├─ FCP_CMND: the FCP target (fcp::target)
+//!                                                ├─ exchanges peers open: FC-4 services (service)
 //!                                                └─ notices (RSCN, LOGO, link) ──► manager
+//!   events(): NodeEvent ◄── state, RSCN, sessions ┘
 //! ```
 //!
 //! The protocol state stays sans-IO: frames and time go into the [`ExchangeManager`], and the
 //! ELS answers are pure functions of the request and the session table ([`els`]). The core
-//! only moves frames, timers and channel messages. The manager runs the login procedure as
-//! ordinary async code on top of [`Node::exchange`]: FLOGI, name server registration, SCR,
-//! and, for an initiator, GID_FT discovery with PLOGI/PRLI to each target; it runs it again
-//! when the link comes back, and rediscovers on RSCN or a target's LOGO.
+//! only moves frames, timers and channel messages; it reads the time from the [`Clock`] of its
+//! [`NodeConfig`] and numbers its exchanges from the config's seed, so that the same inputs
+//! give the same frames. Exchanges that peers open go to the [`Service`]s the node was
+//! spawned with ([`service`]: by TYPE, ELS command code, CT GS_TYPE/GS_Subtype; FCP's target
+//! is one of them). The manager runs the login procedure as ordinary async code on top of
+//! [`Node::exchange`]: FLOGI, name server registration of every FC-4 TYPE and feature the
+//! node serves and its symbolic name, SCR, and only then reports the port online; as an FCP
+//! initiator it then does GID_FT discovery with PLOGI/PRLI to each target; it runs it all
+//! again when the link comes back, and rediscovers on RSCN or a target's LOGO.
+//!
+//! Sessions have two sides: those this port opened (PLOGI/PRLI to a target it discovered) and
+//! those peers opened with it (a host logging in to a target). An RSCN or a discovery round
+//! only touches the first kind, so a dual-role node (the controller: initiator to its arrays,
+//! target to its hosts) never tears down a host's image pair because the host's entry changed.
 //!
 //! A link that goes down fails every open exchange with [`NodeError::LinkDown`], drops every
 //! session, and the core reconnects with bounded exponential backoff.
@@ -30,15 +41,41 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use fabric::link::{Link, LinkTx, Received};
 use fc_frames::els::prli::FcpServiceParams;
-use fc_frames::els::{ElsError, ElsReply, ElsRequest, Logo, LsRjt};
+use fc_frames::els::{ElsError, ElsReply, ElsRequest, Logo, LsRjt, RscnPage};
 use fc_frames::{FCtl, FcId, FcType, FrameHeaderRepr, RCtl, Wwn};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::exchange::{self, Event, ExchangeError, ExchangeId, ExchangeManager, Outbound};
-use crate::fcp::target::Target;
+use service::Route;
 
 pub mod els;
 pub mod login;
+pub mod service;
+
+pub use service::{
+    Access, ChannelService, Context, Ended, Inbound, Registration, Request, Requests, Responder,
+    Service, ServiceKey, Services, SessionEnd, SessionEvent,
+};
+
+/// Events kept for a slow [`Node::events`] receiver before it lags.
+const EVENT_CAPACITY: usize = 1024;
+
+/// Where a node reads the time. The core never reads a clock of its own, so a test (or a
+/// capture replay) can drive it on virtual time.
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// Now.
+    fn now(&self) -> Instant;
+}
+
+/// tokio's clock: real time, or the paused virtual time of `tokio::time::pause`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock;
+
+impl Clock for TokioClock {
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+}
 
 /// How a node gets a link to its switch port: called again after every link loss.
 pub trait Connector: Send + 'static {
@@ -67,7 +104,8 @@ pub struct NodeConfig {
     pub symbolic_name: String,
     /// FCP initiator function: discover targets and log in to them.
     pub initiator: bool,
-    /// FCP target function: accept PRLI and serve FCP_CMND (needs a [`Target`]).
+    /// FCP target function: accept PRLI as a target and serve FCP_CMND (needs the FCP target
+    /// among the node's [`Services`]).
     pub target: bool,
     /// Exchange manager tunables (E_D_TOV, R_A_TOV, bounds).
     pub exchange: exchange::Config,
@@ -77,6 +115,11 @@ pub struct NodeConfig {
     pub reconnect_min: Duration,
     /// Longest wait between reconnection attempts.
     pub reconnect_max: Duration,
+    /// Where the core reads the time.
+    pub clock: Arc<dyn Clock>,
+    /// Seed of the exchange IDs: each link's first OX_ID is drawn from it and the link's
+    /// number, so equal seeds give equal frames.
+    pub seed: u64,
 }
 
 impl NodeConfig {
@@ -93,7 +136,19 @@ impl NodeConfig {
             els_timeout: Duration::from_secs(20),
             reconnect_min: Duration::from_millis(50),
             reconnect_max: Duration::from_secs(2),
+            clock: Arc::new(TokioClock),
+            seed: port_name.to_u64(),
         }
+    }
+
+    /// The first exchange ID of link `generation` (splitmix64 of the seed and the generation).
+    fn xid_seed(&self, generation: u64) -> u16 {
+        let mut z = self
+            .seed
+            .wrapping_add(generation.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) as u16
     }
 }
 
@@ -132,6 +187,17 @@ impl NodeState {
     }
 }
 
+/// What a node's user hears of ([`Node::events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// The port's state changed.
+    State(NodeState),
+    /// An RSCN arrived (FC-LS-3 §4.2.27) with these pages.
+    Rscn(Vec<RscnPage>),
+    /// A session opened or closed.
+    Session(SessionEvent),
+}
+
 /// Another N_Port this port is logged in with (PLOGI, either way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemotePort {
@@ -145,6 +211,9 @@ pub struct RemotePort {
     pub rx_size: u16,
     /// Its FCP service parameters, once an FCP image pair is established (PRLI).
     pub fcp: Option<FcpServiceParams>,
+    /// True when this port opened the session (PLOGI, and PRLI, to a port it discovered);
+    /// false when the other port logged in with us.
+    pub originated: bool,
 }
 
 impl RemotePort {
@@ -216,7 +285,7 @@ impl Sequence {
     }
 }
 
-enum XEvent {
+pub(crate) enum XEvent {
     Started(ExchangeId),
     Sequence(Sequence),
     Failed(NodeError),
@@ -302,7 +371,7 @@ pub(crate) enum Notice {
     LoggedOut(FcId),
 }
 
-enum Command {
+pub(crate) enum Command {
     Originate {
         d_id: FcId,
         fc_type: FcType,
@@ -324,15 +393,25 @@ enum Command {
     LoggedIn {
         generation: u64,
         port_id: FcId,
-        fabric_name: Wwn,
         max_payload: usize,
     },
-    /// The FCP target finished (part of) a command: sequences to send on a responder exchange.
-    Respond {
+    /// Registered with the name server: the port is online.
+    Online {
         generation: u64,
-        id: ExchangeId,
+        port_id: FcId,
+        fabric_name: Wwn,
+    },
+    /// A service's answer: sequences to send on an exchange a peer opened.
+    Respond {
+        x: Inbound,
         seqs: Vec<Outbound>,
     },
+    /// A service aborts an exchange a peer opened.
+    AbortInbound {
+        x: Inbound,
+    },
+    /// The manager changed a session: the services hear of it.
+    Session(SessionEvent),
     Shutdown,
 }
 
@@ -344,6 +423,9 @@ struct Shared {
     discoveries: watch::Sender<u64>,
     sessions: Mutex<BTreeMap<FcId, RemotePort>>,
     counters: Mutex<NodeCounters>,
+    events: broadcast::Sender<NodeEvent>,
+    /// What the node's services register with the name server.
+    registrations: Vec<Registration>,
 }
 
 impl Shared {
@@ -354,6 +436,15 @@ impl Shared {
 
     fn counters(&self) -> MutexGuard<'_, NodeCounters> {
         self.counters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_state(&self, state: NodeState) {
+        self.state.send_replace(state);
+        let _ = self.events.send(NodeEvent::State(state));
+    }
+
+    fn event(&self, event: NodeEvent) {
+        let _ = self.events.send(event);
     }
 }
 
@@ -372,10 +463,15 @@ pub struct NodeCounters {
     pub fabric_logins: u64,
     /// Exchanges that timed out.
     pub timeouts: u64,
-    /// FCP commands from ports without an FCP image pair, dropped (and the port sent LOGO).
-    pub fcp_without_login: u64,
-    /// FCP commands served.
-    pub fcp_commands: u64,
+    /// Exchanges opened by ports without the login their service needs (PLOGI, or an FCP
+    /// image pair): discarded, and the port sent LOGO.
+    pub without_login: u64,
+    /// Exchanges handed to services.
+    pub service_requests: u64,
+    /// Exchanges of a TYPE no service takes: discarded.
+    pub unserved: u64,
+    /// CT requests for a server this node does not have: FS_RJT.
+    pub ct_rejected: u64,
     /// Exchanges open now (originated or answered, including those being aborted).
     pub open_exchanges: u64,
 }
@@ -493,23 +589,36 @@ impl CoreHandle {
         &self,
         generation: u64,
         port_id: FcId,
-        fabric_name: Wwn,
         max_payload: usize,
     ) -> Result<(), NodeError> {
         self.send(Command::LoggedIn {
             generation,
             port_id,
-            fabric_name,
             max_payload,
         })
     }
 
-    pub(crate) fn respond(&self, generation: u64, id: ExchangeId, seqs: Vec<Outbound>) {
-        let _ = self.core.send(Command::Respond {
+    pub(crate) fn online(
+        &self,
+        generation: u64,
+        port_id: FcId,
+        fabric_name: Wwn,
+    ) -> Result<(), NodeError> {
+        self.send(Command::Online {
             generation,
-            id,
-            seqs,
-        });
+            port_id,
+            fabric_name,
+        })
+    }
+
+    pub(crate) fn registrations(&self) -> &[Registration] {
+        &self.shared.registrations
+    }
+
+    /// Tells the node's user and its services of a session change the manager made.
+    pub(crate) fn session_event(&self, event: SessionEvent) {
+        self.shared.event(NodeEvent::Session(event));
+        let _ = self.core.send(Command::Session(event));
     }
 
     pub(crate) fn sessions(&self) -> MutexGuard<'_, BTreeMap<FcId, RemotePort>> {
@@ -529,17 +638,21 @@ fn next_key() -> usize {
 
 impl Node {
     /// Starts a node: it connects with `connector`, logs in with the fabric, registers with
-    /// the name server and, as an initiator, logs in to every FCP target it may see. `target`
-    /// serves FCP commands when the node is a target. Must be called inside a tokio runtime.
-    pub fn spawn(config: NodeConfig, connector: impl Connector, target: Option<Target>) -> Node {
+    /// the name server what it serves and, as an FCP initiator, logs in to every FCP target it
+    /// may see. `services` take the exchanges peers open with it (see [`service`]). Must be
+    /// called inside a tokio runtime.
+    pub fn spawn(config: NodeConfig, connector: impl Connector, services: Services) -> Node {
         let (state, _) = watch::channel(NodeState::Connecting);
         let (discoveries, _) = watch::channel(0);
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let shared = Arc::new(Shared {
             config,
             state,
             discoveries,
             sessions: Mutex::new(BTreeMap::new()),
             counters: Mutex::new(NodeCounters::default()),
+            events,
+            registrations: services.registrations(),
         });
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (notice_tx, notice_rx) = mpsc::unbounded_channel();
@@ -547,7 +660,6 @@ impl Node {
             shared: shared.clone(),
             core: cmd_tx.clone(),
         };
-        let target = target.map(|t| t.start(handle.clone()));
         let core = Core {
             em: ExchangeManager::new(shared.config.exchange.clone()),
             shared: shared.clone(),
@@ -557,7 +669,9 @@ impl Node {
             waiters: HashMap::new(),
             pending: HashMap::new(),
             notices: notice_tx,
-            target,
+            services,
+            taken: HashMap::new(),
+            ended: Vec::new(),
             stopping: false,
         };
         tokio::spawn(core.run(cmd_rx, Box::new(connector)));
@@ -589,6 +703,19 @@ impl Node {
     /// A receiver that sees every state change.
     pub fn watch_state(&self) -> watch::Receiver<NodeState> {
         self.shared.state.subscribe()
+    }
+
+    /// What happens to the node from now on: state changes, RSCNs, sessions opened and closed
+    /// (a target's LOGO among them). A receiver that falls more than 1024 events behind
+    /// lags (`RecvError::Lagged`) and goes on from the oldest kept.
+    pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Logs in with the port `id` (PLOGI), as services other than FCP need before a peer
+    /// answers them; the session as the peer accepted it.
+    pub async fn plogi(&self, id: FcId) -> Result<RemotePort, NodeError> {
+        login::plogi(&self.handle(), id).await
     }
 
     /// The N_Port ID, when logged in with the fabric.
@@ -728,11 +855,19 @@ struct Core {
     /// Owner key → exchange ID, for sends and releases that raced the ID.
     pending: HashMap<usize, ExchangeId>,
     notices: mpsc::UnboundedSender<Notice>,
-    target: Option<crate::fcp::target::Running>,
+    services: Services,
+    /// Exchanges peers opened that a service took, by ID: which service.
+    taken: HashMap<ExchangeId, usize>,
+    /// Exchanges a service ended while it was called (scratch, emptied after each call).
+    ended: Vec<ExchangeId>,
     stopping: bool,
 }
 
 impl Core {
+    fn now(&self) -> Instant {
+        self.shared.config.clock.now()
+    }
+
     async fn run(
         mut self,
         mut cmds: mpsc::UnboundedReceiver<Command>,
@@ -786,7 +921,7 @@ impl Core {
         }
         self.link = None;
         self.fail_all(NodeError::Stopped);
-        self.shared.state.send_replace(NodeState::Stopped);
+        self.shared.set_state(NodeState::Stopped);
     }
 
     /// Runs one link until it goes down or the node stops.
@@ -794,13 +929,13 @@ impl Core {
         let Link { tx, mut rx } = link;
         self.generation += 1;
         self.em = ExchangeManager::new(exchange::Config {
-            xid_seed: (self.generation as u16).wrapping_mul(0x1000),
+            xid_seed: self.shared.config.xid_seed(self.generation),
             ..self.shared.config.exchange.clone()
         });
         self.link = Some(tx);
         self.handle.count(|c| c.links += 1);
         tracing::info!(port_name = %self.shared.config.port_name, generation = self.generation, "link up");
-        self.shared.state.send_replace(NodeState::LinkUp {
+        self.shared.set_state(NodeState::LinkUp {
             generation: self.generation,
         });
         let mut received = Vec::with_capacity(256);
@@ -812,7 +947,7 @@ impl Core {
                     if n == 0 {
                         break;
                     }
-                    let now = Instant::now();
+                    let now = self.now();
                     let mut frames = 0;
                     for r in received.drain(..) {
                         match r {
@@ -838,7 +973,8 @@ impl Core {
                     }
                 }
                 _ = sleep_until(deadline), if deadline.is_some() => {
-                    self.em.handle_timeout(Instant::now());
+                    let now = self.now();
+                    self.em.handle_timeout(now);
                 }
             }
             self.pump();
@@ -850,9 +986,17 @@ impl Core {
         self.link = None;
         self.fail_all(NodeError::LinkDown);
         self.handle.count(|c| c.open_exchanges = 0);
-        self.shared.sessions().clear();
+        let dropped: Vec<RemotePort> = std::mem::take(&mut *self.shared.sessions())
+            .into_values()
+            .collect();
+        for port in dropped {
+            self.session_changed(SessionEvent::Closed {
+                port,
+                reason: SessionEnd::LinkDown,
+            });
+        }
         if !self.stopping {
-            self.shared.state.send_replace(NodeState::Connecting);
+            self.shared.set_state(NodeState::Connecting);
         }
     }
 
@@ -861,8 +1005,19 @@ impl Core {
             let _ = tx.send(XEvent::Failed(e.clone()));
         }
         self.pending.clear();
-        if let Some(t) = &mut self.target {
-            t.clear();
+        let generation = self.generation;
+        for (id, i) in std::mem::take(&mut self.taken) {
+            if let Some(entry) = self.services.entries.get_mut(i) {
+                let x = Inbound {
+                    generation,
+                    id,
+                    peer: self
+                        .em
+                        .exchange(id)
+                        .map_or(FcId::UNIDENTIFIED, |info| info.peer),
+                };
+                entry.service.ended(x, Ended::LinkDown);
+            }
         }
     }
 
@@ -872,15 +1027,18 @@ impl Core {
                 let _ = events.send(XEvent::Failed(NodeError::LinkDown));
             }
             Command::Shutdown => self.stopping = true,
+            Command::Session(event) => self.tell_services(&event),
             Command::Send { .. }
             | Command::Release { .. }
             | Command::LoggedIn { .. }
-            | Command::Respond { .. } => {}
+            | Command::Online { .. }
+            | Command::Respond { .. }
+            | Command::AbortInbound { .. } => {}
         }
     }
 
     fn command(&mut self, cmd: Command) {
-        let now = Instant::now();
+        let now = self.now();
         match cmd {
             Command::Originate {
                 d_id,
@@ -927,39 +1085,49 @@ impl Core {
             Command::LoggedIn {
                 generation,
                 port_id,
-                fabric_name,
                 max_payload,
             } => {
                 if generation == self.generation {
                     self.em.set_local_id(port_id);
                     self.em.set_max_payload(max_payload);
                     self.handle.count(|c| c.fabric_logins += 1);
-                    self.shared.state.send_replace(NodeState::Online {
+                }
+            }
+            Command::Online {
+                generation,
+                port_id,
+                fabric_name,
+            } => {
+                if generation == self.generation && self.em.local_id() == port_id {
+                    self.shared.set_state(NodeState::Online {
                         generation,
                         port_id,
                         fabric_name,
                     });
                 }
             }
-            Command::Respond {
-                generation,
-                id,
-                seqs,
-            } => {
-                if !self
-                    .target
-                    .as_mut()
-                    .is_some_and(|t| t.complete(generation, id))
-                {
+            Command::Respond { x, seqs } => {
+                if x.generation != self.generation || !self.taken.contains_key(&x.id) {
+                    // The exchange ended meanwhile (time-out, ABTS, link loss).
                     return;
                 }
                 for seq in seqs {
-                    if self.em.send_sequence(now, id, seq).is_err() {
-                        // The exchange was aborted meanwhile (time-out, ABTS, link loss).
+                    let last = seq.last_sequence;
+                    if self.em.send_sequence(now, x.id, seq).is_err() {
+                        break;
+                    }
+                    if last {
+                        self.taken.remove(&x.id);
                         break;
                     }
                 }
             }
+            Command::AbortInbound { x } => {
+                if x.generation == self.generation && self.taken.remove(&x.id).is_some() {
+                    let _ = self.em.abort(now, x.id);
+                }
+            }
+            Command::Session(event) => self.tell_services(&event),
             Command::Shutdown => self.stopping = true,
         }
     }
@@ -1011,23 +1179,33 @@ impl Core {
                     }
                     return;
                 }
-                self.inbound(id, header, payload);
+                self.inbound(id, Sequence { header, payload });
             }
             Event::TimedOut { id } | Event::Overrun { id } | Event::AbortedByPeer { id } => {
-                let e = match ev {
+                let (e, why) = match ev {
                     Event::TimedOut { .. } => {
                         self.handle.count(|c| c.timeouts += 1);
-                        NodeError::TimedOut
+                        (NodeError::TimedOut, Ended::TimedOut)
                     }
-                    Event::Overrun { .. } => NodeError::Overrun,
-                    _ => NodeError::AbortedByPeer,
+                    Event::Overrun { .. } => (NodeError::Overrun, Ended::Overrun),
+                    _ => (NodeError::AbortedByPeer, Ended::AbortedByPeer),
                 };
                 if let Some((key, tx)) = self.waiters.remove(&id) {
                     let _ = tx.send(XEvent::Failed(e));
                     self.pending.remove(&key);
                 }
-                if let Some(t) = &mut self.target {
-                    t.forget(id);
+                if let Some(i) = self.taken.remove(&id) {
+                    let x = Inbound {
+                        generation: self.generation,
+                        id,
+                        peer: self
+                            .em
+                            .exchange(id)
+                            .map_or(FcId::UNIDENTIFIED, |info| info.peer),
+                    };
+                    if let Some(entry) = self.services.entries.get_mut(i) {
+                        entry.service.ended(x, why);
+                    }
                 }
             }
             Event::Aborted { id } => {
@@ -1035,51 +1213,105 @@ impl Core {
                     let _ = tx.send(XEvent::Failed(NodeError::TimedOut));
                     self.pending.remove(&key);
                 }
+                self.taken.remove(&id);
             }
         }
     }
 
-    /// A sequence of an exchange a peer opened.
-    fn inbound(&mut self, id: ExchangeId, header: FrameHeaderRepr, payload: Bytes) {
-        let now = Instant::now();
-        if header.fc_type == FcType::ELS && header.r_ctl == RCtl::ELS_REQUEST {
-            let answer = els::answer(&self.shared.config, &self.handle, &header, &payload);
-            if let Some(notice) = answer.notice {
-                let _ = self.notices.send(notice);
-            }
-            let _ = self.em.send_sequence(
-                now,
-                id,
-                Outbound::new(RCtl::ELS_REPLY, answer.reply.to_vec()).last(),
-            );
+    /// A sequence of an exchange a peer opened: to the service that took the exchange, or,
+    /// for a first sequence, by the routing table of [`service`].
+    fn inbound(&mut self, id: ExchangeId, seq: Sequence) {
+        let now = self.now();
+        let x = Inbound {
+            generation: self.generation,
+            id,
+            peer: seq.header.s_id,
+        };
+        if let Some(&i) = self.taken.get(&id) {
+            self.call(i, |service, cx| service.sequence(cx, x, seq));
             return;
         }
-        if header.fc_type == FcType::FCP {
-            let logged_in = self
-                .shared
-                .sessions()
-                .get(&header.s_id)
-                .is_some_and(RemotePort::is_fcp_initiator);
-            match &mut self.target {
-                Some(t) if logged_in || t.is_open(id) => {
-                    if let Some(seq) = t.sequence(id, &header, payload) {
-                        let _ = self.em.send_sequence(now, id, seq);
-                    }
-                    return;
+        match self.services.route(&seq.header, &seq.payload) {
+            Route::BuiltinEls => {
+                let answer =
+                    els::answer(&self.shared.config, &self.handle, &seq.header, &seq.payload);
+                let _ = self.em.send_sequence(
+                    now,
+                    id,
+                    Outbound::new(RCtl::ELS_REPLY, answer.reply.to_vec()).last(),
+                );
+                if let Some(Notice::Rscn(pages)) = &answer.notice {
+                    self.shared.event(NodeEvent::Rscn(pages.clone()));
                 }
-                _ => {
-                    // FC-LS-3: a frame from a port that is not logged in is discarded, and
-                    // the port is told with LOGO so that it logs in again.
-                    self.handle.count(|c| c.fcp_without_login += 1);
-                    let _ = self.em.abort(now, id);
-                    self.send_logo(now, header.s_id);
-                    return;
+                if let Some(notice) = answer.notice {
+                    let _ = self.notices.send(notice);
+                }
+                if let Some(event) = answer.session {
+                    self.session_changed(event);
                 }
             }
+            Route::CtReject(payload) => {
+                self.handle.count(|c| c.ct_rejected += 1);
+                let _ = self.em.send_sequence(
+                    now,
+                    id,
+                    Outbound::new(RCtl::SOLICITED_CONTROL, payload).last(),
+                );
+            }
+            Route::Discard => {
+                tracing::debug!(r_ctl = %seq.header.r_ctl, fc_type = %seq.header.fc_type, s_id = %seq.header.s_id, "exchange of a TYPE no service takes discarded");
+                self.handle.count(|c| c.unserved += 1);
+                let _ = self.em.discard(id);
+            }
+            Route::Service(i) => {
+                let access = self.services.entries.get(i).map(|e| e.access);
+                let allowed = access.is_some_and(|a| a.allows(self.shared.sessions().get(&x.peer)));
+                if !allowed {
+                    // FC-LS-3: a frame from a port that is not logged in is discarded, and
+                    // the port is told with LOGO so that it logs in again.
+                    self.handle.count(|c| c.without_login += 1);
+                    let _ = self.em.discard(id);
+                    self.send_logo(now, x.peer);
+                    return;
+                }
+                self.handle.count(|c| c.service_requests += 1);
+                self.taken.insert(id, i);
+                self.call(i, |service, cx| service.request(cx, x, seq));
+            }
         }
-        // Nothing else is served here: abort the exchange so it does not linger.
-        tracing::debug!(r_ctl = %header.r_ctl, fc_type = %header.fc_type, s_id = %header.s_id, "unserved exchange aborted");
-        let _ = self.em.abort(now, id);
+    }
+
+    /// Calls service `i` with a context on this core; forgets the exchanges it ended.
+    fn call(&mut self, i: usize, f: impl FnOnce(&mut dyn Service, &mut Context<'_>)) {
+        let Some(entry) = self.services.entries.get_mut(i) else {
+            return;
+        };
+        let sessions = self.shared.sessions();
+        let mut cx = Context {
+            em: &mut self.em,
+            now: self.shared.config.clock.now(),
+            generation: self.generation,
+            core: &self.handle.core,
+            sessions: &sessions,
+            ended: &mut self.ended,
+        };
+        f(entry.service.as_mut(), &mut cx);
+        drop(sessions);
+        for id in self.ended.drain(..) {
+            self.taken.remove(&id);
+        }
+    }
+
+    /// A session changed here (an ELS answer, link loss): the user and the services hear.
+    fn session_changed(&mut self, event: SessionEvent) {
+        self.shared.event(NodeEvent::Session(event));
+        self.tell_services(&event);
+    }
+
+    fn tell_services(&mut self, event: &SessionEvent) {
+        for entry in &mut self.services.entries {
+            entry.service.session(event);
+        }
     }
 
     fn send_logo(&mut self, now: Instant, to: FcId) {
