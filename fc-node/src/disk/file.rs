@@ -1,28 +1,52 @@
 //! [`FileLun`]: a logical unit stored in a file.
 //!
-//! The file is created sparse to the configured size (`set_len`); I/O is positioned
-//! (`pread`/`pwrite` through [`FileExt`], which loop on short transfers and `EINTR`). A write with
-//! FUA and SYNCHRONIZE CACHE call `fdatasync` before they return, so data they acknowledge
-//! survives a crash of the process or the host. Deallocation writes zeros.
+//! The file is created sparse to the configured size (`set_len`). I/O runs on tokio's blocking
+//! pool: each operation is one `spawn_blocking` call doing positioned `pread`/`pwrite`
+//! ([`FileExt`], which loops on short transfers and `EINTR`) on an `Arc<File>`, so no runtime
+//! thread ever waits for the disk and any number of commands are in flight at once. A write
+//! with FUA and SYNCHRONIZE CACHE call `fdatasync` before they return, so data they acknowledge
+//! survives a crash of the process or the host.
+//!
+//! Deallocation (UNMAP, WRITE SAME with UNMAP) punches a hole in the file
+//! (`fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`), so the blocks' storage is given
+//! back to the filesystem and they read back as zeros: the thin provisioning that VPD page 0xB2
+//! reports is real. Only when the filesystem says hole punching is not supported (`EOPNOTSUPP`)
+//! are zeros written instead; each such fallback is counted ([`FileLun::zero_fills`]) and
+//! logged.
+//!
+//! A blocking-pool call cannot be cancelled once it runs: a dropped write future leaves its
+//! `pwrite` to finish. Every medium-changing call holds a ticket until it returns, and
+//! [`BlockDevice::settle`] waits for the tickets taken before it, which is how an aborted
+//! task is known to have stopped changing the medium.
 
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rustix::fs::FallocateFlags;
+use tokio::sync::Notify;
 
 use crate::scsi::device::{check_blocks, check_range};
 use crate::scsi::{BlockDevice, DeviceError, Tier};
 
-/// Largest zero buffer written at once when deallocating.
+/// Largest zero buffer written at once when hole punching is not supported.
 const ZERO_CHUNK: u64 = 1 << 20;
 
 /// A block device backed by a regular file.
 #[derive(Debug)]
 pub struct FileLun {
-    file: File,
+    file: Arc<File>,
     block_size: u32,
-    blocks: u64,
+    blocks: AtomicU64,
     tier: Tier,
+    in_flight: Arc<InFlight>,
+    zero_fills: Arc<AtomicU64>,
 }
 
 impl FileLun {
@@ -36,12 +60,7 @@ impl FileLun {
             .open(path)?;
         file.set_len(len)?;
         file.sync_all()?;
-        Ok(FileLun {
-            file,
-            block_size,
-            blocks,
-            tier,
-        })
+        Ok(FileLun::from_file(file, blocks, block_size, tier))
     }
 
     /// Opens an existing file; its length must be a non-zero whole number of blocks.
@@ -57,12 +76,8 @@ impl FileLun {
                 ),
             ));
         }
-        Ok(FileLun {
-            file,
-            block_size,
-            blocks: len / u64::from(block_size),
-            tier,
-        })
+        let blocks = len / u64::from(block_size);
+        Ok(FileLun::from_file(file, blocks, block_size, tier))
     }
 
     /// Opens the file if it exists, growing it (sparse) to `blocks` blocks if it is shorter;
@@ -95,17 +110,60 @@ impl FileLun {
             file.set_len(len)?;
             file.sync_all()?;
         }
-        Ok(FileLun {
-            file,
-            block_size,
-            blocks,
-            tier,
-        })
+        Ok(FileLun::from_file(file, blocks, block_size, tier))
     }
 
-    /// Byte offset of `lba`; in range once the range check passed.
-    fn offset(&self, lba: u64) -> u64 {
-        lba * u64::from(self.block_size)
+    fn from_file(file: File, blocks: u64, block_size: u32, tier: Tier) -> FileLun {
+        FileLun {
+            file: Arc::new(file),
+            block_size,
+            blocks: AtomicU64::new(blocks),
+            tier,
+            in_flight: Arc::default(),
+            zero_fills: Arc::default(),
+        }
+    }
+
+    /// Grows the LUN (sparse) to `blocks` blocks. Shrinking is refused: it would lose data.
+    /// The engine reports the change to initiators as CAPACITY DATA HAS CHANGED.
+    pub fn grow(&self, blocks: u64) -> io::Result<()> {
+        let len = byte_len(blocks, self.block_size)?;
+        if blocks < self.block_count() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a file LUN only grows",
+            ));
+        }
+        self.file.set_len(len)?;
+        self.file.sync_all()?;
+        self.blocks.store(blocks, Ordering::Release);
+        Ok(())
+    }
+
+    /// Deallocations that wrote zeros because the filesystem cannot punch holes.
+    pub fn zero_fills(&self) -> u64 {
+        self.zero_fills.load(Ordering::Relaxed)
+    }
+
+    /// Runs `op` on the blocking pool; `changes_medium` makes [`BlockDevice::settle`] wait for
+    /// it even when its future is dropped.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        changes_medium: bool,
+        op: impl FnOnce(&File) -> Result<T, DeviceError> + Send + 'static,
+    ) -> Result<T, DeviceError> {
+        let file = self.file.clone();
+        let ticket = changes_medium.then(|| self.in_flight.begin());
+        let job = tokio::task::spawn_blocking(move || {
+            let r = op(&file);
+            drop(ticket);
+            r
+        });
+        match job.await {
+            Ok(r) => r,
+            // The closure panicked (a bug) or the runtime is shutting down.
+            Err(e) => Err(DeviceError::Blocking(io::Error::other(e))),
+        }
     }
 }
 
@@ -122,60 +180,167 @@ fn byte_len(blocks: u64, block_size: u32) -> io::Result<u64> {
         })
 }
 
+#[async_trait]
 impl BlockDevice for FileLun {
     fn block_size(&self) -> u32 {
         self.block_size
     }
 
     fn block_count(&self) -> u64 {
-        self.blocks
+        self.blocks.load(Ordering::Acquire)
     }
 
     fn tier(&self) -> Tier {
         self.tier
     }
 
-    fn read(&self, lba: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
-        check_range(lba, buf.len(), self.block_size, self.blocks)?;
-        self.file
-            .read_exact_at(buf, self.offset(lba))
-            .map_err(|source| DeviceError::Read { lba, source })
-    }
-
-    fn write(&self, lba: u64, buf: &[u8], fua: bool) -> Result<(), DeviceError> {
-        check_range(lba, buf.len(), self.block_size, self.blocks)?;
-        self.file
-            .write_all_at(buf, self.offset(lba))
-            .map_err(|source| DeviceError::Write { lba, source })?;
-        if fua {
-            // SBC-3 (WRITE, FUA): the device server shall write the data to the medium before
-            // returning GOOD status.
-            self.file
-                .sync_data()
-                .map_err(|source| DeviceError::Write { lba, source })?;
-        }
-        Ok(())
-    }
-
-    fn flush(&self) -> Result<(), DeviceError> {
-        self.file.sync_data().map_err(DeviceError::Flush)
-    }
-
-    fn write_zeroes(&self, lba: u64, blocks: u64) -> Result<(), DeviceError> {
-        check_blocks(lba, blocks, self.blocks)?;
+    async fn read(&self, lba: u64, blocks: u64) -> Result<Bytes, DeviceError> {
+        check_blocks(lba, blocks, self.block_count())?;
         let bs = u64::from(self.block_size);
-        let per_chunk = (ZERO_CHUNK / bs).max(1);
-        let zeros = vec![0u8; (per_chunk * bs) as usize];
-        let mut at = lba;
-        let end = lba + blocks;
-        while at < end {
-            let n = per_chunk.min(end - at);
-            self.file
-                .write_all_at(&zeros[..(n * bs) as usize], self.offset(at))
-                .map_err(|source| DeviceError::Write { lba: at, source })?;
-            at += n;
+        // In range, so the product fits the file length, a u64; a buffer that does not fit in
+        // memory is refused by the engine's MAXIMUM TRANSFER LENGTH first.
+        let len = usize::try_from(blocks * bs).map_err(|_| DeviceError::OutOfRange { lba, blocks })?;
+        let offset = lba * bs;
+        self.blocking(false, move |file| {
+            let mut buf = vec![0; len];
+            file.read_exact_at(&mut buf, offset)
+                .map_err(|source| DeviceError::Read { lba, source })?;
+            Ok(Bytes::from(buf))
+        })
+        .await
+    }
+
+    async fn write(&self, lba: u64, data: Bytes, fua: bool) -> Result<(), DeviceError> {
+        check_range(lba, data.len(), self.block_size, self.block_count())?;
+        let offset = lba * u64::from(self.block_size);
+        self.blocking(true, move |file| {
+            file.write_all_at(&data, offset)
+                .map_err(|source| DeviceError::Write { lba, source })?;
+            if fua {
+                // SBC-3 (WRITE, FUA): the device server shall write the data to the medium
+                // before returning GOOD status.
+                file.sync_data()
+                    .map_err(|source| DeviceError::Write { lba, source })?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<(), DeviceError> {
+        self.blocking(false, |file| file.sync_data().map_err(DeviceError::Flush))
+            .await
+    }
+
+    async fn unmap(&self, lba: u64, blocks: u64) -> Result<(), DeviceError> {
+        check_blocks(lba, blocks, self.block_count())?;
+        if blocks == 0 {
+            return Ok(());
         }
-        Ok(())
+        let bs = u64::from(self.block_size);
+        let zero_fills = self.zero_fills.clone();
+        self.blocking(true, move |file| {
+            let (offset, len) = (lba * bs, blocks * bs);
+            match rustix::fs::fallocate(
+                file,
+                FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+                offset,
+                len,
+            ) {
+                Ok(()) => Ok(()),
+                Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
+                    let n = zero_fills.fetch_add(1, Ordering::Relaxed);
+                    if n == 0 {
+                        tracing::warn!(error = %e, "hole punching not supported here: unmapped blocks are written with zeros and keep their storage");
+                    } else {
+                        tracing::debug!(error = %e, lba, blocks, "unmap writes zeros");
+                    }
+                    write_zeros(file, lba, blocks, bs)
+                }
+                Err(e) => Err(DeviceError::Write {
+                    lba,
+                    source: e.into(),
+                }),
+            }
+        })
+        .await
+    }
+
+    async fn settle(&self) {
+        self.in_flight.settle().await;
+    }
+}
+
+/// Writes zeros over `blocks` blocks from `lba`, a chunk at a time.
+fn write_zeros(file: &File, lba: u64, blocks: u64, bs: u64) -> Result<(), DeviceError> {
+    let per_chunk = (ZERO_CHUNK / bs).max(1);
+    let zeros = vec![0u8; (per_chunk.min(blocks) * bs) as usize];
+    let mut at = lba;
+    let end = lba + blocks;
+    while at < end {
+        let n = per_chunk.min(end - at);
+        file.write_all_at(&zeros[..(n * bs) as usize], at * bs)
+            .map_err(|source| DeviceError::Write { lba: at, source })?;
+        at += n;
+    }
+    Ok(())
+}
+
+/// The medium-changing blocking calls in progress, by ticket number.
+#[derive(Debug, Default)]
+struct InFlight {
+    ops: Mutex<Tickets>,
+    done: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Tickets {
+    next: u64,
+    live: BTreeSet<u64>,
+}
+
+/// Held by a blocking call until it returns.
+struct Ticket {
+    in_flight: Arc<InFlight>,
+    id: u64,
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tickets> {
+        // The set stays a valid set across a panic.
+        self.ops.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn begin(self: &Arc<Self>) -> Ticket {
+        let mut ops = self.lock();
+        let id = ops.next;
+        ops.next += 1;
+        ops.live.insert(id);
+        Ticket {
+            in_flight: self.clone(),
+            id,
+        }
+    }
+
+    /// Waits until every ticket taken before the call is returned.
+    async fn settle(&self) {
+        let upto = self.lock().next;
+        loop {
+            let done = self.done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if self.lock().live.range(..upto).next().is_none() {
+                return;
+            }
+            done.await;
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.in_flight.lock().live.remove(&self.id);
+        self.in_flight.done.notify_waiters();
     }
 }
 

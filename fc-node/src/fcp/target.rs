@@ -1,81 +1,121 @@
 //! The FCP target: FCP_CMND in, FCP_XFER_RDY / FCP_DATA / FCP_RSP out, with the SCSI work done
-//! by a [`ScsiEngine`] on a worker thread so that file I/O never stalls the port.
+//! by a shared [`ScsiEngine`]. Each command runs as its own tokio task, so a slow logical unit
+//! never holds up another, and the node core only ever takes the engine's table locks for a
+//! moment.
 //!
-//! - A command that moves data out gets one FCP_XFER_RDY for all of it (`FCP_DATA_RO` 0,
-//!   `FCP_BURST_LEN` what [`ScsiEngine::data_out_len`] says); the command runs when that
-//!   FCP_DATA sequence is complete. A command the engine will reject before reading data
-//!   (out of range, bad CDB, unit attention) gets no XFER_RDY: it ends at once in CHECK
-//!   CONDITION.
+//! - The I_T nexus of a command is the initiator's port name, from the node's session table.
+//!   The engine hears of nexuses from the ELS that make and end FCP image pairs: PRLI adds one
+//!   (a repeated PRLI first ends the old one: FCP-4 §6.3.3), PRLO, LOGO and a new PLOGI end
+//!   one, and so does the loss of the link. Ending a nexus aborts its tasks (SAM-5 I_T nexus
+//!   loss).
+//! - The command enters its logical unit's task set when FCP_CMND arrives (its tag is a
+//!   number this target gives the exchange), so task attributes order it by arrival. A command
+//!   that moves data out gets one FCP_XFER_RDY for all of it (`FCP_DATA_RO` 0, `FCP_BURST_LEN`
+//!   what [`ScsiEngine::data_out_len`] says) and runs when that FCP_DATA sequence is complete.
+//!   A command the engine rejects before reading data (out of range, bad CDB, unit attention)
+//!   gets no XFER_RDY: it ends at once in CHECK CONDITION.
 //! - Data-in goes as one FCP_DATA sequence with relative offsets, holding the sequence
 //!   initiative, then FCP_RSP ends the exchange.
-//! - An FCP_CMND that does not parse gets FCP_RSP with RSP_CODE "FCP_CMND fields invalid";
-//!   task management requests are answered "function complete" (nothing is queued here, so
-//!   there is nothing to abort or reset).
+//! - An FCP_CMND that does not parse gets FCP_RSP with RSP_CODE "FCP_CMND fields invalid".
+//!
+//! # Task management (FCP-4 §9.2.2.5, §12.3)
+//! FCP_CMND has no ABORT TASK flag: one command is aborted by the initiator's ABTS of its
+//! exchange. The exchange manager answers BA_ACC and frees the exchange; the node core tells
+//! the target ([`Running::forget`]), which aborts the engine's task: it sends nothing more.
+//!
+//! TASK MANAGEMENT FLAGS map to the engine's functions and are answered with FCP_RSP carrying
+//! an RSP_CODE once the tasks they name have ended:
+//!
+//! | flags | engine | RSP_CODE |
+//! |---|---|---|
+//! | ABORT TASK SET | [`ScsiEngine::abort_task_set`] | 00h complete, 09h incorrect LUN |
+//! | CLEAR TASK SET | [`ScsiEngine::clear_task_set`] | 00h complete, 09h incorrect LUN |
+//! | LOGICAL UNIT RESET | [`ScsiEngine::logical_unit_reset`] | 00h complete, 09h incorrect LUN |
+//! | TARGET RESET | [`ScsiEngine::target_reset`] | 00h complete |
+//! | CLEAR ACA, several flags, unknown bits | — | 04h not supported |
+//!
+//! The tasks a task management function aborts get no FCP_RSP. Their exchanges stay open
+//! here, silent: FCP-4 §12.3 has the initiator terminate each with the recovery abort
+//! protocol (ABTS), which the exchange manager accepts with BA_ACC; an exchange the initiator
+//! never aborts is aborted by this port when it outlives its responder time-out.
 
 use std::collections::HashMap;
-use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard};
-use std::thread;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use fc_frames::fcp::{FcpCmndRepr, FcpRspRepr, FcpXferRdyRepr, RspCode};
-use fc_frames::{FrameHeaderRepr, RCtl};
+use fc_frames::els::ElsCode;
+use fc_frames::fcp::{FcpCmndRepr, FcpRspRepr, FcpXferRdyRepr, RspCode, TmFlags};
+use fc_frames::scsi::Lun;
+use fc_frames::{FcId, FrameHeaderRepr, RCtl};
+use tracing::Instrument;
 
 use crate::exchange::{ExchangeId, Outbound};
-use crate::node::CoreHandle;
-use crate::scsi::{ScsiEngine, ScsiResponse};
+use crate::node::{CoreHandle, RemotePort};
+use crate::scsi::{Nexus, Outcome, ScsiCommand, ScsiEngine, ScsiResponse, Task, TmfError};
 
 /// An FCP target: the SCSI engine it serves. Hand it to [`Node::spawn`](crate::node::Node::spawn).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Target {
-    engine: Arc<Mutex<ScsiEngine>>,
+    engine: Arc<ScsiEngine>,
+    counters: Arc<Counters>,
+}
+
+/// What a target counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TargetCounters {
+    /// Commands that completed with a SCSI status (FCP_RSP sent).
+    pub commands: u64,
+    /// Commands aborted: by ABTS, by a task management function, by the loss of their nexus.
+    pub aborted: u64,
+    /// Task management functions answered.
+    pub task_management: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    commands: AtomicU64,
+    aborted: AtomicU64,
+    task_management: AtomicU64,
 }
 
 impl Target {
     /// A target serving `engine`'s logical units.
-    pub fn new(engine: ScsiEngine) -> Target {
+    pub fn new(engine: Arc<ScsiEngine>) -> Target {
         Target {
-            engine: Arc::new(Mutex::new(engine)),
+            engine,
+            counters: Arc::default(),
         }
     }
 
-    /// The engine, shared with the running target (to add LUNs or queue unit attentions).
-    pub fn engine(&self) -> Arc<Mutex<ScsiEngine>> {
+    /// The engine, shared with the running target (to add or remove LUNs, queue unit
+    /// attentions).
+    pub fn engine(&self) -> Arc<ScsiEngine> {
         self.engine.clone()
     }
 
-    pub(crate) fn start(self, core: CoreHandle) -> Running {
-        let (jobs, rx) = std_mpsc::channel::<Job>();
-        let engine = self.engine.clone();
-        let worker = thread::Builder::new()
-            .name("fcp-target".into())
-            .spawn(move || {
-                while let Ok(job) = rx.recv() {
-                    let response = lock(&engine).execute(
-                        job.cmd.lun,
-                        &job.cmd.full_cdb(),
-                        job.cmd.dl,
-                        &job.data_out,
-                    );
-                    core.count(|c| c.fcp_commands += 1);
-                    core.respond(job.generation, job.id, response_sequences(&response));
-                }
-            });
-        if let Err(e) = &worker {
-            tracing::error!(error = %e, "cannot start the FCP target worker");
-        }
-        Running {
-            engine: self.engine,
-            jobs,
-            open: HashMap::new(),
-            generation: 0,
+    /// What the target counted so far.
+    pub fn counters(&self) -> TargetCounters {
+        TargetCounters {
+            commands: self.counters.commands.load(Ordering::Relaxed),
+            aborted: self.counters.aborted.load(Ordering::Relaxed),
+            task_management: self.counters.task_management.load(Ordering::Relaxed),
         }
     }
-}
 
-fn lock(engine: &Mutex<ScsiEngine>) -> MutexGuard<'_, ScsiEngine> {
-    // The engine's state stays consistent across a panic in a device call: each command
-    // updates it only after the device returned.
-    engine.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn start(self, core: CoreHandle) -> Running {
+        Running {
+            engine: self.engine,
+            counters: self.counters,
+            core,
+            open: HashMap::new(),
+            nexuses: HashMap::new(),
+            generation: 0,
+            next_tag: 1,
+        }
+    }
 }
 
 /// FCP_DATA (if any, holding the initiative) then FCP_RSP (last).
@@ -96,28 +136,46 @@ fn rsp(r: FcpRspRepr) -> Outbound {
     Outbound::new(RCtl::COMMAND_STATUS, r.to_vec()).last()
 }
 
-struct Job {
-    generation: u64,
-    id: ExchangeId,
-    cmd: FcpCmndRepr,
-    data_out: Bytes,
+/// The RSP_CODE for a task management function's result.
+fn tmf_code(r: Result<usize, TmfError>) -> RspCode {
+    match r {
+        Ok(_) => RspCode::TMF_COMPLETE,
+        Err(TmfError::IncorrectLun(_)) => RspCode::TMF_INCORRECT_LUN,
+        #[allow(unreachable_patterns)]
+        Err(_) => RspCode::TMF_FAILED,
+    }
+}
+
+/// An engine task's name.
+#[derive(Debug, Clone, Copy)]
+struct TaskName {
+    nexus: Nexus,
+    lun: Lun,
+    tag: u64,
 }
 
 enum Open {
-    /// FCP_XFER_RDY sent; waiting for this many bytes of FCP_DATA.
-    AwaitingData(FcpCmndRepr),
-    /// With the worker.
-    Executing,
+    /// FCP_XFER_RDY sent; the task waits in its task set for the FCP_DATA.
+    AwaitingData(Task, TaskName),
+    /// Running as a tokio task (or aborted by a task management function, and silent).
+    Executing(TaskName),
+    /// A task management function in progress.
+    Tmf,
 }
 
 /// A target serving commands on a running node.
 pub(crate) struct Running {
-    engine: Arc<Mutex<ScsiEngine>>,
-    jobs: std_mpsc::Sender<Job>,
+    engine: Arc<ScsiEngine>,
+    counters: Arc<Counters>,
+    core: CoreHandle,
     open: HashMap<ExchangeId, Open>,
-    /// Bumped when the link goes down: exchange handles are per link, so the worker's answers
-    /// for an older link must not reach the new one.
+    /// The initiator ports the engine knows as nexuses, by N_Port ID.
+    nexuses: HashMap<FcId, Nexus>,
+    /// Bumped when the link goes down: exchange handles are per link, so the answers of
+    /// commands of an older link must not reach the new one.
     generation: u64,
+    /// The next task tag.
+    next_tag: u64,
 }
 
 impl Running {
@@ -127,7 +185,7 @@ impl Running {
     }
 
     /// A sequence of an FCP exchange from an initiator with an image pair; what to send at
-    /// once, if anything (the rest comes from the worker).
+    /// once, if anything (the rest comes from the command's task).
     pub(crate) fn sequence(
         &mut self,
         id: ExchangeId,
@@ -135,8 +193,9 @@ impl Running {
         payload: Bytes,
     ) -> Option<Outbound> {
         match self.open.remove(&id) {
-            Some(Open::AwaitingData(cmd)) if header.r_ctl == RCtl::SOLICITED_DATA => {
-                self.dispatch(id, cmd, payload);
+            Some(Open::AwaitingData(mut task, name)) if header.r_ctl == RCtl::SOLICITED_DATA => {
+                task.set_data_out(payload);
+                self.spawn(id, task, name);
                 None
             }
             Some(other) => {
@@ -145,7 +204,9 @@ impl Running {
                 tracing::debug!(%id, r_ctl = %header.r_ctl, "unexpected FCP sequence dropped");
                 None
             }
-            None if header.r_ctl == RCtl::UNSOLICITED_COMMAND => self.command(id, &payload),
+            None if header.r_ctl == RCtl::UNSOLICITED_COMMAND => {
+                self.command(id, header.s_id, &payload)
+            }
             None => {
                 tracing::debug!(%id, r_ctl = %header.r_ctl, "FCP sequence for no command");
                 None
@@ -153,7 +214,18 @@ impl Running {
         }
     }
 
-    fn command(&mut self, id: ExchangeId, payload: &[u8]) -> Option<Outbound> {
+    /// The nexus of the initiator at `s_id`: known, or made known from the session table.
+    fn nexus(&mut self, s_id: FcId) -> Option<Nexus> {
+        if let Some(&n) = self.nexuses.get(&s_id) {
+            return Some(n);
+        }
+        let n = Nexus::new(self.core.sessions().get(&s_id)?.port_name);
+        self.engine.add_nexus(n);
+        self.nexuses.insert(s_id, n);
+        Some(n)
+    }
+
+    fn command(&mut self, id: ExchangeId, s_id: FcId, payload: &[u8]) -> Option<Outbound> {
         let cmd = match FcpCmndRepr::parse(payload) {
             Ok(cmd) => cmd,
             Err(e) => {
@@ -161,47 +233,168 @@ impl Running {
                 return Some(rsp(FcpRspRepr::rsp_code(RspCode::CMND_FIELDS_INVALID)));
             }
         };
+        let Some(nexus) = self.nexus(s_id) else {
+            tracing::debug!(%id, %s_id, "FCP_CMND from a port with no session");
+            return None;
+        };
         if cmd.is_task_management() {
-            return Some(rsp(FcpRspRepr::rsp_code(RspCode::TMF_COMPLETE)));
+            return self.task_management(id, nexus, &cmd);
         }
-        let out = lock(&self.engine).data_out_len(cmd.lun, &cmd.full_cdb(), cmd.dl);
-        if out > 0 {
-            self.open.insert(id, Open::AwaitingData(cmd));
+        let cdb = Bytes::copy_from_slice(&cmd.full_cdb());
+        let out = self.engine.data_out_len(nexus, cmd.lun, &cdb, cmd.dl);
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        let name = TaskName {
+            nexus,
+            lun: cmd.lun,
+            tag,
+        };
+        let task = self.engine.enter(
+            ScsiCommand::new(nexus, cmd.lun, cdb, cmd.dl)
+                .with_tag(tag)
+                .with_attribute(cmd.task_attribute),
+        );
+        if out > 0 && !task.is_done() {
+            self.open.insert(id, Open::AwaitingData(task, name));
             let xfer = FcpXferRdyRepr {
                 data_ro: 0,
                 burst_len: out,
             };
             return Some(Outbound::new(RCtl::DATA_DESCRIPTOR, xfer.to_vec()));
         }
-        self.dispatch(id, cmd, Bytes::new());
+        self.spawn(id, task, name);
         None
     }
 
-    fn dispatch(&mut self, id: ExchangeId, cmd: FcpCmndRepr, data_out: Bytes) {
-        self.open.insert(id, Open::Executing);
-        let job = Job {
-            generation: self.generation,
-            id,
-            cmd,
-            data_out,
+    /// Runs `task` as its own tokio task; its answer goes out through the core.
+    fn spawn(&mut self, id: ExchangeId, task: Task, name: TaskName) {
+        self.open.insert(id, Open::Executing(name));
+        let core = self.core.clone();
+        let counters = self.counters.clone();
+        let generation = self.generation;
+        let span = tracing::debug_span!("fcp_task", %id, lun = %name.lun, tag = name.tag);
+        tokio::spawn(
+            async move {
+                match task.run().await {
+                    Outcome::Response(r) => {
+                        counters.commands.fetch_add(1, Ordering::Relaxed);
+                        core.count(|c| c.fcp_commands += 1);
+                        core.respond(generation, id, response_sequences(&r));
+                    }
+                    Outcome::Aborted => {
+                        counters.aborted.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!("task aborted: no FCP_RSP");
+                    }
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    /// A task management request: started now, answered when its tasks have ended.
+    fn task_management(
+        &mut self,
+        id: ExchangeId,
+        nexus: Nexus,
+        cmd: &FcpCmndRepr,
+    ) -> Option<Outbound> {
+        let e = &self.engine;
+        let lun = cmd.lun;
+        type Tmf = Pin<Box<dyn Future<Output = Result<usize, TmfError>> + Send>>;
+        let tmf: Tmf = match cmd.tm_flags {
+            f if f == TmFlags::ABORT_TASK_SET => Box::pin(e.abort_task_set(nexus, lun)),
+            f if f == TmFlags::CLEAR_TASK_SET => Box::pin(e.clear_task_set(nexus, lun)),
+            f if f == TmFlags::LOGICAL_UNIT_RESET => Box::pin(e.logical_unit_reset(nexus, lun)),
+            f if f == TmFlags::TARGET_RESET => {
+                let reset = e.target_reset(nexus);
+                Box::pin(async move { Ok(reset.await) })
+            }
+            // CLEAR ACA (no ACA is ever established), several functions at once, reserved
+            // bits: FCP-4 Table 31, TASK MANAGEMENT FUNCTION NOT SUPPORTED.
+            other => {
+                tracing::debug!(%id, flags = ?other, "task management function not supported");
+                self.counters.task_management.fetch_add(1, Ordering::Relaxed);
+                return Some(rsp(FcpRspRepr::rsp_code(RspCode::TMF_NOT_SUPPORTED)));
+            }
         };
-        if self.jobs.send(job).is_err() {
-            self.open.remove(&id);
+        tracing::debug!(%id, %nexus, %lun, flags = ?cmd.tm_flags, "task management function");
+        self.open.insert(id, Open::Tmf);
+        let core = self.core.clone();
+        let counters = self.counters.clone();
+        let generation = self.generation;
+        tokio::spawn(async move {
+            let code = tmf_code(tmf.await);
+            counters.task_management.fetch_add(1, Ordering::Relaxed);
+            core.respond(generation, id, vec![rsp(FcpRspRepr::rsp_code(code))]);
+        });
+        None
+    }
+
+    /// Aborts the engine's side of an exchange that is gone.
+    fn abort(&mut self, open: Open) {
+        match open {
+            Open::AwaitingData(task, _) => {
+                // Dropping it takes it out of its task set; it never ran.
+                drop(task);
+                self.counters.aborted.fetch_add(1, Ordering::Relaxed);
+            }
+            Open::Executing(n) => {
+                // The abort takes effect now; nobody waits for it (the exchange is gone).
+                tokio::spawn(self.engine.abort_task(n.nexus, n.lun, n.tag));
+            }
+            Open::Tmf => {}
         }
     }
 
-    /// The exchange ended or was aborted.
+    /// The exchange ended or was aborted (ABTS from the initiator: FCP-4's ABORT TASK; our
+    /// time-out): its task is aborted.
     pub(crate) fn forget(&mut self, id: ExchangeId) {
-        self.open.remove(&id);
+        if let Some(open) = self.open.remove(&id) {
+            self.abort(open);
+        }
     }
 
-    /// The link went down: every exchange is gone.
+    /// The link went down: every exchange is gone, and with the sessions every I_T nexus.
     pub(crate) fn clear(&mut self) {
-        self.open.clear();
+        for (_, open) in std::mem::take(&mut self.open) {
+            self.abort(open);
+        }
+        for (_, nexus) in self.nexuses.drain() {
+            tokio::spawn(self.engine.remove_nexus(nexus));
+        }
         self.generation += 1;
     }
 
-    /// The worker's answer for `id` of link `generation` may go out: removes the command.
+    /// An ELS `request` from `s_id` was answered: a PRLI, PRLO, LOGO or PLOGI may have made
+    /// or ended an FCP image pair, which is an I_T nexus to the engine.
+    pub(crate) fn els_answered(&mut self, s_id: FcId, request: &[u8]) {
+        let code = ElsCode(request.first().copied().unwrap_or(0));
+        let now = self
+            .core
+            .sessions()
+            .get(&s_id)
+            .filter(|r| r.is_fcp_initiator())
+            .map(|r: &RemotePort| Nexus::new(r.port_name));
+        let before = self.nexuses.get(&s_id).copied();
+        // FCP-4 §6.3.3: a PRLI that repeats an image pair ends the old one first (its tasks
+        // are aborted, as for PRLO).
+        let relogin = code == ElsCode::PRLI && now.is_some() && now == before;
+        if before == now && !relogin {
+            return;
+        }
+        if let Some(old) = before {
+            tracing::debug!(%s_id, nexus = %old, els = %code, "I_T nexus ended");
+            self.nexuses.remove(&s_id);
+            tokio::spawn(self.engine.remove_nexus(old));
+        }
+        if let Some(new) = now {
+            tracing::debug!(%s_id, nexus = %new, "I_T nexus made");
+            self.engine.add_nexus(new);
+            self.nexuses.insert(s_id, new);
+        }
+    }
+
+    /// The answer for `id` of link `generation` may go out: removes the command.
     pub(crate) fn complete(&mut self, generation: u64, id: ExchangeId) -> bool {
         generation == self.generation && self.open.remove(&id).is_some()
     }

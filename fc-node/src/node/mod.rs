@@ -1044,6 +1044,9 @@ impl Core {
         let now = Instant::now();
         if header.fc_type == FcType::ELS && header.r_ctl == RCtl::ELS_REQUEST {
             let answer = els::answer(&self.shared.config, &self.handle, &header, &payload);
+            if let Some(t) = &mut self.target {
+                t.els_answered(header.s_id, &payload);
+            }
             if let Some(notice) = answer.notice {
                 let _ = self.notices.send(notice);
             }
