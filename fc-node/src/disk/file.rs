@@ -346,7 +346,18 @@ impl Drop for Ticket {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
 
     #[test]
     fn test_create_is_sparse_and_sized() {
@@ -358,7 +369,6 @@ mod tests {
         assert_eq!(lun.tier(), Tier::FastHdd);
         let md = std::fs::metadata(&p).unwrap();
         assert_eq!(md.len(), 512 << 20);
-        use std::os::unix::fs::MetadataExt;
         // 512 MiB apparent size, next to nothing allocated.
         assert!(md.blocks() * 512 < 1 << 20, "allocated {}", md.blocks());
         // create refuses to clobber.
@@ -367,27 +377,81 @@ mod tests {
 
     #[test]
     fn test_data_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("lun");
-        let data: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
-        {
-            let lun = FileLun::create(&p, 64, 512, Tier::Ssd).unwrap();
-            lun.write(10, &data, true).unwrap();
-            lun.write(63, &[0x5A; 512], false).unwrap();
-            lun.flush().unwrap();
-        }
-        let lun = FileLun::open(&p, 512, Tier::Ssd).unwrap();
-        assert_eq!(lun.block_count(), 64);
-        let mut back = vec![0; 4096];
-        lun.read(10, &mut back).unwrap();
-        assert_eq!(back, data);
-        let mut last = [0; 512];
-        lun.read(63, &mut last).unwrap();
-        assert_eq!(last, [0x5A; 512]);
-        lun.write_zeroes(10, 4).unwrap();
-        lun.read(10, &mut back).unwrap();
-        assert!(back[..2048].iter().all(|&b| b == 0));
-        assert_eq!(back[2048..], data[2048..]);
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("lun");
+            let data: Bytes = (0..4096u32).map(|i| (i * 7) as u8).collect::<Vec<u8>>().into();
+            {
+                let lun = FileLun::create(&p, 64, 512, Tier::Ssd).unwrap();
+                lun.write(10, data.clone(), true).await.unwrap();
+                lun.write(63, Bytes::from_static(&[0x5A; 512]), false)
+                    .await
+                    .unwrap();
+                lun.flush().await.unwrap();
+            }
+            let lun = FileLun::open(&p, 512, Tier::Ssd).unwrap();
+            assert_eq!(lun.block_count(), 64);
+            assert_eq!(lun.read(10, 8).await.unwrap(), data);
+            assert_eq!(
+                lun.read(63, 1).await.unwrap(),
+                Bytes::from_static(&[0x5A; 512])
+            );
+            lun.unmap(10, 4).await.unwrap();
+            let back = lun.read(10, 8).await.unwrap();
+            assert!(back[..2048].iter().all(|&b| b == 0));
+            assert_eq!(back[2048..], data[2048..]);
+        });
+    }
+
+    /// UNMAP punches a hole: a LUN written full gives its storage back, reads zeros where it
+    /// was unmapped, keeps its length, and keeps the data around the hole.
+    #[test]
+    fn test_unmap_punches_holes() {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("thin");
+            let lun = FileLun::create(&p, 2048, 4096, Tier::Ssd).unwrap();
+            let chunk = Bytes::from(vec![0xC3; 1 << 20]);
+            for lba in (0..2048).step_by(256) {
+                lun.write(lba, chunk.clone(), false).await.unwrap();
+            }
+            lun.flush().await.unwrap();
+            let full = std::fs::metadata(&p).unwrap().blocks() * 512;
+            assert!(full >= 8 << 20, "written full: {full} bytes allocated");
+            lun.unmap(1, 2046).await.unwrap();
+            lun.flush().await.unwrap();
+            let md = std::fs::metadata(&p).unwrap();
+            assert_eq!(md.len(), 8 << 20, "KEEP_SIZE");
+            if lun.zero_fills() == 0 {
+                assert!(
+                    md.blocks() * 512 <= 1 << 20,
+                    "after UNMAP {} bytes still allocated",
+                    md.blocks() * 512
+                );
+            }
+            assert!(lun.read(1, 2046).await.unwrap().iter().all(|&b| b == 0));
+            assert!(lun.read(0, 1).await.unwrap().iter().all(|&b| b == 0xC3));
+            assert!(lun.read(2047, 1).await.unwrap().iter().all(|&b| b == 0xC3));
+        });
+    }
+
+    /// A write whose future is dropped while its `pwrite` runs still lands, and `settle`
+    /// returns only after it has.
+    #[test]
+    fn test_settle_waits_for_dropped_writes() {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let lun = FileLun::create(&dir.path().join("s"), 4096, 4096, Tier::Ssd).unwrap();
+            let big = Bytes::from(vec![0x77; 16 << 20]);
+            let write = lun.write(0, big, true);
+            // Poll it once so the blocking call starts, then drop it.
+            let _ = tokio::time::timeout(std::time::Duration::from_micros(1), write).await;
+            lun.settle().await;
+            assert!(lun.in_flight.lock().live.is_empty());
+            // Nothing started before settle is still running: the data is all there.
+            let back = lun.read(4095, 1).await.unwrap();
+            assert!(back.iter().all(|&b| b == 0x77));
+        });
     }
 
     /// Through the SCSI engine: a FUA WRITE(16) and a SYNCHRONIZE CACHE acknowledged with GOOD
@@ -397,84 +461,98 @@ mod tests {
         use fc_frames::scsi::{Lun, ScsiStatus};
         use fc_frames::Wwn;
 
-        use crate::scsi::{DiskConfig, ScsiEngine, TargetPort};
+        use crate::scsi::{DiskConfig, Nexus, ScsiCommand, ScsiEngine, TargetPort};
 
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("lun");
-        let data: Vec<u8> = (0..8192u32).map(|i| (i % 251) as u8).collect();
-        let mut write16 = vec![0x8A, 0x08, 0, 0, 0, 0, 0, 0, 0, 100, 0, 0, 0, 16, 0, 0];
-        {
-            let lun = FileLun::create(&p, 1024, 512, Tier::SlowHdd).unwrap();
-            let mut e = ScsiEngine::new(TargetPort::default());
-            e.add_disk(Lun::ZERO, Box::new(lun), DiskConfig::new("F", Wwn::ZERO))
-                .unwrap();
-            let r = e.execute(Lun::ZERO, &write16, 8192, &data);
-            assert_eq!(r.status, ScsiStatus::GOOD);
-            write16[1] = 0;
-            write16[9] = 200;
-            let r = e.execute(Lun::ZERO, &write16, 8192, &data);
-            assert_eq!(r.status, ScsiStatus::GOOD);
-            let sync = [0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-            assert_eq!(e.execute(Lun::ZERO, &sync, 0, &[]).status, ScsiStatus::GOOD);
-        }
-        let lun = FileLun::open(&p, 512, Tier::SlowHdd).unwrap();
-        let mut back = vec![0; 8192];
-        lun.read(100, &mut back).unwrap();
-        assert_eq!(back, data);
-        lun.read(200, &mut back).unwrap();
-        assert_eq!(back, data);
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("lun");
+            let data: Bytes = (0..8192u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
+            let mut write16 = vec![0x8A, 0x08, 0, 0, 0, 0, 0, 0, 0, 100, 0, 0, 0, 16, 0, 0];
+            let host = Nexus::new(Wwn::from_u64(1));
+            let cmd = |cdb: Vec<u8>, dl: u32, out: Bytes| {
+                ScsiCommand::new(host, Lun::ZERO, cdb, dl).with_data_out(out)
+            };
+            {
+                let lun = FileLun::create(&p, 1024, 512, Tier::SlowHdd).unwrap();
+                let e = ScsiEngine::new(TargetPort::default());
+                e.add_disk(Lun::ZERO, Arc::new(lun), DiskConfig::new("F", Wwn::ZERO))
+                    .unwrap();
+                let r = e.execute(cmd(write16.clone(), 8192, data.clone())).await;
+                assert_eq!(r.response().unwrap().status, ScsiStatus::GOOD);
+                write16[1] = 0;
+                write16[9] = 200;
+                let r = e.execute(cmd(write16.clone(), 8192, data.clone())).await;
+                assert_eq!(r.response().unwrap().status, ScsiStatus::GOOD);
+                let sync = vec![0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+                let r = e.execute(cmd(sync, 0, Bytes::new())).await;
+                assert_eq!(r.response().unwrap().status, ScsiStatus::GOOD);
+            }
+            let lun = FileLun::open(&p, 512, Tier::SlowHdd).unwrap();
+            assert_eq!(lun.read(100, 16).await.unwrap(), data);
+            assert_eq!(lun.read(200, 16).await.unwrap(), data);
+        });
     }
 
     #[test]
     fn test_bounds_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let lun = FileLun::create(&dir.path().join("l"), 16, 4096, Tier::Ssd).unwrap();
-        let mut b = vec![0; 4096];
-        assert!(matches!(
-            lun.read(16, &mut b),
-            Err(DeviceError::OutOfRange { .. })
-        ));
-        assert!(matches!(
-            lun.write(u64::MAX, &b, true),
-            Err(DeviceError::OutOfRange { .. })
-        ));
-        assert!(matches!(
-            lun.write_zeroes(15, 2),
-            Err(DeviceError::OutOfRange { .. })
-        ));
-        assert!(matches!(
-            lun.read(0, &mut [0; 10]),
-            Err(DeviceError::BadBufferLength { .. })
-        ));
-        // The file never grew past its size.
-        assert_eq!(
-            std::fs::metadata(dir.path().join("l")).unwrap().len(),
-            16 * 4096
-        );
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let lun = FileLun::create(&dir.path().join("l"), 16, 4096, Tier::Ssd).unwrap();
+            let b = Bytes::from(vec![0; 4096]);
+            assert!(matches!(
+                lun.read(16, 1).await,
+                Err(DeviceError::OutOfRange { .. })
+            ));
+            assert!(matches!(
+                lun.write(u64::MAX, b, true).await,
+                Err(DeviceError::OutOfRange { .. })
+            ));
+            assert!(matches!(
+                lun.unmap(15, 2).await,
+                Err(DeviceError::OutOfRange { .. })
+            ));
+            assert!(matches!(
+                lun.write(0, Bytes::from_static(&[0; 10]), false).await,
+                Err(DeviceError::BadBufferLength { .. })
+            ));
+            // The file never grew past its size.
+            assert_eq!(
+                std::fs::metadata(dir.path().join("l")).unwrap().len(),
+                16 * 4096
+            );
+        });
     }
 
     #[test]
-    fn test_open_rejects_bad_sizes_and_open_or_create_grows() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("odd");
-        std::fs::write(&p, [0u8; 700]).unwrap();
-        assert!(FileLun::open(&p, 512, Tier::Ssd).is_err());
-        let e = dir.path().join("empty");
-        std::fs::write(&e, []).unwrap();
-        assert!(FileLun::open(&e, 512, Tier::Ssd).is_err());
-        assert!(FileLun::open(&dir.path().join("missing"), 512, Tier::Ssd).is_err());
+    fn test_open_rejects_bad_sizes_open_or_create_and_grow() {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("odd");
+            std::fs::write(&p, [0u8; 700]).unwrap();
+            assert!(FileLun::open(&p, 512, Tier::Ssd).is_err());
+            let e = dir.path().join("empty");
+            std::fs::write(&e, []).unwrap();
+            assert!(FileLun::open(&e, 512, Tier::Ssd).is_err());
+            assert!(FileLun::open(&dir.path().join("missing"), 512, Tier::Ssd).is_err());
 
-        let g = dir.path().join("grow");
-        {
-            let l = FileLun::open_or_create(&g, 4, 512, Tier::Ssd).unwrap();
-            l.write(3, &[1; 512], true).unwrap();
-        }
-        let l = FileLun::open_or_create(&g, 8, 512, Tier::Ssd).unwrap();
-        assert_eq!(l.block_count(), 8);
-        let mut b = [0; 512];
-        l.read(3, &mut b).unwrap();
-        assert_eq!(b, [1; 512]);
-        assert!(FileLun::open_or_create(&g, 2, 512, Tier::Ssd).is_err());
-        assert!(FileLun::create(&dir.path().join("z"), 0, 512, Tier::Ssd).is_err());
+            let g = dir.path().join("grow");
+            {
+                let l = FileLun::open_or_create(&g, 4, 512, Tier::Ssd).unwrap();
+                l.write(3, Bytes::from_static(&[1; 512]), true)
+                    .await
+                    .unwrap();
+            }
+            let l = FileLun::open_or_create(&g, 8, 512, Tier::Ssd).unwrap();
+            assert_eq!(l.block_count(), 8);
+            assert_eq!(l.read(3, 1).await.unwrap(), Bytes::from_static(&[1; 512]));
+            assert!(FileLun::open_or_create(&g, 2, 512, Tier::Ssd).is_err());
+            assert!(FileLun::create(&dir.path().join("z"), 0, 512, Tier::Ssd).is_err());
+            // Growing at run time; shrinking is refused.
+            l.grow(16).unwrap();
+            assert_eq!(l.block_count(), 16);
+            assert_eq!(std::fs::metadata(&g).unwrap().len(), 16 * 512);
+            assert!(l.read(15, 1).await.unwrap().iter().all(|&b| b == 0));
+            assert!(l.grow(4).is_err());
+        });
     }
 }
