@@ -1069,4 +1069,6 @@ impl Drop for Task {
 }
 
 #[cfg(test)]
+mod task_tests;
+#[cfg(test)]
 mod tests;
