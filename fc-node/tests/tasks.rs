@@ -17,9 +17,7 @@ use fc_node::disk::{DiskArray, LunSpec};
 use fc_node::fcp::initiator::{Initiator, ScsiError, TmfResponse};
 use fc_node::fcp::target::Target;
 use fc_node::node::{Node, NodeConfig};
-use fc_node::scsi::{
-    BlockDevice, DeviceError, DiskConfig, MemLun, ScsiEngine, TargetPort, Tier,
-};
+use fc_node::scsi::{BlockDevice, DeviceError, DiskConfig, MemLun, ScsiEngine, TargetPort, Tier};
 
 const SWITCH: Wwn = Wwn::from_u64(0x1000_0000_c0ff_ee02);
 const HOST: Wwn = Wwn::from_u64(0x2100_0000_0000_0011);
@@ -138,7 +136,11 @@ async fn san() -> San {
         log: Mutex::new(Vec::new()),
     });
     engine
-        .add_disk(lun(1), slow.clone(), DiskConfig::new("SLOW", Wwn::from_u64(2)))
+        .add_disk(
+            lun(1),
+            slow.clone(),
+            DiskConfig::new("SLOW", Wwn::from_u64(2)),
+        )
         .unwrap();
     let target = Target::new(Arc::new(engine));
     let mut config = node_config(ARRAY);
@@ -198,7 +200,10 @@ async fn test_slow_lun_does_not_slow_the_fast_one() {
         async move { host.read(t, lun(1), 7, 1, BLOCK).await }
     });
     let dev = s.slow.clone();
-    until("the slow read started", || dev.log().contains(&Ev::Start(7))).await;
+    until("the slow read started", || {
+        dev.log().contains(&Ev::Start(7))
+    })
+    .await;
     let started = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for i in 0..32u64 {
@@ -234,7 +239,10 @@ async fn test_abts_aborts_a_stuck_command() {
     assert!(dropped.is_err(), "the write cannot have finished");
     assert!(dev.log().contains(&Ev::Start(100)), "it reached the device");
     let target = s.target.clone();
-    until("the target aborted the task", || target.counters().aborted == 1).await;
+    until("the target aborted the task", || {
+        target.counters().aborted == 1
+    })
+    .await;
     // Past the device's delay: the write never completed, and the medium is unchanged.
     tokio::time::sleep(SLOW + Duration::from_millis(500)).await;
     assert!(!dev.log().contains(&Ev::End(100)), "{:?}", dev.log());
@@ -264,11 +272,17 @@ async fn test_logical_unit_reset_aborts_a_stuck_command() {
         async move { host.read(t, lun(1), 55, 1, BLOCK).await }
     });
     let dev = s.slow.clone();
-    until("the read reached the device", || dev.log().contains(&Ev::Start(55))).await;
+    until("the read reached the device", || {
+        dev.log().contains(&Ev::Start(55))
+    })
+    .await;
     let started = Instant::now();
     let r = s.host.logical_unit_reset(s.t, lun(1)).await.unwrap();
     assert_eq!(r, TmfResponse::Complete);
-    assert!(started.elapsed() < SLOW, "the reset waited for the slow device");
+    assert!(
+        started.elapsed() < SLOW,
+        "the reset waited for the slow device"
+    );
     let e = stuck.await.unwrap().unwrap_err();
     assert!(matches!(e, ScsiError::Aborted), "{e}");
     assert_eq!(s.target.counters().aborted, 1);
@@ -306,7 +320,10 @@ async fn test_logical_unit_reset_aborts_a_stuck_command() {
         s.host.clear_task_set(s.t, lun(0)).await.unwrap(),
         TmfResponse::Complete
     );
-    assert_eq!(s.host.target_reset(s.t).await.unwrap(), TmfResponse::Complete);
+    assert_eq!(
+        s.host.target_reset(s.t).await.unwrap(),
+        TmfResponse::Complete
+    );
 }
 
 /// A LUN added while the initiator is logged in is announced once with REPORTED LUNS DATA
@@ -384,7 +401,11 @@ async fn test_unmap_frees_the_file_blocks() {
         "UNMAP freed only {} bytes ({full} -> {after})",
         full - after
     );
-    for lba in [first, first + u64::from(count) / 2, first + u64::from(count) - 16] {
+    for lba in [
+        first,
+        first + u64::from(count) / 2,
+        first + u64::from(count) - 16,
+    ] {
         let back = host.read(t, lun(0), lba, 16, BLOCK).await.unwrap();
         assert!(back.iter().all(|&b| b == 0), "LBA {lba} not zero");
     }

@@ -199,7 +199,8 @@ impl BlockDevice for FileLun {
         let bs = u64::from(self.block_size);
         // In range, so the product fits the file length, a u64; a buffer that does not fit in
         // memory is refused by the engine's MAXIMUM TRANSFER LENGTH first.
-        let len = usize::try_from(blocks * bs).map_err(|_| DeviceError::OutOfRange { lba, blocks })?;
+        let len =
+            usize::try_from(blocks * bs).map_err(|_| DeviceError::OutOfRange { lba, blocks })?;
         let offset = lba * bs;
         self.blocking(false, move |file| {
             let mut buf = vec![0; len];
@@ -380,7 +381,10 @@ mod tests {
         block_on(async {
             let dir = tempfile::tempdir().unwrap();
             let p = dir.path().join("lun");
-            let data: Bytes = (0..4096u32).map(|i| (i * 7) as u8).collect::<Vec<u8>>().into();
+            let data: Bytes = (0..4096u32)
+                .map(|i| (i * 7) as u8)
+                .collect::<Vec<u8>>()
+                .into();
             {
                 let lun = FileLun::create(&p, 64, 512, Tier::Ssd).unwrap();
                 lun.write(10, data.clone(), true).await.unwrap();
@@ -466,7 +470,10 @@ mod tests {
         block_on(async {
             let dir = tempfile::tempdir().unwrap();
             let p = dir.path().join("lun");
-            let data: Bytes = (0..8192u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
+            let data: Bytes = (0..8192u32)
+                .map(|i| (i % 251) as u8)
+                .collect::<Vec<u8>>()
+                .into();
             let mut write16 = vec![0x8A, 0x08, 0, 0, 0, 0, 0, 0, 0, 100, 0, 0, 0, 16, 0, 0];
             let host = Nexus::new(Wwn::from_u64(1));
             let cmd = |cdb: Vec<u8>, dl: u32, out: Bytes| {

@@ -32,8 +32,8 @@ use fc_frames::scsi::cdb::{
     TestUnitReady, Unmap, Verify, VerifySize, Write,
 };
 use fc_frames::scsi::data::{
-    Capacity, InquiryData, ReadCapacity16Data, ReportLunsData, UnmapDescriptor,
-    UnmapParameterList, Vpd, VpdPage,
+    Capacity, InquiryData, ReadCapacity16Data, ReportLunsData, UnmapDescriptor, UnmapParameterList,
+    Vpd, VpdPage,
 };
 use fc_frames::scsi::{Lun, ScsiStatus, Sense};
 use fc_frames::{FcId, FcType, RCtl};
@@ -495,10 +495,9 @@ impl Initiator {
         }
         let rsp = FcpRspRepr::parse(&reply.payload)
             .map_err(|e| ScsiError::Protocol(format!("FCP_RSP: {e}")))?;
-        let code = rsp
-            .rsp_info
-            .map(|i| i.code)
-            .ok_or_else(|| ScsiError::Protocol("FCP_RSP to a task management request without RSP_CODE".into()))?;
+        let code = rsp.rsp_info.map(|i| i.code).ok_or_else(|| {
+            ScsiError::Protocol("FCP_RSP to a task management request without RSP_CODE".into())
+        })?;
         let response = TmfResponse::from(code);
         if response == TmfResponse::Complete {
             // FCP-4 §12.3: the exchanges of the aborted commands are the initiator's to

@@ -313,7 +313,9 @@ impl Running {
             // bits: FCP-4 Table 31, TASK MANAGEMENT FUNCTION NOT SUPPORTED.
             other => {
                 tracing::debug!(%id, flags = ?other, "task management function not supported");
-                self.counters.task_management.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .task_management
+                    .fetch_add(1, Ordering::Relaxed);
                 return Some(rsp(FcpRspRepr::rsp_code(RspCode::TMF_NOT_SUPPORTED)));
             }
         };

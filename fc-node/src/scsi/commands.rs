@@ -15,8 +15,8 @@ use fc_frames::scsi::data::Peripheral;
 use fc_frames::scsi::data::{
     BlockDescriptors, BlockDeviceCharacteristics, BlockLimits, CachingPage, Capacity, ControlPage,
     Designator, DeviceSpecific, InquiryData, LogicalBlockProvisioning, LongBlockDescriptor,
-    ModeForm, ModePage, ModeParameters, ReportLunsData, ShortBlockDescriptor,
-    UnmapParameterList, VpdCode, VpdPage,
+    ModeForm, ModePage, ModeParameters, ReportLunsData, ShortBlockDescriptor, UnmapParameterList,
+    VpdCode, VpdPage,
 };
 use fc_frames::scsi::sense::SenseFormat;
 use fc_frames::scsi::{AdditionalSense, Sense, SenseKey};
@@ -146,7 +146,6 @@ fn reject(cond: bool, sense: Sense, fcp_dl: u32) -> Result<()> {
         Ok(())
     }
 }
-
 
 /// One command to an existing logical unit.
 pub(super) struct Cmd<'a> {
@@ -353,7 +352,6 @@ impl Disk {
     }
 }
 
-
 /// One block command to a disk, on a snapshot of the unit's state.
 struct DiskCmd<'a> {
     cmd: &'a Cmd<'a>,
@@ -382,10 +380,7 @@ impl DiskCmd<'_> {
     /// terminated with LOGICAL BLOCK ADDRESS OUT OF RANGE; that covers the LBA of a zero-length
     /// transfer too, and an LBA + length that overflows.
     fn range(&self, lba: u64, blocks: u64) -> Result<()> {
-        self.reject(
-            !self.cap.contains(lba, blocks),
-            Sense::lba_out_of_range(),
-        )
+        self.reject(!self.cap.contains(lba, blocks), Sense::lba_out_of_range())
     }
 
     fn block_size(&self) -> u64 {
@@ -527,12 +522,7 @@ impl DiskCmd<'_> {
         let mut at = v.lba;
         while at < end {
             let n = per.min(end - at);
-            let got = self
-                .d
-                .dev
-                .read(at, n)
-                .await
-                .map_err(|e| self.dev_err(e))?;
+            let got = self.d.dev.read(at, n).await.map_err(|e| self.dev_err(e))?;
             if let Some(expected) = &pattern {
                 // Offset of this chunk in the Data-Out Buffer.
                 let base = (at - v.lba) * bs;
@@ -559,7 +549,6 @@ impl DiskCmd<'_> {
         })
     }
 
-
     /// Fewer data-out bytes than solicited: the transport lost data.
     fn short_data_out(&self) -> ScsiResponse {
         self.check(Sense::aborted_command(AdditionalSense::DATA_PHASE_ERROR))
@@ -584,7 +573,6 @@ impl DiskCmd<'_> {
             Sense::invalid_field_in_cdb(byte, None),
         )
     }
-
 
     async fn write_same(&self, ws: cdb::WriteSame16, data_out: &Bytes) -> Result<ScsiResponse> {
         self.protect(ws.wrprotect)?;

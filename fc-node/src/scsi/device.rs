@@ -332,7 +332,10 @@ mod tests {
             m.write(7, Bytes::from_static(&[0xAB; 512]), false)
                 .await
                 .unwrap();
-            assert_eq!(m.read(7, 1).await.unwrap(), Bytes::from_static(&[0xAB; 512]));
+            assert_eq!(
+                m.read(7, 1).await.unwrap(),
+                Bytes::from_static(&[0xAB; 512])
+            );
             m.unmap(7, 1).await.unwrap();
             assert_eq!(m.read(7, 1).await.unwrap(), Bytes::from_static(&[0; 512]));
             assert!(matches!(
@@ -340,7 +343,8 @@ mod tests {
                 Err(DeviceError::OutOfRange { .. })
             ));
             assert!(matches!(
-                m.write(u64::MAX, Bytes::from_static(&[0; 512]), false).await,
+                m.write(u64::MAX, Bytes::from_static(&[0; 512]), false)
+                    .await,
                 Err(DeviceError::OutOfRange { .. })
             ));
             assert!(matches!(
@@ -349,7 +353,9 @@ mod tests {
             ));
             assert!(MemLun::new(0, 512, Tier::Ssd).is_none());
             // Growing: the new blocks read as zeros, the old keep their data.
-            m.write(0, Bytes::from_static(&[1; 512]), false).await.unwrap();
+            m.write(0, Bytes::from_static(&[1; 512]), false)
+                .await
+                .unwrap();
             assert!(m.resize(16));
             assert_eq!(m.block_count(), 16);
             assert_eq!(m.read(15, 1).await.unwrap(), Bytes::from_static(&[0; 512]));

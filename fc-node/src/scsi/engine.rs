@@ -441,7 +441,10 @@ impl Unit {
         tracing::info!(blocks = now.blocks(), "logical unit capacity changed");
         state.cap = Some(now);
         for &n in nexuses {
-            state.establish(n, Sense::unit_attention(AdditionalSense::CAPACITY_DATA_HAS_CHANGED));
+            state.establish(
+                n,
+                Sense::unit_attention(AdditionalSense::CAPACITY_DATA_HAS_CHANGED),
+            );
         }
         true
     }
@@ -520,7 +523,10 @@ impl Shared {
         let inv = self.inventory();
         let mut state = unit.lock();
         for &n in inv.nexuses.keys().filter(|&&n| n != by) {
-            state.establish(n, Sense::unit_attention(AdditionalSense::MODE_PARAMETERS_CHANGED));
+            state.establish(
+                n,
+                Sense::unit_attention(AdditionalSense::MODE_PARAMETERS_CHANGED),
+            );
         }
     }
 }
@@ -701,8 +707,8 @@ impl ScsiEngine {
         let Some(cap) = state.cap else {
             return 0;
         };
-        let size_changed = Capacity::new(d.dev.block_count(), d.dev.block_size())
-            .is_ok_and(|now| now != cap);
+        let size_changed =
+            Capacity::new(d.dev.block_count(), d.dev.block_size()).is_ok_and(|now| now != cap);
         if state.has_ua(nexus) || size_changed {
             return 0;
         }

@@ -136,9 +136,7 @@ impl TaskSet {
     /// Removes task `seq`, which has ended; true when it ended on its own, false when it had
     /// been told to abort (or was already removed).
     pub fn finish(&mut self, seq: u64) -> bool {
-        self.entries
-            .remove(&seq)
-            .is_some_and(|e| e.abort.is_some())
+        self.entries.remove(&seq).is_some_and(|e| e.abort.is_some())
     }
 
     /// True when any of `seqs` is still in the set.

@@ -124,7 +124,9 @@ impl BlockDevice for Stubborn {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let t = std::thread::spawn(move || {
             std::thread::sleep(delay);
-            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
             let r = rt.block_on(inner.write(lba, data, fua));
             landed.store(true, Ordering::SeqCst);
             let _ = tx.send(r);
@@ -222,7 +224,11 @@ async fn test_lun_added_and_removed_reported_once_per_nexus() {
         "A sees it"
     );
     assert_eq!(ua(&run(&e, cmd(A, lun(0), &TUR, 0)).await), None, "once");
-    assert_eq!(ua(&run(&e, cmd(A, lun(3), &TUR, 0)).await), None, "not per LU");
+    assert_eq!(
+        ua(&run(&e, cmd(A, lun(3), &TUR, 0)).await),
+        None,
+        "not per LU"
+    );
     // B sees it too, on another LU.
     assert_eq!(ua(&run(&e, cmd(B, lun(3), &TUR, 0)).await), LUNS_CHANGED);
     assert_eq!(ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await), None);
@@ -242,7 +248,10 @@ async fn test_lun_added_and_removed_reported_once_per_nexus() {
     e.add_tape(lun(4), tape()).unwrap();
     let r = run(&e, cmd(A, lun(0), &[0x03, 0, 0, 0, 18, 0], 18)).await;
     assert_eq!(r.status, ScsiStatus::GOOD);
-    assert_eq!((r.data_in[2], r.data_in[12], r.data_in[13]), (0x06, 0x3F, 0x0E));
+    assert_eq!(
+        (r.data_in[2], r.data_in[12], r.data_in[13]),
+        (0x06, 0x3F, 0x0E)
+    );
     assert_eq!(ua(&run(&e, cmd(A, lun(0), &TUR, 0)).await), None);
 }
 
@@ -257,11 +266,17 @@ async fn test_capacity_change_reported_once_per_nexus() {
     assert!(m.resize(2048));
     // Nothing is solicited for a write that will end in the unit attention.
     assert_eq!(e.data_out_len(A, lun(0), &write16(0, 1), 512), 0);
-    assert_eq!(ua(&run(&e, cmd(A, lun(0), &rc10, 8)).await), CAPACITY_CHANGED);
+    assert_eq!(
+        ua(&run(&e, cmd(A, lun(0), &rc10, 8)).await),
+        CAPACITY_CHANGED
+    );
     let r = run(&e, cmd(A, lun(0), &rc10, 8)).await;
     assert_eq!(ua(&r), None, "once");
     assert_eq!(&r.data_in[..4], &2047u32.to_be_bytes(), "the new size");
-    assert_eq!(ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await), CAPACITY_CHANGED);
+    assert_eq!(
+        ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await),
+        CAPACITY_CHANGED
+    );
     assert_eq!(ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await), None);
     // The new blocks are addressable.
     let r = run(&e, cmd(B, lun(0), &read16(2047, 1), 512)).await;
@@ -270,9 +285,15 @@ async fn test_capacity_change_reported_once_per_nexus() {
     assert!(m.resize(4096));
     assert!(e.notice_capacity(lun(0)));
     assert!(!e.notice_capacity(lun(0)));
-    assert_eq!(ua(&run(&e, cmd(A, lun(0), &TUR, 0)).await), CAPACITY_CHANGED);
+    assert_eq!(
+        ua(&run(&e, cmd(A, lun(0), &TUR, 0)).await),
+        CAPACITY_CHANGED
+    );
     assert_eq!(ua(&run(&e, cmd(A, lun(0), &TUR, 0)).await), None);
-    assert_eq!(ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await), CAPACITY_CHANGED);
+    assert_eq!(
+        ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await),
+        CAPACITY_CHANGED
+    );
 }
 
 #[tokio::test]
@@ -304,7 +325,10 @@ async fn test_queue_sense_reaches_every_nexus_and_mode_select_tells_the_others()
     .await;
     assert_eq!(r.status, ScsiStatus::GOOD, "{:?}", r.sense);
     assert_eq!(ua(&run(&e, cmd(A, lun(0), &TUR, 0)).await), None);
-    assert_eq!(ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await), Some((0x2A, 0x01)));
+    assert_eq!(
+        ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await),
+        Some((0x2A, 0x01))
+    );
     // The same values again change nothing: no unit attention.
     let r = run(
         &e,
@@ -378,7 +402,10 @@ async fn test_simple_tasks_overlap() {
         .map(|lba| spawn_read(&e, A, lba, TaskAttribute::SIMPLE))
         .collect();
     for t in tasks {
-        assert_eq!(t.await.unwrap().response().unwrap().status, ScsiStatus::GOOD);
+        assert_eq!(
+            t.await.unwrap().response().unwrap().status,
+            ScsiStatus::GOOD
+        );
     }
     let log = dev.log();
     let last_start = (1..=3).map(|l| position(&log, Ev::Start(l))).max().unwrap();
@@ -406,11 +433,17 @@ async fn test_ordered_task_waits_for_older_and_holds_back_newer() {
     let h2 = tokio::spawn(t2.run());
     let h1 = tokio::spawn(t1.run());
     for h in [h1, h2, h3, h4] {
-        assert_eq!(h.await.unwrap().response().unwrap().status, ScsiStatus::GOOD);
+        assert_eq!(
+            h.await.unwrap().response().unwrap().status,
+            ScsiStatus::GOOD
+        );
     }
     let log = dev.log();
     let at = |ev| position(&log, ev);
-    assert!(at(Ev::End(1)) < at(Ev::Start(2)), "ORDERED after the older SIMPLE: {log:?}");
+    assert!(
+        at(Ev::End(1)) < at(Ev::Start(2)),
+        "ORDERED after the older SIMPLE: {log:?}"
+    );
     for later in [3, 4] {
         assert!(at(Ev::End(2)) < at(Ev::Start(later)), "held back: {log:?}");
     }
@@ -426,12 +459,21 @@ async fn test_head_of_queue_starts_at_once() {
     let simple = spawn_read(&e, A, 2, TaskAttribute::SIMPLE);
     let hoq = spawn_read(&e, B, 3, TaskAttribute::HEAD_OF_QUEUE);
     for h in [hoq, ordered, simple] {
-        assert_eq!(h.await.unwrap().response().unwrap().status, ScsiStatus::GOOD);
+        assert_eq!(
+            h.await.unwrap().response().unwrap().status,
+            ScsiStatus::GOOD
+        );
     }
     let log = dev.log();
     let at = |ev| position(&log, ev);
-    assert!(at(Ev::End(3)) < at(Ev::End(1)), "HEAD OF QUEUE did not wait: {log:?}");
-    assert!(at(Ev::End(1)) < at(Ev::Start(2)), "SIMPLE waited for the ORDERED: {log:?}");
+    assert!(
+        at(Ev::End(3)) < at(Ev::End(1)),
+        "HEAD OF QUEUE did not wait: {log:?}"
+    );
+    assert!(
+        at(Ev::End(1)) < at(Ev::Start(2)),
+        "SIMPLE waited for the ORDERED: {log:?}"
+    );
 }
 
 /// A slow read on tag 1 of A and another on tag 2; ABORT TASK of tag 1 drops its device
@@ -443,14 +485,23 @@ async fn test_abort_task() {
     dev.delay(2, Duration::from_millis(200));
     let stuck = spawn_read(&e, A, 1, TaskAttribute::SIMPLE);
     let other = spawn_read(&e, A, 2, TaskAttribute::SIMPLE);
-    until(&dev, |l| l.contains(&Ev::Start(1)) && l.contains(&Ev::Start(2))).await;
+    until(&dev, |l| {
+        l.contains(&Ev::Start(1)) && l.contains(&Ev::Start(2))
+    })
+    .await;
     let n = tokio::time::timeout(Duration::from_secs(2), e.abort_task(A, lun(0), 1))
         .await
         .expect("ABORT TASK does not wait for the slow device");
     assert_eq!(n, Ok(1));
     assert_eq!(stuck.await.unwrap(), Outcome::Aborted);
-    assert!(!dev.log().contains(&Ev::End(1)), "its device future was dropped");
-    assert_eq!(other.await.unwrap().response().unwrap().status, ScsiStatus::GOOD);
+    assert!(
+        !dev.log().contains(&Ev::End(1)),
+        "its device future was dropped"
+    );
+    assert_eq!(
+        other.await.unwrap().response().unwrap().status,
+        ScsiStatus::GOOD
+    );
     // Unknown tag: nothing aborted; unknown LUN: INCORRECT LOGICAL UNIT NUMBER.
     assert_eq!(e.abort_task(A, lun(0), 99).await, Ok(0));
     assert_eq!(
@@ -475,7 +526,10 @@ async fn test_abort_task_set_is_per_nexus() {
     assert_eq!(a1.await.unwrap(), Outcome::Aborted);
     assert_eq!(a2.await.unwrap(), Outcome::Aborted);
     assert_eq!(a4.run().await, Outcome::Aborted);
-    assert_eq!(b3.await.unwrap().response().unwrap().status, ScsiStatus::GOOD);
+    assert_eq!(
+        b3.await.unwrap().response().unwrap().status,
+        ScsiStatus::GOOD
+    );
     // Neither nexus gets a unit attention for it.
     for n in [A, B] {
         assert_eq!(ua(&run(&e, cmd(n, lun(0), &TUR, 0)).await), None);
@@ -495,8 +549,15 @@ async fn test_clear_task_set_tells_the_other_initiators() {
     assert_eq!(a.await.unwrap(), Outcome::Aborted);
     assert_eq!(b.await.unwrap(), Outcome::Aborted);
     assert_eq!(ua(&run(&e, cmd(A, lun(0), &TUR, 0)).await), None);
-    assert_eq!(ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await), Some((0x2F, 0x00)));
-    assert_eq!(ua(&run(&e, cmd(C, lun(0), &TUR, 0)).await), None, "lost nothing");
+    assert_eq!(
+        ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await),
+        Some((0x2F, 0x00))
+    );
+    assert_eq!(
+        ua(&run(&e, cmd(C, lun(0), &TUR, 0)).await),
+        None,
+        "lost nothing"
+    );
     assert!(dev.log().iter().all(|ev| matches!(ev, Ev::Start(_))));
 }
 
@@ -515,9 +576,16 @@ async fn test_logical_unit_reset() {
     }
     let data = p.to_vec();
     let select = [0x15, 0x10, 0, 0, data.len() as u8, 0];
-    let r = run(&e, cmd(A, lun(0), &select, data.len() as u32).with_data_out(data)).await;
+    let r = run(
+        &e,
+        cmd(A, lun(0), &select, data.len() as u32).with_data_out(data),
+    )
+    .await;
     assert_eq!(r.status, ScsiStatus::GOOD);
-    assert_eq!(ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await), Some((0x2A, 0x01)));
+    assert_eq!(
+        ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await),
+        Some((0x2A, 0x01))
+    );
 
     dev.delay(1, Duration::from_secs(30));
     let a = spawn_read(&e, A, 1, TaskAttribute::SIMPLE);
@@ -528,7 +596,10 @@ async fn test_logical_unit_reset() {
     assert_eq!(b.await.unwrap(), Outcome::Aborted);
     // BUS DEVICE RESET FUNCTION OCCURRED to the other nexus only.
     assert_eq!(ua(&run(&e, cmd(A, lun(0), &TUR, 0)).await), None);
-    assert_eq!(ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await), Some((0x29, 0x03)));
+    assert_eq!(
+        ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await),
+        Some((0x29, 0x03))
+    );
     // The mode pages are back to their defaults: WCE on.
     let r = run(&e, cmd(A, lun(0), &[0x1A, 0x08, 0x08, 0, 0xFF, 0], 0xFF)).await;
     let now = ModeParameters::parse(&r.data_in, ModeForm::Six).unwrap();
@@ -590,8 +661,14 @@ async fn test_target_reset_and_nexus_loss() {
     assert_eq!(e.target_reset(A).await, 2);
     assert_eq!(on0.await.unwrap(), Outcome::Aborted);
     assert_eq!(on1.await.unwrap(), Outcome::Aborted);
-    assert_eq!(ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await), Some((0x29, 0x03)));
-    assert_eq!(ua(&run(&e, cmd(B, lun(1), &TUR, 0)).await), Some((0x29, 0x03)));
+    assert_eq!(
+        ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await),
+        Some((0x29, 0x03))
+    );
+    assert_eq!(
+        ua(&run(&e, cmd(B, lun(1), &TUR, 0)).await),
+        Some((0x29, 0x03))
+    );
 
     // I_T nexus loss: B's tasks go, A's stay; B is forgotten with its unit attentions.
     let b = spawn_read(&e, B, 1, TaskAttribute::SIMPLE);
@@ -602,7 +679,10 @@ async fn test_target_reset_and_nexus_loss() {
     assert_eq!(e.remove_nexus(B).await, 1);
     assert_eq!(b.await.unwrap(), Outcome::Aborted);
     // A's read was entered before the unit attention: it completes.
-    assert_eq!(a.await.unwrap().response().unwrap().status, ScsiStatus::GOOD);
+    assert_eq!(
+        a.await.unwrap().response().unwrap().status,
+        ScsiStatus::GOOD
+    );
     assert!(!e.nexuses().contains(&B));
     assert_eq!(ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await), None);
 }
@@ -617,7 +697,11 @@ async fn test_remove_lun_aborts_its_tasks() {
     assert_eq!(e.remove_lun(lun(0)).await, Ok(1));
     assert_eq!(t.await.unwrap(), Outcome::Aborted);
     let r = run(&e, cmd(A, lun(0), &read16(1, 1), 512)).await;
-    assert_eq!(r.sense.unwrap().additional.0, 0x25, "LOGICAL UNIT NOT SUPPORTED");
+    assert_eq!(
+        r.sense.unwrap().additional.0,
+        0x25,
+        "LOGICAL UNIT NOT SUPPORTED"
+    );
 }
 
 /// A task dropped by its transport leaves the task set, and an ORDERED task behind it runs.

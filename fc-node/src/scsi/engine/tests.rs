@@ -362,10 +362,7 @@ fn test_tape() {
     let r = exec(&e, lun(1), &[0x05, 0, 0, 0, 0, 0], 6, &[]);
     good(&r);
     assert_eq!(&r.data_in[..], &[0, 0, 2, 0, 2, 0]);
-    illegal(
-        &exec(&e, lun(1), &[0x05, 1, 0, 0, 0, 0], 6, &[]),
-        BAD_FIELD,
-    );
+    illegal(&exec(&e, lun(1), &[0x05, 1, 0, 0, 0, 0], 6, &[]), BAD_FIELD);
     for cdb in [
         read10(0, 1),
         read16(0, 1),
@@ -377,7 +374,13 @@ fn test_tape() {
         illegal(&exec(&e, lun(1), &cdb, 512, &[]), BAD_OP);
     }
     good(&exec(&e, lun(1), &[0x03, 0, 0, 0, 18, 0], 18, &[]));
-    good(&exec(&e, lun(1), &[0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0], 16, &[]));
+    good(&exec(
+        &e,
+        lun(1),
+        &[0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0],
+        16,
+        &[],
+    ));
     // A disk does not answer READ BLOCK LIMITS.
     illegal(&exec(&e, lun(0), &[0x05, 0, 0, 0, 0, 0], 6, &[]), BAD_OP);
 }
@@ -429,7 +432,8 @@ fn test_read_write_at_start_and_end() {
     good(&r);
     assert_eq!(r.data_in.len(), 256 * 512);
     // WRITE(6) with TRANSFER LENGTH 0 is 256 blocks too.
-    let w = exec(&e, 
+    let w = exec(
+        &e,
         lun(0),
         &[0x0A, 0, 0, 0, 0, 0],
         256 * 512,
@@ -439,7 +443,8 @@ fn test_read_write_at_start_and_end() {
     let r = exec(&e, lun(0), &read16(255, 1), 512, &[]);
     assert!(r.data_in.iter().all(|&b| b == 0x66));
     // READ(12).
-    let r = exec(&e, 
+    let r = exec(
+        &e,
         lun(0),
         &[0xA8, 0, 0, 0, 0x03, 0xFF, 0, 0, 0, 1, 0, 0],
         512,
@@ -463,7 +468,8 @@ fn test_lba_out_of_range() {
         let r = exec(&e, lun(0), &read16(lba, blocks), n, &[]);
         illegal(&r, LBA_OOR);
         assert_eq!(r.residual, Residual::Under(n), "nothing moved");
-        let w = exec(&e, 
+        let w = exec(
+            &e,
             lun(0),
             &write16(lba, blocks, false),
             n,
@@ -530,14 +536,20 @@ fn test_write_residuals() {
     let r = exec(&e, lun(0), &read16(0, 1), 512, &[]);
     assert!(r.data_in.iter().all(|&b| b == 0), "nothing written");
     // Underrun: written, residual under.
-    assert_eq!(e.data_out_len(HOST, lun(0), &write16(0, 1, false), 4096), 512);
+    assert_eq!(
+        e.data_out_len(HOST, lun(0), &write16(0, 1, false), 4096),
+        512
+    );
     let w = exec(&e, lun(0), &write16(0, 1, false), 4096, &[0xAB; 512]);
     good(&w);
     assert_eq!(w.residual, Residual::Under(3584));
     let r = exec(&e, lun(0), &read16(0, 1), 512, &[]);
     assert!(r.data_in.iter().all(|&b| b == 0xAB));
     // Nothing is solicited for a write that will be rejected, or to a missing LUN.
-    assert_eq!(e.data_out_len(HOST, lun(0), &write16(BLOCKS, 1, false), 512), 0);
+    assert_eq!(
+        e.data_out_len(HOST, lun(0), &write16(BLOCKS, 1, false), 512),
+        0
+    );
     assert_eq!(e.data_out_len(HOST, lun(7), &write16(0, 1, false), 512), 0);
     assert_eq!(e.data_out_len(HOST, lun(0), &read16(0, 1), 512), 0);
     // Less data-out than solicited: ABORTED COMMAND, DATA PHASE ERROR.
@@ -554,7 +566,8 @@ fn test_unsupported_opcode_and_bad_fields() {
         illegal(&exec(&e, lun(0), &c, 0, &[]), BAD_OP);
     }
     // SERVICE ACTION IN(16) with another service action.
-    let r = exec(&e, 
+    let r = exec(
+        &e,
         lun(0),
         &[0x9E, 0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0],
         32,
@@ -604,13 +617,31 @@ fn test_report_luns() {
         assert_eq!(r.residual, Residual::Under(256 - 32));
     }
     // Allocation length 16: header and the first LUN.
-    let r = exec(&e, lun(0), &[0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0], 16, &[]);
+    let r = exec(
+        &e,
+        lun(0),
+        &[0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0],
+        16,
+        &[],
+    );
     assert_eq!(&r.data_in[..], &expect[..16]);
     // Well-known only: none.
-    let r = exec(&e, lun(0), &[0xA0, 0, 1, 0, 0, 0, 0, 0, 0, 16, 0, 0], 16, &[]);
+    let r = exec(
+        &e,
+        lun(0),
+        &[0xA0, 0, 1, 0, 0, 0, 0, 0, 0, 16, 0, 0],
+        16,
+        &[],
+    );
     assert_eq!(&r.data_in[..], &[0; 8]);
     illegal(
-        &exec(&e, lun(0), &[0xA0, 0, 3, 0, 0, 0, 0, 0, 0, 16, 0, 0], 16, &[]),
+        &exec(
+            &e,
+            lun(0),
+            &[0xA0, 0, 3, 0, 0, 0, 0, 0, 0, 16, 0, 0],
+            16,
+            &[],
+        ),
         BAD_FIELD,
     );
     // Allocation length under 16.
@@ -679,7 +710,8 @@ fn test_mode_sense_all_pages() {
     let r = exec(&e, lun(0), &[0x1A, 0x08, 0x3F, 0, 0xFF, 0], 0xFF, &[]);
     assert_eq!(r.data_in[3], 0);
     // MODE SENSE(10) with LLBAA: one long descriptor.
-    let r = exec(&e, 
+    let r = exec(
+        &e,
         lun(2),
         &[0x5A, 0x10, 0x08, 0, 0, 0, 0, 0x01, 0, 0],
         256,
@@ -918,9 +950,18 @@ fn test_write_same() {
         assert_eq!(&r.data_in[512 * (i + 1)..512 * (i + 2)], &pattern[..]);
     }
     // UNMAP bit with a zero block: deallocated, reads zero.
-    good(&exec(&e, lun(0), &write_same16(0x08, 10, 2), 512, &[0; 512]));
+    good(&exec(
+        &e,
+        lun(0),
+        &write_same16(0x08, 10, 2),
+        512,
+        &[0; 512],
+    ));
     // NDOB: zeros, no data out.
-    assert_eq!(e.data_out_len(HOST, lun(0), &write_same16(0x01, 12, 1), 0), 0);
+    assert_eq!(
+        e.data_out_len(HOST, lun(0), &write_same16(0x01, 12, 1), 0),
+        0
+    );
     good(&exec(&e, lun(0), &write_same16(0x01, 12, 1), 0, &[]));
     let r = exec(&e, lun(0), &read16(10, 3), 1536, &[]);
     assert!(r.data_in.iter().all(|&b| b == 0));
@@ -956,7 +997,13 @@ fn unmap_list(ranges: &[(u64, u32)]) -> Vec<u8> {
 #[test]
 fn test_unmap() {
     let e = engine();
-    good(&exec(&e, lun(0), &write16(0, 8, false), 4096, &[0xCC; 4096]));
+    good(&exec(
+        &e,
+        lun(0),
+        &write16(0, 8, false),
+        4096,
+        &[0xCC; 4096],
+    ));
     let list = unmap_list(&[(1, 2), (6, 1)]);
     let cdb = [0x42, 0, 0, 0, 0, 0, 0, 0, list.len() as u8, 0];
     assert_eq!(e.data_out_len(HOST, lun(0), &cdb, 512), list.len() as u32);
@@ -989,7 +1036,13 @@ fn test_unmap() {
     let cdb = [0x42, 0, 0, 0, 0, 0, 0, 0, 5, 0];
     illegal(&exec(&e, lun(0), &cdb, 5, &short), (0x1A, 0x00));
     // Zero-length list, ANCHOR.
-    good(&exec(&e, lun(0), &[0x42, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0, &[]));
+    good(&exec(
+        &e,
+        lun(0),
+        &[0x42, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        0,
+        &[],
+    ));
     illegal(
         &exec(&e, lun(0), &[0x42, 1, 0, 0, 0, 0, 0, 0, 0, 0], 0, &[]),
         BAD_FIELD,
