@@ -34,6 +34,9 @@
 //! | TARGET RESET | [`ScsiEngine::target_reset`] | 00h complete |
 //! | CLEAR ACA, several flags, unknown bits | — | 04h not supported |
 //!
+//! A function whose tasks have not ended within half the responder time-out (a device that
+//! does not settle) is answered 05h, failed.
+//!
 //! The tasks a task management function aborts get no FCP_RSP. Their exchanges stay open
 //! here, silent: FCP-4 §12.3 has the initiator terminate each with the recovery abort
 //! protocol (ABTS), which the exchange manager accepts with BA_ACC; an exchange the initiator
@@ -136,13 +139,13 @@ fn rsp(r: FcpRspRepr) -> Outbound {
     Outbound::new(RCtl::COMMAND_STATUS, r.to_vec()).last()
 }
 
-/// The RSP_CODE for a task management function's result.
-fn tmf_code(r: Result<usize, TmfError>) -> RspCode {
+/// The RSP_CODE for a task management function's result; `None` when its tasks did not end
+/// in time.
+fn tmf_code(r: Option<Result<usize, TmfError>>) -> RspCode {
     match r {
-        Ok(_) => RspCode::TMF_COMPLETE,
-        Err(TmfError::IncorrectLun(_)) => RspCode::TMF_INCORRECT_LUN,
-        #[allow(unreachable_patterns)]
-        Err(_) => RspCode::TMF_FAILED,
+        Some(Ok(_)) => RspCode::TMF_COMPLETE,
+        Some(Err(TmfError::IncorrectLun(_))) => RspCode::TMF_INCORRECT_LUN,
+        None => RspCode::TMF_FAILED,
     }
 }
 
@@ -324,8 +327,11 @@ impl Running {
         let core = self.core.clone();
         let counters = self.counters.clone();
         let generation = self.generation;
+        // Answered well before the exchange's own time-out: a function whose tasks do not
+        // end by then (a device that never settles) failed.
+        let limit = core.config().exchange.responder_timeout / 2;
         tokio::spawn(async move {
-            let code = tmf_code(tmf.await);
+            let code = tmf_code(tokio::time::timeout(limit, tmf).await.ok());
             counters.task_management.fetch_add(1, Ordering::Relaxed);
             core.respond(generation, id, vec![rsp(FcpRspRepr::rsp_code(code))]);
         });
