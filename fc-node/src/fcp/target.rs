@@ -21,7 +21,10 @@
 //! # Task management (FCP-4 §9.2.2.5, §12.3)
 //! FCP_CMND has no ABORT TASK flag: one command is aborted by the initiator's ABTS of its
 //! exchange. The exchange manager answers BA_ACC and frees the exchange; the node core tells
-//! the target ([`Running::forget`]), which aborts the engine's task: it sends nothing more.
+//! the target (`Running::forget`), which aborts the engine's task: it sends nothing more.
+//! The BA_ACC goes out at once, from the exchange manager, so a write that was already running
+//! on the blocking pool may still land after it; a task management function, by contrast, is
+//! answered only once the writes of the tasks it aborted have stopped.
 //!
 //! TASK MANAGEMENT FLAGS map to the engine's functions and are answered with FCP_RSP carrying
 //! an RSP_CODE once the tasks they name have ended:
