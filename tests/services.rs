@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fabric::{Config, PortId};
-use fc_frames::ct::ns::{Fc4Features, NsAccept, NsRequest, NsResponseBody, SymbolicName};
+use fc_frames::ct::ns::{Fc4Features, Fc4Types, NsAccept, NsRequest, NsResponseBody};
 use fc_frames::ct::{CtCommand, CtPreambleRepr, CtReason, GsSubtype, GsType};
 use fc_frames::els::prli::TYPE_FCP;
 use fc_frames::els::{ElsCode, ElsReply, LsRjt, RscnPage};
@@ -171,17 +171,17 @@ fn server(addr: SocketAddr) -> Node {
         node_name: SERVER,
         relative_port: 1,
     };
-    let mut engine = ScsiEngine::new(port);
+    let engine = ScsiEngine::new(port);
     let lun = MemLun::new(2048, 512, Tier::Ssd).unwrap();
     engine
         .add_disk(
             Lun::ZERO,
-            Box::new(lun),
+            std::sync::Arc::new(lun),
             DiskConfig::new("SRV0", Wwn::from_u64(0x6000_0000_0000_0b01)),
         )
         .unwrap();
     let mut services = Services::new();
-    Target::new(engine).install(&mut services);
+    Target::new(std::sync::Arc::new(engine)).install(&mut services);
     let (ct, ct_requests) = service::channel(
         ServiceKey::Ct(VENDOR_GS, VENDOR_SUB),
         Some(Registration {
@@ -453,12 +453,14 @@ async fn rscn_reaches_the_user_and_spares_a_hosts_image_pair() {
     .await;
     host.read_capacity(server_id, Lun::ZERO).await.unwrap();
 
-    // The host changes its registration: the fabric sends RSCN naming it. The server's user
-    // hears the RSCN; the server (an FCP initiator too) must not tear down the host's image
-    // pair: no session closes, and the host's next command works without a new login.
-    let name = SymbolicName::new(b"host renamed".to_vec()).unwrap();
+    // The host changes its registration (one more FC-4 TYPE): the fabric sends RSCN naming it,
+    // across the link. The server's user hears the RSCN; the server (an FCP initiator too)
+    // must not tear down the host's image pair: no session closes, and the host's next
+    // command works without a new login.
+    while events.try_recv().is_ok() {}
+    let types = Fc4Types::default().with(TYPE_FCP).with(0xE1);
     host.node()
-        .name_server(&NsRequest::rspn_id(host_id, name))
+        .name_server(&NsRequest::rft_id(host_id, types))
         .await
         .unwrap();
     let rscn = wait_for_event(

@@ -5,6 +5,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use fc_frames::scsi::data::ReadBlockLimitsData;
 use fc_frames::scsi::Lun;
@@ -54,7 +55,7 @@ pub fn build_engine(
     luns: &[LunSpec],
     tapes: &[TapeSpec],
 ) -> io::Result<ScsiEngine> {
-    let mut engine = ScsiEngine::new(TargetPort {
+    let engine = ScsiEngine::new(TargetPort {
         port_name,
         node_name,
         relative_port: 1,
@@ -72,7 +73,7 @@ pub fn build_engine(
             ..DiskConfig::new(&spec.serial, lun_name(port_name, spec.lun))
         };
         engine
-            .add_disk(spec.lun, Box::new(file), config)
+            .add_disk(spec.lun, Arc::new(file), config)
             .map_err(|e| {
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -81,7 +82,7 @@ pub fn build_engine(
             })?;
     }
     for spec in tapes {
-        engine.add_tape(
+        let tape = engine.add_tape(
             spec.lun,
             TapeConfig {
                 vendor: "FCSAN".into(),
@@ -96,6 +97,7 @@ pub fn build_engine(
                 },
             },
         );
+        tape.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("tape: {e}")))?;
     }
     Ok(engine)
 }
@@ -105,6 +107,8 @@ pub fn build_engine(
 pub struct DiskArray {
     /// The array's N_Port.
     pub node: Node,
+    /// Its FCP target: the engine (to add or remove LUNs while it runs) and the counters.
+    pub target: Target,
 }
 
 impl DiskArray {
@@ -117,10 +121,10 @@ impl DiskArray {
     ) -> io::Result<DiskArray> {
         config.target = true;
         let engine = build_engine(config.port_name, config.node_name, luns, tapes)?;
-        let target = Target::new(engine);
+        let target = Target::new(Arc::new(engine));
         let mut services = Services::new();
         target.install(&mut services);
         let node = Node::spawn(config, connector, services);
-        Ok(DiskArray { node })
+        Ok(DiskArray { node, target })
     }
 }

@@ -4,22 +4,40 @@
 //! with the data-out bytes it asks for (at its FCP_DATA_RO, up to its FCP_BURST_LEN, cut into
 //! frames of the negotiated size by the exchange manager), gathers FCP_DATA, and returns the
 //! status, sense and residual of FCP_RSP. The typed helpers (`inquiry`, `read_capacity`,
-//! `read`, `write`, ...) build the CDB, and turn anything but GOOD into a [`ScsiError`] that
-//! carries the sense data.
+//! `read`, `write`, `verify`, `unmap`, ...) build the CDB, and turn anything but GOOD into a
+//! [`ScsiError`] that carries the sense data.
+//!
+//! # Aborting (FCP-4 §12.3)
+//! - One command: drop its future. The [`Exchange`](crate::node::Exchange) it owns is then
+//!   aborted with ABTS, which the target takes as ABORT TASK: the command never completes
+//!   there, and nothing more arrives here.
+//! - Task management: [`Initiator::abort_task_set`], [`Initiator::clear_task_set`],
+//!   [`Initiator::logical_unit_reset`] and [`Initiator::target_reset`] send an FCP_CMND with
+//!   the TASK MANAGEMENT FLAGS and return the target's RSP_CODE as a [`TmfResponse`]. The
+//!   target sends no FCP_RSP for the commands the function aborted; when it completed, this
+//!   initiator terminates the exchanges of its own commands sent before it to the logical
+//!   units it names with ABTS (recovery abort), and those commands fail with
+//!   [`ScsiError::Aborted`].
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use fc_frames::fcp::{DataDirection, FcpCmndRepr, FcpRspRepr, FcpXferRdyRepr, Residual, RspCode};
+use fc_frames::fcp::{
+    DataDirection, FcpCmndRepr, FcpRspRepr, FcpXferRdyRepr, Residual, RspCode, TmFlags,
+};
 use fc_frames::scsi::cdb::{
-    Inquiry, Read, ReadCapacity16, ReportLuns, SyncCacheSize, SynchronizeCache, TestUnitReady,
-    Write,
+    Control, Inquiry, Read, ReadCapacity16, ReportLuns, SyncCacheSize, SynchronizeCache,
+    TestUnitReady, Unmap, Verify, VerifySize, Write,
 };
 use fc_frames::scsi::data::{
-    Capacity, InquiryData, ReadCapacity16Data, ReportLunsData, Vpd, VpdPage,
+    Capacity, InquiryData, ReadCapacity16Data, ReportLunsData, UnmapDescriptor, UnmapParameterList,
+    Vpd, VpdPage,
 };
 use fc_frames::scsi::{Lun, ScsiStatus, Sense};
 use fc_frames::{FcId, FcType, RCtl};
+use tokio::sync::oneshot;
 
 use crate::exchange::Outbound;
 use crate::node::{Node, NodeError};
@@ -62,6 +80,10 @@ pub enum ScsiError {
     /// The target answered with an FCP_RSP_INFO failure code.
     #[error("FCP response code: {0}")]
     Response(RspCode),
+    /// A task management function this initiator sent aborted the command: the target sent
+    /// no status, and the exchange was aborted with ABTS.
+    #[error("aborted by task management")]
+    Aborted,
     /// The exchange failed: time-out, link down, abort.
     #[error(transparent)]
     Node(#[from] NodeError),
@@ -80,11 +102,74 @@ impl ScsiError {
     }
 }
 
+/// How the target answered a task management function (FCP-4 Table 31, RSP_CODE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TmfResponse {
+    /// 00h: task management function complete.
+    Complete,
+    /// 04h: task management function not supported.
+    NotSupported,
+    /// 05h: task management function failed.
+    Failed,
+    /// 09h: task management function incorrect logical unit number.
+    IncorrectLun,
+    /// Any other code.
+    Other(RspCode),
+}
+
+impl From<RspCode> for TmfResponse {
+    fn from(code: RspCode) -> TmfResponse {
+        match code {
+            RspCode::TMF_COMPLETE => TmfResponse::Complete,
+            RspCode::TMF_NOT_SUPPORTED => TmfResponse::NotSupported,
+            RspCode::TMF_FAILED => TmfResponse::Failed,
+            RspCode::TMF_INCORRECT_LUN => TmfResponse::IncorrectLun,
+            other => TmfResponse::Other(other),
+        }
+    }
+}
+
+/// What a VERIFY compares the medium with (SBC-3 BYTCHK).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyCheck {
+    /// 00b: only read the blocks (a read error fails the command).
+    Medium,
+    /// 01b: compare the blocks with these bytes (as many blocks).
+    Compare(Bytes),
+    /// 11b: compare every block with this one block.
+    CompareEach(Bytes),
+}
+
 /// An FCP initiator on a node.
 #[derive(Debug, Clone)]
 pub struct Initiator {
     node: Node,
     timeout: Duration,
+    in_flight: Arc<Mutex<InFlight>>,
+}
+
+/// Commands in progress, to abort after a task management function.
+#[derive(Debug, Default)]
+struct InFlight {
+    next: u64,
+    commands: HashMap<u64, (FcId, Lun, oneshot::Sender<()>)>,
+}
+
+/// A command's place in [`InFlight`], given up when the command ends.
+struct Registration {
+    in_flight: Arc<Mutex<InFlight>>,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        lock(&self.in_flight).commands.remove(&self.id);
+    }
+}
+
+fn lock(m: &Mutex<InFlight>) -> std::sync::MutexGuard<'_, InFlight> {
+    // The map stays a valid map across a panic.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Initiator {
@@ -93,6 +178,7 @@ impl Initiator {
         Initiator {
             node,
             timeout: Duration::from_secs(30),
+            in_flight: Arc::default(),
         }
     }
 
@@ -129,11 +215,17 @@ impl Initiator {
         };
         let cmnd = FcpCmndRepr::new(lun, cdb, direction, dl)
             .map_err(|e| ScsiError::Protocol(format!("CDB: {e}")))?;
+        let (_registration, mut aborted) = self.register(target, lun);
         let seq = Outbound::new(RCtl::UNSOLICITED_COMMAND, cmnd.to_vec());
         let mut x = self.node.exchange(target, FcType::FCP, seq, self.timeout);
         let mut data = DataIn::default();
         loop {
-            let seq = x.next().await?;
+            // Returning drops `x`: an exchange that has not ended is aborted with ABTS.
+            let seq = tokio::select! {
+                biased;
+                _ = &mut aborted => return Err(ScsiError::Aborted),
+                seq = x.next() => seq?,
+            };
             match seq.header.r_ctl {
                 RCtl::DATA_DESCRIPTOR => {
                     let xfer = FcpXferRdyRepr::parse(&seq.payload)
@@ -289,6 +381,158 @@ impl Initiator {
         self.execute(target, lun, &w.to_vec(), DataPhase::Out(data))
             .await?;
         Ok(())
+    }
+
+    /// VERIFY(16) of `blocks` blocks from `lba`: GOOD when the blocks read back (and compare
+    /// equal, with [`VerifyCheck::Compare`] or [`VerifyCheck::CompareEach`]); a miscompare is
+    /// CHECK CONDITION, MISCOMPARE.
+    pub async fn verify(
+        &self,
+        target: FcId,
+        lun: Lun,
+        lba: u64,
+        blocks: u32,
+        check: VerifyCheck,
+    ) -> Result<(), ScsiError> {
+        let (bytchk, phase) = match check {
+            VerifyCheck::Medium => (0, DataPhase::None),
+            VerifyCheck::Compare(b) => (1, DataPhase::Out(b)),
+            VerifyCheck::CompareEach(b) => (3, DataPhase::Out(b)),
+        };
+        let cdb = Verify {
+            size: VerifySize::Sixteen,
+            vrprotect: 0,
+            dpo: false,
+            bytchk,
+            lba,
+            blocks,
+            group: 0,
+            control: Control::empty(),
+        }
+        .to_vec();
+        self.execute(target, lun, &cdb, phase).await?;
+        Ok(())
+    }
+
+    /// UNMAP these `(lba, blocks)` ranges: the target may free their storage, and they read
+    /// back as zeros.
+    pub async fn unmap(
+        &self,
+        target: FcId,
+        lun: Lun,
+        ranges: &[(u64, u32)],
+    ) -> Result<(), ScsiError> {
+        let list = UnmapParameterList {
+            descriptors: ranges
+                .iter()
+                .map(|&(lba, blocks)| UnmapDescriptor { lba, blocks })
+                .collect(),
+        }
+        .to_vec();
+        let param_list_len = u16::try_from(list.len())
+            .map_err(|_| ScsiError::Protocol(format!("{} UNMAP ranges", ranges.len())))?;
+        let cdb = Unmap {
+            anchor: false,
+            group: 0,
+            param_list_len,
+            control: Control::empty(),
+        }
+        .to_vec();
+        self.execute(target, lun, &cdb, DataPhase::Out(list.into()))
+            .await?;
+        Ok(())
+    }
+
+    /// ABORT TASK SET: the target aborts every command of this initiator to `lun`.
+    pub async fn abort_task_set(&self, target: FcId, lun: Lun) -> Result<TmfResponse, ScsiError> {
+        self.task_management(target, lun, TmFlags::ABORT_TASK_SET, Some(lun))
+            .await
+    }
+
+    /// CLEAR TASK SET: the target aborts every command to `lun`, of every initiator.
+    pub async fn clear_task_set(&self, target: FcId, lun: Lun) -> Result<TmfResponse, ScsiError> {
+        self.task_management(target, lun, TmFlags::CLEAR_TASK_SET, Some(lun))
+            .await
+    }
+
+    /// LOGICAL UNIT RESET: the target aborts every command to `lun` and resets it.
+    pub async fn logical_unit_reset(
+        &self,
+        target: FcId,
+        lun: Lun,
+    ) -> Result<TmfResponse, ScsiError> {
+        self.task_management(target, lun, TmFlags::LOGICAL_UNIT_RESET, Some(lun))
+            .await
+    }
+
+    /// TARGET RESET: a logical unit reset of every logical unit of the target.
+    pub async fn target_reset(&self, target: FcId) -> Result<TmfResponse, ScsiError> {
+        self.task_management(target, Lun::ZERO, TmFlags::TARGET_RESET, None)
+            .await
+    }
+
+    /// Sends a task management request with `flags` (any combination: the target answers
+    /// the ones it does not support with RSP_CODE 04h) and returns the target's RSP_CODE.
+    /// When it completed, this initiator's commands sent before it to `scope` (one LUN, or
+    /// every LUN of the target) are aborted with ABTS.
+    pub async fn task_management(
+        &self,
+        target: FcId,
+        lun: Lun,
+        flags: TmFlags,
+        scope: Option<Lun>,
+    ) -> Result<TmfResponse, ScsiError> {
+        let before = lock(&self.in_flight).next;
+        let cmnd = FcpCmndRepr::task_management(lun, flags);
+        let seq = Outbound::new(RCtl::UNSOLICITED_COMMAND, cmnd.to_vec());
+        let mut x = self.node.exchange(target, FcType::FCP, seq, self.timeout);
+        let reply = x.next().await?;
+        if reply.header.r_ctl != RCtl::COMMAND_STATUS {
+            return Err(ScsiError::Protocol(format!(
+                "R_CTL {} in answer to a task management request",
+                reply.header.r_ctl
+            )));
+        }
+        let rsp = FcpRspRepr::parse(&reply.payload)
+            .map_err(|e| ScsiError::Protocol(format!("FCP_RSP: {e}")))?;
+        let code = rsp.rsp_info.map(|i| i.code).ok_or_else(|| {
+            ScsiError::Protocol("FCP_RSP to a task management request without RSP_CODE".into())
+        })?;
+        let response = TmfResponse::from(code);
+        if response == TmfResponse::Complete {
+            // FCP-4 §12.3: the exchanges of the aborted commands are the initiator's to
+            // terminate (recovery abort).
+            let mut in_flight = lock(&self.in_flight);
+            let doomed: Vec<u64> = in_flight
+                .commands
+                .iter()
+                .filter(|(&id, (t, l, _))| {
+                    id < before && *t == target && scope.is_none_or(|s| s == *l)
+                })
+                .map(|(&id, _)| id)
+                .collect();
+            for id in doomed {
+                if let Some((_, _, abort)) = in_flight.commands.remove(&id) {
+                    let _ = abort.send(());
+                }
+            }
+        }
+        Ok(response)
+    }
+
+    fn register(&self, target: FcId, lun: Lun) -> (Registration, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        let mut in_flight = lock(&self.in_flight);
+        let id = in_flight.next;
+        in_flight.next += 1;
+        in_flight.commands.insert(id, (target, lun, tx));
+        (
+            Registration {
+                in_flight: self.in_flight.clone(),
+                id,
+            },
+            rx,
+        )
     }
 
     /// SYNCHRONIZE CACHE(16) of the whole LUN: GOOD means every write before it is durable.

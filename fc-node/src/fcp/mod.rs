@@ -1,5 +1,6 @@
 //! FCP (FCP-4) on top of the node: the [`initiator`] that hosts and controllers use to send
-//! SCSI commands, and the [`target`] that serves a [`ScsiEngine`](crate::scsi::ScsiEngine).
+//! SCSI commands, the [`target`] that serves a [`ScsiEngine`](crate::scsi::ScsiEngine), and
+//! [`remote`], another node's LUN as a block device for that engine.
 //!
 //! One SCSI command is one exchange (FCP-4 §9):
 //!
@@ -10,4 +11,5 @@
 //! ```
 
 pub mod initiator;
+pub mod remote;
 pub mod target;

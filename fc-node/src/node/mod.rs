@@ -857,7 +857,7 @@ struct Core {
     notices: mpsc::UnboundedSender<Notice>,
     services: Services,
     /// Exchanges peers opened that a service took, by ID: which service.
-    taken: HashMap<ExchangeId, usize>,
+    taken: HashMap<ExchangeId, (usize, FcId)>,
     /// Exchanges a service ended while it was called (scratch, emptied after each call).
     ended: Vec<ExchangeId>,
     stopping: bool,
@@ -1006,15 +1006,12 @@ impl Core {
         }
         self.pending.clear();
         let generation = self.generation;
-        for (id, i) in std::mem::take(&mut self.taken) {
+        for (id, (i, peer)) in std::mem::take(&mut self.taken) {
             if let Some(entry) = self.services.entries.get_mut(i) {
                 let x = Inbound {
                     generation,
                     id,
-                    peer: self
-                        .em
-                        .exchange(id)
-                        .map_or(FcId::UNIDENTIFIED, |info| info.peer),
+                    peer,
                 };
                 entry.service.ended(x, Ended::LinkDown);
             }
@@ -1117,7 +1114,11 @@ impl Core {
                         break;
                     }
                     if last {
-                        self.taken.remove(&x.id);
+                        if let Some((i, _)) = self.taken.remove(&x.id) {
+                            if let Some(entry) = self.services.entries.get_mut(i) {
+                                entry.service.finished(x);
+                            }
+                        }
                         break;
                     }
                 }
@@ -1194,14 +1195,11 @@ impl Core {
                     let _ = tx.send(XEvent::Failed(e));
                     self.pending.remove(&key);
                 }
-                if let Some(i) = self.taken.remove(&id) {
+                if let Some((i, peer)) = self.taken.remove(&id) {
                     let x = Inbound {
                         generation: self.generation,
                         id,
-                        peer: self
-                            .em
-                            .exchange(id)
-                            .map_or(FcId::UNIDENTIFIED, |info| info.peer),
+                        peer,
                     };
                     if let Some(entry) = self.services.entries.get_mut(i) {
                         entry.service.ended(x, why);
@@ -1227,7 +1225,7 @@ impl Core {
             id,
             peer: seq.header.s_id,
         };
-        if let Some(&i) = self.taken.get(&id) {
+        if let Some(&(i, _)) = self.taken.get(&id) {
             self.call(i, |service, cx| service.sequence(cx, x, seq));
             return;
         }
@@ -1275,7 +1273,7 @@ impl Core {
                     return;
                 }
                 self.handle.count(|c| c.service_requests += 1);
-                self.taken.insert(id, i);
+                self.taken.insert(id, (i, x.peer));
                 self.call(i, |service, cx| service.request(cx, x, seq));
             }
         }

@@ -250,6 +250,11 @@ pub trait Service: Send + 'static {
         let _ = (x, why);
     }
 
+    /// The last sequence a [`Responder`] sent for `x` went out: the exchange is over.
+    fn finished(&mut self, x: Inbound) {
+        let _ = x;
+    }
+
     /// A session changed (PLOGI, PRLI, PRLO, LOGO, link down).
     fn session(&mut self, event: &SessionEvent) {
         let _ = event;

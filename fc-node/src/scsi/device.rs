@@ -2,8 +2,11 @@
 //! [`MemLun`], a RAM disk.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use async_trait::async_trait;
+use bytes::Bytes;
 use fc_frames::scsi::data::vpd::RotationRate;
 use fc_frames::scsi::{AdditionalSense, Sense};
 
@@ -86,6 +89,25 @@ pub enum DeviceError {
         /// Number of blocks.
         blocks: u64,
     },
+    /// The blocking thread that ran the I/O failed (it panicked, or the runtime is shutting
+    /// down): HARDWARE ERROR / INTERNAL TARGET FAILURE.
+    #[error("blocking I/O thread failed")]
+    Blocking(#[source] io::Error),
+    /// The device ended the operation in CHECK CONDITION with this sense data (a logical unit
+    /// on another node whose answer is relayed as it came).
+    #[error("CHECK CONDITION: {0}")]
+    Check(Sense),
+    /// The device could not be reached (a logical unit on another node: the link, the fabric,
+    /// the peer): ABORTED COMMAND / LOGICAL UNIT COMMUNICATION TIME-OUT when it did not answer
+    /// in time, LOGICAL UNIT COMMUNICATION FAILURE otherwise. The initiator may retry.
+    #[error("logical unit unreachable")]
+    Unreachable {
+        /// No answer in time.
+        timed_out: bool,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
     /// A buffer that is not a whole number of blocks: HARDWARE ERROR / INTERNAL TARGET FAILURE
     /// (a bug in the caller).
     #[error("buffer of {len} bytes is not a multiple of the {block_size}-byte block")]
@@ -112,7 +134,15 @@ impl DeviceError {
                 AdditionalSense::WRITE_ERROR,
             ),
             DeviceError::OutOfRange { .. } => Sense::lba_out_of_range(),
-            DeviceError::BadBufferLength { .. } => Sense::internal_target_failure(),
+            DeviceError::Check(sense) => *sense,
+            DeviceError::Unreachable { timed_out, .. } => Sense::aborted_command(if *timed_out {
+                AdditionalSense::LOGICAL_UNIT_COMMUNICATION_TIME_OUT
+            } else {
+                AdditionalSense::LOGICAL_UNIT_COMMUNICATION_FAILURE
+            }),
+            DeviceError::BadBufferLength { .. } | DeviceError::Blocking(_) => {
+                Sense::internal_target_failure()
+            }
         }
     }
 }
@@ -120,30 +150,41 @@ impl DeviceError {
 /// A logical unit's storage, as the engine sees it: fixed-size blocks addressed by LBA.
 ///
 /// The trait is the seam between the SCSI engine and what stores the data: a file
-/// ([`crate::disk::FileLun`]), RAM ([`MemLun`]), or, later, the controller's virtual volumes.
-/// It is synchronous for now; the async FCP target driver will run it on blocking threads.
-/// Methods take `&self` so one device can serve concurrent commands; implementations lock
-/// what they need.
+/// ([`crate::disk::FileLun`]), RAM ([`MemLun`]), or the controller's virtual volumes, whose I/O
+/// crosses the fabric. It is asynchronous and object-safe (`Arc<dyn BlockDevice>`); buffers
+/// are [`Bytes`], so data moves between the transport and the device without copies.
 ///
-/// Contract: buffers are whole blocks; the engine has checked that every range lies within
-/// `block_count`, but implementations still check it ([`DeviceError::OutOfRange`]).
+/// Contract:
+/// - Methods take `&self` and may run concurrently; an implementation never holds a thread
+///   or a `std` lock across an `.await` (a device may wait on the network for seconds).
+/// - Buffers are whole blocks; the engine has checked every range against `block_count`, but
+///   implementations still check ([`DeviceError::OutOfRange`]): the size may change at run time.
+/// - Dropping a returned future cancels the operation. What cannot be cancelled (a system call
+///   already running on a blocking thread) finishes in the background, and
+///   [`settle`](Self::settle) waits for it: after `settle` returns, no operation begun before the
+///   call still changes the medium. The engine relies on this to abort tasks (SAM-5 §7).
+#[async_trait]
 pub trait BlockDevice: Send + Sync {
-    /// Logical block length in bytes (non-zero).
+    /// Logical block length in bytes (non-zero, fixed).
     fn block_size(&self) -> u32;
-    /// Number of logical blocks (non-zero).
+    /// Number of logical blocks (non-zero). May change at run time; the engine notices and
+    /// reports CAPACITY DATA HAS CHANGED.
     fn block_count(&self) -> u64;
     /// The storage tier.
     fn tier(&self) -> Tier;
-    /// Reads `buf.len() / block_size` blocks from `lba`.
-    fn read(&self, lba: u64, buf: &mut [u8]) -> Result<(), DeviceError>;
-    /// Writes `buf.len() / block_size` blocks at `lba`; with `fua` the data is durable (survives
-    /// a crash or power loss) when this returns `Ok`.
-    fn write(&self, lba: u64, buf: &[u8], fua: bool) -> Result<(), DeviceError>;
+    /// Reads `blocks` blocks from `lba`.
+    async fn read(&self, lba: u64, blocks: u64) -> Result<Bytes, DeviceError>;
+    /// Writes `data` (whole blocks) at `lba`; with `fua` the data is durable (survives a crash
+    /// or power loss) when this returns `Ok`.
+    async fn write(&self, lba: u64, data: Bytes, fua: bool) -> Result<(), DeviceError>;
     /// Makes every completed write durable.
-    fn flush(&self) -> Result<(), DeviceError>;
-    /// Deallocates `blocks` blocks from `lba` (UNMAP, WRITE SAME with UNMAP); they read back as
-    /// zeros afterwards (LBPRZ).
-    fn write_zeroes(&self, lba: u64, blocks: u64) -> Result<(), DeviceError>;
+    async fn flush(&self) -> Result<(), DeviceError>;
+    /// Deallocates `blocks` blocks from `lba` (UNMAP, WRITE SAME with UNMAP): the device may
+    /// free their storage, and they read back as zeros afterwards (LBPRZ).
+    async fn unmap(&self, lba: u64, blocks: u64) -> Result<(), DeviceError>;
+    /// Waits until no operation begun before this call, whose future was dropped, can still
+    /// change the medium. The default is for devices whose dropped futures stop at once.
+    async fn settle(&self) {}
 }
 
 /// Checks `blocks` blocks at `lba` against `count`, and that `len` is whole blocks; returns
@@ -171,12 +212,13 @@ pub(crate) fn check_blocks(lba: u64, blocks: u64, count: u64) -> Result<(), Devi
     }
 }
 
-/// A RAM disk: a real block device whose data lives in memory (lost when dropped).
+/// A RAM disk: a real block device whose data lives in memory (lost when dropped). Its
+/// operations finish before their futures first return, so nothing outlives a dropped future.
 #[derive(Debug)]
 pub struct MemLun {
     data: Mutex<Vec<u8>>,
     block_size: u32,
-    blocks: u64,
+    blocks: AtomicU64,
     tier: Tier,
 }
 
@@ -184,62 +226,90 @@ impl MemLun {
     /// A zeroed RAM disk of `blocks` blocks of `block_size` bytes; `None` when either is zero
     /// or the size does not fit in memory addressing.
     pub fn new(blocks: u64, block_size: u32, tier: Tier) -> Option<MemLun> {
-        if blocks == 0 || block_size == 0 {
-            return None;
-        }
-        let len = usize::try_from(blocks.checked_mul(u64::from(block_size))?).ok()?;
+        let len = mem_len(blocks, block_size)?;
         Some(MemLun {
             data: Mutex::new(vec![0; len]),
             block_size,
-            blocks,
+            blocks: AtomicU64::new(blocks),
             tier,
         })
     }
 
-    /// Byte range of `blocks` blocks from `lba`; the caller has range-checked them, so the
-    /// product fits the in-memory length.
-    fn span(&self, lba: u64, blocks: u64) -> std::ops::Range<usize> {
+    /// Grows or shrinks the disk to `blocks` blocks (new blocks read as zeros); false when the
+    /// size is zero or too large. The engine reports the change as CAPACITY DATA HAS CHANGED.
+    pub fn resize(&self, blocks: u64) -> bool {
+        let Some(len) = mem_len(blocks, self.block_size) else {
+            return false;
+        };
+        let mut data = self.lock();
+        data.resize(len, 0);
+        self.blocks.store(blocks, Ordering::Release);
+        true
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        // A panic while holding the lock leaves bytes that are still bytes.
+        self.data.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Byte range of `blocks` blocks from `lba`, checked against the current size.
+    fn span(
+        &self,
+        data: &[u8],
+        lba: u64,
+        blocks: u64,
+    ) -> Result<std::ops::Range<usize>, DeviceError> {
         let bs = u64::from(self.block_size);
-        (lba * bs) as usize..((lba + blocks) * bs) as usize
+        let count = data.len() as u64 / bs;
+        check_blocks(lba, blocks, count)?;
+        // Within `data.len()`, a usize, once the check passed.
+        Ok((lba * bs) as usize..((lba + blocks) * bs) as usize)
     }
 }
 
+/// `blocks * block_size` as a memory length; `None` when zero or too large.
+fn mem_len(blocks: u64, block_size: u32) -> Option<usize> {
+    if blocks == 0 || block_size == 0 {
+        return None;
+    }
+    usize::try_from(blocks.checked_mul(u64::from(block_size))?).ok()
+}
+
+#[async_trait]
 impl BlockDevice for MemLun {
     fn block_size(&self) -> u32 {
         self.block_size
     }
 
     fn block_count(&self) -> u64 {
-        self.blocks
+        self.blocks.load(Ordering::Acquire)
     }
 
     fn tier(&self) -> Tier {
         self.tier
     }
 
-    fn read(&self, lba: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
-        let blocks = check_range(lba, buf.len(), self.block_size, self.blocks)?;
-        let data = self.data.lock().unwrap_or_else(PoisonError::into_inner);
-        buf.copy_from_slice(&data[self.span(lba, blocks)]);
+    async fn read(&self, lba: u64, blocks: u64) -> Result<Bytes, DeviceError> {
+        let data = self.lock();
+        let span = self.span(&data, lba, blocks)?;
+        Ok(Bytes::copy_from_slice(&data[span]))
+    }
+
+    async fn write(&self, lba: u64, buf: Bytes, _fua: bool) -> Result<(), DeviceError> {
+        let blocks = check_range(lba, buf.len(), self.block_size, u64::MAX)?;
+        let mut data = self.lock();
+        let span = self.span(&data, lba, blocks)?;
+        data[span].copy_from_slice(&buf);
         Ok(())
     }
 
-    fn write(&self, lba: u64, buf: &[u8], _fua: bool) -> Result<(), DeviceError> {
-        let blocks = check_range(lba, buf.len(), self.block_size, self.blocks)?;
-        let mut data = self.data.lock().unwrap_or_else(PoisonError::into_inner);
-        let span = self.span(lba, blocks);
-        data[span].copy_from_slice(buf);
+    async fn flush(&self) -> Result<(), DeviceError> {
         Ok(())
     }
 
-    fn flush(&self) -> Result<(), DeviceError> {
-        Ok(())
-    }
-
-    fn write_zeroes(&self, lba: u64, blocks: u64) -> Result<(), DeviceError> {
-        check_blocks(lba, blocks, self.blocks)?;
-        let mut data = self.data.lock().unwrap_or_else(PoisonError::into_inner);
-        let span = self.span(lba, blocks);
+    async fn unmap(&self, lba: u64, blocks: u64) -> Result<(), DeviceError> {
+        let mut data = self.lock();
+        let span = self.span(&data, lba, blocks)?;
         data[span].fill(0);
         Ok(())
     }
@@ -269,51 +339,54 @@ mod tests {
         assert_eq!(Tier::SlowHdd.rotation_rate().0, 7200);
     }
 
-    #[test]
-    fn test_mem_lun_round_trip_and_bounds() {
-        let m = MemLun::new(8, 512, Tier::Ssd).unwrap();
-        m.write(7, &[0xAB; 512], false).unwrap();
-        let mut b = [0; 512];
-        m.read(7, &mut b).unwrap();
-        assert_eq!(b, [0xAB; 512]);
-        m.write_zeroes(7, 1).unwrap();
-        m.read(7, &mut b).unwrap();
-        assert_eq!(b, [0; 512]);
-        assert!(matches!(
-            m.read(8, &mut b),
-            Err(DeviceError::OutOfRange { .. })
-        ));
-        assert!(matches!(
-            m.write(u64::MAX, &b, false),
-            Err(DeviceError::OutOfRange { .. })
-        ));
-        assert!(matches!(
-            m.read(0, &mut [0; 100]),
-            Err(DeviceError::BadBufferLength { .. })
-        ));
-        assert!(MemLun::new(0, 512, Tier::Ssd).is_none());
-        assert!(MemLun::new(1, 0, Tier::Ssd).is_none());
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
     }
 
     #[test]
-    fn test_device_error_sense() {
-        let e = DeviceError::Read {
-            lba: 5,
-            source: io::Error::other("x"),
-        };
-        let s = e.sense();
-        assert_eq!(s.key, fc_frames::scsi::SenseKey::MEDIUM_ERROR);
-        assert_eq!(s.additional, AdditionalSense::UNRECOVERED_READ_ERROR);
-        assert_eq!(s.information, Some(5));
-        let w = DeviceError::Write {
-            lba: 9,
-            source: io::Error::other("x"),
-        }
-        .sense();
-        assert_eq!(w.additional, AdditionalSense::WRITE_ERROR);
-        assert_eq!(
-            DeviceError::Flush(io::Error::other("x")).sense().additional,
-            AdditionalSense::WRITE_ERROR
-        );
+    fn test_mem_lun_round_trip_bounds_and_resize() {
+        block_on(async {
+            let m = MemLun::new(8, 512, Tier::Ssd).unwrap();
+            m.write(7, Bytes::from_static(&[0xAB; 512]), false)
+                .await
+                .unwrap();
+            assert_eq!(
+                m.read(7, 1).await.unwrap(),
+                Bytes::from_static(&[0xAB; 512])
+            );
+            m.unmap(7, 1).await.unwrap();
+            assert_eq!(m.read(7, 1).await.unwrap(), Bytes::from_static(&[0; 512]));
+            assert!(matches!(
+                m.read(8, 1).await,
+                Err(DeviceError::OutOfRange { .. })
+            ));
+            assert!(matches!(
+                m.write(u64::MAX, Bytes::from_static(&[0; 512]), false)
+                    .await,
+                Err(DeviceError::OutOfRange { .. })
+            ));
+            assert!(matches!(
+                m.write(0, Bytes::from_static(&[0; 100]), false).await,
+                Err(DeviceError::BadBufferLength { .. })
+            ));
+            assert!(MemLun::new(0, 512, Tier::Ssd).is_none());
+            // Growing: the new blocks read as zeros, the old keep their data.
+            m.write(0, Bytes::from_static(&[1; 512]), false)
+                .await
+                .unwrap();
+            assert!(m.resize(16));
+            assert_eq!(m.block_count(), 16);
+            assert_eq!(m.read(15, 1).await.unwrap(), Bytes::from_static(&[0; 512]));
+            assert_eq!(m.read(0, 1).await.unwrap(), Bytes::from_static(&[1; 512]));
+            assert!(m.resize(4));
+            assert!(matches!(
+                m.read(4, 1).await,
+                Err(DeviceError::OutOfRange { .. })
+            ));
+            assert!(!m.resize(0));
+        });
     }
 }

@@ -1,31 +1,80 @@
-//! [`ScsiEngine`]: the device server for every logical unit of one target port.
+//! [`ScsiEngine`]: the task manager and device server for every logical unit of one target
+//! port, shared by the transports (`Arc<ScsiEngine>`, used through `&self`).
+//!
+//! # Tasks
+//! A command is a task of its logical unit (SAM-5 §8), named by its I_T nexus ([`Nexus`], the
+//! initiator port) and tag. [`ScsiEngine::enter`] puts it in the unit's task set when the
+//! transport receives it (its place in the order is decided then, before its data-out has
+//! arrived); [`Task::run`] waits until the task attributes let it start ([`super::tasks`]),
+//! executes it and takes it out of the set. [`ScsiEngine::execute`] is both at once. Commands
+//! of different logical units, and SIMPLE commands of one, run at the same time: the engine's
+//! locks guard its tables for a few instructions and are never held across an `.await`, and
+//! device I/O ([`BlockDevice`]) is asynchronous.
+//!
+//! # Task management (SAM-5 §7)
+//! [`abort_task`](ScsiEngine::abort_task), [`abort_task_set`](ScsiEngine::abort_task_set),
+//! [`clear_task_set`](ScsiEngine::clear_task_set),
+//! [`logical_unit_reset`](ScsiEngine::logical_unit_reset) and
+//! [`target_reset`](ScsiEngine::target_reset) take effect when they are called (commands
+//! received later are not affected) and return a future that ends when every task they
+//! named has ended and the devices have settled. Then:
+//! - an aborted task never returns status: [`Task::run`] gives [`Outcome::Aborted`] and the
+//!   transport sends nothing;
+//! - an aborted task never changes the medium any more. A device future that is only waiting
+//!   (a slow or remote device) is dropped at once; I/O that cannot be cancelled (a `pwrite`
+//!   on the blocking pool) is waited for ([`BlockDevice::settle`]).
+//!
+//! | function | tasks aborted | then |
+//! |---|---|---|
+//! | ABORT TASK | the nexus's task with that tag | — |
+//! | ABORT TASK SET | the nexus's tasks on the LU | — |
+//! | CLEAR TASK SET | every task on the LU | COMMANDS CLEARED BY ANOTHER INITIATOR (2F/00) to the other nexuses that lost tasks (the Control page's TAS is 0) |
+//! | LOGICAL UNIT RESET | every task on the LU | mode pages back to their defaults (no saved values); BUS DEVICE RESET FUNCTION OCCURRED (29/03) to every other nexus |
+//! | TARGET RESET | every task on every LU | a logical unit reset of each LU |
+//! | I_T nexus loss ([`remove_nexus`](ScsiEngine::remove_nexus)) | the nexus's tasks everywhere | its unit attentions are forgotten with it |
+//!
+//! # Unit attentions (SAM-5 §5.14)
+//! Unit attention conditions are kept per I_T nexus and logical unit. The next command of that
+//! nexus to that LU other than INQUIRY, REPORT LUNS and REQUEST SENSE ends in CHECK CONDITION
+//! with the oldest one and clears it; REQUEST SENSE returns it and clears it.
+//! - Adding or removing a logical unit gives every known nexus REPORTED LUNS DATA HAS CHANGED
+//!   (3F/0E) once: it is reported on the nexus's next command to any LU, and then cleared for
+//!   that nexus on every LU (SPC-4 §6.33 says REPORT LUNS data changed for the target, not for
+//!   one LU).
+//! - A disk whose device reports another size gives every known nexus CAPACITY DATA HAS
+//!   CHANGED (2A/09) on that LU, once; READ CAPACITY reports the new size. The engine looks at
+//!   each command; [`ScsiEngine::notice_capacity`] looks at once.
+//! - A MODE SELECT that changes the (shared) mode pages gives the other nexuses MODE PARAMETERS
+//!   CHANGED (2A/01) (SPC-4 §6.9).
+//!
+//! Nexuses are known from [`add_nexus`](ScsiEngine::add_nexus) (FCP: a PRLI made an image
+//! pair) or from a command; [`remove_nexus`](ScsiEngine::remove_nexus) forgets one (PRLO,
+//! LOGO, link loss).
+//!
+//! The clauses cited here are from memory of SPC-4 r37, SBC-3 r35 and SAM-5 (the standards'
+//! text was not at hand); the MUST sentences are paraphrased above the checks that enforce
+//! them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
-use fc_frames::fcp::{FcpRspRepr, Residual};
-use fc_frames::scsi::cdb::{self, Cdb, CdbSize, OperationCode};
-use fc_frames::scsi::data::mode::{CachingFlags, ControlFlags};
-use fc_frames::scsi::data::vpd::{BdcFlags, LbpFlags, ProvisioningType};
-use fc_frames::scsi::data::Peripheral;
-use fc_frames::scsi::data::{
-    BlockDescriptors, BlockDeviceCharacteristics, BlockLimits, CachingPage, Capacity, ControlPage,
-    DataError, Designator, DeviceSpecific, InquiryData, LogicalBlockProvisioning,
-    LongBlockDescriptor, ModeForm, ModePage, ModeParameters, ReadBlockLimitsData, ReportLunsData,
-    ShortBlockDescriptor, UnmapParameterList, VpdCode, VpdPage,
-};
-use fc_frames::scsi::sense::SenseFormat;
-use fc_frames::scsi::{AdditionalSense, Lun, ScsiStatus, Sense, SenseKey};
+use fc_frames::fcp::{FcpRspRepr, Residual, TaskAttribute};
+use fc_frames::scsi::cdb::{Cdb, OperationCode};
+use fc_frames::scsi::data::{Capacity, DataError, ReadBlockLimitsData, ReportLunsData};
+use fc_frames::scsi::{AdditionalSense, Lun, ScsiStatus, Sense};
 use fc_frames::Wwn;
+use tokio::sync::{oneshot, Notify};
 
+use super::commands;
 use super::device::BlockDevice;
+use super::tasks::{Aborted, Attr, TaskSet};
 
-/// Largest WRITE SAME / UNMAP range (blocks) per command, reported in VPD page 0xB0.
-const MAX_UNMAP_BLOCKS: u32 = 1 << 22;
-/// Most UNMAP block descriptors per command.
-const MAX_UNMAP_DESCRIPTORS: u32 = 256;
-/// Bytes of zero or pattern written per device call for WRITE SAME.
-const WRITE_SAME_CHUNK: u64 = 1 << 20;
+/// Unit attentions kept for one nexus on one LU at most; later ones are dropped (the oldest
+/// are the ones reported first).
+const MAX_UNIT_ATTENTIONS: usize = 16;
 
 /// The target port the engine serves, for the device identification VPD page (0x83).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,6 +85,27 @@ pub struct TargetPort {
     pub node_name: Wwn,
     /// RELATIVE TARGET PORT IDENTIFIER (1 = port A).
     pub relative_port: u16,
+}
+
+/// An I_T nexus as the engine sees it (SAM-5 §4.8): the initiator port, by its port name (the
+/// target port is the engine's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Nexus {
+    /// The initiator port's name (FC: its N_Port_Name).
+    pub initiator_port: Wwn,
+}
+
+impl Nexus {
+    /// The nexus of the initiator port `initiator_port`.
+    pub const fn new(initiator_port: Wwn) -> Nexus {
+        Nexus { initiator_port }
+    }
+}
+
+impl fmt::Display for Nexus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "I_T nexus {}", self.initiator_port)
+    }
 }
 
 /// A disk logical unit's identity and limits.
@@ -51,7 +121,8 @@ pub struct DiskConfig {
     pub serial: String,
     /// The logical unit's NAA name (VPD page 0x83).
     pub naa: Wwn,
-    /// MAXIMUM TRANSFER LENGTH in blocks; longer READ/WRITE are INVALID FIELD IN CDB.
+    /// MAXIMUM TRANSFER LENGTH in blocks; longer READ/WRITE/VERIFY with BYTCHK 01b are
+    /// INVALID FIELD IN CDB.
     pub max_transfer_blocks: u32,
     /// Whether UNMAP and WRITE SAME with UNMAP are offered (LBPME, VPD page 0xB2).
     pub unmap: bool,
@@ -91,6 +162,62 @@ pub struct TapeConfig {
     pub block_limits: ReadBlockLimitsData,
 }
 
+/// One command as the transport received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScsiCommand {
+    /// Who sent it.
+    pub nexus: Nexus,
+    /// The task tag, unique among the nexus's tasks in progress (FCP: the transport's name for
+    /// the exchange). ABORT TASK names a task by it.
+    pub tag: u64,
+    /// SIMPLE, ORDERED, HEAD OF QUEUE (ACA is refused: no ACA is ever established).
+    pub attribute: TaskAttribute,
+    /// The logical unit.
+    pub lun: Lun,
+    /// The CDB (padding after it is ignored).
+    pub cdb: Bytes,
+    /// FCP_DL: the bytes the initiator expects to move.
+    pub fcp_dl: u32,
+    /// The data-out received for it ([`ScsiEngine::data_out_len`] bytes were solicited).
+    pub data_out: Bytes,
+}
+
+impl ScsiCommand {
+    /// A SIMPLE command with tag 0 and no data-out.
+    pub fn new(nexus: Nexus, lun: Lun, cdb: impl Into<Bytes>, fcp_dl: u32) -> ScsiCommand {
+        ScsiCommand {
+            nexus,
+            tag: 0,
+            attribute: TaskAttribute::SIMPLE,
+            lun,
+            cdb: cdb.into(),
+            fcp_dl,
+            data_out: Bytes::new(),
+        }
+    }
+
+    /// With this tag.
+    #[must_use]
+    pub fn with_tag(mut self, tag: u64) -> ScsiCommand {
+        self.tag = tag;
+        self
+    }
+
+    /// With this task attribute.
+    #[must_use]
+    pub fn with_attribute(mut self, attribute: TaskAttribute) -> ScsiCommand {
+        self.attribute = attribute;
+        self
+    }
+
+    /// With this data-out.
+    #[must_use]
+    pub fn with_data_out(mut self, data_out: impl Into<Bytes>) -> ScsiCommand {
+        self.data_out = data_out.into();
+        self
+    }
+}
+
 /// What the target sends back for one command: FCP_DATA (`data_in`) and FCP_RSP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScsiResponse {
@@ -106,9 +233,9 @@ pub struct ScsiResponse {
 
 impl ScsiResponse {
     /// GOOD with `data` (the whole response the command produced), cut to `min(data, FCP_DL)`.
-    fn good(data: Vec<u8>, fcp_dl: u32) -> ScsiResponse {
+    pub(super) fn good(data: impl Into<Bytes>, fcp_dl: u32) -> ScsiResponse {
+        let mut data = data.into();
         let residual = Residual::between(fcp_dl, data.len() as u64);
-        let mut data = Bytes::from(data);
         data.truncate(fcp_dl as usize);
         ScsiResponse {
             status: ScsiStatus::GOOD,
@@ -119,12 +246,12 @@ impl ScsiResponse {
     }
 
     /// GOOD, no data.
-    fn no_data(fcp_dl: u32) -> ScsiResponse {
-        ScsiResponse::good(Vec::new(), fcp_dl)
+    pub(super) fn no_data(fcp_dl: u32) -> ScsiResponse {
+        ScsiResponse::good(Bytes::new(), fcp_dl)
     }
 
     /// CHECK CONDITION with `sense`; nothing moved.
-    fn check(sense: Sense, fcp_dl: u32) -> ScsiResponse {
+    pub(super) fn check(sense: Sense, fcp_dl: u32) -> ScsiResponse {
         ScsiResponse {
             status: ScsiStatus::CHECK_CONDITION,
             sense: Some(sense),
@@ -144,864 +271,810 @@ impl ScsiResponse {
     }
 }
 
-/// A disk's state besides its device.
-struct Disk {
-    dev: Box<dyn BlockDevice>,
-    /// The device's size when it was added.
-    cap: Capacity,
-    config: DiskConfig,
-    /// WCE of the Caching page: off means every write is FUA.
-    wce: bool,
+/// How a task ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Outcome {
+    /// It completed: send this.
+    Response(ScsiResponse),
+    /// It was aborted (task management, nexus loss, its LU removed): send nothing.
+    Aborted,
 }
 
-enum Unit {
+impl Outcome {
+    /// The response, unless the task was aborted.
+    pub fn response(self) -> Option<ScsiResponse> {
+        match self {
+            Outcome::Response(r) => Some(r),
+            Outcome::Aborted => None,
+        }
+    }
+}
+
+/// Why a task management function was not performed (SAM-5 §7.11 service responses).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TmfError {
+    /// INCORRECT LOGICAL UNIT NUMBER: there is no such logical unit.
+    #[error("no logical unit {0}")]
+    IncorrectLun(Lun),
+}
+
+/// Why a logical unit could not be added or removed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LunError {
+    /// A logical unit is there already.
+    #[error("LUN {0} is in use")]
+    InUse(Lun),
+    /// No logical unit is there.
+    #[error("no logical unit {0}")]
+    NoSuchLun(Lun),
+    /// The device reports zero blocks or a zero block size.
+    #[error("bad capacity: {0}")]
+    Capacity(#[from] DataError),
+}
+
+/// The SCSI target device of one target port: its logical units, by LUN, the nexuses it
+/// knows, and their tasks. See the module docs.
+pub struct ScsiEngine {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ScsiEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScsiEngine")
+            .field("port", &self.shared.port)
+            .field("luns", &self.luns())
+            .finish()
+    }
+}
+
+/// What tasks need of the engine after they were entered.
+pub(super) struct Shared {
+    pub port: TargetPort,
+    inventory: Mutex<Inventory>,
+}
+
+struct Inventory {
+    units: BTreeMap<Lun, Arc<Unit>>,
+    nexuses: HashMap<Nexus, NexusState>,
+}
+
+#[derive(Debug, Default)]
+struct NexusState {
+    /// REPORTED LUNS DATA HAS CHANGED not yet reported to it.
+    luns_changed: bool,
+}
+
+/// A logical unit.
+pub(super) struct Unit {
+    pub kind: Kind,
+    state: Mutex<UnitState>,
+    /// Fired when a task leaves the task set.
+    changed: Notify,
+}
+
+pub(super) enum Kind {
     Disk(Disk),
     Tape(TapeConfig),
 }
 
-struct LogicalUnit {
-    unit: Unit,
-    /// A unit attention or deferred error not yet reported.
-    pending: Option<Sense>,
+pub(super) struct Disk {
+    pub dev: Arc<dyn BlockDevice>,
+    pub config: DiskConfig,
+}
+
+/// A logical unit's changing state.
+pub(super) struct UnitState {
+    /// A disk's capacity as last reported to initiators.
+    pub cap: Option<Capacity>,
+    /// WCE of the Caching page: off means every write is FUA.
+    pub wce: bool,
     /// D_SENSE of the Control page: sense data in descriptor format.
-    d_sense: bool,
+    pub d_sense: bool,
+    /// Unit attentions by nexus, oldest first.
+    ua: HashMap<Nexus, VecDeque<Sense>>,
+    tasks: TaskSet,
 }
 
-/// The SCSI device server of one target port: its logical units, by LUN.
-pub struct ScsiEngine {
-    port: TargetPort,
-    units: BTreeMap<Lun, LogicalUnit>,
+impl UnitState {
+    fn establish(&mut self, nexus: Nexus, sense: Sense) {
+        let q = self.ua.entry(nexus).or_default();
+        if !q.contains(&sense) && q.len() < MAX_UNIT_ATTENTIONS {
+            q.push_back(sense);
+        }
+    }
+
+    fn has_ua(&self, nexus: Nexus) -> bool {
+        self.ua.get(&nexus).is_some_and(|q| !q.is_empty())
+    }
+
+    /// Back to the mode pages' default values (there are no saved values).
+    fn reset_mode(&mut self) {
+        self.wce = true;
+        self.d_sense = false;
+    }
 }
 
-/// Early exit from a command handler with the response to send.
-type Result<T> = std::result::Result<T, ScsiResponse>;
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every table here stays consistent across a panic: each update is a single insert,
+    // remove or assignment.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Unit {
+    fn new(kind: Kind, cap: Option<Capacity>) -> Unit {
+        Unit {
+            kind,
+            state: Mutex::new(UnitState {
+                cap,
+                wce: true,
+                d_sense: false,
+                ua: HashMap::new(),
+                tasks: TaskSet::default(),
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, UnitState> {
+        lock(&self.state)
+    }
+
+    /// Compares a disk's device size with what was reported; on a change, records the new one
+    /// and gives every nexus in `nexuses` CAPACITY DATA HAS CHANGED. True on a change.
+    fn notice_capacity<'n>(
+        &self,
+        state: &mut UnitState,
+        nexuses: impl Iterator<Item = &'n Nexus>,
+    ) -> bool {
+        let Kind::Disk(d) = &self.kind else {
+            return false;
+        };
+        let Ok(now) = Capacity::new(d.dev.block_count(), d.dev.block_size()) else {
+            return false;
+        };
+        if state.cap == Some(now) {
+            return false;
+        }
+        tracing::info!(blocks = now.blocks(), "logical unit capacity changed");
+        state.cap = Some(now);
+        for &n in nexuses {
+            state.establish(
+                n,
+                Sense::unit_attention(AdditionalSense::CAPACITY_DATA_HAS_CHANGED),
+            );
+        }
+        true
+    }
+
+    /// Tells the tasks `pick` chooses to abort.
+    fn abort(&self, pick: impl FnMut(&super::tasks::Entry) -> bool) -> Aborted {
+        let out = self.lock().tasks.abort(pick);
+        self.changed.notify_waiters();
+        out
+    }
+
+    /// Ends when none of `running` is in the task set any more and the device has settled.
+    async fn wait_ended(&self, running: &[u64]) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if !self.lock().tasks.any(running) {
+                break;
+            }
+            changed.await;
+        }
+        if let Kind::Disk(d) = &self.kind {
+            d.dev.settle().await;
+        }
+    }
+}
+
+/// Tasks told to abort, to wait for.
+struct Aborting {
+    units: Vec<(Arc<Unit>, Vec<u64>)>,
+    count: usize,
+}
+
+impl Aborting {
+    fn new() -> Aborting {
+        Aborting {
+            units: Vec::new(),
+            count: 0,
+        }
+    }
+
+    fn add(&mut self, unit: &Arc<Unit>, aborted: Aborted) {
+        self.count += aborted.count;
+        self.units.push((unit.clone(), aborted.running));
+    }
+
+    async fn wait(self) -> usize {
+        for (unit, running) in &self.units {
+            unit.wait_ended(running).await;
+        }
+        self.count
+    }
+}
+
+impl Shared {
+    fn inventory(&self) -> MutexGuard<'_, Inventory> {
+        lock(&self.inventory)
+    }
+
+    /// Takes the unit attention REQUEST SENSE reports for `nexus` on `unit`: the unit's own
+    /// first, else REPORTED LUNS DATA HAS CHANGED.
+    pub(super) fn take_unit_attention(&self, unit: &Unit, nexus: Nexus) -> Option<Sense> {
+        let mut inv = self.inventory();
+        let mut state = unit.lock();
+        if let Some(s) = state.ua.get_mut(&nexus).and_then(VecDeque::pop_front) {
+            return Some(s);
+        }
+        let n = inv.nexuses.get_mut(&nexus)?;
+        std::mem::take(&mut n.luns_changed)
+            .then(|| Sense::unit_attention(AdditionalSense::REPORTED_LUNS_DATA_HAS_CHANGED))
+    }
+
+    /// The mode pages of `unit` changed through `by`: MODE PARAMETERS CHANGED to the others.
+    pub(super) fn mode_changed(&self, unit: &Unit, by: Nexus) {
+        let inv = self.inventory();
+        let mut state = unit.lock();
+        for &n in inv.nexuses.keys().filter(|&&n| n != by) {
+            state.establish(
+                n,
+                Sense::unit_attention(AdditionalSense::MODE_PARAMETERS_CHANGED),
+            );
+        }
+    }
+}
+
+impl Inventory {
+    fn luns_changed(&mut self) {
+        for n in self.nexuses.values_mut() {
+            n.luns_changed = true;
+        }
+    }
+
+    fn unit(&self, lun: Lun) -> Result<Arc<Unit>, TmfError> {
+        self.units
+            .get(&lun)
+            .cloned()
+            .ok_or(TmfError::IncorrectLun(lun))
+    }
+}
 
 impl ScsiEngine {
     /// An engine with no logical units.
     pub fn new(port: TargetPort) -> ScsiEngine {
         ScsiEngine {
-            port,
-            units: BTreeMap::new(),
+            shared: Arc::new(Shared {
+                port,
+                inventory: Mutex::new(Inventory {
+                    units: BTreeMap::new(),
+                    nexuses: HashMap::new(),
+                }),
+            }),
         }
     }
 
-    /// Adds (or replaces) a disk at `lun`; an error when the device reports zero blocks or a
-    /// zero block size.
+    /// The target port.
+    pub fn port(&self) -> TargetPort {
+        self.shared.port
+    }
+
+    /// Adds a disk at `lun`; an error when the LUN is in use or the device reports zero blocks
+    /// or a zero block size. Every known nexus gets REPORTED LUNS DATA HAS CHANGED.
     pub fn add_disk(
-        &mut self,
+        &self,
         lun: Lun,
-        dev: Box<dyn BlockDevice>,
+        dev: Arc<dyn BlockDevice>,
         config: DiskConfig,
-    ) -> std::result::Result<(), DataError> {
+    ) -> Result<(), LunError> {
         let cap = Capacity::new(dev.block_count(), dev.block_size())?;
-        let unit = Unit::Disk(Disk {
-            dev,
-            cap,
-            config,
-            wce: true,
-        });
-        self.units.insert(
-            lun,
-            LogicalUnit {
-                unit,
-                pending: None,
-                d_sense: false,
-            },
-        );
+        self.add(lun, Unit::new(Kind::Disk(Disk { dev, config }), Some(cap)))
+    }
+
+    /// Adds a tape drive at `lun`; an error when the LUN is in use. Every known nexus gets
+    /// REPORTED LUNS DATA HAS CHANGED.
+    pub fn add_tape(&self, lun: Lun, config: TapeConfig) -> Result<(), LunError> {
+        self.add(lun, Unit::new(Kind::Tape(config), None))
+    }
+
+    fn add(&self, lun: Lun, unit: Unit) -> Result<(), LunError> {
+        let mut inv = self.shared.inventory();
+        if inv.units.contains_key(&lun) {
+            return Err(LunError::InUse(lun));
+        }
+        inv.units.insert(lun, Arc::new(unit));
+        inv.luns_changed();
         Ok(())
     }
 
-    /// Adds (or replaces) a tape drive at `lun`.
-    pub fn add_tape(&mut self, lun: Lun, config: TapeConfig) {
-        self.units.insert(
-            lun,
-            LogicalUnit {
-                unit: Unit::Tape(config),
-                pending: None,
-                d_sense: false,
-            },
-        );
+    /// Removes the logical unit at `lun`: commands received from now on find no LU there,
+    /// every known nexus gets REPORTED LUNS DATA HAS CHANGED, and its tasks are aborted. The
+    /// future ends when they have ended, with their number.
+    pub fn remove_lun(
+        &self,
+        lun: Lun,
+    ) -> impl Future<Output = Result<usize, LunError>> + Send + 'static {
+        let removed = {
+            let mut inv = self.shared.inventory();
+            let u = inv.units.remove(&lun);
+            if u.is_some() {
+                inv.luns_changed();
+            }
+            u
+        };
+        let aborting = removed.map(|unit| {
+            let mut a = Aborting::new();
+            a.add(&unit, unit.abort(|_| true));
+            a
+        });
+        async move {
+            match aborting {
+                Some(a) => Ok(a.wait().await),
+                None => Err(LunError::NoSuchLun(lun)),
+            }
+        }
     }
 
-    /// Queues a unit attention or deferred error for `lun`: the next command other than
-    /// INQUIRY, REPORT LUNS and REQUEST SENSE ends in CHECK CONDITION with it, or REQUEST SENSE
-    /// returns it; either clears it (SAM-5 §5.14). One per LUN, not per I_T nexus: a newer one
-    /// replaces an older. Returns false when there is no such LUN.
-    pub fn queue_sense(&mut self, lun: Lun, sense: Sense) -> bool {
-        match self.units.get_mut(&lun) {
-            Some(u) => {
-                u.pending = Some(sense);
-                true
+    /// Makes `nexus` known (FCP: PRLI made an image pair): it gets the unit attentions
+    /// established from now on.
+    pub fn add_nexus(&self, nexus: Nexus) {
+        self.shared.inventory().nexuses.entry(nexus).or_default();
+    }
+
+    /// The I_T nexus is gone (FCP: PRLO, LOGO, link loss; SAM-5 §6.3.4 I_T nexus loss): its
+    /// tasks are aborted and its unit attentions forgotten. The future ends when its tasks
+    /// have ended, with their number.
+    pub fn remove_nexus(&self, nexus: Nexus) -> impl Future<Output = usize> + Send + 'static {
+        let mut a = Aborting::new();
+        {
+            let mut inv = self.shared.inventory();
+            inv.nexuses.remove(&nexus);
+            for unit in inv.units.values() {
+                unit.lock().ua.remove(&nexus);
+                a.add(unit, unit.abort(|e| e.nexus == nexus));
             }
-            None => false,
         }
+        a.wait()
+    }
+
+    /// The nexuses known now.
+    pub fn nexuses(&self) -> Vec<Nexus> {
+        let mut v: Vec<Nexus> = self.shared.inventory().nexuses.keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    /// Establishes a unit attention (or deferred error) on `lun` for every known nexus: each
+    /// one's next command other than INQUIRY, REPORT LUNS and REQUEST SENSE ends in CHECK
+    /// CONDITION with it, or REQUEST SENSE returns it; either clears it for that nexus
+    /// (SAM-5 §5.14). Returns false when there is no such LUN.
+    pub fn queue_sense(&self, lun: Lun, sense: Sense) -> bool {
+        let inv = self.shared.inventory();
+        let Some(unit) = inv.units.get(&lun) else {
+            return false;
+        };
+        let mut state = unit.lock();
+        for &n in inv.nexuses.keys() {
+            state.establish(n, sense);
+        }
+        true
+    }
+
+    /// Looks at the size of the disk at `lun` now; on a change, every known nexus gets
+    /// CAPACITY DATA HAS CHANGED for it. True on a change.
+    pub fn notice_capacity(&self, lun: Lun) -> bool {
+        let inv = self.shared.inventory();
+        let Some(unit) = inv.units.get(&lun) else {
+            return false;
+        };
+        let mut state = unit.lock();
+        unit.notice_capacity(&mut state, inv.nexuses.keys())
     }
 
     /// The LUNs, ascending.
     pub fn luns(&self) -> Vec<Lun> {
-        self.units.keys().copied().collect()
+        self.shared.inventory().units.keys().copied().collect()
+    }
+
+    /// Tasks in the task set of `lun` now (entered, waiting or running).
+    pub fn tasks(&self, lun: Lun) -> usize {
+        let inv = self.shared.inventory();
+        inv.units.get(&lun).map_or(0, |u| u.lock().tasks.len())
     }
 
     /// Data-out bytes to solicit with FCP_XFER_RDY for this command: `min(FCP_DL, what the
     /// CDB transfers)`, or 0 when the command moves no data out or will be rejected before
-    /// reading it (unknown LUN, pending unit attention, bad CDB, a WRITE out of range, too
+    /// reading it (unknown LUN, pending unit attention for `nexus`, bad CDB, out of range, too
     /// long or overrunning FCP_DL).
-    pub fn data_out_len(&self, lun: Lun, cdb_bytes: &[u8], fcp_dl: u32) -> u32 {
-        let Some(LogicalUnit {
-            unit: Unit::Disk(d),
-            pending: None,
-            ..
-        }) = self.units.get(&lun)
-        else {
+    pub fn data_out_len(&self, nexus: Nexus, lun: Lun, cdb: &[u8], fcp_dl: u32) -> u32 {
+        let inv = self.shared.inventory();
+        let Some(unit) = inv.units.get(&lun) else {
             return 0;
         };
-        let bs = d.dev.block_size();
-        let needed: u64 = match Cdb::parse(cdb_bytes) {
-            Ok(Cdb::Write(w)) => {
-                let n = u64::from(w.blocks) * u64::from(bs);
-                let rejected = n > u64::from(fcp_dl)
-                    || w.wrprotect != 0
-                    || w.blocks > d.config.max_transfer_blocks
-                    || !d.cap.contains(w.lba, w.blocks.into());
-                if rejected {
-                    return 0;
-                }
-                n
-            }
-            Ok(Cdb::WriteSame16(ws)) if !ws.ndob => u64::from(bs),
-            Ok(Cdb::Unmap(u)) => u64::from(u.param_list_len),
-            Ok(Cdb::ModeSelect(m)) => u64::from(m.param_list_len),
-            _ => 0,
+        let Kind::Disk(d) = &unit.kind else {
+            return 0;
         };
-        // min with a u32 fits a u32.
-        needed.min(u64::from(fcp_dl)) as u32
+        if inv.nexuses.get(&nexus).is_some_and(|n| n.luns_changed) {
+            return 0;
+        }
+        let state = unit.lock();
+        let Some(cap) = state.cap else {
+            return 0;
+        };
+        let size_changed =
+            Capacity::new(d.dev.block_count(), d.dev.block_size()).is_ok_and(|now| now != cap);
+        if state.has_ua(nexus) || size_changed {
+            return 0;
+        }
+        match Cdb::parse(cdb) {
+            Ok(cdb) => commands::data_out_len(&cdb, d, cap, fcp_dl),
+            Err(_) => 0,
+        }
     }
 
-    /// Executes one command: `cdb_bytes` from FCP_CMND (padding after the CDB is ignored),
-    /// `fcp_dl` its FCP_DL, `data_out` the bytes received for it (see [`Self::data_out_len`]).
-    pub fn execute(
-        &mut self,
-        lun: Lun,
-        cdb_bytes: &[u8],
-        fcp_dl: u32,
-        data_out: &[u8],
-    ) -> ScsiResponse {
-        let op = OperationCode(cdb_bytes.first().copied().unwrap_or(0));
-        let port = self.port;
-        // Only REPORT LUNS needs the inventory; don't build it on the I/O path.
-        let report = if op == OperationCode::REPORT_LUNS {
-            self.report_luns_data()
-        } else {
-            ReportLunsData::default()
+    /// Enters a command into its logical unit's task set now, before its data-out has arrived
+    /// (give that with [`Task::set_data_out`]); [`Task::run`] executes it. A command that ends
+    /// at once (no such LU, a unit attention, REPORT LUNS data) is a task that only returns
+    /// its response.
+    pub fn enter(&self, cmd: ScsiCommand) -> Task {
+        let shared = self.shared.clone();
+        let op = OperationCode(cmd.cdb.first().copied().unwrap_or(0));
+        let done = |r: ScsiResponse| Task {
+            shared: self.shared.clone(),
+            body: Body::Done(r),
         };
-        let Some(lu) = self.units.get_mut(&lun) else {
-            return no_unit(op, cdb_bytes, fcp_dl, report);
+        let mut inv = self.shared.inventory();
+        inv.nexuses.entry(cmd.nexus).or_default();
+        // Only REPORT LUNS needs the inventory; don't build it on the I/O path.
+        let report = (op == OperationCode::REPORT_LUNS)
+            .then(|| ReportLunsData::new(inv.units.keys().copied().collect()));
+        let Some(unit) = inv.units.get(&cmd.lun).cloned() else {
+            let report = report.unwrap_or_default();
+            return done(commands::no_unit(op, &cmd.cdb, cmd.fcp_dl, report));
+        };
+        let attr = match cmd.attribute {
+            TaskAttribute::SIMPLE | TaskAttribute::UNTAGGED => Attr::Simple,
+            TaskAttribute::ORDERED => Attr::Ordered,
+            TaskAttribute::HEAD_OF_QUEUE => Attr::HeadOfQueue,
+            // SAM-5 §8.6: an ACA task needs an ACA condition, and none is ever established
+            // here (NORMACA is 0); other values are reserved. The command is refused as a
+            // bad field of the command's information unit.
+            _ => {
+                let s = Sense::illegal_request(
+                    AdditionalSense::INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT,
+                );
+                let d_sense = unit.lock().d_sense;
+                return done(ScsiResponse::check(
+                    s.with_format(commands::sense_format(d_sense)),
+                    cmd.fcp_dl,
+                ));
+            }
         };
         let exempt = matches!(
             op,
             OperationCode::INQUIRY | OperationCode::REPORT_LUNS | OperationCode::REQUEST_SENSE
         );
+        let Inventory { nexuses, .. } = &mut *inv;
+        let mut state = unit.lock();
+        unit.notice_capacity(&mut state, nexuses.keys());
         // SAM-5 §5.14: a pending unit attention terminates the next command (except INQUIRY,
         // REPORT LUNS and REQUEST SENSE) with CHECK CONDITION and is then cleared.
         if !exempt {
-            if let Some(s) = lu.pending.take() {
-                return ScsiResponse::check(lu.format(s), fcp_dl);
+            let fmt = commands::sense_format(state.d_sense);
+            if let Some(s) = state.ua.get_mut(&cmd.nexus).and_then(VecDeque::pop_front) {
+                return done(ScsiResponse::check(s.with_format(fmt), cmd.fcp_dl));
+            }
+            if let Some(n) = nexuses.get_mut(&cmd.nexus).filter(|n| n.luns_changed) {
+                n.luns_changed = false;
+                let s = Sense::unit_attention(AdditionalSense::REPORTED_LUNS_DATA_HAS_CHANGED);
+                return done(ScsiResponse::check(s.with_format(fmt), cmd.fcp_dl));
             }
         }
-        match lu.run(&port, cdb_bytes, fcp_dl, data_out, &report) {
-            Ok(r) | Err(r) => r,
-        }
-    }
-
-    fn report_luns_data(&self) -> ReportLunsData {
-        ReportLunsData::new(self.luns())
-    }
-}
-
-/// A command to a LUN with no logical unit (SPC-4 §6.6.2, §6.33, §6.39).
-fn no_unit(
-    op: OperationCode,
-    cdb_bytes: &[u8],
-    fcp_dl: u32,
-    report: ReportLunsData,
-) -> ScsiResponse {
-    let lun_not_supported = ScsiResponse::check(Sense::lun_not_supported(), fcp_dl);
-    match op {
-        // SPC-4 §6.6.2: for a LUN the device server cannot support, standard INQUIRY data has
-        // PERIPHERAL QUALIFIER 011b and PERIPHERAL DEVICE TYPE 1Fh.
-        OperationCode::INQUIRY => match Cdb::parse(cdb_bytes) {
-            Ok(Cdb::Inquiry(i)) if !i.evpd => {
-                let data = InquiryData::new(Peripheral::NO_LUN, "", "", "").to_vec();
-                ScsiResponse::good(cut(data, i.alloc_len.into()), fcp_dl)
-            }
-            Ok(_) => lun_not_supported,
-            Err(e) => ScsiResponse::check(e.sense(), fcp_dl),
-        },
-        // SPC-4 §6.33: REPORT LUNS is answered on LUN 0 whether or not it has a unit, and on
-        // any other LUN.
-        OperationCode::REPORT_LUNS => match Cdb::parse(cdb_bytes) {
-            Ok(Cdb::ReportLuns(r)) => report_luns(r, report, fcp_dl),
-            Ok(_) => lun_not_supported,
-            Err(e) => ScsiResponse::check(e.sense(), fcp_dl),
-        },
-        // SPC-4 §6.39: REQUEST SENSE to a LUN that is not there returns GOOD with sense data
-        // LOGICAL UNIT NOT SUPPORTED.
-        OperationCode::REQUEST_SENSE => match Cdb::parse(cdb_bytes) {
-            Ok(Cdb::RequestSense(r)) => {
-                let s = Sense::lun_not_supported().with_format(sense_format(r.desc));
-                ScsiResponse::good(cut(s.to_vec(), r.alloc_len.into()), fcp_dl)
-            }
-            Ok(_) => lun_not_supported,
-            Err(e) => ScsiResponse::check(e.sense(), fcp_dl),
-        },
-        _ => lun_not_supported,
-    }
-}
-
-fn report_luns(r: cdb::ReportLuns, data: ReportLunsData, fcp_dl: u32) -> ScsiResponse {
-    // SPC-4 §6.33 Table 199: 0 all logical units, 1 well-known ones only (there are none
-    // here), 2 both; other values are INVALID FIELD IN CDB.
-    let data = match r.select_report {
-        0 | 2 => data,
-        1 => ReportLunsData::new(Vec::new()),
-        _ => return ScsiResponse::check(Sense::invalid_field_in_cdb(2, None), fcp_dl),
-    };
-    ScsiResponse::good(cut(data.to_vec(), r.alloc_len as usize), fcp_dl)
-}
-
-fn sense_format(desc: bool) -> SenseFormat {
-    if desc {
-        SenseFormat::Descriptor
-    } else {
-        SenseFormat::Fixed
-    }
-}
-
-/// `data` cut at the allocation length (SPC-4 §4.2.5.6: the device server stops at the
-/// allocation length and does not report it as an error).
-fn cut(mut data: Vec<u8>, alloc_len: usize) -> Vec<u8> {
-    data.truncate(alloc_len);
-    data
-}
-
-/// `Err(CHECK CONDITION)` when `cond`, for `?`.
-fn reject(cond: bool, sense: Sense, fcp_dl: u32) -> Result<()> {
-    if cond {
-        Err(ScsiResponse::check(sense, fcp_dl))
-    } else {
-        Ok(())
-    }
-}
-
-impl LogicalUnit {
-    /// `s` in the format the Control page's D_SENSE selects.
-    fn format(&self, s: Sense) -> Sense {
-        s.with_format(sense_format(self.d_sense))
-    }
-
-    fn check(&self, s: Sense, fcp_dl: u32) -> ScsiResponse {
-        ScsiResponse::check(self.format(s), fcp_dl)
-    }
-
-    fn run(
-        &mut self,
-        port: &TargetPort,
-        cdb_bytes: &[u8],
-        fcp_dl: u32,
-        data_out: &[u8],
-        report: &ReportLunsData,
-    ) -> Result<ScsiResponse> {
-        let op = OperationCode(cdb_bytes.first().copied().unwrap_or(0));
-        // Tape: SSC-3 gives several disk opcodes other meanings, so only the commands served
-        // are parsed; everything else is INVALID COMMAND OPERATION CODE.
-        if matches!(self.unit, Unit::Tape(_))
-            && !matches!(
-                op,
-                OperationCode::INQUIRY
-                    | OperationCode::TEST_UNIT_READY
-                    | OperationCode::READ_BLOCK_LIMITS
-                    | OperationCode::REQUEST_SENSE
-                    | OperationCode::REPORT_LUNS
-            )
-        {
-            return Err(self.check(Sense::invalid_opcode(), fcp_dl));
-        }
-        let cdb = Cdb::parse(cdb_bytes).map_err(|e| self.check(e.sense(), fcp_dl))?;
-        // SAM-5 §5.2: with NORMACA zero in the INQUIRY data, a CDB with NACA set shall be
-        // terminated with INVALID FIELD IN CDB.
-        if let Some(e) = cdb.naca_error() {
-            return Err(self.check(e.sense(), fcp_dl));
-        }
-        let peripheral = match self.unit {
-            Unit::Disk(_) => Peripheral::DISK,
-            Unit::Tape(_) => Peripheral::TAPE,
-        };
-        match cdb {
-            Cdb::TestUnitReady(_) => Ok(ScsiResponse::no_data(fcp_dl)),
-            Cdb::RequestSense(r) => {
-                let s = self
-                    .pending
-                    .take()
-                    .unwrap_or(Sense::new(
-                        SenseKey::NO_SENSE,
-                        AdditionalSense::NO_ADDITIONAL_SENSE,
-                    ))
-                    .with_format(sense_format(r.desc));
-                Ok(ScsiResponse::good(
-                    cut(s.to_vec(), r.alloc_len.into()),
-                    fcp_dl,
-                ))
-            }
-            Cdb::ReportLuns(r) => Ok(report_luns(r, report.clone(), fcp_dl)),
-            Cdb::Inquiry(i) => {
-                let data = if i.evpd {
-                    let page = self
-                        .vpd_page(port, i.page_code)
-                        // SPC-4 §6.6.1: an unsupported VPD page is INVALID FIELD IN CDB.
-                        .ok_or_else(|| self.check(Sense::invalid_field_in_cdb(2, None), fcp_dl))?;
-                    page.to_vec(peripheral)
-                } else {
-                    match &self.unit {
-                        Unit::Disk(d) => InquiryData::disk(
-                            &d.config.vendor,
-                            &d.config.product,
-                            &d.config.revision,
-                        ),
-                        Unit::Tape(t) => InquiryData::tape(&t.vendor, &t.product, &t.revision),
-                    }
-                    .to_vec()
-                };
-                Ok(ScsiResponse::good(cut(data, i.alloc_len.into()), fcp_dl))
-            }
-            Cdb::ReadBlockLimits(r) => {
-                let Unit::Tape(t) = &self.unit else {
-                    return Err(self.check(Sense::invalid_opcode(), fcp_dl));
-                };
-                // SSC-4: MLOC without support for it is INVALID FIELD IN CDB.
-                reject(
-                    r.mloc,
-                    self.format(Sense::invalid_field_in_cdb(1, Some(0))),
-                    fcp_dl,
-                )?;
-                Ok(ScsiResponse::good(t.block_limits.to_vec(), fcp_dl))
-            }
-            other => {
-                let d_sense = self.d_sense;
-                let Unit::Disk(d) = &mut self.unit else {
-                    return Err(self.check(Sense::invalid_opcode(), fcp_dl));
-                };
-                let mut ctx = DiskCmd {
-                    d,
-                    d_sense: &mut self.d_sense,
-                    fmt: sense_format(d_sense),
-                    fcp_dl,
-                };
-                ctx.run(other, data_out)
-            }
-        }
-    }
-
-    /// The VPD page `code`, if this unit has it.
-    fn vpd_page(&self, port: &TargetPort, code: u8) -> Option<VpdPage> {
-        let (serial, naa) = match &self.unit {
-            Unit::Disk(d) => (&d.config.serial, d.config.naa),
-            Unit::Tape(t) => (&t.serial, t.naa),
-        };
-        let mut pages = vec![VpdCode::UNIT_SERIAL_NUMBER, VpdCode::DEVICE_IDENTIFICATION];
-        if let Unit::Disk(d) = &self.unit {
-            pages.push(VpdCode::BLOCK_LIMITS);
-            pages.push(VpdCode::BLOCK_DEVICE_CHARACTERISTICS);
-            if d.config.unmap {
-                pages.push(VpdCode::LOGICAL_BLOCK_PROVISIONING);
-            }
-        }
-        let code = VpdCode(code);
-        if code == VpdCode::SUPPORTED_PAGES {
-            return Some(VpdPage::supported_pages_from_codes(pages));
-        }
-        if !pages.contains(&code) {
-            return None;
-        }
-        Some(match code {
-            VpdCode::UNIT_SERIAL_NUMBER => VpdPage::serial_number(serial),
-            VpdCode::DEVICE_IDENTIFICATION => VpdPage::DeviceIdentification(vec![
-                Designator::lu_naa(naa),
-                Designator::target_port_name(port.port_name),
-                Designator::relative_target_port(port.relative_port),
-                Designator::target_device_name(port.node_name),
-            ]),
-            _ => match &self.unit {
-                Unit::Disk(d) => d.block_vpd(code)?,
-                Unit::Tape(_) => return None,
-            },
-        })
-    }
-}
-
-impl Disk {
-    fn capacity(&self) -> Capacity {
-        self.cap
-    }
-
-    fn block_vpd(&self, code: VpdCode) -> Option<VpdPage> {
-        let unmap_blocks = if self.config.unmap {
-            MAX_UNMAP_BLOCKS
-        } else {
-            0
-        };
-        Some(match code {
-            VpdCode::BLOCK_LIMITS => VpdPage::BlockLimits(BlockLimits {
-                // WRITE SAME with a NUMBER OF LOGICAL BLOCKS of zero is rejected.
-                wsnz: true,
-                max_transfer_length: self.config.max_transfer_blocks,
-                max_unmap_lba_count: unmap_blocks,
-                max_unmap_block_descriptor_count: if self.config.unmap {
-                    MAX_UNMAP_DESCRIPTORS
-                } else {
-                    0
-                },
-                optimal_unmap_granularity: 1,
-                max_write_same_length: MAX_UNMAP_BLOCKS.into(),
-                ..BlockLimits::default()
+        let (seq, abort) = state.tasks.enter(cmd.nexus, cmd.tag, attr);
+        drop(state);
+        drop(inv);
+        Task {
+            shared,
+            body: Body::Queued(Queued {
+                unit,
+                seq,
+                abort,
+                aborted: false,
+                nexus: cmd.nexus,
+                cdb: cmd.cdb,
+                fcp_dl: cmd.fcp_dl,
+                data_out: cmd.data_out,
+                report,
             }),
-            VpdCode::BLOCK_DEVICE_CHARACTERISTICS => {
-                VpdPage::BlockDeviceCharacteristics(BlockDeviceCharacteristics {
-                    rotation_rate: self.dev.tier().rotation_rate(),
-                    flags: BdcFlags::FUAB,
-                    ..BlockDeviceCharacteristics::SSD
-                })
+        }
+    }
+
+    /// Executes one command: [`enter`](Self::enter) and [`Task::run`].
+    pub async fn execute(&self, cmd: ScsiCommand) -> Outcome {
+        self.enter(cmd).run().await
+    }
+
+    /// ABORT TASK (SAM-5 §7.2): aborts the task `tag` of `nexus` on `lun`. The future ends
+    /// when it has ended (if there was one), with the number aborted.
+    pub fn abort_task(
+        &self,
+        nexus: Nexus,
+        lun: Lun,
+        tag: u64,
+    ) -> impl Future<Output = Result<usize, TmfError>> + Send + 'static {
+        self.abort_on(lun, move |e| e.nexus == nexus && e.tag == tag)
+    }
+
+    /// ABORT TASK SET (SAM-5 §7.3): aborts every task of `nexus` on `lun`.
+    pub fn abort_task_set(
+        &self,
+        nexus: Nexus,
+        lun: Lun,
+    ) -> impl Future<Output = Result<usize, TmfError>> + Send + 'static {
+        self.abort_on(lun, move |e| e.nexus == nexus)
+    }
+
+    fn abort_on(
+        &self,
+        lun: Lun,
+        pick: impl FnMut(&super::tasks::Entry) -> bool,
+    ) -> impl Future<Output = Result<usize, TmfError>> + Send + 'static {
+        let aborting = self.shared.inventory().unit(lun).map(|unit| {
+            let mut a = Aborting::new();
+            a.add(&unit, unit.abort(pick));
+            a
+        });
+        async move {
+            match aborting {
+                Ok(a) => Ok(a.wait().await),
+                Err(e) => Err(e),
             }
-            VpdCode::LOGICAL_BLOCK_PROVISIONING => {
-                VpdPage::LogicalBlockProvisioning(LogicalBlockProvisioning {
-                    flags: LbpFlags::LBPU | LbpFlags::LBPWS | LbpFlags::LBPRZ,
-                    provisioning_type: ProvisioningType::THIN,
-                    ..LogicalBlockProvisioning::default()
-                })
+        }
+    }
+
+    /// CLEAR TASK SET (SAM-5 §7.4): aborts every task on `lun`, whoever sent it. The other
+    /// nexuses that lost tasks get COMMANDS CLEARED BY ANOTHER INITIATOR (TAS is 0).
+    pub fn clear_task_set(
+        &self,
+        nexus: Nexus,
+        lun: Lun,
+    ) -> impl Future<Output = Result<usize, TmfError>> + Send + 'static {
+        let aborting = self.shared.inventory().unit(lun).map(|unit| {
+            let aborted = unit.abort(|_| true);
+            let mut state = unit.lock();
+            for &n in aborted.nexuses.iter().filter(|&&n| n != nexus) {
+                state.establish(
+                    n,
+                    Sense::unit_attention(AdditionalSense::COMMANDS_CLEARED_BY_ANOTHER_INITIATOR),
+                );
             }
-            _ => return None,
-        })
+            drop(state);
+            let mut a = Aborting::new();
+            a.add(&unit, aborted);
+            a
+        });
+        async move {
+            match aborting {
+                Ok(a) => Ok(a.wait().await),
+                Err(e) => Err(e),
+            }
+        }
+    }
+
+    /// LOGICAL UNIT RESET (SAM-5 §7.7, §6.3.3): aborts every task on `lun`, returns its mode
+    /// pages to their default values (there are no saved values), and gives every other nexus
+    /// BUS DEVICE RESET FUNCTION OCCURRED.
+    pub fn logical_unit_reset(
+        &self,
+        nexus: Nexus,
+        lun: Lun,
+    ) -> impl Future<Output = Result<usize, TmfError>> + Send + 'static {
+        let aborting = {
+            let inv = self.shared.inventory();
+            inv.unit(lun).map(|unit| {
+                let mut a = Aborting::new();
+                reset_unit(&inv, &unit, nexus, &mut a);
+                a
+            })
+        };
+        async move {
+            match aborting {
+                Ok(a) => Ok(a.wait().await),
+                Err(e) => Err(e),
+            }
+        }
+    }
+
+    /// TARGET RESET (SAM-5 §7.10, obsolete there but still sent by FCP initiators): a logical
+    /// unit reset of every logical unit.
+    pub fn target_reset(&self, nexus: Nexus) -> impl Future<Output = usize> + Send + 'static {
+        let mut a = Aborting::new();
+        {
+            let inv = self.shared.inventory();
+            for unit in inv.units.values() {
+                reset_unit(&inv, unit, nexus, &mut a);
+            }
+        }
+        a.wait()
     }
 }
 
-/// One block command to a disk.
-struct DiskCmd<'a> {
-    d: &'a mut Disk,
-    d_sense: &'a mut bool,
-    fmt: SenseFormat,
-    fcp_dl: u32,
-}
-
-impl DiskCmd<'_> {
-    fn check(&self, s: Sense) -> ScsiResponse {
-        ScsiResponse::check(s.with_format(self.fmt), self.fcp_dl)
-    }
-
-    fn reject(&self, cond: bool, s: Sense) -> Result<()> {
-        reject(cond, s.with_format(self.fmt), self.fcp_dl)
-    }
-
-    fn dev_err(&self, e: super::DeviceError) -> ScsiResponse {
-        self.check(e.sense())
-    }
-
-    /// SBC-3 §4.5: a command that names a logical block beyond the capacity shall be
-    /// terminated with LOGICAL BLOCK ADDRESS OUT OF RANGE; that covers the LBA of a zero-length
-    /// transfer too, and an LBA + length that overflows.
-    fn range(&self, lba: u64, blocks: u64) -> Result<()> {
-        self.reject(
-            !self.d.capacity().contains(lba, blocks),
-            Sense::lba_out_of_range(),
-        )
-    }
-
-    fn bytes(&self, blocks: u64) -> u64 {
-        blocks * u64::from(self.d.dev.block_size())
-    }
-
-    fn run(&mut self, cdb: Cdb, data_out: &[u8]) -> Result<ScsiResponse> {
-        let fcp_dl = self.fcp_dl;
-        match cdb {
-            Cdb::ReadCapacity10(_) => {
-                // SBC-3 READ CAPACITY(10): RETURNED LOGICAL BLOCK ADDRESS FFFFFFFFh when the last
-                // LBA does not fit (Capacity does that).
-                Ok(ScsiResponse::good(
-                    self.d.capacity().to_read_capacity_10().to_vec(),
-                    fcp_dl,
-                ))
-            }
-            Cdb::ReadCapacity16(r) => {
-                let mut data = self.d.capacity().to_read_capacity_16();
-                data.lbpme = self.d.config.unmap;
-                data.lbprz = self.d.config.unmap;
-                Ok(ScsiResponse::good(
-                    cut(data.to_vec(), r.alloc_len as usize),
-                    fcp_dl,
-                ))
-            }
-            Cdb::Read(r) => {
-                self.protect(r.rdprotect)?;
-                self.range(r.lba, r.blocks.into())?;
-                self.max_transfer(r.blocks, r.size)?;
-                let mut buf = vec![0; self.bytes(r.blocks.into()) as usize];
-                self.d
-                    .dev
-                    .read(r.lba, &mut buf)
-                    .map_err(|e| self.dev_err(e))?;
-                Ok(ScsiResponse::good(buf, fcp_dl))
-            }
-            Cdb::Write(w) => {
-                self.protect(w.wrprotect)?;
-                self.range(w.lba, w.blocks.into())?;
-                self.max_transfer(w.blocks, w.size)?;
-                let n = self.bytes(w.blocks.into());
-                if n > u64::from(fcp_dl) {
-                    // See the module docs: a WRITE that FCP_DL does not cover is not executed.
-                    return Err(ScsiResponse {
-                        residual: Residual::between(fcp_dl, n),
-                        ..self.check(Sense::illegal_request(
-                            AdditionalSense::INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT,
-                        ))
-                    });
-                }
-                let data = data_out
-                    .get(..n as usize)
-                    .ok_or_else(|| self.short_data_out())?;
-                // SBC-3 WRITE: with FUA, or with the write cache disabled, the data is on the
-                // medium before GOOD status.
-                let fua = w.fua || !self.d.wce;
-                self.d
-                    .dev
-                    .write(w.lba, data, fua)
-                    .map_err(|e| self.dev_err(e))?;
-                Ok(ScsiResponse {
-                    residual: Residual::between(fcp_dl, n),
-                    ..ScsiResponse::no_data(0)
-                })
-            }
-            Cdb::Verify(v) => {
-                self.protect(v.vrprotect)?;
-                // BYTCHK 01b/11b (compare with data-out) is not offered; 10b is reserved.
-                self.reject(v.bytchk != 0, Sense::invalid_field_in_cdb(1, Some(2)))?;
-                self.range(v.lba, v.blocks.into())?;
-                Ok(ScsiResponse::no_data(fcp_dl))
-            }
-            Cdb::SynchronizeCache(s) => {
-                // SBC-3 SYNCHRONIZE CACHE: NUMBER OF LOGICAL BLOCKS zero is every block from
-                // the LBA to the end; the range is checked either way.
-                self.range(s.lba, s.blocks.into())?;
-                self.d.dev.flush().map_err(|e| self.dev_err(e))?;
-                Ok(ScsiResponse::no_data(fcp_dl))
-            }
-            Cdb::WriteSame16(ws) => self.write_same(ws, data_out),
-            Cdb::Unmap(u) => self.unmap(u, data_out),
-            Cdb::ModeSense(m) => self.mode_sense(m),
-            Cdb::ModeSelect(m) => self.mode_select(m, data_out),
-            _ => Err(self.check(Sense::invalid_opcode())),
-        }
-    }
-
-    /// Fewer data-out bytes than solicited: the transport lost data.
-    fn short_data_out(&self) -> ScsiResponse {
-        self.check(Sense::aborted_command(AdditionalSense::DATA_PHASE_ERROR))
-    }
-
-    /// SBC-3: RDPROTECT/WRPROTECT/VRPROTECT other than zero on a logical unit without
-    /// protection information is INVALID FIELD IN CDB.
-    fn protect(&self, p: u8) -> Result<()> {
-        self.reject(p != 0, Sense::invalid_field_in_cdb(1, Some(7)))
-    }
-
-    /// SBC-3 §6.6.4: a TRANSFER LENGTH above MAXIMUM TRANSFER LENGTH is INVALID FIELD IN CDB.
-    fn max_transfer(&self, blocks: u32, size: CdbSize) -> Result<()> {
-        let byte = match size {
-            CdbSize::Six => 4,
-            CdbSize::Ten => 7,
-            CdbSize::Twelve => 6,
-            CdbSize::Sixteen => 10,
-        };
-        self.reject(
-            blocks > self.d.config.max_transfer_blocks,
-            Sense::invalid_field_in_cdb(byte, None),
-        )
-    }
-
-    fn write_same(&mut self, ws: cdb::WriteSame16, data_out: &[u8]) -> Result<ScsiResponse> {
-        self.protect(ws.wrprotect)?;
-        // ANCHOR without ANC_SUP, UNMAP without LBPWS: INVALID FIELD IN CDB.
-        self.reject(ws.anchor, Sense::invalid_field_in_cdb(1, Some(4)))?;
-        self.reject(
-            ws.unmap && !self.d.config.unmap,
-            Sense::invalid_field_in_cdb(1, Some(3)),
-        )?;
-        // WSNZ is set: a NUMBER OF LOGICAL BLOCKS of zero is INVALID FIELD IN CDB, as is one
-        // above MAXIMUM WRITE SAME LENGTH.
-        self.reject(
-            ws.blocks == 0 || ws.blocks > MAX_UNMAP_BLOCKS,
-            Sense::invalid_field_in_cdb(10, None),
-        )?;
-        self.range(ws.lba, ws.blocks.into())?;
-        let bs = u64::from(self.d.dev.block_size());
-        let needed = if ws.ndob { 0 } else { bs };
-        let pattern = if ws.ndob {
-            None
-        } else {
-            let b = data_out
-                .get(..needed as usize)
-                .filter(|_| u64::from(self.fcp_dl) >= needed)
-                .ok_or_else(|| self.short_data_out())?;
-            Some(b)
-        };
-        let blocks = u64::from(ws.blocks);
-        match pattern {
-            Some(p) if !(ws.unmap && p.iter().all(|&b| b == 0)) => {
-                let per = (WRITE_SAME_CHUNK / bs).max(1);
-                let buf: Vec<u8> = p
-                    .iter()
-                    .copied()
-                    .cycle()
-                    .take((per * bs) as usize)
-                    .collect();
-                let mut at = ws.lba;
-                let end = ws.lba + blocks;
-                while at < end {
-                    let n = per.min(end - at);
-                    self.d
-                        .dev
-                        .write(at, &buf[..(n * bs) as usize], !self.d.wce)
-                        .map_err(|e| self.dev_err(e))?;
-                    at += n;
-                }
-            }
-            _ => {
-                self.d
-                    .dev
-                    .write_zeroes(ws.lba, blocks)
-                    .map_err(|e| self.dev_err(e))?;
-                if !self.d.wce {
-                    self.d.dev.flush().map_err(|e| self.dev_err(e))?;
-                }
-            }
-        }
-        Ok(ScsiResponse {
-            residual: Residual::between(self.fcp_dl, needed),
-            ..ScsiResponse::no_data(0)
-        })
-    }
-
-    fn unmap(&mut self, u: cdb::Unmap, data_out: &[u8]) -> Result<ScsiResponse> {
-        self.reject(!self.d.config.unmap, Sense::invalid_opcode())?;
-        self.reject(u.anchor, Sense::invalid_field_in_cdb(1, Some(0)))?;
-        let len = u
-            .param_list_len
-            .min(self.fcp_dl.try_into().unwrap_or(u16::MAX));
-        let residual = Residual::between(self.fcp_dl, u.param_list_len.into());
-        let done = |r: Residual| ScsiResponse {
-            residual: r,
-            ..ScsiResponse::no_data(0)
-        };
-        // SBC-3 UNMAP: a PARAMETER LIST LENGTH of zero is not an error; nothing is unmapped.
-        if len == 0 {
-            return Ok(done(residual));
-        }
-        let list = data_out
-            .get(..usize::from(len))
-            .ok_or_else(|| self.short_data_out())?;
-        let list = UnmapParameterList::parse(list).map_err(|e| {
-            let (asc, ascq) = e.parameter_list_sense();
-            self.check(Sense::illegal_request(AdditionalSense(asc, ascq)))
-        })?;
-        // SBC-3 UNMAP: more descriptors than MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT, or a range
-        // longer than MAXIMUM UNMAP LBA COUNT, is INVALID FIELD IN PARAMETER LIST; a range
-        // beyond the capacity is LBA OUT OF RANGE. Everything is checked before anything is
-        // unmapped.
-        self.reject(
-            list.descriptors.len() > MAX_UNMAP_DESCRIPTORS as usize,
-            Sense::invalid_field_in_parameter_list(2, None),
-        )?;
-        for (i, d) in list.descriptors.iter().enumerate() {
-            let at = u16::try_from(8 + 16 * i + 8).unwrap_or(u16::MAX);
-            self.reject(
-                d.blocks > MAX_UNMAP_BLOCKS,
-                Sense::invalid_field_in_parameter_list(at, None),
-            )?;
-            self.range(d.lba, d.blocks.into())?;
-        }
-        for d in &list.descriptors {
-            if d.blocks > 0 {
-                self.d
-                    .dev
-                    .write_zeroes(d.lba, d.blocks.into())
-                    .map_err(|e| self.dev_err(e))?;
-            }
-        }
-        Ok(done(residual))
-    }
-
-    /// The current (or changeable, or default) mode pages.
-    fn pages(&self, pc: u8) -> (CachingPage, ControlPage) {
-        let (wce, d_sense) = match pc {
-            // Changeable values: a one where the bit may be changed.
-            1 => (true, true),
-            // Default values.
-            2 => (true, false),
-            _ => (self.d.wce, *self.d_sense),
-        };
-        let caching = CachingPage {
-            flags: if wce {
-                CachingFlags::WCE
-            } else {
-                CachingFlags::empty()
-            },
-            ..CachingPage::default()
-        };
-        let control = ControlPage {
-            flags: if d_sense {
-                ControlFlags::D_SENSE
-            } else {
-                ControlFlags::empty()
-            },
-            // QUEUE ALGORITHM MODIFIER 1 (unrestricted reordering) in current and default values.
-            queue_algorithm_modifier: if pc == 1 { 0 } else { 1 },
-            ..ControlPage::default()
-        };
-        (caching, control)
-    }
-
-    fn mode_sense(&self, m: cdb::ModeSense) -> Result<ScsiResponse> {
-        // SPC-4 §6.11: saved values without saving support: SAVING PARAMETERS NOT SUPPORTED.
-        self.reject(
-            m.pc == 3,
-            Sense::illegal_request(AdditionalSense(0x39, 0x00)),
-        )?;
-        let (caching, control) = self.pages(m.pc);
-        let pages = [ModePage::Caching(caching), ModePage::Control(control)];
-        let pages: Vec<ModePage> = match (m.page_code, m.subpage) {
-            (0x3F, 0x00 | 0xFF) => pages.to_vec(),
-            (code, 0x00) => pages.into_iter().filter(|p| p.code() == code).collect(),
-            _ => Vec::new(),
-        };
-        // SPC-4 §6.11: a page the logical unit does not implement is INVALID FIELD IN CDB.
-        self.reject(pages.is_empty(), Sense::invalid_field_in_cdb(2, Some(5)))?;
-        let cap = self.d.capacity();
-        let block_descriptors = if m.dbd {
-            BlockDescriptors::default()
-        } else if m.llbaa && m.form == ModeForm::Ten {
-            BlockDescriptors::Long(vec![LongBlockDescriptor::for_capacity(cap)])
-        } else {
-            BlockDescriptors::Short(vec![ShortBlockDescriptor::for_capacity(cap)])
-        };
-        let params = ModeParameters {
-            form: m.form,
-            medium_type: 0,
-            // SBC-3 §6.4.1: DPOFUA one says DPO and FUA are supported.
-            device_specific: DeviceSpecific::DPOFUA,
-            block_descriptors,
-            pages,
-        };
-        Ok(ScsiResponse::good(
-            cut(params.to_vec(), m.alloc_len.into()),
-            self.fcp_dl,
-        ))
-    }
-
-    fn mode_select(&mut self, m: cdb::ModeSelect, data_out: &[u8]) -> Result<ScsiResponse> {
-        // SPC-4 §6.9: SP set without saving support is INVALID FIELD IN CDB.
-        self.reject(m.sp, Sense::invalid_field_in_cdb(1, Some(0)))?;
-        let len = u32::from(m.param_list_len).min(self.fcp_dl) as usize;
-        let residual = Residual::between(self.fcp_dl, m.param_list_len.into());
-        let done = ScsiResponse {
-            residual,
-            ..ScsiResponse::no_data(0)
-        };
-        if len == 0 {
-            return Ok(done);
-        }
-        let list = data_out.get(..len).ok_or_else(|| self.short_data_out())?;
-        let params = ModeParameters::parse_select(list, m.form).map_err(|e| {
-            let (asc, ascq) = e.parameter_list_sense();
-            self.check(Sense::illegal_request(AdditionalSense(asc, ascq)))
-        })?;
-        let hdr = m.form.header_len();
-        let dev_specific_at = if m.form == ModeForm::Six { 2 } else { 3 };
-        // Accept only what can be honoured: no write protect, block descriptors that restate
-        // the block length, WCE of the Caching page and D_SENSE of the Control page. Anything
-        // else is INVALID FIELD IN PARAMETER LIST, pointing at it.
-        self.reject(
-            params.medium_type != 0,
-            Sense::invalid_field_in_parameter_list(
-                if m.form == ModeForm::Six { 1 } else { 2 },
-                None,
-            ),
-        )?;
-        self.reject(
-            params.device_specific.contains(DeviceSpecific::WP),
-            Sense::invalid_field_in_parameter_list(dev_specific_at, Some(7)),
-        )?;
-        let cap = self.d.capacity();
-        let bad_desc = match &params.block_descriptors {
-            BlockDescriptors::Short(v) => v.iter().any(|d| d.block_length != cap.block_size()),
-            BlockDescriptors::Long(v) => v.iter().any(|d| d.block_length != cap.block_size()),
-        };
-        self.reject(
-            bad_desc,
-            Sense::invalid_field_in_parameter_list(hdr as u16, None),
-        )?;
-        let desc_len = list.len().saturating_sub(hdr).min(
-            params.block_descriptors.len()
-                * if matches!(params.block_descriptors, BlockDescriptors::Long(_)) {
-                    16
-                } else {
-                    8
-                },
+/// The immediate part of a logical unit reset by `nexus`.
+fn reset_unit(inv: &Inventory, unit: &Arc<Unit>, nexus: Nexus, a: &mut Aborting) {
+    let aborted = unit.abort(|_| true);
+    let mut state = unit.lock();
+    state.reset_mode();
+    for &n in inv.nexuses.keys().filter(|&&n| n != nexus) {
+        state.establish(
+            n,
+            Sense::unit_attention(AdditionalSense::BUS_DEVICE_RESET_FUNCTION_OCCURRED),
         );
-        let (cur_caching, cur_control) = self.pages(0);
-        let mut at = hdr + desc_len;
-        let mut wce = self.d.wce;
-        let mut d_sense = *self.d_sense;
-        for page in &params.pages {
-            let here = u16::try_from(at).unwrap_or(u16::MAX);
-            match page {
-                ModePage::Caching(c) => {
-                    let want = CachingPage {
-                        ps: false,
-                        flags: c.flags - CachingFlags::WCE,
-                        ..*c
-                    };
-                    let cur = CachingPage {
-                        flags: cur_caching.flags - CachingFlags::WCE,
-                        ..cur_caching
-                    };
-                    self.reject(
-                        want != cur,
-                        Sense::invalid_field_in_parameter_list(here + 2, None),
-                    )?;
-                    wce = c.flags.contains(CachingFlags::WCE);
-                }
-                ModePage::Control(c) => {
-                    let want = ControlPage {
-                        ps: false,
-                        flags: c.flags - ControlFlags::D_SENSE,
-                        ..*c
-                    };
-                    let cur = ControlPage {
-                        flags: cur_control.flags - ControlFlags::D_SENSE,
-                        ..cur_control
-                    };
-                    self.reject(
-                        want != cur,
-                        Sense::invalid_field_in_parameter_list(here + 2, None),
-                    )?;
-                    d_sense = c.flags.contains(ControlFlags::D_SENSE);
-                }
-                _ => return Err(self.check(Sense::invalid_field_in_parameter_list(here, Some(5)))),
-            }
-            at += page.buffer_len();
-        }
-        self.d.wce = wce;
-        *self.d_sense = d_sense;
-        Ok(done)
+    }
+    drop(state);
+    a.add(unit, aborted);
+}
+
+/// A command in its logical unit's task set. Dropping it takes it out of the set (the
+/// transport lost the exchange).
+#[must_use = "a task does nothing until run"]
+pub struct Task {
+    shared: Arc<Shared>,
+    body: Body,
+}
+
+impl fmt::Debug for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.body {
+            Body::Done(_) => "done",
+            Body::Queued(_) => "queued",
+            Body::Finished => "finished",
+        };
+        f.debug_struct("Task").field("state", &state).finish()
     }
 }
 
+enum Body {
+    /// Ended when it was entered.
+    Done(ScsiResponse),
+    Queued(Queued),
+    Finished,
+}
+
+struct Queued {
+    unit: Arc<Unit>,
+    seq: u64,
+    abort: oneshot::Receiver<()>,
+    /// The abort receiver has fired (it must not be polled again).
+    aborted: bool,
+    nexus: Nexus,
+    cdb: Bytes,
+    fcp_dl: u32,
+    data_out: Bytes,
+    report: Option<ReportLunsData>,
+}
+
+impl Task {
+    /// Gives the task its data-out (FCP: the FCP_DATA that answered FCP_XFER_RDY).
+    pub fn set_data_out(&mut self, data_out: Bytes) {
+        if let Body::Queued(q) = &mut self.body {
+            q.data_out = data_out;
+        }
+    }
+
+    /// True when the task ended when it was entered (its response is ready).
+    pub fn is_done(&self) -> bool {
+        matches!(self.body, Body::Done(_))
+    }
+
+    /// Waits until the task attributes let the task start, executes it, and takes it out of
+    /// the task set. [`Outcome::Aborted`] when a task management function (or nexus loss, or
+    /// the LU's removal) aborted it: nothing is to be sent then.
+    pub async fn run(mut self) -> Outcome {
+        let q = match std::mem::replace(&mut self.body, Body::Finished) {
+            Body::Done(r) => return Outcome::Response(r),
+            Body::Finished => return Outcome::Aborted,
+            Body::Queued(q) => q,
+        };
+        // From here the guard takes the task out of the set however this future ends.
+        let mut guard = Guard(Some(q));
+        let response = match guard.0.as_mut() {
+            Some(q) => q.run(&self.shared).await,
+            None => None,
+        };
+        let ended = guard.finish();
+        match response {
+            Some(r) if ended => Outcome::Response(r),
+            _ => Outcome::Aborted,
+        }
+    }
+}
+
+impl Queued {
+    /// Waits for the task's turn and executes it; `None` when told to abort first.
+    async fn run(&mut self, shared: &Shared) -> Option<ScsiResponse> {
+        loop {
+            let changed = self.unit.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.unit.lock().tasks.try_enable(self.seq) {
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = &mut self.abort => {
+                    self.aborted = true;
+                    return None;
+                }
+                () = changed => {}
+            }
+        }
+        let Queued {
+            unit,
+            abort,
+            aborted,
+            nexus,
+            cdb,
+            fcp_dl,
+            data_out,
+            report,
+            ..
+        } = self;
+        let cmd = commands::Cmd {
+            shared,
+            unit,
+            nexus: *nexus,
+            fcp_dl: *fcp_dl,
+            report: report.as_ref(),
+        };
+        // The command's future (and the device futures in it) is dropped at once when the
+        // task is told to abort.
+        tokio::select! {
+            biased;
+            _ = abort => {
+                *aborted = true;
+                None
+            }
+            r = cmd.execute(cdb, data_out) => Some(r),
+        }
+    }
+}
+
+/// Takes a queued task out of its task set when dropped.
+struct Guard(Option<Queued>);
+
+impl Guard {
+    /// Takes the task out; true when it ended on its own rather than by an abort.
+    fn finish(&mut self) -> bool {
+        let Some(q) = self.0.take() else {
+            return false;
+        };
+        let ended = q.unit.lock().tasks.finish(q.seq);
+        q.unit.changed.notify_waiters();
+        ended && !q.aborted
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        if let Body::Queued(q) = std::mem::replace(&mut self.body, Body::Finished) {
+            Guard(Some(q)).finish();
+        }
+    }
+}
+
+#[cfg(test)]
+mod task_tests;
 #[cfg(test)]
 mod tests;

@@ -1,11 +1,15 @@
-//! The SCSI device server an FCP target runs: [`ScsiEngine`] takes a command (LUN, CDB,
-//! FCP_DL, data-out) and returns what goes into FCP_DATA and FCP_RSP ([`ScsiResponse`]).
-//! Logical units are [`BlockDevice`]s (disks) or tape drives that only identify themselves.
+//! The SCSI target device an FCP target (or any other transport) serves: [`ScsiEngine`] takes
+//! a command (I_T nexus, tag, task attribute, LUN, CDB, FCP_DL, data-out) and returns what
+//! goes into FCP_DATA and FCP_RSP ([`ScsiResponse`]), or that the task was aborted
+//! ([`Outcome`]). It is the task manager too: task sets ordered by task attribute, unit
+//! attentions per I_T nexus, and the task management functions. Logical units are
+//! [`BlockDevice`]s (disks) or tape drives that only identify themselves.
 //!
-//! Sans-IO: the engine does no I/O of its own; the devices do theirs synchronously (the async
-//! driver will call it from blocking threads). The clauses cited here are from memory of SPC-4
-//! r37, SBC-3 r35, SAM-5 and FCP-4 (the standards' text was not at hand); the MUST sentences
-//! are paraphrased above the checks that enforce them.
+//! The engine does no I/O of its own: the devices do theirs, asynchronously, and the engine
+//! awaits them with no lock held, so commands to different logical units, and SIMPLE commands
+//! to one, run at the same time. The clauses cited here are from memory of SPC-4 r37, SBC-3
+//! r35, SAM-5 and FCP-4 (the standards' text was not at hand); the MUST sentences are
+//! paraphrased above the checks that enforce them.
 //!
 //! # Residuals (FCP-4 §9.4.2, FCP_RSP FCP_RESID_UNDER / FCP_RESID_OVER)
 //! The target compares FCP_DL with the bytes the command would move (`needed`):
@@ -14,7 +18,7 @@
 //!   length, `needed` is the response cut at the allocation length (SPC-4 §4.2.5.6). A READ
 //!   whose FCP_DL is short is executed, the first FCP_DL bytes are sent and the overrun is
 //!   reported with GOOD status (what LIO does);
-//! - data-out of a WRITE: FCP_DL smaller than the transfer would leave blocks half-written,
+//! - data-out of a WRITE (or a VERIFY with BYTCHK): FCP_DL smaller than the transfer would leave blocks half-written,
 //!   so the command is not executed: CHECK CONDITION, ILLEGAL REQUEST / INVALID FIELD IN
 //!   COMMAND INFORMATION UNIT (0E/03), `Residual::Over` (LIO rejects the same case). FCP_DL
 //!   larger than the transfer is an underrun: the blocks are written, `Residual::Under`;
@@ -25,8 +29,13 @@
 //! [`ScsiEngine::data_out_len`] says how many data-out bytes to solicit (FCP_XFER_RDY) before
 //! [`ScsiEngine::execute`].
 
+mod commands;
 pub mod device;
 mod engine;
+mod tasks;
 
 pub use device::{BlockDevice, DeviceError, MemLun, Tier};
-pub use engine::{DiskConfig, ScsiEngine, ScsiResponse, TapeConfig, TargetPort};
+pub use engine::{
+    DiskConfig, LunError, Nexus, Outcome, ScsiCommand, ScsiEngine, ScsiResponse, TapeConfig,
+    TargetPort, Task, TmfError,
+};
