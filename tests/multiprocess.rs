@@ -311,22 +311,22 @@ fn disk_killed_mid_write_keeps_every_acknowledged_byte() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the writer");
-    // Kill the array once the first MiB is on its LUN file (a FUA write is acknowledged only
-    // once durable, so some of the file is acknowledged by then or soon after), however
-    // slowly this machine runs today.
+    // Kill the array once the first 4 MiB are on its LUN file (a FUA write is acknowledged
+    // only once durable, so the first MiB at least is acknowledged by then or soon after, with
+    // 8 commands in flight), however slowly this machine runs today.
     let lun_file = san.path("ssd0.img");
     let deadline = Instant::now() + Duration::from_secs(30);
-    let first_mib = |path: &std::path::Path| -> Option<Vec<u8>> {
+    let first_mibs = |path: &std::path::Path| -> Option<Vec<u8>> {
         use std::io::Read;
-        let mut b = vec![0; 1 << 20];
+        let mut b = vec![0; 4 << 20];
         std::fs::File::open(path).ok()?.read_exact(&mut b).ok()?;
         Some(b)
     };
-    while first_mib(&lun_file).is_none_or(|b| b[..] != data[..1 << 20]) {
+    while first_mibs(&lun_file).is_none_or(|b| b[..] != data[..4 << 20]) {
         assert!(Instant::now() < deadline, "the write never reached the LUN");
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(100));
+    std::thread::sleep(Duration::from_millis(300));
     san.kill_disk(SSD);
     let started = Instant::now();
     let out = writer.wait_with_output().expect("writer output");
