@@ -47,10 +47,10 @@ use fc_node::disk::{DiskArray, LunSpec};
 use fc_node::fcp::initiator::Initiator;
 use fc_node::node::{Node, NodeConfig};
 use fc_node::scsi::Tier;
-use fcsan::san::{start_switch, tcp_connector, write_random};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 use tokio::task::JoinSet;
+use topology::{start_switch, tcp_connector, write_random};
 
 const SWITCH_NAME: Wwn = Wwn::from_u64(0x1000_0000_c0ff_ee01);
 const HOST_WWPN: Wwn = Wwn::from_u64(0x2100_0000_0000_0001);

@@ -24,12 +24,18 @@ use clap::{Parser, Subcommand};
 use fc_frames::scsi::Lun;
 use fc_frames::{FcId, Wwn};
 use fc_node::disk::DiskArray;
+use fc_node::fcp::discovery::{self, FindTargetError};
 use fc_node::fcp::initiator::Initiator;
+use fc_node::fcp::transfer;
 use fc_node::node::{Node, NodeConfig};
-use fcsan::config::{self, GatewayFile, NodeSection};
-use fcsan::{capture, catalogue, decode, host, san, up};
+use fc_pcap::{capture, catalogue, decode};
 use gateway::Gateway;
 use tokio::net::TcpListener;
+use topology::config::{self, GatewayFile, NodeSection};
+
+mod progress;
+mod report;
+mod up;
 
 #[derive(Parser)]
 #[command(
@@ -330,7 +336,8 @@ async fn run_switch(path: &Path, out: &mut dyn Write) -> Result<()> {
     if let Some(c) = file.capture.as_deref().and_then(Path::parent) {
         std::fs::create_dir_all(c)?;
     }
-    let sw = san::start_switch(file.switch.clone(), file.listen, file.capture.as_deref()).await?;
+    let sw =
+        topology::start_switch(file.switch.clone(), file.listen, file.capture.as_deref()).await?;
     writeln!(
         out,
         "switch domain {:02x} ({}) listening on {}",
@@ -339,8 +346,12 @@ async fn run_switch(path: &Path, out: &mut dyn Write) -> Result<()> {
     out.flush()?;
     stop_signal().await;
     let snap = sw.handle.snapshot();
-    writeln!(out, "Name server:\n{}", san::name_server_table(&snap))?;
-    writeln!(out, "Switch port counters:\n{}", san::counters_table(&snap))?;
+    writeln!(out, "Name server:\n{}", report::name_server_table(&snap))?;
+    writeln!(
+        out,
+        "Switch port counters:\n{}",
+        report::counters_table(&snap)
+    )?;
     out.flush()?;
     Ok(())
 }
@@ -368,7 +379,7 @@ async fn run_gateway(path: &Path, capture: Option<PathBuf>, out: &mut dyn Write)
         ^ (u64::from(std::process::id()) << 32);
     let gw = Gateway::start(file.gateway_config(capture.clone()), seed).await?;
     if let Some(p) = &file.switch.capture {
-        san::start_switch_tap(&gw.switch, p)?;
+        topology::capture_switch(&gw.switch, p)?;
     }
     let h = gw.switch.clone();
     tokio::spawn(async move {
@@ -407,13 +418,17 @@ async fn run_gateway(path: &Path, capture: Option<PathBuf>, out: &mut dyn Write)
     watch_links(&gw, &file, out).await?;
 
     let snap = gw.switch.snapshot();
-    writeln!(out, "Name server:\n{}", san::name_server_table(&snap))?;
-    writeln!(out, "Switch port counters:\n{}", san::counters_table(&snap))?;
-    writeln!(out, "FCIP links:\n{}", san::links_table(&gw.links()))?;
+    writeln!(out, "Name server:\n{}", report::name_server_table(&snap))?;
+    writeln!(
+        out,
+        "Switch port counters:\n{}",
+        report::counters_table(&snap)
+    )?;
+    writeln!(out, "FCIP links:\n{}", report::links_table(&gw.links()))?;
     writeln!(
         out,
         "FCIP connections refused: {}",
-        san::setup_line(&gw.refused())
+        report::setup_line(&gw.refused())
     )?;
     out.flush()?;
     gw.finish_capture()
@@ -476,7 +491,7 @@ async fn run_disk(path: &Path, out: &mut dyn Write) -> Result<()> {
     nc.symbolic_name = format!("fcsan disk array {}", path.display());
     let array = DiskArray::start(
         nc,
-        san::tcp_connector(file.node.switch),
+        topology::tcp_connector(file.node.switch),
         &file.luns,
         &file.tapes,
     )?;
@@ -521,7 +536,7 @@ async fn run_host(
     let mut nc = node_config(&file.node);
     nc.initiator = true;
     nc.symbolic_name = "fcsan host".into();
-    let node = Node::spawn(nc, san::tcp_connector(file.node.switch), None);
+    let node = Node::spawn(nc, topology::tcp_connector(file.node.switch), None);
     let init = Initiator::new(node.clone()).with_timeout(Duration::from_secs(timeout.max(1)));
     let login = Duration::from_secs(20);
     node.wait_online(login)
@@ -531,22 +546,26 @@ async fn run_host(
     let progress = io::IsTerminal::is_terminal(&io::stderr());
     let result = match command {
         HostCommand::List => {
-            let luns = host::list(&init).await?;
+            let luns = discovery::list_luns(&init).await?;
             if luns.is_empty() {
                 writeln!(out, "no LUNs visible (is this port zoned with a target?)")?;
             }
             for l in luns {
-                writeln!(out, "{}", l.line())?;
+                writeln!(out, "{}", report::lun_line(&l))?;
             }
             Ok(())
         }
         HostCommand::Write { lun, fua, file } => {
             let (t, l) = pick(&init, &lun)?;
-            let r = host::write_file(&init, t, l, &file, fua, progress).await?;
+            let len = std::fs::metadata(&file).map_or(0, |m| m.len());
+            let bar = progress::bar(len, progress, "write");
+            let r = transfer::write_file(&init, t, l, &file, fua, &mut |n| bar.inc(n)).await;
+            bar.finish_and_clear();
+            let r = r?;
             writeln!(
                 out,
                 "wrote {} in {:.2} s ({:.0} MiB/s)",
-                host::human(r.bytes),
+                report::human(r.bytes),
                 r.elapsed.as_secs_f64(),
                 r.mib_per_s()
             )?;
@@ -554,11 +573,14 @@ async fn run_host(
         }
         HostCommand::Read { lun, length, file } => {
             let (t, l) = pick(&init, &lun)?;
-            let r = host::read_file(&init, t, l, &file, length, progress).await?;
+            let bar = progress::bar(length, progress, "read");
+            let r = transfer::read_file(&init, t, l, &file, length, &mut |n| bar.inc(n)).await;
+            bar.finish_and_clear();
+            let r = r?;
             writeln!(
                 out,
                 "read {} in {:.2} s ({:.0} MiB/s)",
-                host::human(r.bytes),
+                report::human(r.bytes),
                 r.elapsed.as_secs_f64(),
                 r.mib_per_s()
             )?;
@@ -566,8 +588,12 @@ async fn run_host(
         }
         HostCommand::Verify { lun, file } => {
             let (t, l) = pick(&init, &lun)?;
-            let r = host::verify_file(&init, t, l, &file, progress).await?;
-            writeln!(out, "verified {}: identical", host::human(r.bytes))?;
+            let len = std::fs::metadata(&file).map_or(0, |m| m.len());
+            let bar = progress::bar(len, progress, "verify");
+            let r = transfer::verify_file(&init, t, l, &file, &mut |n| bar.inc(n)).await;
+            bar.finish_and_clear();
+            let r = r?;
+            writeln!(out, "verified {}: identical", report::human(r.bytes))?;
             Ok(())
         }
     };
@@ -581,7 +607,16 @@ fn pick(init: &Initiator, args: &LunArgs) -> Result<(FcId, Lun)> {
     };
     let target = match args.target_id {
         Some(id) => id,
-        None => host::find_target(init, args.target)?.port_id,
+        None => match discovery::find_target(init, args.target) {
+            Ok(t) => t.port_id,
+            Err(FindTargetError::NotLoggedIn(w)) => {
+                bail!("no target {w} is logged in (see `fcsan host list`)")
+            }
+            Err(FindTargetError::Several(n)) => {
+                bail!("{n} targets are logged in: name one with --target")
+            }
+            Err(e) => return Err(e.into()),
+        },
     };
     Ok((target, lun))
 }

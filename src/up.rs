@@ -22,17 +22,18 @@ use fabric::{Config, DefaultZone, PortId, Zone, ZoneSet, Zoning};
 use fc_frames::scsi::Lun;
 use fc_frames::Wwn;
 use fc_node::disk::{DiskArray, LunSpec, TapeSpec};
+use fc_node::fcp::discovery;
 use fc_node::fcp::initiator::Initiator;
+use fc_node::fcp::transfer;
 use fc_node::node::{Node, NodeConfig};
 use fc_node::scsi::Tier;
 use fcip::engine::ReceiverConfig;
 use gateway::{Gateway, GatewayConfig, PeerConfig};
 use tokio::net::TcpListener;
+use topology::{capture_switch, tcp_connector, write_random};
 
-use crate::host;
-use crate::san::{
-    counters_table, links_table, name_server_table, start_switch_tap, tcp_connector, write_random,
-};
+use crate::progress;
+use crate::report::{counters_table, human, links_table, lun_line, name_server_table};
 
 /// Options of `fcsan up`.
 #[derive(Debug, Clone)]
@@ -106,7 +107,7 @@ async fn site(
         .await
         .with_context(|| format!("gateway of domain {domain:02x}"))?;
     if let Some(path) = capture {
-        start_switch_tap(&gateway.switch, path)?;
+        capture_switch(&gateway.switch, path)?;
     }
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -227,25 +228,37 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
         out,
         "\nLUNs the host sees (tier from VPD page 0xB1; domain 02 is site B):"
     )?;
-    for l in host::list(&host).await? {
-        writeln!(out, "  {}", l.line())?;
+    for l in discovery::list_luns(&host).await? {
+        writeln!(out, "  {}", lun_line(&l))?;
     }
 
     // A file of pseudo-random bytes, to a LUN across the FCIP link and back.
     let src = dir.join("host-file.bin");
     let back = dir.join("host-file.readback");
     write_random(&src, opts.file_bytes)?;
-    let target = host::find_target(&host, Some(HDD_WWPN))?;
-    let w = host::write_file(&host, target.port_id, lun(0), &src, false, opts.progress).await?;
+    let target = discovery::find_target(&host, Some(HDD_WWPN))?;
+    let bar = progress::bar(opts.file_bytes, opts.progress, "write");
+    let w = transfer::write_file(&host, target.port_id, lun(0), &src, false, &mut |n| {
+        bar.inc(n)
+    })
+    .await;
+    bar.finish_and_clear();
+    let w = w?;
     writeln!(
         out,
         "\nwrote {} to {} LUN 0 on site B in {:.2} s ({:.0} MiB/s), SYNCHRONIZE CACHE done",
-        host::human(w.bytes),
+        human(w.bytes),
         target.port_name,
         w.elapsed.as_secs_f64(),
         w.mib_per_s()
     )?;
-    let r = host::read_file(&host, target.port_id, lun(0), &back, w.bytes, opts.progress).await?;
+    let bar = progress::bar(w.bytes, opts.progress, "read");
+    let r = transfer::read_file(&host, target.port_id, lun(0), &back, w.bytes, &mut |n| {
+        bar.inc(n)
+    })
+    .await;
+    bar.finish_and_clear();
+    let r = r?;
     if std::fs::read(&src)? != std::fs::read(&back)? {
         bail!("the data read back differs from the data written");
     }

@@ -13,14 +13,14 @@ use fc_frames::scsi::Lun;
 use fc_frames::Wwn;
 use fc_node::disk::{DiskArray, LunSpec};
 use fc_node::fcp::initiator::Initiator;
+use fc_node::fcp::transfer;
 use fc_node::node::{Node, NodeConfig};
 use fc_node::scsi::Tier;
 use fcip::engine::ReceiverConfig;
-use fcsan::host;
-use fcsan::san::{tcp_connector, write_random};
 use gateway::{Gateway, GatewayConfig, PeerConfig};
 use tokio::net::TcpListener;
 use tokio::time::timeout;
+use topology::{tcp_connector, write_random};
 
 const SW_A: Wwn = Wwn::from_u64(0x1000_0000_0000_000a);
 const SW_B: Wwn = Wwn::from_u64(0x1000_0000_0000_000b);
@@ -156,20 +156,20 @@ async fn host_on_san_a_writes_and_reads_a_lun_on_san_b() {
     let src = dir.path().join("file.bin");
     let back = dir.path().join("file.back");
     write_random(&src, 8 << 20).unwrap();
-    let w = host::write_file(&a.host, remote, Lun::ZERO, &src, false, false)
+    let w = transfer::write_file(&a.host, remote, Lun::ZERO, &src, false, &mut |_| {})
         .await
         .unwrap();
     assert_eq!(w.bytes, 8 << 20);
-    host::read_file(&a.host, remote, Lun::ZERO, &back, w.bytes, false)
+    transfer::read_file(&a.host, remote, Lun::ZERO, &back, w.bytes, &mut |_| {})
         .await
         .unwrap();
     assert!(std::fs::read(&src).unwrap() == std::fs::read(&back).unwrap());
-    host::verify_file(
+    transfer::verify_file(
         &b.host,
         target(&b.host, DISK_B).await,
         Lun::ZERO,
         &src,
-        false,
+        &mut |_| {},
     )
     .await
     .unwrap();
@@ -201,7 +201,7 @@ async fn a_link_bounced_mid_write_comes_back_and_loses_nothing_acknowledged() {
     let host = a.host.clone();
     let path = src.clone();
     let write = tokio::spawn(async move {
-        host::write_file(&host, remote, Lun::ZERO, &path, true, false).await
+        transfer::write_file(&host, remote, Lun::ZERO, &path, true, &mut |_| {}).await
     });
     // Bounce once the first MiB is on B's LUN.
     let lun_file = dir.path().join(format!("{DISK_B}.img").replace(':', ""));
@@ -255,7 +255,7 @@ async fn a_link_bounced_mid_write_comes_back_and_loses_nothing_acknowledged() {
     if len > 0 {
         let r = timeout(
             WAIT,
-            host::read_file(&a.host, remote, Lun::ZERO, &back, len, false),
+            transfer::read_file(&a.host, remote, Lun::ZERO, &back, len, &mut |_| {}),
         )
         .await
         .expect("read hung");

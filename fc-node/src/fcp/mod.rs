@@ -9,5 +9,7 @@
 //!  none:   FCP_CMND ─►                                         ◄─ FCP_RSP (last)
 //! ```
 
+pub mod discovery;
 pub mod initiator;
 pub mod target;
+pub mod transfer;

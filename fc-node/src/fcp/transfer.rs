@@ -1,155 +1,130 @@
-//! What the host role does for its user: list the targets and LUNs it can see, and copy a
-//! local file to a LUN, back from it, or compare the two, with a progress bar on long
-//! transfers.
+//! Copying a local file to a LUN, back from it, or comparing the two: what a host does for its
+//! user with the [`Initiator`]'s READ and WRITE.
 //!
 //! Transfers go in chunks of [`CHUNK`] bytes with [`QUEUE_DEPTH`] commands in flight; a
-//! write ends with SYNCHRONIZE CACHE, so when `write_file` returns every byte is durable on
+//! write ends with SYNCHRONIZE CACHE, so when [`write_file`] returns every byte is durable on
 //! the array. A file that is not a whole number of blocks is padded with zeros on the LUN.
+//! Each function reports progress by calling `progress` with the bytes each finished command
+//! moved (the `fcsan` binary draws a progress bar with it).
 
-use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::path::Path;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Bytes, BytesMut};
-use fc_frames::scsi::data::{Capacity, DeviceType};
+use fc_frames::scsi::data::Capacity;
 use fc_frames::scsi::Lun;
-use fc_frames::{FcId, Wwn};
-use fc_node::fcp::initiator::Initiator;
-use fc_node::node::RemotePort;
-use fc_node::scsi::Tier;
-use indicatif::{ProgressBar, ProgressStyle};
-use tokio::task::JoinSet;
+use fc_frames::FcId;
+use tokio::task::{JoinError, JoinSet};
+
+use super::initiator::{Initiator, ScsiError};
 
 /// Bytes per command.
 pub const CHUNK: usize = 1 << 20;
 /// Commands in flight.
 pub const QUEUE_DEPTH: usize = 8;
 
-/// One logical unit a host sees.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LunInfo {
-    /// The target port.
-    pub target: RemotePort,
-    /// The LUN.
-    pub lun: Lun,
-    /// Peripheral device type (disk, tape).
-    pub device_type: DeviceType,
-    /// Vendor and product from INQUIRY.
-    pub product: String,
-    /// Capacity, for disks.
-    pub capacity: Option<Capacity>,
-    /// Tier from VPD page 0xB1, for disks.
-    pub tier: Option<Tier>,
+/// Why a transfer failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// The local file could not be opened.
+    #[error("cannot open {}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The local file could not be created.
+    #[error("cannot create {}", path.display())]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading or writing the local file failed.
+    #[error("{}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is longer than the LUN.
+    #[error("{len} bytes do not fit: the LUN holds {capacity} bytes")]
+    TooLarge {
+        /// Bytes to transfer.
+        len: u64,
+        /// Bytes the LUN holds.
+        capacity: u64,
+    },
+    /// READ CAPACITY failed.
+    #[error("READ CAPACITY")]
+    ReadCapacity(#[source] ScsiError),
+    /// A WRITE failed.
+    #[error("WRITE at LBA {lba}")]
+    Write {
+        /// Its first block.
+        lba: u64,
+        /// Why.
+        #[source]
+        source: ScsiError,
+    },
+    /// A READ failed.
+    #[error("READ at LBA {lba}")]
+    Read {
+        /// Its first block.
+        lba: u64,
+        /// Why.
+        #[source]
+        source: ScsiError,
+    },
+    /// SYNCHRONIZE CACHE after the writes failed.
+    #[error("SYNCHRONIZE CACHE")]
+    SynchronizeCache(#[source] ScsiError),
+    /// The LUN's bytes differ from the file's.
+    #[error("the LUN differs from {} at byte {offset}", path.display())]
+    Differs {
+        /// The file.
+        path: PathBuf,
+        /// The first differing byte, from the start of the file.
+        offset: u64,
+    },
+    /// The task of a command ended without an answer (it panicked, or the runtime is
+    /// shutting down).
+    #[error("a command's task ended early")]
+    Task(#[source] JoinError),
+    /// A write failed part way: how much of the file was acknowledged, from its start.
+    #[error(
+        "the first {acknowledged} bytes of {} had been acknowledged",
+        path.display()
+    )]
+    Interrupted {
+        /// The file.
+        path: PathBuf,
+        /// Bytes from the start of the file that the LUN acknowledged (all of them durable
+        /// with FUA).
+        acknowledged: u64,
+        /// What went wrong.
+        #[source]
+        source: Box<TransferError>,
+    },
 }
 
-impl LunInfo {
-    /// One line: `22:00:..:01 (010200) LUN 0  disk  ssd  8388608 x 512 B (4.0 GiB)  FCSAN FILE DISK`.
-    pub fn line(&self) -> String {
-        let mut s = format!(
-            "{} ({}) LUN {:<3} {:<5}",
-            self.target.port_name,
-            self.target.port_id,
-            self.lun
-                .index()
-                .map_or_else(|| "?".to_string(), |i| i.to_string()),
-            match self.device_type {
-                DeviceType::DIRECT_ACCESS => "disk",
-                DeviceType::SEQUENTIAL_ACCESS => "tape",
-                _ => "other",
-            }
-        );
-        let _ = write!(s, " {:<9}", self.tier.map_or("-", Tier::name));
-        match self.capacity {
-            Some(c) => {
-                let _ = write!(
-                    s,
-                    " {} x {} B ({})",
-                    c.blocks(),
-                    c.block_size(),
-                    human(c.bytes().unwrap_or(u64::MAX))
-                );
-            }
-            None => s.push_str(" no capacity"),
+impl TransferError {
+    /// For a write that failed part way, the bytes from the start of the file that had been
+    /// acknowledged.
+    pub fn acknowledged(&self) -> Option<u64> {
+        match self {
+            TransferError::Interrupted { acknowledged, .. } => Some(*acknowledged),
+            _ => None,
         }
-        let _ = write!(s, "  {}", self.product);
-        s
-    }
-}
-
-/// `64.0 MiB`.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-/// Every LUN of every target the host is logged in with.
-pub async fn list(init: &Initiator) -> Result<Vec<LunInfo>> {
-    let mut out = Vec::new();
-    for target in init.node().targets() {
-        let luns = init
-            .report_luns(target.port_id)
-            .await
-            .with_context(|| format!("REPORT LUNS to {}", target.port_name))?;
-        for lun in luns {
-            let inq = init
-                .inquiry(target.port_id, lun)
-                .await
-                .with_context(|| format!("INQUIRY to {} LUN {lun:?}", target.port_name))?;
-            let device_type = inq.peripheral.device_type();
-            let product = format!(
-                "{} {}",
-                String::from_utf8_lossy(&inq.vendor).trim(),
-                String::from_utf8_lossy(&inq.product).trim()
-            );
-            let (capacity, tier) = if device_type == DeviceType::DIRECT_ACCESS {
-                (
-                    Some(init.read_capacity(target.port_id, lun).await?),
-                    init.tier(target.port_id, lun).await?,
-                )
-            } else {
-                (None, None)
-            };
-            out.push(LunInfo {
-                target,
-                lun,
-                device_type,
-                product,
-                capacity,
-                tier,
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// Picks the target named `wwpn` (or the only one, when `None`).
-pub fn find_target(init: &Initiator, wwpn: Option<Wwn>) -> Result<RemotePort> {
-    let targets = init.node().targets();
-    match wwpn {
-        Some(w) => targets
-            .into_iter()
-            .find(|t| t.port_name == w)
-            .ok_or_else(|| anyhow!("no target {w} is logged in (see `fcsan host list`)")),
-        None => match targets.as_slice() {
-            [one] => Ok(*one),
-            [] => bail!("no target is logged in"),
-            _ => bail!(
-                "{} targets are logged in: name one with --target",
-                targets.len()
-            ),
-        },
     }
 }
 
@@ -169,58 +144,54 @@ impl Transfer {
     }
 }
 
-fn bar(len: u64, show: bool, verb: &str) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(verb.to_string());
-    bar
-}
-
-async fn capacity(init: &Initiator, target: FcId, lun: Lun, len: u64) -> Result<Capacity> {
-    let cap = init.read_capacity(target, lun).await?;
-    let bytes = cap.bytes().unwrap_or(u64::MAX);
-    if len > bytes {
-        bail!(
-            "{} does not fit: the LUN holds {}",
-            human(len),
-            human(bytes)
-        );
+async fn capacity(
+    init: &Initiator,
+    target: FcId,
+    lun: Lun,
+    len: u64,
+) -> Result<Capacity, TransferError> {
+    let cap = init
+        .read_capacity(target, lun)
+        .await
+        .map_err(TransferError::ReadCapacity)?;
+    let capacity = cap.bytes().unwrap_or(u64::MAX);
+    if len > capacity {
+        return Err(TransferError::TooLarge { len, capacity });
     }
     Ok(cap)
 }
 
 /// Writes the file at `path` to the LUN from LBA 0, then SYNCHRONIZE CACHE; with `fua`
-/// every write is durable before it is acknowledged. On failure the error says how many
-/// bytes from the start of the file had been acknowledged.
+/// every write is durable before it is acknowledged. On failure part way the error is
+/// [`TransferError::Interrupted`], which says how many bytes from the start of the file had
+/// been acknowledged.
 pub async fn write_file(
     init: &Initiator,
     target: FcId,
     lun: Lun,
     path: &Path,
     fua: bool,
-    progress: bool,
-) -> Result<Transfer> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let len = file.metadata()?.len();
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<Transfer, TransferError> {
+    let file_error = |source| TransferError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(|source| TransferError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let len = file.metadata().map_err(file_error)?.len();
     let cap = capacity(init, target, lun, len).await?;
     let bs = cap.block_size() as usize;
-    let bar = bar(len, progress, "write");
     let start = Instant::now();
     let mut acked = Acked::default();
     let mut set = JoinSet::new();
     let mut offset = 0u64;
-    let result: Result<()> = async {
+    let result: Result<(), TransferError> = async {
         loop {
             let mut buf = BytesMut::zeroed(CHUNK);
-            let n = read_full(&mut file, &mut buf)?;
+            let n = read_full(&mut file, &mut buf).map_err(file_error)?;
             if n == 0 {
                 break;
             }
@@ -230,23 +201,22 @@ pub async fn write_file(
             let at = offset;
             offset += n as u64;
             if set.len() >= QUEUE_DEPTH {
-                join_one(&mut set, &bar, &mut acked).await?;
+                join_one(&mut set, progress, &mut acked).await?;
             }
             let init = init.clone();
             set.spawn(async move {
                 init.write(target, lun, lba, data, bs as u32, fua)
                     .await
-                    .with_context(|| format!("WRITE at LBA {lba}"))
+                    .map_err(|source| TransferError::Write { lba, source })
                     .map(|()| (at, n as u64))
             });
         }
         while !set.is_empty() {
-            join_one(&mut set, &bar, &mut acked).await?;
+            join_one(&mut set, progress, &mut acked).await?;
         }
         Ok(())
     }
     .await;
-    bar.finish_and_clear();
     if let Err(e) = result {
         // Let the commands still in flight end (each one ends: done, failed or timed out).
         while let Some(r) = set.join_next().await {
@@ -254,15 +224,15 @@ pub async fn write_file(
                 acked.add(at, n);
             }
         }
-        return Err(e.context(format!(
-            "the first {} bytes of {} had been acknowledged",
-            acked.prefix,
-            path.display()
-        )));
+        return Err(TransferError::Interrupted {
+            path: path.to_path_buf(),
+            acknowledged: acked.prefix,
+            source: Box::new(e),
+        });
     }
     init.synchronize_cache(target, lun)
         .await
-        .context("SYNCHRONIZE CACHE")?;
+        .map_err(TransferError::SynchronizeCache)?;
     Ok(Transfer {
         bytes: len,
         elapsed: start.elapsed(),
@@ -273,7 +243,7 @@ pub async fn write_file(
 #[derive(Default)]
 struct Acked {
     prefix: u64,
-    beyond: std::collections::BTreeMap<u64, u64>,
+    beyond: BTreeMap<u64, u64>,
 }
 
 impl Acked {
@@ -292,16 +262,20 @@ pub async fn read_file(
     lun: Lun,
     path: &Path,
     len: u64,
-    progress: bool,
-) -> Result<Transfer> {
-    let mut file =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<Transfer, TransferError> {
+    let file_error = |source| TransferError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::create(path).map_err(|source| TransferError::Create {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let start = Instant::now();
-    let bar = bar(len, progress, "read");
-    let mut sink = |_: u64, data: Bytes| file.write_all(&data).map_err(anyhow::Error::from);
-    stream(init, target, lun, len, &bar, &mut sink).await?;
-    file.sync_all()?;
-    bar.finish_and_clear();
+    let mut sink = |_: u64, data: Bytes| file.write_all(&data).map_err(file_error);
+    stream(init, target, lun, len, progress, &mut sink).await?;
+    file.sync_all().map_err(file_error)?;
     Ok(Transfer {
         bytes: len,
         elapsed: start.elapsed(),
@@ -314,28 +288,31 @@ pub async fn verify_file(
     target: FcId,
     lun: Lun,
     path: &Path,
-    progress: bool,
-) -> Result<Transfer> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let len = file.metadata()?.len();
-    let start = Instant::now();
-    let bar = bar(len, progress, "verify");
-    let mut expected = vec![0u8; CHUNK];
-    let mut sink = |offset: u64, data: Bytes| -> Result<()> {
-        let want = &mut expected[..data.len()];
-        file.read_exact(want)?;
-        if let Some(i) = want.iter().zip(data.iter()).position(|(a, b)| a != b) {
-            bail!(
-                "the LUN differs from {} at byte {}",
-                path.display(),
-                offset + i as u64
-            );
-        }
-        Ok(())
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<Transfer, TransferError> {
+    let file_error = |source| TransferError::File {
+        path: path.to_path_buf(),
+        source,
     };
-    stream(init, target, lun, len, &bar, &mut sink).await?;
-    bar.finish_and_clear();
+    let mut file = std::fs::File::open(path).map_err(|source| TransferError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let len = file.metadata().map_err(file_error)?.len();
+    let start = Instant::now();
+    let mut expected = vec![0u8; CHUNK];
+    let mut sink = |offset: u64, data: Bytes| -> Result<(), TransferError> {
+        let want = &mut expected[..data.len()];
+        file.read_exact(want).map_err(file_error)?;
+        match want.iter().zip(data.iter()).position(|(a, b)| a != b) {
+            Some(i) => Err(TransferError::Differs {
+                path: path.to_path_buf(),
+                offset: offset + i as u64,
+            }),
+            None => Ok(()),
+        }
+    };
+    stream(init, target, lun, len, progress, &mut sink).await?;
     Ok(Transfer {
         bytes: len,
         elapsed: start.elapsed(),
@@ -349,12 +326,12 @@ async fn stream(
     target: FcId,
     lun: Lun,
     len: u64,
-    bar: &ProgressBar,
-    sink: &mut dyn FnMut(u64, Bytes) -> Result<()>,
-) -> Result<()> {
+    progress: &mut (dyn FnMut(u64) + Send),
+    sink: &mut (dyn FnMut(u64, Bytes) -> Result<(), TransferError> + Send),
+) -> Result<(), TransferError> {
     let cap = capacity(init, target, lun, len).await?;
     let bs = u64::from(cap.block_size());
-    let mut queue = std::collections::VecDeque::new();
+    let mut queue = VecDeque::new();
     let mut next = 0u64;
     let mut done = 0u64;
     while done < len {
@@ -370,37 +347,37 @@ async fn stream(
                     d.truncate(n as usize);
                     (offset, d)
                 })
-                .with_context(|| format!("READ at LBA {lba}"))
+                .map_err(|source| TransferError::Read { lba, source })
             }));
             next += n;
         }
         let Some(h) = queue.pop_front() else {
             break;
         };
-        let (offset, data) = h.await.context("read task")??;
+        let (offset, data) = h.await.map_err(TransferError::Task)??;
         let n = data.len() as u64;
         sink(offset, data)?;
         done += n;
-        bar.inc(n);
+        progress(n);
     }
     Ok(())
 }
 
 async fn join_one(
-    set: &mut JoinSet<Result<(u64, u64)>>,
-    bar: &ProgressBar,
+    set: &mut JoinSet<Result<(u64, u64), TransferError>>,
+    progress: &mut (dyn FnMut(u64) + Send),
     acked: &mut Acked,
-) -> Result<()> {
+) -> Result<(), TransferError> {
     if let Some(r) = set.join_next().await {
-        let (at, n) = r.context("write task")??;
+        let (at, n) = r.map_err(TransferError::Task)??;
         acked.add(at, n);
-        bar.inc(n);
+        progress(n);
     }
     Ok(())
 }
 
 /// Fills `buf` from `r` as far as the file goes; the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..])? {
@@ -426,12 +403,5 @@ mod tests {
         assert_eq!(a.prefix, 200);
         a.add(200, 100);
         assert_eq!(a.prefix, 350);
-    }
-
-    #[test]
-    fn test_human() {
-        assert_eq!(human(512), "512 B");
-        assert_eq!(human(64 << 20), "64.0 MiB");
-        assert_eq!(human(3 << 29), "1.5 GiB");
     }
 }
