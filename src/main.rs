@@ -23,15 +23,13 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use fc_frames::scsi::Lun;
 use fc_frames::{FcId, Wwn};
-use fc_node::disk::DiskArray;
 use fc_node::fcp::discovery::{self, FindTargetError};
 use fc_node::fcp::initiator::Initiator;
 use fc_node::fcp::transfer;
-use fc_node::node::{Node, NodeConfig};
 use fc_pcap::{capture, catalogue, decode};
 use gateway::Gateway;
-use tokio::net::TcpListener;
-use topology::config::{self, GatewayFile, NodeSection};
+use topology::config::{self, GatewayFile};
+use topology::roles::{self, RunningGateway};
 
 mod progress;
 mod report;
@@ -333,11 +331,7 @@ async fn stop_signal() {
 
 async fn run_switch(path: &Path, out: &mut dyn Write) -> Result<()> {
     let file = config::load_switch(path)?;
-    if let Some(c) = file.capture.as_deref().and_then(Path::parent) {
-        std::fs::create_dir_all(c)?;
-    }
-    let sw =
-        topology::start_switch(file.switch.clone(), file.listen, file.capture.as_deref()).await?;
+    let sw = roles::switch(&file).await?;
     writeln!(
         out,
         "switch domain {:02x} ({}) listening on {}",
@@ -358,35 +352,16 @@ async fn run_switch(path: &Path, out: &mut dyn Write) -> Result<()> {
 
 async fn run_gateway(path: &Path, capture: Option<PathBuf>, out: &mut dyn Write) -> Result<()> {
     let file = config::load_gateway(path)?;
-    for p in [file.switch.capture.as_deref(), capture.as_deref()]
-        .into_iter()
-        .flatten()
-    {
-        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-    }
-    // Bound first, so that a taken address fails before anything runs.
-    let nodes = TcpListener::bind(file.switch.listen)
-        .await
-        .with_context(|| format!("cannot listen for nodes on {}", file.switch.listen))?;
-    let node_addr = nodes.local_addr()?;
     // Connection nonces and backoff jitter: different on every start.
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos() as u64
         ^ (u64::from(std::process::id()) << 32);
-    let gw = Gateway::start(file.gateway_config(capture.clone()), seed).await?;
-    if let Some(p) = &file.switch.capture {
-        topology::capture_switch(&gw.switch, p)?;
-    }
-    let h = gw.switch.clone();
-    tokio::spawn(async move {
-        if let Err(e) = h.serve_tcp(nodes).await {
-            tracing::error!(error = %e, "node listener failed");
-        }
-    });
+    let RunningGateway {
+        gateway: gw,
+        addr: node_addr,
+    } = roles::gateway(&file, capture.clone(), seed).await?;
     let sw = &file.switch.switch;
     writeln!(
         out,
@@ -472,29 +447,9 @@ async fn watch_links(gw: &Gateway, file: &GatewayFile, out: &mut dyn Write) -> R
     }
 }
 
-fn node_config(n: &NodeSection) -> NodeConfig {
-    let mut c = NodeConfig::new(n.port_name, n.node_name);
-    c.exchange.e_d_tov = n.e_d_tov;
-    c.exchange.r_a_tov = n.r_a_tov;
-    c.els_timeout = n.r_a_tov * 2;
-    c
-}
-
 async fn run_disk(path: &Path, out: &mut dyn Write) -> Result<()> {
     let file = config::load_disk(path)?;
-    for l in &file.luns {
-        if let Some(dir) = l.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-    }
-    let mut nc = node_config(&file.node);
-    nc.symbolic_name = format!("fcsan disk array {}", path.display());
-    let array = DiskArray::start(
-        nc,
-        topology::tcp_connector(file.node.switch),
-        &file.luns,
-        &file.tapes,
-    )?;
+    let array = roles::disk(&file, format!("fcsan disk array {}", path.display()))?;
     for l in &file.luns {
         writeln!(
             out,
@@ -533,11 +488,8 @@ async fn run_host(
     out: &mut dyn Write,
 ) -> Result<()> {
     let file = config::load_host(path)?;
-    let mut nc = node_config(&file.node);
-    nc.initiator = true;
-    nc.symbolic_name = "fcsan host".into();
-    let node = Node::spawn(nc, topology::tcp_connector(file.node.switch), None);
-    let init = Initiator::new(node.clone()).with_timeout(Duration::from_secs(timeout.max(1)));
+    let init = roles::host(&file, Duration::from_secs(timeout.max(1)));
+    let node = init.node().clone();
     let login = Duration::from_secs(20);
     node.wait_online(login)
         .await

@@ -1,6 +1,6 @@
-//! A site's parts composed: the role configuration files ([`config`]), a switch listening for
-//! node links with its capture ([`switch`]), and pseudo-random files for hosts to write
-//! ([`data`]).
+//! A site's parts composed: the role configuration files ([`config`]) and each role started
+//! from its file ([`roles`]), a switch listening for node links with its capture
+//! ([`switch`]), and pseudo-random files for hosts to write ([`data`]).
 //!
 //! Everything here starts in the current tokio runtime and hands back the handles of what it
 //! started; the `fcsan` binary prints them, the tests and benchmarks drive them.
@@ -17,6 +17,7 @@ use gateway::GatewayError;
 
 pub mod config;
 pub mod data;
+pub mod roles;
 pub mod switch;
 
 pub use data::write_random;
