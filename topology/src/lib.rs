@@ -1,6 +1,9 @@
-//! A site's parts composed: the role configuration files ([`config`]) and each role started
-//! from its file ([`roles`]), a switch listening for node links with its capture
-//! ([`switch`]), and pseudo-random files for hosts to write ([`data`]).
+//! A site's parts composed: the [`Topology`] builder (sites that are switches or FCIP gateways,
+//! disk arrays, hosts, FCIP links optionally through the WAN relay, zoning, names from a
+//! [`WwnScheme`]) that `fcsan up`, the tests and the benchmarks start their SANs with; the role
+//! configuration files ([`config`]) and each role started from its file ([`roles`]); a switch
+//! listening for node links with its capture ([`switch`]); and pseudo-random files for hosts to
+//! write ([`data`]).
 //!
 //! Everything here starts in the current tokio runtime and hands back the handles of what it
 //! started; the `fcsan` binary prints them, the tests and benchmarks drive them.
@@ -15,11 +18,17 @@ use std::path::PathBuf;
 use fc_pcap::capture::CaptureError;
 use gateway::GatewayError;
 
+mod builder;
 pub mod config;
 pub mod data;
 pub mod roles;
 pub mod switch;
 
+pub use builder::{
+    ArrayId, ArraySpec, GatewayId, HostId, InvalidTopology, LinkId, Member, Running, RunningArray,
+    RunningHost, RunningLink, RunningSite, SiteId, SwitchId, Topology, WwnScheme, BLOCK_SIZE,
+    DEFAULT_PORTS, ISL_PORT_BASE, K_A_TOV, MAX_NODES,
+};
 pub use data::write_random;
 pub use switch::{capture_switch, start_switch, tcp_connector, RunningSwitch};
 
@@ -62,6 +71,18 @@ pub enum StartError {
     Folder {
         /// The folder.
         path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The topology cannot start as declared.
+    #[error("topology")]
+    Invalid(#[from] InvalidTopology),
+    /// A WAN relay could not start.
+    #[error("WAN relay to {upstream}")]
+    Relay {
+        /// The address it was to relay to.
+        upstream: SocketAddr,
         /// Why.
         #[source]
         source: io::Error,
