@@ -511,7 +511,7 @@ async fn run_host(
             let (t, l) = pick(&init, &lun)?;
             let len = std::fs::metadata(&file).map_or(0, |m| m.len());
             let bar = progress::bar(len, progress, "write");
-            let r = transfer::write_file(&init, t, l, &file, fua, &mut |n| bar.inc(n)).await;
+            let r = transfer::write_file(&init, t, l, &file, fua, &mut |_, n| bar.inc(n)).await;
             bar.finish_and_clear();
             let r = r?;
             writeln!(
@@ -526,7 +526,7 @@ async fn run_host(
         HostCommand::Read { lun, length, file } => {
             let (t, l) = pick(&init, &lun)?;
             let bar = progress::bar(length, progress, "read");
-            let r = transfer::read_file(&init, t, l, &file, length, &mut |n| bar.inc(n)).await;
+            let r = transfer::read_file(&init, t, l, &file, length, &mut |_, n| bar.inc(n)).await;
             bar.finish_and_clear();
             let r = r?;
             writeln!(
@@ -542,7 +542,7 @@ async fn run_host(
             let (t, l) = pick(&init, &lun)?;
             let len = std::fs::metadata(&file).map_or(0, |m| m.len());
             let bar = progress::bar(len, progress, "verify");
-            let r = transfer::verify_file(&init, t, l, &file, &mut |n| bar.inc(n)).await;
+            let r = transfer::verify_file(&init, t, l, &file, &mut |_, n| bar.inc(n)).await;
             bar.finish_and_clear();
             let r = r?;
             writeln!(out, "verified {}: identical", report::human(r.bytes))?;

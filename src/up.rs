@@ -116,7 +116,7 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
     write_random(&src, opts.file_bytes)?;
     let target = discovery::find_target(init, Some(san.array(hdd).port_name))?;
     let bar = progress::bar(opts.file_bytes, opts.progress, "write");
-    let w = transfer::write_file(init, target.port_id, Lun::ZERO, &src, false, &mut |n| {
+    let w = transfer::write_file(init, target.port_id, Lun::ZERO, &src, false, &mut |_, n| {
         bar.inc(n)
     })
     .await;
@@ -131,9 +131,14 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
         w.mib_per_s()
     )?;
     let bar = progress::bar(w.bytes, opts.progress, "read");
-    let r = transfer::read_file(init, target.port_id, Lun::ZERO, &back, w.bytes, &mut |n| {
-        bar.inc(n)
-    })
+    let r = transfer::read_file(
+        init,
+        target.port_id,
+        Lun::ZERO,
+        &back,
+        w.bytes,
+        &mut |_, n| bar.inc(n),
+    )
     .await;
     bar.finish_and_clear();
     let r = r?;

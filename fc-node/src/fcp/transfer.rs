@@ -4,8 +4,10 @@
 //! Transfers go in chunks of [`CHUNK`] bytes with [`QUEUE_DEPTH`] commands in flight; a
 //! write ends with SYNCHRONIZE CACHE, so when [`write_file`] returns every byte is durable on
 //! the array. A file that is not a whole number of blocks is padded with zeros on the LUN.
-//! Each function reports progress by calling `progress` with the bytes each finished command
-//! moved (the `fcsan` binary draws a progress bar with it).
+//! Each function reports progress by calling `progress` with the offset in the file and the
+//! length of each chunk as it is done: acknowledged by the LUN (a write, in the order the
+//! commands end), or handed on (a read, in file order). The `fcsan` binary draws a progress bar
+//! with it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -171,7 +173,7 @@ pub async fn write_file(
     lun: Lun,
     path: &Path,
     fua: bool,
-    progress: &mut (dyn FnMut(u64) + Send),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<Transfer, TransferError> {
     let file_error = |source| TransferError::File {
         path: path.to_path_buf(),
@@ -262,7 +264,7 @@ pub async fn read_file(
     lun: Lun,
     path: &Path,
     len: u64,
-    progress: &mut (dyn FnMut(u64) + Send),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<Transfer, TransferError> {
     let file_error = |source| TransferError::File {
         path: path.to_path_buf(),
@@ -288,7 +290,7 @@ pub async fn verify_file(
     target: FcId,
     lun: Lun,
     path: &Path,
-    progress: &mut (dyn FnMut(u64) + Send),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<Transfer, TransferError> {
     let file_error = |source| TransferError::File {
         path: path.to_path_buf(),
@@ -326,7 +328,7 @@ async fn stream(
     target: FcId,
     lun: Lun,
     len: u64,
-    progress: &mut (dyn FnMut(u64) + Send),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
     sink: &mut (dyn FnMut(u64, Bytes) -> Result<(), TransferError> + Send),
 ) -> Result<(), TransferError> {
     let cap = capacity(init, target, lun, len).await?;
@@ -358,20 +360,20 @@ async fn stream(
         let n = data.len() as u64;
         sink(offset, data)?;
         done += n;
-        progress(n);
+        progress(offset, n);
     }
     Ok(())
 }
 
 async fn join_one(
     set: &mut JoinSet<Result<(u64, u64), TransferError>>,
-    progress: &mut (dyn FnMut(u64) + Send),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
     acked: &mut Acked,
 ) -> Result<(), TransferError> {
     if let Some(r) = set.join_next().await {
         let (at, n) = r.map_err(TransferError::Task)??;
         acked.add(at, n);
-        progress(n);
+        progress(at, n);
     }
     Ok(())
 }
