@@ -64,12 +64,12 @@ use fc_frames::{FcFrame, FcId, FcType, FrameHeaderRepr, RCtl, Wwn};
 use fcip::connection::{accept, Endpoint};
 use fcip::engine::ReceiverConfig;
 use fcip::link::{FcipLink, LinkConfig, LinkEvent};
-use fcsan::relay::{Impairment, Relay};
 use gateway::{Gateway, GatewayConfig, PeerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::timeout;
+use wan_relay::{Impairment, Relay};
 
 const SW_A: Wwn = Wwn::from_u64(0x1000_0000_0000_000a);
 const SW_B: Wwn = Wwn::from_u64(0x1000_0000_0000_000b);

@@ -5,8 +5,8 @@
 //! ```
 //!
 //! Everything runs in one process on a multi-threaded tokio runtime, but every byte crosses
-//! loopback TCP twice (host ↔ switch ↔ array), through [`start_switch`] and [`tcp_connector`]
-//! as `fcsan up` wires them. Measured:
+//! loopback TCP twice (host ↔ switch ↔ array), composed with `topology::Topology` as `fcsan up`
+//! composes its sites. Measured:
 //!
 //! - sequential 1 MiB READ and WRITE at queue depth 1 and 8, MB/s (a write pass ends with one
 //!   SYNCHRONIZE CACHE, inside the time);
@@ -40,23 +40,14 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
 use fabric::link::tcp::SOCKET_BUFFER;
-use fabric::{Config, DefaultZone, PortId, Zone, ZoneSet, Zoning};
 use fc_frames::scsi::Lun;
-use fc_frames::{FcId, Wwn};
-use fc_node::disk::{DiskArray, LunSpec};
+use fc_frames::FcId;
 use fc_node::fcp::initiator::Initiator;
-use fc_node::node::{Node, NodeConfig, Services};
 use fc_node::scsi::Tier;
-use fcsan::san::{start_switch, tcp_connector, write_random};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 use tokio::task::JoinSet;
-
-const SWITCH_NAME: Wwn = Wwn::from_u64(0x1000_0000_c0ff_ee01);
-const HOST_WWPN: Wwn = Wwn::from_u64(0x2100_0000_0000_0001);
-const HOST_WWNN: Wwn = Wwn::from_u64(0x2000_0000_0000_0001);
-const DISK_WWPN: Wwn = Wwn::from_u64(0x2200_0000_0000_0001);
-const DISK_WWNN: Wwn = Wwn::from_u64(0x2000_0000_0000_0002);
+use topology::{write_random, ArraySpec, Running, Topology};
 
 const LUN_BYTES: u64 = 256 << 20;
 const BLOCK: u32 = 512;
@@ -114,8 +105,8 @@ struct FileFigures {
 
 /// One host and one disk array behind a switch, all on loopback TCP.
 struct San {
+    running: Running,
     host: Initiator,
-    array: DiskArray,
     target: FcId,
 }
 
@@ -132,8 +123,7 @@ async fn san_figures(path: &Path) -> Result<SanFigures> {
     let rand_qd32 = rand_read(h, t, lun, 32, RAND_TIME).await?;
     let write_qd1 = seq_write(h, t, lun, 1).await?;
     let write_qd8 = seq_write(h, t, lun, 8).await?;
-    san.host.node().shutdown().await;
-    san.array.node.shutdown().await;
+    san.running.shutdown().await;
     Ok(SanFigures {
         read_qd1,
         read_qd8,
@@ -167,43 +157,33 @@ async fn profile(path: &Path, figure: &str) -> Result<()> {
         other => return Err(anyhow!("no SAN figure named {other}")),
     };
     println!("{figure} {value:.1} {unit}");
-    san.host.node().shutdown().await;
-    san.array.node.shutdown().await;
+    san.running.shutdown().await;
     Ok(())
 }
 
+/// The switch, the array on the LUN file at `path` (filled already) and the host, zoned
+/// together; once the host is logged in to the array.
 async fn start_san(path: &Path) -> Result<San> {
-    let mut config = Config::new(1, SWITCH_NAME, (1..=4).map(PortId));
-    config.zoning = Zoning {
-        active: Some(ZoneSet {
-            name: "bench".into(),
-            zones: vec![Zone::new("bench", [HOST_WWPN, DISK_WWPN])],
-        }),
-        default_zone: DefaultZone::NoAccess,
-    };
-    let sw = start_switch(config, "127.0.0.1:0".parse()?, None).await?;
-    let luns = [LunSpec {
-        lun: Lun::ZERO,
-        path: path.to_path_buf(),
-        bytes: LUN_BYTES,
-        block_size: BLOCK,
-        tier: Tier::Ssd,
-        serial: "BENCH0".into(),
-    }];
-    let array = DiskArray::start(
-        NodeConfig::new(DISK_WWPN, DISK_WWNN),
-        tcp_connector(sw.addr),
-        &luns,
-        &[],
-    )?;
-    let mut nc = NodeConfig::new(HOST_WWPN, HOST_WWNN);
-    nc.initiator = true;
-    let host = Initiator::new(Node::spawn(nc, tcp_connector(sw.addr), Services::new()));
+    let mut t = Topology::new();
+    let sw = t.switch("bench", 1);
+    t.ports(sw, 4);
+    let disk = t.array(
+        sw,
+        ArraySpec::new("bench").disk_file(path, Tier::Ssd, LUN_BYTES),
+    );
+    let host = t.host(sw);
+    t.zone_set("bench");
+    t.zone("bench", [host.into(), disk.into()]);
+    let running = t
+        .start(path.parent().context("the LUN file has a folder")?)
+        .await?;
+    let host = running.host(host).initiator.clone();
     host.node().wait_online(WAIT).await?;
     let targets = host.node().wait_targets(1, WAIT).await?;
+    let disk = running.array(disk).port_name;
     let target = targets
         .iter()
-        .find(|t| t.port_name == DISK_WWPN)
+        .find(|t| t.port_name == disk)
         .map(|t| t.port_id)
         .ok_or_else(|| anyhow!("the host did not find the disk array"))?;
     let cap = host.read_capacity(target, Lun::ZERO).await?;
@@ -211,8 +191,8 @@ async fn start_san(path: &Path) -> Result<San> {
         return Err(anyhow!("the LUN has {} blocks", cap.blocks()));
     }
     Ok(San {
+        running,
         host,
-        array,
         target,
     })
 }

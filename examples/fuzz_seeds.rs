@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use fc_frames::{FcType, RCtl};
-use fcsan::catalogue;
+use fc_pcap::catalogue;
 
 fn main() -> std::io::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");

@@ -23,13 +23,17 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use fc_frames::scsi::Lun;
 use fc_frames::{FcId, Wwn};
-use fc_node::disk::DiskArray;
+use fc_node::fcp::discovery::{self, FindTargetError};
 use fc_node::fcp::initiator::Initiator;
-use fc_node::node::{Node, NodeConfig, Services};
-use fcsan::config::{self, GatewayFile, NodeSection};
-use fcsan::{capture, catalogue, decode, host, san, up};
+use fc_node::fcp::transfer;
+use fc_pcap::{capture, catalogue, decode};
 use gateway::Gateway;
-use tokio::net::TcpListener;
+use topology::config::{self, GatewayFile};
+use topology::roles::{self, RunningGateway};
+
+mod progress;
+mod report;
+mod up;
 
 #[derive(Parser)]
 #[command(
@@ -327,10 +331,7 @@ async fn stop_signal() {
 
 async fn run_switch(path: &Path, out: &mut dyn Write) -> Result<()> {
     let file = config::load_switch(path)?;
-    if let Some(c) = file.capture.as_deref().and_then(Path::parent) {
-        std::fs::create_dir_all(c)?;
-    }
-    let sw = san::start_switch(file.switch.clone(), file.listen, file.capture.as_deref()).await?;
+    let sw = roles::switch(&file).await?;
     writeln!(
         out,
         "switch domain {:02x} ({}) listening on {}",
@@ -339,43 +340,28 @@ async fn run_switch(path: &Path, out: &mut dyn Write) -> Result<()> {
     out.flush()?;
     stop_signal().await;
     let snap = sw.handle.snapshot();
-    writeln!(out, "Name server:\n{}", san::name_server_table(&snap))?;
-    writeln!(out, "Switch port counters:\n{}", san::counters_table(&snap))?;
+    writeln!(out, "Name server:\n{}", report::name_server_table(&snap))?;
+    writeln!(
+        out,
+        "Switch port counters:\n{}",
+        report::counters_table(&snap)
+    )?;
     out.flush()?;
     Ok(())
 }
 
 async fn run_gateway(path: &Path, capture: Option<PathBuf>, out: &mut dyn Write) -> Result<()> {
     let file = config::load_gateway(path)?;
-    for p in [file.switch.capture.as_deref(), capture.as_deref()]
-        .into_iter()
-        .flatten()
-    {
-        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-    }
-    // Bound first, so that a taken address fails before anything runs.
-    let nodes = TcpListener::bind(file.switch.listen)
-        .await
-        .with_context(|| format!("cannot listen for nodes on {}", file.switch.listen))?;
-    let node_addr = nodes.local_addr()?;
     // Connection nonces and backoff jitter: different on every start.
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos() as u64
         ^ (u64::from(std::process::id()) << 32);
-    let gw = Gateway::start(file.gateway_config(capture.clone()), seed).await?;
-    if let Some(p) = &file.switch.capture {
-        san::start_switch_tap(&gw.switch, p)?;
-    }
-    let h = gw.switch.clone();
-    tokio::spawn(async move {
-        if let Err(e) = h.serve_tcp(nodes).await {
-            tracing::error!(error = %e, "node listener failed");
-        }
-    });
+    let RunningGateway {
+        gateway: gw,
+        addr: node_addr,
+    } = roles::gateway(&file, capture.clone(), seed).await?;
     let sw = &file.switch.switch;
     writeln!(
         out,
@@ -407,13 +393,17 @@ async fn run_gateway(path: &Path, capture: Option<PathBuf>, out: &mut dyn Write)
     watch_links(&gw, &file, out).await?;
 
     let snap = gw.switch.snapshot();
-    writeln!(out, "Name server:\n{}", san::name_server_table(&snap))?;
-    writeln!(out, "Switch port counters:\n{}", san::counters_table(&snap))?;
-    writeln!(out, "FCIP links:\n{}", san::links_table(&gw.links()))?;
+    writeln!(out, "Name server:\n{}", report::name_server_table(&snap))?;
+    writeln!(
+        out,
+        "Switch port counters:\n{}",
+        report::counters_table(&snap)
+    )?;
+    writeln!(out, "FCIP links:\n{}", report::links_table(&gw.links()))?;
     writeln!(
         out,
         "FCIP connections refused: {}",
-        san::setup_line(&gw.refused())
+        report::setup_line(&gw.refused())
     )?;
     out.flush()?;
     gw.finish_capture()
@@ -457,29 +447,9 @@ async fn watch_links(gw: &Gateway, file: &GatewayFile, out: &mut dyn Write) -> R
     }
 }
 
-fn node_config(n: &NodeSection) -> NodeConfig {
-    let mut c = NodeConfig::new(n.port_name, n.node_name);
-    c.exchange.e_d_tov = n.e_d_tov;
-    c.exchange.r_a_tov = n.r_a_tov;
-    c.els_timeout = n.r_a_tov * 2;
-    c
-}
-
 async fn run_disk(path: &Path, out: &mut dyn Write) -> Result<()> {
     let file = config::load_disk(path)?;
-    for l in &file.luns {
-        if let Some(dir) = l.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-    }
-    let mut nc = node_config(&file.node);
-    nc.symbolic_name = format!("fcsan disk array {}", path.display());
-    let array = DiskArray::start(
-        nc,
-        san::tcp_connector(file.node.switch),
-        &file.luns,
-        &file.tapes,
-    )?;
+    let array = roles::disk(&file, format!("fcsan disk array {}", path.display()))?;
     for l in &file.luns {
         writeln!(
             out,
@@ -518,11 +488,8 @@ async fn run_host(
     out: &mut dyn Write,
 ) -> Result<()> {
     let file = config::load_host(path)?;
-    let mut nc = node_config(&file.node);
-    nc.initiator = true;
-    nc.symbolic_name = "fcsan host".into();
-    let node = Node::spawn(nc, san::tcp_connector(file.node.switch), Services::new());
-    let init = Initiator::new(node.clone()).with_timeout(Duration::from_secs(timeout.max(1)));
+    let init = roles::host(&file, Duration::from_secs(timeout.max(1)));
+    let node = init.node().clone();
     let login = Duration::from_secs(20);
     node.wait_online(login)
         .await
@@ -531,22 +498,26 @@ async fn run_host(
     let progress = io::IsTerminal::is_terminal(&io::stderr());
     let result = match command {
         HostCommand::List => {
-            let luns = host::list(&init).await?;
+            let luns = discovery::list_luns(&init).await?;
             if luns.is_empty() {
                 writeln!(out, "no LUNs visible (is this port zoned with a target?)")?;
             }
             for l in luns {
-                writeln!(out, "{}", l.line())?;
+                writeln!(out, "{}", report::lun_line(&l))?;
             }
             Ok(())
         }
         HostCommand::Write { lun, fua, file } => {
             let (t, l) = pick(&init, &lun)?;
-            let r = host::write_file(&init, t, l, &file, fua, progress).await?;
+            let len = std::fs::metadata(&file).map_or(0, |m| m.len());
+            let bar = progress::bar(len, progress, "write");
+            let r = transfer::write_file(&init, t, l, &file, fua, &mut |_, n| bar.inc(n)).await;
+            bar.finish_and_clear();
+            let r = r?;
             writeln!(
                 out,
                 "wrote {} in {:.2} s ({:.0} MiB/s)",
-                host::human(r.bytes),
+                report::human(r.bytes),
                 r.elapsed.as_secs_f64(),
                 r.mib_per_s()
             )?;
@@ -554,11 +525,14 @@ async fn run_host(
         }
         HostCommand::Read { lun, length, file } => {
             let (t, l) = pick(&init, &lun)?;
-            let r = host::read_file(&init, t, l, &file, length, progress).await?;
+            let bar = progress::bar(length, progress, "read");
+            let r = transfer::read_file(&init, t, l, &file, length, &mut |_, n| bar.inc(n)).await;
+            bar.finish_and_clear();
+            let r = r?;
             writeln!(
                 out,
                 "read {} in {:.2} s ({:.0} MiB/s)",
-                host::human(r.bytes),
+                report::human(r.bytes),
                 r.elapsed.as_secs_f64(),
                 r.mib_per_s()
             )?;
@@ -566,8 +540,12 @@ async fn run_host(
         }
         HostCommand::Verify { lun, file } => {
             let (t, l) = pick(&init, &lun)?;
-            let r = host::verify_file(&init, t, l, &file, progress).await?;
-            writeln!(out, "verified {}: identical", host::human(r.bytes))?;
+            let len = std::fs::metadata(&file).map_or(0, |m| m.len());
+            let bar = progress::bar(len, progress, "verify");
+            let r = transfer::verify_file(&init, t, l, &file, &mut |_, n| bar.inc(n)).await;
+            bar.finish_and_clear();
+            let r = r?;
+            writeln!(out, "verified {}: identical", report::human(r.bytes))?;
             Ok(())
         }
     };
@@ -581,7 +559,16 @@ fn pick(init: &Initiator, args: &LunArgs) -> Result<(FcId, Lun)> {
     };
     let target = match args.target_id {
         Some(id) => id,
-        None => host::find_target(init, args.target)?.port_id,
+        None => match discovery::find_target(init, args.target) {
+            Ok(t) => t.port_id,
+            Err(FindTargetError::NotLoggedIn(w)) => {
+                bail!("no target {w} is logged in (see `fcsan host list`)")
+            }
+            Err(FindTargetError::Several(n)) => {
+                bail!("{n} targets are logged in: name one with --target")
+            }
+            Err(e) => return Err(e.into()),
+        },
     };
     Ok((target, lun))
 }

@@ -10,29 +10,21 @@
 //! The host on site A finds both arrays with the name server (the one on site B through the
 //! gateways' name server exchange), lists every LUN with its tier, writes a file to a LUN on
 //! site B and reads it back verified, then prints both name servers, the switches' counters,
-//! the FCIP link's counters and where the FCIP capture went.
+//! the FCIP link's counters and where the FCIP capture went. The two sites are a
+//! [`topology::Topology`], which names every port.
 
 use std::io;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use fabric::{Config, DefaultZone, PortId, Zone, ZoneSet, Zoning};
 use fc_frames::scsi::Lun;
-use fc_frames::Wwn;
-use fc_node::disk::{DiskArray, LunSpec, TapeSpec};
-use fc_node::fcp::initiator::Initiator;
-use fc_node::node::{Node, NodeConfig, Services};
+use fc_node::fcp::{discovery, transfer};
 use fc_node::scsi::Tier;
-use fcip::engine::ReceiverConfig;
-use gateway::{Gateway, GatewayConfig, PeerConfig};
-use tokio::net::TcpListener;
+use topology::{write_random, ArraySpec, Topology};
 
-use crate::host;
-use crate::san::{
-    counters_table, links_table, name_server_table, start_switch_tap, tcp_connector, write_random,
-};
+use crate::progress;
+use crate::report::{counters_table, human, links_table, lun_line, name_server_table};
 
 /// Options of `fcsan up`.
 #[derive(Debug, Clone)]
@@ -49,176 +41,63 @@ pub struct UpOptions {
     pub progress: bool,
 }
 
-const GATEWAY_A: Wwn = Wwn::from_u64(0x1000_0000_c0ff_ee01);
-const GATEWAY_B: Wwn = Wwn::from_u64(0x1000_0000_c0ff_ee02);
-const HOST_WWPN: Wwn = Wwn::from_u64(0x2100_0000_0000_0001);
-const SSD_WWPN: Wwn = Wwn::from_u64(0x2200_0000_0000_0001);
-const HDD_WWPN: Wwn = Wwn::from_u64(0x2200_0000_0000_0002);
+/// Size of every LUN.
 const LUN_BYTES: u64 = 256 << 20;
-/// The inter-switch port each gateway gives the link to the other.
-const ISL: PortId = PortId(100);
 /// TCP connections of the FCIP link.
 const CONNECTIONS: usize = 2;
-
-/// The node name of a port of `up`: as in configs/, `20:..` with the port's last byte, hosts
-/// from 0x11.
-fn node_name(port_name: Wwn) -> Wwn {
-    let low = port_name.to_u64() & 0xFF;
-    let host = if port_name == HOST_WWPN { 0x10 } else { 0 };
-    Wwn::from_u64(0x2000_0000_0000_0000 | (low + host))
-}
-
-fn lun(n: u16) -> Lun {
-    Lun::from_index(n).unwrap_or(Lun::ZERO)
-}
-
-/// One site: its gateway and the address its switch takes nodes on.
-struct Site {
-    gateway: Gateway,
-    addr: SocketAddr,
-}
-
-/// Starts a gateway whose switch zones the host with both arrays and takes nodes over TCP.
-async fn site(
-    domain: u8,
-    name: Wwn,
-    peer: PeerConfig,
-    capture: Option<&Path>,
-    fcip_capture: Option<PathBuf>,
-) -> Result<Site> {
-    let mut switch = Config::new(domain, name, (1..=16).map(PortId));
-    switch.zoning = Zoning {
-        active: Some(ZoneSet {
-            name: "production".into(),
-            zones: vec![Zone::new("host-a", [HOST_WWPN, SSD_WWPN, HDD_WWPN])],
-        }),
-        default_zone: DefaultZone::NoAccess,
-    };
-    let config = GatewayConfig {
-        switch,
-        fcip_listen: "127.0.0.1:0".parse()?,
-        peers: vec![peer],
-        k_a_tov: Duration::from_secs(6),
-        receiver: ReceiverConfig::default(),
-        capture: fcip_capture,
-    };
-    let gateway = Gateway::start(config, u64::from(domain))
-        .await
-        .with_context(|| format!("gateway of domain {domain:02x}"))?;
-    if let Some(path) = capture {
-        start_switch_tap(&gateway.switch, path)?;
-    }
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let sw = gateway.switch.clone();
-    tokio::spawn(async move {
-        if let Err(e) = sw.serve_tcp(listener).await {
-            tracing::error!(error = %e, "switch listener failed");
-        }
-    });
-    Ok(Site { gateway, addr })
-}
-
-/// A disk array of two LUNs (and a tape drive on the SSD one) on files in `dir`.
-fn array(
-    dir: &Path,
-    addr: SocketAddr,
-    wwpn: Wwn,
-    name: &str,
-    tiers: [Tier; 2],
-) -> Result<DiskArray> {
-    let luns: Vec<LunSpec> = tiers
-        .into_iter()
-        .zip(0..)
-        .map(|(tier, n)| LunSpec {
-            lun: lun(n),
-            path: dir.join(format!("{name}{n}.img")),
-            bytes: LUN_BYTES,
-            block_size: 512,
-            tier,
-            serial: format!("{}{n}", name.to_uppercase()),
-        })
-        .collect();
-    let tapes: Vec<TapeSpec> = if name == "ssd" {
-        vec![TapeSpec {
-            lun: lun(2),
-            serial: "TAPE0".into(),
-        }]
-    } else {
-        Vec::new()
-    };
-    let mut nc = NodeConfig::new(wwpn, node_name(wwpn));
-    nc.symbolic_name = format!("fcsan disk array {name}");
-    Ok(DiskArray::start(nc, tcp_connector(addr), &luns, &tapes)?)
-}
 
 /// `fcsan up`: the two sites, the host's discovery, the file to site B and back.
 pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
     let tmp;
     let dir = match &opts.data_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            d.clone()
-        }
+        Some(d) => d.clone(),
         None => {
             tmp = tempfile::tempdir()?;
             tmp.path().to_path_buf()
         }
     };
-    let b = site(
-        2,
-        GATEWAY_B,
-        PeerConfig {
-            fabric: GATEWAY_A,
-            dial: None,
-            domains: Vec::new(),
-            port: ISL,
-            connections: CONNECTIONS,
-        },
-        None,
-        None,
-    )
-    .await?;
-    let a = site(
-        1,
-        GATEWAY_A,
-        PeerConfig {
-            fabric: GATEWAY_B,
-            dial: Some(b.gateway.fcip_addr()),
-            domains: Vec::new(),
-            port: ISL,
-            connections: CONNECTIONS,
-        },
-        opts.capture.as_deref(),
-        Some(opts.fcip_capture.clone()),
-    )
-    .await?;
-    for (s, name, domain, wwn) in [(&a, "A", 1, GATEWAY_A), (&b, "B", 2, GATEWAY_B)] {
+    let mut t = Topology::new();
+    let a = t.gateway("A", 1);
+    let b = t.gateway("B", 2);
+    let link = t.link(a, b, CONNECTIONS);
+    if let Some(c) = &opts.capture {
+        t.capture(a, c);
+    }
+    t.fcip_capture(a, &opts.fcip_capture);
+    let ssd = t.array(
+        a,
+        ArraySpec::new("ssd")
+            .disk(Tier::Ssd, LUN_BYTES)
+            .disk(Tier::Ssd, LUN_BYTES)
+            .tape(),
+    );
+    let hdd = t.array(
+        b,
+        ArraySpec::new("hdd")
+            .disk(Tier::FastHdd, LUN_BYTES)
+            .disk(Tier::SlowHdd, LUN_BYTES),
+    );
+    let host = t.host(a);
+    t.zone("host-a", [host.into(), ssd.into(), hdd.into()]);
+    let san = t.start(&dir).await?;
+
+    for g in [a, b] {
+        let s = san.site(g);
         writeln!(
             out,
-            "site {name}: gateway {wwn}, domain {domain:02x}, switch on {}, FCIP on {}",
+            "site {}: gateway {}, domain {:02x}, switch on {}, FCIP on {}",
+            s.name,
+            s.switch_name,
+            s.domain,
             s.addr,
-            s.gateway.fcip_addr()
+            san.gateway(g).fcip_addr()
         )?;
     }
-
-    let arrays = [
-        array(&dir, a.addr, SSD_WWPN, "ssd", [Tier::Ssd, Tier::Ssd])?,
-        array(
-            &dir,
-            b.addr,
-            HDD_WWPN,
-            "hdd",
-            [Tier::FastHdd, Tier::SlowHdd],
-        )?,
-    ];
-    let mut nc = NodeConfig::new(HOST_WWPN, node_name(HOST_WWPN));
-    nc.initiator = true;
-    nc.symbolic_name = "fcsan host".into();
-    let host = Initiator::new(Node::spawn(nc, tcp_connector(a.addr), Services::new()));
-    let port_id = host.node().wait_online(Duration::from_secs(10)).await?;
-    writeln!(out, "host {HOST_WWPN} logged in to site A as {port_id}")?;
-    host.node()
+    let h = san.host(host);
+    let init = &h.initiator;
+    let port_id = init.node().wait_online(Duration::from_secs(10)).await?;
+    writeln!(out, "host {} logged in to site A as {port_id}", h.port_name)?;
+    init.node()
         .wait_targets(2, Duration::from_secs(20))
         .await
         .context("the host did not find both disk arrays (one on each site)")?;
@@ -227,25 +106,42 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
         out,
         "\nLUNs the host sees (tier from VPD page 0xB1; domain 02 is site B):"
     )?;
-    for l in host::list(&host).await? {
-        writeln!(out, "  {}", l.line())?;
+    for l in discovery::list_luns(init).await? {
+        writeln!(out, "  {}", lun_line(&l))?;
     }
 
     // A file of pseudo-random bytes, to a LUN across the FCIP link and back.
     let src = dir.join("host-file.bin");
     let back = dir.join("host-file.readback");
     write_random(&src, opts.file_bytes)?;
-    let target = host::find_target(&host, Some(HDD_WWPN))?;
-    let w = host::write_file(&host, target.port_id, lun(0), &src, false, opts.progress).await?;
+    let target = discovery::find_target(init, Some(san.array(hdd).port_name))?;
+    let bar = progress::bar(opts.file_bytes, opts.progress, "write");
+    let w = transfer::write_file(init, target.port_id, Lun::ZERO, &src, false, &mut |_, n| {
+        bar.inc(n)
+    })
+    .await;
+    bar.finish_and_clear();
+    let w = w?;
     writeln!(
         out,
         "\nwrote {} to {} LUN 0 on site B in {:.2} s ({:.0} MiB/s), SYNCHRONIZE CACHE done",
-        host::human(w.bytes),
+        human(w.bytes),
         target.port_name,
         w.elapsed.as_secs_f64(),
         w.mib_per_s()
     )?;
-    let r = host::read_file(&host, target.port_id, lun(0), &back, w.bytes, opts.progress).await?;
+    let bar = progress::bar(w.bytes, opts.progress, "read");
+    let r = transfer::read_file(
+        init,
+        target.port_id,
+        Lun::ZERO,
+        &back,
+        w.bytes,
+        &mut |_, n| bar.inc(n),
+    )
+    .await;
+    bar.finish_and_clear();
+    let r = r?;
     if std::fs::read(&src)? != std::fs::read(&back)? {
         bail!("the data read back differs from the data written");
     }
@@ -256,30 +152,33 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
         r.mib_per_s()
     )?;
 
-    for (s, name) in [(&a, "A"), (&b, "B")] {
-        let snap = s.gateway.switch.snapshot();
+    let l = san.link(link);
+    for (s, isl) in [(san.site(a), l.dialer_port), (san.site(b), l.listener_port)] {
+        let snap = s.switch.snapshot();
         writeln!(
             out,
-            "\nSite {name} name server (port {} is the FCIP link):\n{}",
-            ISL.0,
+            "\nSite {} name server (port {} is the FCIP link):\n{}",
+            s.name,
+            isl.0,
             name_server_table(&snap)
         )?;
         writeln!(
             out,
-            "Site {name} switch port counters:\n{}",
+            "Site {} switch port counters:\n{}",
+            s.name,
             counters_table(&snap)
         )?;
     }
     writeln!(
         out,
         "FCIP link, gateway A's side:\n{}",
-        links_table(&a.gateway.links())
+        links_table(&san.gateway(a).links())
     )?;
-    a.gateway
+    san.gateway(a)
         .finish_capture()
         .context("cannot write the FCIP capture")?;
     let p = opts.fcip_capture.display();
-    let port = b.gateway.fcip_addr().port();
+    let port = san.gateway(b).fcip_addr().port();
     writeln!(
         out,
         "FCIP capture: {p}\n  every FCIP frame both ways; in Wireshark decode TCP port {port} as FCIP, \
@@ -293,9 +192,6 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
             c.display()
         )?;
     }
-    host.node().shutdown().await;
-    for x in arrays {
-        x.node.shutdown().await;
-    }
+    san.shutdown().await;
     Ok(())
 }

@@ -87,7 +87,7 @@ fn up_runs_two_sans_joined_by_fcip_and_moves_a_file_across() {
         "{stdout}"
     );
     assert!(std::fs::metadata(&fcip).expect("FCIP capture").len() > 4 << 20);
-    let records = fcsan::capture::read_file(&pcap).expect("capture readable");
+    let records = fc_pcap::capture::read_file(&pcap).expect("capture readable");
     assert!(
         records.len() > 4 * 1024 * 1024 / 2112,
         "{} frames",
@@ -112,7 +112,7 @@ fn pcap_catalogue_writes_the_capture_and_prints_one_line_a_frame() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let frames = fcsan::catalogue::conversation().len();
+    let frames = fc_pcap::catalogue::conversation().len();
     assert_eq!(stdout.lines().count(), frames + 1);
     assert!(stdout.contains("FLOGI wwpn=21:00:00:24:ff:4a:00:01"));
     assert!(stdout.contains("GID_FT type=0x08"));

@@ -26,11 +26,11 @@ use fc_node::node::{
 };
 use fc_node::scsi::{DiskConfig, MemLun, ScsiEngine, TargetPort, Tier};
 use fcip::engine::ReceiverConfig;
-use fcsan::san::tcp_connector;
 use gateway::{Gateway, GatewayConfig, PeerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::time::timeout;
+use topology::tcp_connector;
 
 const SW_A: Wwn = Wwn::from_u64(0x1000_0000_0000_000a);
 const SW_B: Wwn = Wwn::from_u64(0x1000_0000_0000_000b);

@@ -12,8 +12,8 @@ use std::process::Command;
 use fc_frames::els::ElsCode;
 use fc_frames::scsi::cdb::{Cdb, CdbSize};
 use fc_frames::{FcFrame, FcId};
-use fcsan::decode::{Decoder, Message};
-use fcsan::{capture, catalogue};
+use fc_pcap::decode::{Decoder, Message};
+use fc_pcap::{capture, catalogue};
 
 /// The fields asked of tshark, in output order.
 const FIELDS: &[&str] = &[

@@ -34,6 +34,9 @@
 //! feel the WAN). The protocols above TCP — FCIP keep-alives, FCP exchanges in flight — see the
 //! full delay, which is what the FCIP tests need.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

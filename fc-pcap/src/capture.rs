@@ -6,16 +6,62 @@
 //! scripted exchange is byte-identical from run to run.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
-use std::path::Path;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use fc_frames::frame::{FrameError, MAX_PAYLOAD};
 use fc_frames::{Eof, FcFrame, FrameHeaderRepr, Sof};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
-use pcap_file::{DataLink, Endianness, TsResolution};
+use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
+
+/// Why a capture could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaptureError {
+    /// The file could not be created, opened or flushed.
+    #[error("{}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The pcap file header could not be written.
+    #[error("writing the pcap header")]
+    WriteHeader(#[source] PcapError),
+    /// The pcap file header could not be read: not a pcap file, or cut short.
+    #[error("reading the pcap header")]
+    ReadHeader(#[source] PcapError),
+    /// A record could not be written.
+    #[error("writing a pcap record")]
+    Write(#[source] PcapError),
+    /// The `number`th record (from 1) could not be read.
+    #[error("reading pcap record {number}")]
+    Read {
+        /// Its number.
+        number: usize,
+        /// Why.
+        #[source]
+        source: PcapError,
+    },
+    /// The capture holds another link type than Fibre Channel.
+    #[error(
+        "link type {0} is not Fibre Channel (expected 225, FC-2 with delimiters, or 224, FC-2)"
+    )]
+    NotFibreChannel(u32),
+    /// Reading the capture file at `path` failed.
+    #[error("reading {}", path.display())]
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<CaptureError>,
+    },
+}
 
 /// Writes FC frames to a pcap stream, one frame a record, link type 225.
 pub struct FcPcapWriter<W: Write> {
@@ -25,7 +71,7 @@ pub struct FcPcapWriter<W: Write> {
 
 impl<W: Write> FcPcapWriter<W> {
     /// Starts a capture: writes the pcap file header (little-endian, microseconds, link type 225).
-    pub fn new(writer: W) -> Result<Self> {
+    pub fn new(writer: W) -> Result<Self, CaptureError> {
         let header = PcapHeader {
             version_major: 2,
             version_minor: 4,
@@ -37,19 +83,19 @@ impl<W: Write> FcPcapWriter<W> {
             endianness: Endianness::Little,
         };
         Ok(FcPcapWriter {
-            inner: PcapWriter::with_header(writer, header).context("writing the pcap header")?,
+            inner: PcapWriter::with_header(writer, header).map_err(CaptureError::WriteHeader)?,
             buf: Vec::with_capacity(fc_frames::frame::MAX_FRAME_LEN + 8),
         })
     }
 
     /// Appends one frame, with SOF/EOF ordered sets and CRC, stamped `ts` after the epoch.
-    pub fn write(&mut self, ts: Duration, frame: &FcFrame) -> Result<()> {
+    pub fn write(&mut self, ts: Duration, frame: &FcFrame) -> Result<(), CaptureError> {
         self.buf.resize(frame.delimited_len(), 0);
         frame.emit_delimited(&mut self.buf);
         let len = self.buf.len() as u32;
         self.inner
             .write_packet(&PcapPacket::new(ts, len, &self.buf))
-            .context("writing a pcap record")?;
+            .map_err(CaptureError::Write)?;
         Ok(())
     }
 
@@ -60,15 +106,17 @@ impl<W: Write> FcPcapWriter<W> {
 }
 
 /// Writes `frames` to a new pcap file at `path`, stamped 1 ms apart from `start`.
-pub fn write_file(path: &Path, start: Duration, frames: &[FcFrame]) -> Result<()> {
-    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+pub fn write_file(path: &Path, start: Duration, frames: &[FcFrame]) -> Result<(), CaptureError> {
+    let file_error = |source| CaptureError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::create(path).map_err(file_error)?;
     let mut w = FcPcapWriter::new(BufWriter::new(file))?;
     for (i, f) in frames.iter().enumerate() {
         w.write(start + Duration::from_millis(i as u64), f)?;
     }
-    w.into_inner()
-        .flush()
-        .with_context(|| format!("writing {}", path.display()))?;
+    w.into_inner().flush().map_err(file_error)?;
     Ok(())
 }
 
@@ -84,18 +132,18 @@ pub struct Record {
 }
 
 /// Reads every record of an FC capture (link type 225 or 224).
-pub fn read(reader: impl Read) -> Result<Vec<Record>> {
-    let mut r = PcapReader::new(reader).context("reading the pcap header")?;
+pub fn read(reader: impl Read) -> Result<Vec<Record>, CaptureError> {
+    let mut r = PcapReader::new(reader).map_err(CaptureError::ReadHeader)?;
     let datalink = r.header().datalink;
     if !matches!(datalink, DataLink::FC_2_WITH_FRAME_DELIMS | DataLink::FC_2) {
-        bail!(
-            "link type {} is not Fibre Channel (expected 225, FC-2 with delimiters, or 224, FC-2)",
-            u32::from(datalink)
-        );
+        return Err(CaptureError::NotFibreChannel(u32::from(datalink)));
     }
     let mut out = Vec::new();
     while let Some(pkt) = r.next_packet() {
-        let pkt = pkt.with_context(|| format!("reading pcap record {}", out.len() + 1))?;
+        let pkt = pkt.map_err(|source| CaptureError::Read {
+            number: out.len() + 1,
+            source,
+        })?;
         let data = Bytes::copy_from_slice(&pkt.data);
         let frame = match datalink {
             DataLink::FC_2 => undelimited(data),
@@ -111,9 +159,15 @@ pub fn read(reader: impl Read) -> Result<Vec<Record>> {
 }
 
 /// Reads every record of the FC capture file at `path`.
-pub fn read_file(path: &Path) -> Result<Vec<Record>> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    read(BufReader::new(file)).with_context(|| format!("reading {}", path.display()))
+pub fn read_file(path: &Path) -> Result<Vec<Record>, CaptureError> {
+    let file = File::open(path).map_err(|source| CaptureError::File {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    read(BufReader::new(file)).map_err(|e| CaptureError::InFile {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })
 }
 
 /// Link type 224 records hold header and payload with neither delimiters nor CRC: the frame is

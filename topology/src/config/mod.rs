@@ -99,7 +99,7 @@ mod tests {
     const HDD: Wwn = Wwn::from_u64(0x2200_0000_0000_0002);
 
     fn configs() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("configs")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")
     }
 
     #[test]

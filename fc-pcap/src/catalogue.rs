@@ -3,7 +3,7 @@
 //! finds a disk array, logs in to it, runs SCSI over FCP (discovery, reads and writes, errors
 //! with sense), aborts an exchange, receives an RSCN, checks the link, and logs out.
 //!
-//! `fcsan up` writes it to `captures/fc-frames.pcap`; the tshark agreement test checks that
+//! `fcsan pcap catalogue` writes it to `captures/fc-frames.pcap`; the tshark agreement test checks that
 //! Wireshark decodes every field as encoded. Everything here is deterministic: the same bytes
 //! every run.
 

@@ -1,91 +1,16 @@
-//! The SAN roles put together: starting a switch with its TCP listener and capture, connecting
-//! nodes to it over TCP, and the reports the roles print (name server, port counters, FCIP
-//! links).
+//! What the `fcsan` binary prints about a SAN: the name server, per-port counters, FCIP links
+//! and their connections, and the LUNs a host sees, as aligned tables and lines.
 
 use std::fmt::Write as _;
-use std::io;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
-use fabric::driver::{Direction, Snapshot, SwitchHandle};
-use fabric::link::{self, Link};
-use fabric::{Config, Switch};
+use fabric::driver::Snapshot;
 use fc_frames::ct::ns::Fc4Features;
 use fc_frames::els::prli::TYPE_FCP;
+use fc_frames::scsi::data::DeviceType;
+use fc_node::fcp::discovery::LunInfo;
+use fc_node::scsi::Tier;
 use fcip::connection::{ConnectionCounters, SetupCounters};
 use gateway::LinkStatus;
-use tokio::net::TcpListener;
-
-use crate::capture::FcPcapWriter;
-
-/// A connector that dials the switch at `addr` over TCP, again after every link loss.
-pub fn tcp_connector(
-    addr: SocketAddr,
-) -> impl FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<Link>> + Send>>
-       + Send
-       + 'static {
-    move || Box::pin(link::tcp::connect(addr))
-}
-
-/// A running switch: its handle and the address nodes dial.
-pub struct RunningSwitch {
-    /// The switch.
-    pub handle: SwitchHandle,
-    /// Where it listens.
-    pub addr: SocketAddr,
-}
-
-/// Starts a switch listening on `listen`, writing every frame it receives and every frame it
-/// originates to `capture` (pcap link type 225) when given.
-pub async fn start_switch(
-    config: Config,
-    listen: SocketAddr,
-    capture: Option<&Path>,
-) -> Result<RunningSwitch> {
-    let switch = Switch::new(config).context("switch configuration")?;
-    let handle = SwitchHandle::spawn(switch);
-    if let Some(path) = capture {
-        start_switch_tap(&handle, path)?;
-    }
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
-    let h = handle.clone();
-    tokio::spawn(async move {
-        if let Err(e) = h.serve_tcp(listener).await {
-            tracing::error!(error = %e, "switch listener failed");
-        }
-    });
-    Ok(RunningSwitch { handle, addr })
-}
-
-/// Writes every frame the switch receives and every frame it originates to a new pcap file
-/// at `path` (link type 225).
-pub fn start_switch_tap(handle: &SwitchHandle, path: &Path) -> Result<()> {
-    let file = std::fs::File::create(path)
-        .with_context(|| format!("cannot create capture {}", path.display()))?;
-    // Unbuffered: every record reaches the file at once, so a capture survives a kill.
-    let writer = Arc::new(Mutex::new(FcPcapWriter::new(file)?));
-    handle.set_tap(Some(Box::new(move |_port, dir, frame| {
-        // Each frame once: as the switch received it, plus what the switch itself says
-        // (as a server, or as its domain controller to other switches).
-        let s = frame.header.s_id;
-        if dir == Direction::Rx || s.is_well_known() || s.is_domain_controller() {
-            let ts = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = w.write(ts, frame) {
-                tracing::warn!(error = %e, "capture write failed");
-            }
-        }
-    })));
-    Ok(())
-}
 
 /// The name server table, one line a port.
 pub fn name_server_table(s: &Snapshot) -> String {
@@ -139,29 +64,6 @@ pub fn counters_table(s: &Snapshot) -> String {
         );
     }
     out
-}
-
-/// Writes `len` pseudo-random bytes (xorshift64*) to `path`.
-pub fn write_random(path: &Path, len: u64) -> Result<()> {
-    use std::io::Write;
-    let mut f = io::BufWriter::new(std::fs::File::create(path)?);
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ len;
-    let mut left = len;
-    let mut buf = vec![0u8; 1 << 16];
-    while left > 0 {
-        for chunk in buf.chunks_mut(8) {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            let v = x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-        let n = left.min(buf.len() as u64) as usize;
-        f.write_all(&buf[..n])?;
-        left -= n as u64;
-    }
-    f.flush()?;
-    Ok(())
 }
 
 /// Each peer link: its state, then a line per open connection and the closed ones' sum.
@@ -230,4 +132,64 @@ pub fn setup_line(c: &SetupCounters) -> String {
         c.bad_special_frames,
         c.tcp_failures
     )
+}
+
+/// One LUN a host sees: `22:00:..:01 (010200) LUN 0  disk  ssd  8388608 x 512 B (4.0 GiB)  FCSAN FILE DISK`.
+pub fn lun_line(l: &LunInfo) -> String {
+    let mut s = format!(
+        "{} ({}) LUN {:<3} {:<5}",
+        l.target.port_name,
+        l.target.port_id,
+        l.lun
+            .index()
+            .map_or_else(|| "?".to_string(), |i| i.to_string()),
+        match l.device_type {
+            DeviceType::DIRECT_ACCESS => "disk",
+            DeviceType::SEQUENTIAL_ACCESS => "tape",
+            _ => "other",
+        }
+    );
+    let _ = write!(s, " {:<9}", l.tier.map_or("-", Tier::name));
+    match l.capacity {
+        Some(c) => {
+            let _ = write!(
+                s,
+                " {} x {} B ({})",
+                c.blocks(),
+                c.block_size(),
+                human(c.bytes().unwrap_or(u64::MAX))
+            );
+        }
+        None => s.push_str(" no capacity"),
+    }
+    let _ = write!(s, "  {}", l.product);
+    s
+}
+
+/// `64.0 MiB`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_human() {
+        assert_eq!(human(512), "512 B");
+        assert_eq!(human(64 << 20), "64.0 MiB");
+        assert_eq!(human(3 << 29), "1.5 GiB");
+    }
 }

@@ -1,0 +1,115 @@
+//! Each role of its own process, started from its configuration file (see [`config`]): what
+//! `fcsan switch`, `fcsan gateway`, `fcsan disk` and `fcsan host` run. Folders for captures
+//! and LUN files are created as needed.
+//!
+//! [`config`]: crate::config
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fc_node::disk::DiskArray;
+use fc_node::fcp::initiator::Initiator;
+use fc_node::node::{Node, NodeConfig, Services};
+use gateway::Gateway;
+
+use crate::config::{DiskFile, GatewayFile, HostFile, NodeSection, SwitchFile};
+use crate::switch::{self, bind, capture_switch, local_addr, serve_nodes, tcp_connector};
+use crate::{RunningSwitch, StartError};
+
+/// A running gateway and the address its switch takes nodes on.
+#[derive(Debug, Clone)]
+pub struct RunningGateway {
+    /// The gateway: its switch, FCIP listener and links.
+    pub gateway: Gateway,
+    /// Where its switch listens for node links.
+    pub addr: SocketAddr,
+}
+
+/// Starts the switch of `switch.toml`.
+pub async fn switch(file: &SwitchFile) -> Result<RunningSwitch, StartError> {
+    if let Some(p) = &file.capture {
+        parent_folder(p)?;
+    }
+    switch::start_switch(file.switch.clone(), file.listen, file.capture.as_deref()).await
+}
+
+/// Starts the gateway of `gateway.toml`, writing its FCIP capture to `fcip_capture` when
+/// given. `seed` makes the connection nonces and the redial jitter: give each start a new one.
+pub async fn gateway(
+    file: &GatewayFile,
+    fcip_capture: Option<PathBuf>,
+    seed: u64,
+) -> Result<RunningGateway, StartError> {
+    for p in [file.switch.capture.as_deref(), fcip_capture.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        parent_folder(p)?;
+    }
+    // Bound first, so that a taken address fails before anything runs.
+    let listen = file.switch.listen;
+    let nodes = bind(listen).await?;
+    let addr = local_addr(&nodes, listen)?;
+    let gateway = Gateway::start(file.gateway_config(fcip_capture), seed)
+        .await
+        .map_err(|source| StartError::Gateway {
+            domain: file.switch.switch.domain,
+            source,
+        })?;
+    if let Some(p) = &file.switch.capture {
+        capture_switch(&gateway.switch, p)?;
+    }
+    serve_nodes(&gateway.switch, nodes);
+    Ok(RunningGateway { gateway, addr })
+}
+
+/// Starts the disk array of `disk.toml`, registered with the name server as `symbolic_name`.
+pub fn disk(file: &DiskFile, symbolic_name: String) -> Result<DiskArray, StartError> {
+    for l in &file.luns {
+        parent_folder(&l.path)?;
+    }
+    let mut nc = node_config(&file.node);
+    nc.symbolic_name = symbolic_name;
+    DiskArray::start(nc, tcp_connector(file.node.switch), &file.luns, &file.tapes).map_err(
+        |source| StartError::Array {
+            name: file.node.port_name.to_string(),
+            source,
+        },
+    )
+}
+
+/// Starts the host of `host.toml`: an FCP initiator whose commands time out after
+/// `command_timeout`.
+pub fn host(file: &HostFile, command_timeout: Duration) -> Initiator {
+    let mut nc = node_config(&file.node);
+    nc.initiator = true;
+    nc.symbolic_name = "fcsan host".into();
+    Initiator::new(Node::spawn(
+        nc,
+        tcp_connector(file.node.switch),
+        Services::new(),
+    ))
+    .with_timeout(command_timeout)
+}
+
+/// A node's configuration from its file's `[node]` section: names and time-outs (the ELS
+/// time-out is 2 × R_A_TOV, as FC-LS has it).
+pub fn node_config(n: &NodeSection) -> NodeConfig {
+    let mut c = NodeConfig::new(n.port_name, n.node_name);
+    c.exchange.e_d_tov = n.e_d_tov;
+    c.exchange.r_a_tov = n.r_a_tov;
+    c.els_timeout = n.r_a_tov * 2;
+    c
+}
+
+/// Creates the folder `path` goes in, when it has one.
+fn parent_folder(path: &Path) -> Result<(), StartError> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|source| StartError::Folder {
+            path: dir.to_path_buf(),
+            source,
+        }),
+        None => Ok(()),
+    }
+}
