@@ -295,6 +295,12 @@ impl Receiver {
         self.buf.len()
     }
 
+    /// Bytes the receive buffer holds without allocating, counted from the first byte not yet
+    /// decoded: never more than [`ReceiverConfig::max_buffered`].
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// The next thing decoded from the bytes pushed so far, or `None` when more are needed
     /// (or the receiver is closed). `now` is the current SNTP time for the transit check;
     /// [`Timestamp::ZERO`] when there is no synchronized clock.
