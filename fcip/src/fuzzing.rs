@@ -216,7 +216,7 @@ fn run(input: &EngineInput<'_>, reads: &[usize], via: Via) -> Run {
             }
             if !rx.is_closed() {
                 assert!(
-                    rx.room() >= max - MAX_ENCAPSULATED_LEN,
+                    rx.room() >= max - MAX_ENCAPSULATED_LEN - HEADER_LEN,
                     "room {} after poll, {} buffered",
                     rx.room(),
                     rx.buffered()
