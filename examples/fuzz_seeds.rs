@@ -22,7 +22,10 @@ use pcap_file::pcap::PcapReader;
 use pcap_file::DataLink;
 
 /// Engine seeds hold about this many stream bytes at most, whole frames.
-const STREAM_SEED_LEN: usize = 12 * 1024;
+const STREAM_SEED_LEN: usize = 4 * 1024;
+/// Engine seeds that fill the smallest receive buffer (`fcip::engine::MIN_BUFFERED`) hold this
+/// many.
+const BOUND_SEED_LEN: usize = 9 * 1024;
 
 fn main() -> io::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
@@ -119,7 +122,7 @@ fn catalogue_fcip(seeds: &mut Seeds, frames: &[FcFrame]) -> io::Result<()> {
         encapsulated.push(b.to_vec());
     }
     let now = stamp(frames.len() / 2 + 1000);
-    for (k, window) in windows(&encapsulated).iter().enumerate() {
+    for (k, window) in windows(&encapsulated, STREAM_SEED_LEN).iter().enumerate() {
         let flags = CONFIGS[k % CONFIGS.len()];
         let reads: &[u16] = match k % 3 {
             0 => &[],
@@ -130,21 +133,64 @@ fn catalogue_fcip(seeds: &mut Seeds, frames: &[FcFrame]) -> io::Result<()> {
         seeds.write("engine", &name, &engine_input(flags, now, reads, window))?;
     }
 
+    // Reads that fill the smallest buffer; a transit limit with no clock (`now` zero).
+    for (k, window) in windows(&encapsulated, BOUND_SEED_LEN)
+        .iter()
+        .take(2)
+        .enumerate()
+    {
+        let name = format!("catalogue-bound-{k:02}");
+        seeds.write("engine", &name, &engine_input(0x02, now, &[8192], window))?;
+    }
+    if let Some(w) = windows(&encapsulated, STREAM_SEED_LEN).get(1) {
+        let input = engine_input(0x04, Timestamp::ZERO, &[], w);
+        seeds.write("engine", "catalogue-no-clock", &input)?;
+    }
+    // A header that says 544 words, then zeros (the engine's test_bounded_buffer).
+    let mut long = EncapHeaderRepr::fcip(544 * 4, Timestamp::ZERO)
+        .to_bytes()
+        .to_vec();
+    long.extend_from_slice(&[0x2e, 0x2e, 0xd1, 0xd1]);
+    long.resize(BOUND_SEED_LEN, 0);
+    seeds.write(
+        "engine",
+        "damaged-long-zeros",
+        &engine_input(0x02, now, &[5000], &long),
+    )?;
+
     // The damage of the engine's tests: garbage before the first frame, a bad EOF word, a bad
     // Special Frame, another protocol's header.
-    let first: Vec<u8> = encapsulated.iter().skip(1).take(3).flatten().copied().collect();
+    let first: Vec<u8> = encapsulated
+        .iter()
+        .skip(1)
+        .take(3)
+        .flatten()
+        .copied()
+        .collect();
     let mut garbage = b"GET / HTTP/1.1\r\n\x01\x01\xfe\xfe\x01\x01\xfe\xfe".to_vec();
     garbage.extend_from_slice(&first);
-    seeds.write("engine", "damaged-garbage-first", &engine_input(0, now, &[1], &garbage))?;
+    seeds.write(
+        "engine",
+        "damaged-garbage-first",
+        &engine_input(0, now, &[1], &garbage),
+    )?;
     let mut bad_eof = first.clone();
     if let Some(len) = encapsulated.get(1).map(Vec::len) {
         bad_eof[len - 1] ^= 1;
     }
-    seeds.write("engine", "damaged-bad-eof", &engine_input(0, now, &[], &bad_eof))?;
+    seeds.write(
+        "engine",
+        "damaged-bad-eof",
+        &engine_input(0, now, &[], &bad_eof),
+    )?;
     let mut bad_fsf = fsf.emit().to_vec();
     bad_fsf[30] = 0;
     bad_fsf.extend_from_slice(&first);
-    seeds.write("engine", "damaged-bad-fsf", &engine_input(0, now, &[64], &bad_fsf))?;
+    seeds.write(
+        "engine",
+        "damaged-bad-fsf",
+        &engine_input(0, now, &[64], &bad_fsf),
+    )?;
     let mut ifcp = first;
     for w in [0, 4] {
         ifcp[w..w + 4].copy_from_slice(&[0x02, 0x01, 0xfd, 0xfe]);
@@ -153,13 +199,15 @@ fn catalogue_fcip(seeds: &mut Seeds, frames: &[FcFrame]) -> io::Result<()> {
     Ok(())
 }
 
-/// Cuts a stream of encapsulated frames into windows of whole frames, each at most
-/// [`STREAM_SEED_LEN`] bytes (or one frame): the first starts the stream, the others start
-/// where the one before ended.
-fn windows(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+/// Cuts a stream of encapsulated frames into windows of whole frames, each at most `max`
+/// bytes (or one frame): the first starts the stream, the others start where the one before
+/// ended.
+fn windows(frames: &[Vec<u8>], max: usize) -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = vec![Vec::new()];
     for f in frames {
-        let full = out.last().is_some_and(|w| !w.is_empty() && w.len() + f.len() > STREAM_SEED_LEN);
+        let full = out
+            .last()
+            .is_some_and(|w| !w.is_empty() && w.len() + f.len() > max);
         if full {
             out.push(Vec::new());
         }
@@ -180,7 +228,10 @@ fn capture_fcip(seeds: &mut Seeds, path: &Path) -> io::Result<()> {
         .replace('.', "-");
     let mut reader = PcapReader::new(File::open(path)?).map_err(io::Error::other)?;
     if reader.header().datalink != DataLink::ETHERNET {
-        return Err(io::Error::other(format!("{}: not Ethernet", path.display())));
+        return Err(io::Error::other(format!(
+            "{}: not Ethernet",
+            path.display()
+        )));
     }
     // Segments by flow (source and destination address and port, as bytes), in order.
     let mut flows: BTreeMap<Vec<u8>, Vec<Vec<u8>>> = BTreeMap::new();
@@ -204,17 +255,29 @@ fn capture_fcip(seeds: &mut Seeds, path: &Path) -> io::Result<()> {
                 seeds.write("fsf", &format!("{stem}-flow{f}-{s}"), seg)?;
             } else {
                 // One seed for each kind of frame: R_CTL, TYPE and the length in words.
-                let kind = (seg.get(32..33).map(<[u8]>::to_vec), seg.get(40..41).map(<[u8]>::to_vec), h.frame_len);
+                let kind = (
+                    seg.get(32..33).map(<[u8]>::to_vec),
+                    seg.get(40..41).map(<[u8]>::to_vec),
+                    h.frame_len,
+                );
                 if kinds.insert(kind, ()).is_none() {
                     seeds.write("encap", &format!("{stem}-flow{f}-{s}"), seg)?;
                 }
             }
         }
         let now = Timestamp::ZERO;
-        for (k, window) in windows(segments).iter().take(3).enumerate() {
+        for (k, window) in windows(segments, STREAM_SEED_LEN)
+            .iter()
+            .take(4)
+            .enumerate()
+        {
             let reads: &[u16] = if k == 0 { &[] } else { &[1448, 3] };
             let name = format!("{stem}-flow{f}-stream{k}");
-            seeds.write("engine", &name, &engine_input(CONFIGS[k % 3], now, reads, window))?;
+            seeds.write(
+                "engine",
+                &name,
+                &engine_input(CONFIGS[k % 3], now, reads, window),
+            )?;
         }
     }
     Ok(())

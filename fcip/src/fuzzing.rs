@@ -27,8 +27,8 @@ use fc_frames::encap::{
 use fc_frames::frame::Frame;
 
 use crate::engine::{
-    OnError, Output, Receiver, ReceiverConfig, ReceiverCounters, SyncError,
-    MAX_ENCAPSULATED_LEN, MIN_BUFFERED,
+    OnError, Output, Receiver, ReceiverConfig, ReceiverCounters, SyncError, MAX_ENCAPSULATED_LEN,
+    MIN_BUFFERED,
 };
 use crate::fsf::{SpecialFrame, FSF_LEN};
 use crate::time::sntp_diff;
@@ -85,6 +85,7 @@ pub fn engine_input(flags: u8, now: Timestamp, reads: &[u16], stream: &[u8]) -> 
 }
 
 /// An [`engine`] input, decoded.
+#[derive(Clone)]
 struct EngineInput<'a> {
     config: ReceiverConfig,
     now: Timestamp,
@@ -134,6 +135,8 @@ impl EngineInput<'_> {
 #[derive(Debug, PartialEq, Eq)]
 struct Run {
     outputs: Vec<Output>,
+    /// The time stamp of each output that has one (frames, malformed frames).
+    stamps: Vec<Option<Timestamp>>,
     counters: ReceiverCounters,
     buffered: usize,
     closed: bool,
@@ -158,6 +161,8 @@ enum Via {
 ///   `None` it always takes more bytes.
 /// - The same stream gives the same outputs and counters in one piece, a byte at a time, in
 ///   the input's read sizes, and read through [`Receiver::read_buf`] instead of pushed.
+/// - With a transit limit it gives what it gives without one, less the frames (and malformed
+///   frames) stamped too long before `now`, which it counts as transit discards.
 pub fn engine(data: &[u8]) {
     let input = EngineInput::decode(data);
     let whole = [input.stream.len().max(1)];
@@ -168,11 +173,41 @@ pub fn engine(data: &[u8]) {
     };
     let one_piece = run(&input, &whole, Via::Push);
     let byte_by_byte = run(&input, &[1], Via::Push);
-    assert_eq!(byte_by_byte, one_piece, "a byte at a time differs from one piece");
+    assert_eq!(
+        byte_by_byte, one_piece,
+        "a byte at a time differs from one piece"
+    );
     let pushed = run(&input, reads, Via::Push);
-    assert_eq!(pushed, one_piece, "reads of {reads:?} differ from one piece");
+    assert_eq!(
+        pushed, one_piece,
+        "reads of {reads:?} differ from one piece"
+    );
     let read_buf = run(&input, reads, Via::ReadBuf);
     assert_eq!(read_buf, one_piece, "read_buf differs from push");
+    if input.config.transit_limit.is_some() {
+        let mut unlimited = input.clone();
+        unlimited.config.transit_limit = None;
+        let all = run(&unlimited, &whole, Via::Push);
+        let (mut kept, mut discarded) = (Vec::new(), 0);
+        for (out, stamp) in all.outputs.iter().zip(&all.stamps) {
+            if stamp.is_some_and(|t| too_old(&input, t)) {
+                discarded += 1;
+            } else {
+                kept.push(out.clone());
+            }
+        }
+        assert_eq!(
+            one_piece.outputs, kept,
+            "transit limit: not the old frames dropped"
+        );
+        let (c, a) = (one_piece.counters, all.counters);
+        assert_eq!(c.transit_discards, discarded, "transit discards");
+        assert_eq!(
+            (c.bytes_skipped, c.encapsulation_errors, c.special_frames),
+            (a.bytes_skipped, a.encapsulation_errors, a.special_frames),
+            "transit limit changed more than the old frames"
+        );
+    }
 }
 
 /// Feeds the whole stream in reads of `reads` sizes (in turn), polling after each, and checks
@@ -187,6 +222,7 @@ fn run(input: &EngineInput<'_>, reads: &[usize], via: Via) -> Run {
         frame_bytes: 0,
         other_bytes: 0,
         outputs: Vec::new(),
+        stamps: Vec::new(),
     };
     let mut fed = 0;
     for &size in reads.iter().cycle() {
@@ -202,15 +238,27 @@ fn run(input: &EngineInput<'_>, reads: &[usize], via: Via) -> Run {
                     let mut buf = rx.read_buf();
                     let n = read.len().min(buf.remaining_mut());
                     buf.put_slice(read.get(..n).unwrap_or_default());
-                    if rx.is_closed() { read.len() } else { n }
+                    if rx.is_closed() {
+                        read.len()
+                    } else {
+                        n
+                    }
                 }
             };
             // After `poll` returned `None` there is always room (the receiver never stalls).
             assert!(took > 0, "took nothing with {} buffered", rx.buffered());
             read = read.get(took..).unwrap_or_default();
             check.taken += took;
-            assert!(rx.buffered() <= max, "{} buffered, max {max}", rx.buffered());
-            assert!(rx.capacity() <= max, "capacity {}, max {max}", rx.capacity());
+            assert!(
+                rx.buffered() <= max,
+                "{} buffered, max {max}",
+                rx.buffered()
+            );
+            assert!(
+                rx.capacity() <= max,
+                "capacity {}, max {max}",
+                rx.capacity()
+            );
             while let Some(out) = rx.poll(input.now) {
                 check.output(&rx, out);
             }
@@ -227,6 +275,7 @@ fn run(input: &EngineInput<'_>, reads: &[usize], via: Via) -> Run {
     check.counters(&rx);
     Run {
         outputs: check.outputs,
+        stamps: check.stamps,
         counters: *rx.counters(),
         buffered: rx.buffered(),
         closed: rx.is_closed(),
@@ -245,6 +294,7 @@ struct Checker<'a, 'b> {
     /// Bytes of Special Frames and malformed frames.
     other_bytes: usize,
     outputs: Vec<Output>,
+    stamps: Vec<Option<Timestamp>>,
 }
 
 impl Checker<'_, '_> {
@@ -260,7 +310,7 @@ impl Checker<'_, '_> {
             assert!(start >= self.consumed, "overlaps the output before");
             stream.get(start..end).expect("inside the stream")
         };
-        match &out {
+        let stamp = match &out {
             Output::Frame { frame, timestamp } => {
                 let len = encapsulate_len(frame);
                 let raw = bytes_before(len);
@@ -277,13 +327,18 @@ impl Checker<'_, '_> {
                 let crc = Frame::new_checked(fc).map(|f| f.check_crc());
                 assert!(crc == Ok(Ok(())), "{frame}: {crc:?}");
                 assert!(encapsulable(frame), "{frame}: not encapsulable");
-                assert!(!self.too_old(*timestamp), "{frame}: older than the limit");
+                assert!(
+                    !too_old(self.input, *timestamp),
+                    "{frame}: older than the limit"
+                );
                 self.frame_bytes += len;
+                Some(*timestamp)
             }
             Output::Special(fsf) => {
                 let raw = bytes_before(FSF_LEN);
                 assert_eq!(SpecialFrame::parse(raw).as_ref(), Ok(fsf), "Special Frame");
                 self.other_bytes += FSF_LEN;
+                None
             }
             Output::Malformed { bytes, error } => {
                 let raw = bytes_before(*bytes);
@@ -293,7 +348,12 @@ impl Checker<'_, '_> {
                 };
                 assert_eq!(&e, error, "malformed frame: error");
                 assert_eq!((h.protocol, h.version), (Protocol::FCIP, VERSION_1));
+                assert!(
+                    !too_old(self.input, h.timestamp),
+                    "malformed, older than the limit"
+                );
                 self.other_bytes += bytes;
+                Some(h.timestamp)
             }
             Output::SyncLost { error } => {
                 if self.input.config.on_error == OnError::Resync {
@@ -306,20 +366,12 @@ impl Checker<'_, '_> {
                         "sync lost at {at}: {rest:02x?}"
                     );
                 }
+                None
             }
-        }
+        };
         self.consumed = end;
         self.outputs.push(out);
-    }
-
-    /// True when the transit limit makes a frame stamped `stamp` too old.
-    fn too_old(&self, stamp: Timestamp) -> bool {
-        let (Some(limit), now) = (self.input.config.transit_limit, self.input.now) else {
-            return false;
-        };
-        stamp != Timestamp::ZERO
-            && now != Timestamp::ZERO
-            && sntp_diff(now, stamp).is_some_and(|age| age > limit)
+        self.stamps.push(stamp);
     }
 
     /// The counters agree with the outputs and with the bytes taken.
@@ -328,7 +380,10 @@ impl Checker<'_, '_> {
         let count = |f: fn(&Output) -> bool| self.outputs.iter().filter(|o| f(o)).count() as u64;
         assert_eq!(c.frames, count(|o| matches!(o, Output::Frame { .. })));
         assert_eq!(c.special_frames, count(|o| matches!(o, Output::Special(_))));
-        assert_eq!(c.crc_errors, count(|o| matches!(o, Output::Malformed { .. })));
+        assert_eq!(
+            c.crc_errors,
+            count(|o| matches!(o, Output::Malformed { .. }))
+        );
         let lost = count(|o| matches!(o, Output::SyncLost { .. }));
         assert_eq!(c.encapsulation_errors, lost);
         assert_eq!(c.bytes, self.frame_bytes as u64);
@@ -341,10 +396,8 @@ impl Checker<'_, '_> {
                 assert!(!rx.is_closed());
                 // Every byte taken was delivered, skipped, discarded as too old, or is still
                 // buffered; a discarded frame is 64 to 2176 bytes.
-                let accounted = self.frame_bytes
-                    + self.other_bytes
-                    + c.bytes_skipped as usize
-                    + rx.buffered();
+                let accounted =
+                    self.frame_bytes + self.other_bytes + c.bytes_skipped as usize + rx.buffered();
                 let discarded = self.taken.checked_sub(accounted);
                 let discards = c.transit_discards as usize;
                 assert!(
@@ -363,6 +416,17 @@ impl Checker<'_, '_> {
             }
         }
     }
+}
+
+/// True when the input's transit limit makes a frame stamped `stamp` too old at its `now`
+/// (RFC 3821 §5.6.2: a zero stamp, or a zero `now`, means no clock).
+fn too_old(input: &EngineInput<'_>, stamp: Timestamp) -> bool {
+    let Some(limit) = input.config.transit_limit else {
+        return false;
+    };
+    stamp != Timestamp::ZERO
+        && input.now != Timestamp::ZERO
+        && sntp_diff(input.now, stamp).is_some_and(|age| age > limit)
 }
 
 /// The encapsulation error a receiver in sync reports for a frame at the start of `b`, if
