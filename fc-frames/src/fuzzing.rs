@@ -11,7 +11,7 @@ use crate::ct::ns::{NsRequest, NsResponse};
 use crate::ct::CtCommand;
 use crate::els::{ElsCode, ElsReply, ElsRequest};
 use crate::encap::{
-    encapsulable, encapsulate_len, encapsulate_parts, emit_encapsulated, parse_delimiters,
+    emit_encapsulated, encapsulable, encapsulate_len, encapsulate_parts, parse_delimiters,
     parse_encapsulated, EncapHeader, EncapHeaderRepr, Gather, PFlags, HEADER_LEN,
 };
 use crate::fcp::{FcpCmndRepr, FcpRspRepr, FcpXferRdyRepr};
@@ -212,7 +212,10 @@ fn encap_frame(data: &[u8]) {
         return;
     };
     assert_eq!(h.total_len(), data.len(), "{h}: Frame Length");
-    assert!(!h.flags.contains(PFlags::SPECIAL_FRAME), "{h}: a Special Frame");
+    assert!(
+        !h.flags.contains(PFlags::SPECIAL_FRAME),
+        "{h}: a Special Frame"
+    );
     let delimiters = parse_delimiters(data);
     let Ok(f) = inner else { return };
     assert_eq!(delimiters, Ok((f.sof, f.eof)), "{f}: delimiters");
@@ -237,18 +240,34 @@ fn encap_frame(data: &[u8]) {
     emit_encapsulated(&f, h.timestamp, &mut out);
     let parts = encapsulate_parts(&f, h.timestamp);
     let joined = [&parts.prefix[..], parts.payload, parts.suffix()].concat();
-    assert!(joined == out, "{f}: encapsulate_parts differs from emit_encapsulated");
+    assert!(
+        joined == out,
+        "{f}: encapsulate_parts differs from emit_encapsulated"
+    );
     let mut gather = Gather::default();
     gather.push(f.clone(), h.timestamp);
-    let gathered: Vec<u8> = gather.slices().iter().flat_map(|s| s.iter().copied()).collect();
-    assert!(gathered == out, "{f}: Gather differs from emit_encapsulated");
+    let gathered: Vec<u8> = gather
+        .slices()
+        .iter()
+        .flat_map(|s| s.iter().copied())
+        .collect();
+    assert!(
+        gathered == out,
+        "{f}: Gather differs from emit_encapsulated"
+    );
     assert_eq!(gather.bytes(), out.len(), "{f}: Gather's length");
 
     let header = EncapHeaderRepr::fcip(data.len(), h.timestamp);
-    assert!(out.get(..HEADER_LEN) == Some(&header.to_bytes()[..]), "{f}: header emitted");
+    assert!(
+        out.get(..HEADER_LEN) == Some(&header.to_bytes()[..]),
+        "{f}: header emitted"
+    );
     if fill_is_zero {
         // Same SOF word, FC frame and EOF word as received.
-        assert!(out.get(HEADER_LEN..) == data.get(HEADER_LEN..), "{f}: not re-emitted as received");
+        assert!(
+            out.get(HEADER_LEN..) == data.get(HEADER_LEN..),
+            "{f}: not re-emitted as received"
+        );
     }
     let again = parse_encapsulated(out.freeze());
     assert!(
