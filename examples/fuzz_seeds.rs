@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::BytesMut;
 use fc_frames::encap::{emit_encapsulated, EncapHeader, EncapHeaderRepr, PFlags, Timestamp};
+use fc_frames::frame::fc_crc;
 use fc_frames::{FcFrame, FcType, RCtl};
 use fcip::fsf::SpecialFrame;
 use fcip::fuzzing::engine_input;
@@ -121,6 +122,20 @@ fn catalogue_fcip(seeds: &mut Seeds, frames: &[FcFrame]) -> io::Result<()> {
         seeds.write("encap", &format!("catalogue-{:03}", i + 1), &b)?;
         encapsulated.push(b.to_vec());
     }
+    // Fill bytes that are not zero, under a CRC that covers them.
+    if let Some((i, f)) = frames.iter().enumerate().find(|(_, f)| f.fill_len() > 0) {
+        let mut b = BytesMut::new();
+        emit_encapsulated(f, stamp(i + 1), &mut b);
+        let crc_at = b.len() - 8;
+        b[crc_at - f.fill_len()..crc_at].fill(0xa5);
+        let crc = fc_crc(&b[32..crc_at]);
+        b[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
+        seeds.write("encap", "fill-not-zero", &b)?;
+        let mut stream = b.to_vec();
+        stream.extend_from_slice(&encapsulated[i + 1]);
+        seeds.write("engine", "fill-not-zero", &engine_input(0, Timestamp::ZERO, &[], &stream))?;
+    }
+
     let now = stamp(frames.len() / 2 + 1000);
     for (k, window) in windows(&encapsulated, STREAM_SEED_LEN).iter().enumerate() {
         let flags = CONFIGS[k % CONFIGS.len()];
