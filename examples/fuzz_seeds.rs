@@ -133,7 +133,11 @@ fn catalogue_fcip(seeds: &mut Seeds, frames: &[FcFrame]) -> io::Result<()> {
         seeds.write("encap", "fill-not-zero", &b)?;
         let mut stream = b.to_vec();
         stream.extend_from_slice(&encapsulated[i + 1]);
-        seeds.write("engine", "fill-not-zero", &engine_input(0, Timestamp::ZERO, &[], &stream))?;
+        seeds.write(
+            "engine",
+            "fill-not-zero",
+            &engine_input(0, Timestamp::ZERO, &[], &stream),
+        )?;
     }
 
     let now = stamp(frames.len() / 2 + 1000);

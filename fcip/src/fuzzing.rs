@@ -223,6 +223,7 @@ fn run(input: &EngineInput<'_>, reads: &[usize], via: Via) -> Run {
         other_bytes: 0,
         outputs: Vec::new(),
         stamps: Vec::new(),
+        hunting_from: None,
     };
     let mut fed = 0;
     for &size in reads.iter().cycle() {
@@ -272,6 +273,7 @@ fn run(input: &EngineInput<'_>, reads: &[usize], via: Via) -> Run {
             }
         }
     }
+    check.finish(&rx);
     check.counters(&rx);
     Run {
         outputs: check.outputs,
@@ -295,6 +297,8 @@ struct Checker<'a, 'b> {
     other_bytes: usize,
     outputs: Vec<Output>,
     stamps: Vec<Option<Timestamp>>,
+    /// Resynchronizing since this offset (after a loss of sync, with [`OnError::Resync`]).
+    hunting_from: Option<usize>,
 }
 
 impl Checker<'_, '_> {
@@ -310,7 +314,7 @@ impl Checker<'_, '_> {
             assert!(start >= self.consumed, "overlaps the output before");
             stream.get(start..end).expect("inside the stream")
         };
-        let stamp = match &out {
+        let (stamp, len) = match &out {
             Output::Frame { frame, timestamp } => {
                 let len = encapsulate_len(frame);
                 let raw = bytes_before(len);
@@ -332,13 +336,13 @@ impl Checker<'_, '_> {
                     "{frame}: older than the limit"
                 );
                 self.frame_bytes += len;
-                Some(*timestamp)
+                (Some(*timestamp), Some(len))
             }
             Output::Special(fsf) => {
                 let raw = bytes_before(FSF_LEN);
                 assert_eq!(SpecialFrame::parse(raw).as_ref(), Ok(fsf), "Special Frame");
                 self.other_bytes += FSF_LEN;
-                None
+                (None, Some(FSF_LEN))
             }
             Output::Malformed { bytes, error } => {
                 let raw = bytes_before(*bytes);
@@ -353,7 +357,7 @@ impl Checker<'_, '_> {
                     "malformed, older than the limit"
                 );
                 self.other_bytes += bytes;
-                Some(h.timestamp)
+                (Some(h.timestamp), Some(*bytes))
             }
             Output::SyncLost { error } => {
                 if self.input.config.on_error == OnError::Resync {
@@ -365,13 +369,54 @@ impl Checker<'_, '_> {
                         Some(error),
                         "sync lost at {at}: {rest:02x?}"
                     );
+                    self.hunting_from = Some(end);
                 }
-                None
+                (None, None)
             }
         };
+        if let (Some(len), Some(from)) = (len, self.hunting_from) {
+            self.hunting_from = None;
+            self.resynchronized(from, end - len);
+        }
         self.consumed = end;
         self.outputs.push(out);
         self.stamps.push(stamp);
+    }
+
+    /// The receiver skipped `from..to` resynchronizing, and went on at `to`: no frame in
+    /// between could be trusted, and the one at `to` can (the resynchronization rules of
+    /// [`crate::engine`]). With a transit limit frames may have been discarded in between;
+    /// then this is not checked.
+    fn resynchronized(&self, from: usize, to: usize) {
+        if self.input.config.transit_limit.is_some() {
+            return;
+        }
+        let stream = self.input.stream;
+        let at = |p: usize| trustworthy(stream.get(p..).unwrap_or_default());
+        for p in from..to {
+            assert_eq!(at(p), Some(false), "skipped {p} resynchronizing");
+        }
+        assert_eq!(at(to), Some(true), "resynchronized at {to}");
+    }
+
+    /// At the end of the stream: when still resynchronizing, nothing it skipped could be
+    /// trusted, and what it keeps is too short to tell.
+    fn finish(&self, rx: &Receiver) {
+        let Some(from) = self.hunting_from else {
+            return;
+        };
+        let end = self.taken - rx.buffered();
+        if self.input.config.transit_limit.is_none() {
+            let stream = self.input.stream;
+            for p in from..end {
+                let verdict = trustworthy(stream.get(p..).unwrap_or_default());
+                assert_eq!(verdict, Some(false), "skipped {p} resynchronizing");
+            }
+            if rx.buffered() > 0 {
+                let verdict = trustworthy(stream.get(end..).unwrap_or_default());
+                assert_eq!(verdict, None, "kept {end}.. resynchronizing");
+            }
+        }
     }
 
     /// The counters agree with the outputs and with the bytes taken.
@@ -427,6 +472,38 @@ fn too_old(input: &EngineInput<'_>, stamp: Timestamp) -> bool {
     stamp != Timestamp::ZERO
         && input.now != Timestamp::ZERO
         && sntp_diff(input.now, stamp).is_some_and(|age| age > limit)
+}
+
+/// Whether a frame can be trusted to start at the start of `b` while resynchronizing, or
+/// `None` when `b` is too short to tell: it starts with FCIP's words 0 and 1, its header
+/// validates, it is a valid Special Frame or its SOF and EOF words are valid and its FC CRC
+/// checks out, and the header after it validates (as FCIP version 1).
+fn trustworthy(b: &[u8]) -> Option<bool> {
+    const SYNC: [u8; 8] = [0x01, 0x01, 0xFE, 0xFE, 0x01, 0x01, 0xFE, 0xFE];
+    if b.get(..SYNC.len())? != SYNC {
+        return Some(false);
+    }
+    let Ok(h) = EncapHeaderRepr::parse(&EncapHeader::new_checked(b).ok()?) else {
+        return Some(false);
+    };
+    let whole = b.get(..h.total_len())?;
+    let valid = if h.flags.contains(PFlags::SPECIAL_FRAME) {
+        SpecialFrame::parse(whole).is_ok()
+    } else {
+        let fc = whole
+            .get(HEADER_LEN + 4..whole.len() - 4)
+            .unwrap_or_default();
+        parse_delimiters(whole).is_ok()
+            && Frame::new_checked(fc).is_ok_and(|f| f.check_crc().is_ok())
+    };
+    if !valid {
+        return Some(false);
+    }
+    let next = EncapHeader::new_checked(b.get(whole.len()..)?).ok()?;
+    Some(
+        EncapHeaderRepr::parse(&next)
+            .is_ok_and(|n| (n.protocol, n.version) == (Protocol::FCIP, VERSION_1)),
+    )
 }
 
 /// The encapsulation error a receiver in sync reports for a frame at the start of `b`, if
