@@ -193,6 +193,12 @@ fn catalogue_fcip(seeds: &mut Seeds, frames: &[FcFrame]) -> io::Result<()> {
         "damaged-garbage-first",
         &engine_input(0, now, &[1], &garbage),
     )?;
+    // Word 0 once too often before a frame, while resynchronizing: a pattern 4 bytes before
+    // the real one.
+    let mut repeated = b"GET / HTTP/1.1\r\n\x01\x01\xfe\xfe".to_vec();
+    repeated.extend_from_slice(&first);
+    let input = engine_input(0, now, &[], &repeated);
+    seeds.write("engine", "damaged-repeated-word0", &input)?;
     let mut bad_eof = first.clone();
     if let Some(len) = encapsulated.get(1).map(Vec::len) {
         bad_eof[len - 1] ^= 1;
