@@ -15,7 +15,8 @@
 //! the rest    the byte stream
 //! ```
 //!
-//! Missing bytes read as zero, so every input is a valid one.
+//! Every input is a valid one: a field the input ends in reads as the bytes there are (none
+//! read as zero), and the stream is whatever follows the fields.
 
 use std::time::Duration;
 
