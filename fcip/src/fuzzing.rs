@@ -266,7 +266,7 @@ fn run(input: &EngineInput<'_>, reads: &[usize], via: Via) -> Run {
             }
             if !rx.is_closed() {
                 assert!(
-                    rx.room() >= max - MAX_ENCAPSULATED_LEN - HEADER_LEN,
+                    rx.room() >= max - MAX_ENCAPSULATED_LEN,
                     "room {} after poll, {} buffered",
                     rx.room(),
                     rx.buffered()
@@ -477,8 +477,8 @@ fn too_old(input: &EngineInput<'_>, stamp: Timestamp) -> bool {
 
 /// Whether a frame can be trusted to start at the start of `b` while resynchronizing, or
 /// `None` when `b` is too short to tell: it starts with FCIP's words 0 and 1, its header
-/// validates, it is a valid Special Frame or its SOF and EOF words are valid and its FC CRC
-/// checks out, and the header after it validates (as FCIP version 1).
+/// validates, and it is a valid Special Frame or its SOF and EOF words are valid and its FC
+/// CRC checks out.
 fn trustworthy(b: &[u8]) -> Option<bool> {
     const SYNC: [u8; 8] = [0x01, 0x01, 0xFE, 0xFE, 0x01, 0x01, 0xFE, 0xFE];
     if b.get(..SYNC.len())? != SYNC {
@@ -488,22 +488,15 @@ fn trustworthy(b: &[u8]) -> Option<bool> {
         return Some(false);
     };
     let whole = b.get(..h.total_len())?;
-    let valid = if h.flags.contains(PFlags::SPECIAL_FRAME) {
-        SpecialFrame::parse(whole).is_ok()
-    } else {
-        let fc = whole
-            .get(HEADER_LEN + 4..whole.len() - 4)
-            .unwrap_or_default();
-        parse_delimiters(whole).is_ok()
-            && Frame::new_checked(fc).is_ok_and(|f| f.check_crc().is_ok())
-    };
-    if !valid {
-        return Some(false);
+    if h.flags.contains(PFlags::SPECIAL_FRAME) {
+        return Some(SpecialFrame::parse(whole).is_ok());
     }
-    let next = EncapHeader::new_checked(b.get(whole.len()..)?).ok()?;
+    let fc = whole
+        .get(HEADER_LEN + 4..whole.len() - 4)
+        .unwrap_or_default();
     Some(
-        EncapHeaderRepr::parse(&next)
-            .is_ok_and(|n| (n.protocol, n.version) == (Protocol::FCIP, VERSION_1)),
+        parse_delimiters(whole).is_ok()
+            && Frame::new_checked(fc).is_ok_and(|f| f.check_crc().is_ok()),
     )
 }
 
