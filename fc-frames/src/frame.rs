@@ -389,11 +389,16 @@ impl FcFrame {
         let mut head = [0u8; HEADER_LEN];
         // Invariant: new_checked guarantees at least a header's worth of bytes.
         head.copy_from_slice(&bytes[..HEADER_LEN]);
+        // The frame is re-emitted with zero fill bytes: the received CRC still holds only when
+        // the fill bytes it covered were zero too.
+        let fill_is_zero = bytes
+            .get(range.end..bytes.len().saturating_sub(CRC_LEN))
+            .is_some_and(|fill| fill.iter().all(|&b| b == 0));
         // Cut the payload out of the buffer we own: no new reference count, no copy.
         let mut payload = bytes;
         payload.truncate(range.end);
         payload.advance(range.start);
-        let checked = Some(Checked {
+        let checked = fill_is_zero.then_some(Checked {
             crc,
             header: head,
             payload: (payload.as_ptr() as usize, payload.len()),
@@ -576,6 +581,21 @@ mod tests {
             ),
             Bytes::from_static(&hex!("10000000 ab")),
         )
+    }
+
+    #[test]
+    fn test_frame_received_with_nonzero_fill_is_sent_on_with_a_good_crc() {
+        // The echo frame's 5-byte payload has 3 fill bytes; make them non-zero and the CRC
+        // agree, as a peer may send (fill bytes are "don't care" on receipt).
+        let mut wire = echo_frame().to_vec();
+        let fill_at = wire.len() - CRC_LEN - 3;
+        wire[fill_at..fill_at + 3].copy_from_slice(&[0xAA, 0xBB, 0xCC]);
+        let mut view = Frame::new_unchecked(&mut wire[..]);
+        view.fill_crc();
+        let parsed = FcFrame::parse(Sof::I3, Bytes::from(wire), Eof::T).unwrap();
+        // Sent on with zero fill bytes: its CRC is computed again, not the one received.
+        let sent = Bytes::from(parsed.to_vec());
+        assert_eq!(FcFrame::parse(Sof::I3, sent, Eof::T), Ok(parsed));
     }
 
     #[test]

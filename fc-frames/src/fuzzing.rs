@@ -4,12 +4,16 @@
 //! the same value. A panic here is a finding: either a decoder panicked on hostile input, or a
 //! repr does not survive its own encoding.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::bls::Bls;
 use crate::ct::ns::{NsRequest, NsResponse};
 use crate::ct::CtCommand;
 use crate::els::{ElsCode, ElsReply, ElsRequest};
+use crate::encap::{
+    emit_encapsulated, encapsulable, encapsulate_len, encapsulate_parts, parse_delimiters,
+    parse_encapsulated, EncapHeader, EncapHeaderRepr, Gather, PFlags, HEADER_LEN,
+};
 use crate::fcp::{FcpCmndRepr, FcpRspRepr, FcpXferRdyRepr};
 use crate::frame::{Eof, FcFrame, Sof};
 use crate::scsi::cdb::Cdb;
@@ -166,6 +170,105 @@ pub fn cdb(data: &[u8]) {
     round_trip("CDB", Cdb::parse, Cdb::to_vec, data);
 }
 
+/// The encapsulation of RFC 3643 §3 as FCIP uses it: the header alone, and whole encapsulated
+/// frames.
+///
+/// The header must survive emit exactly: the same value, and the same 28 bytes but for the CRC
+/// field when CRCV is set (the one thing the decoder ignores). A whole frame that parses must
+/// be as long as its Frame Length, carry valid delimiters, and, when its FC frame decodes,
+/// come out of [`emit_encapsulated`] (and, byte for byte the same, of [`encapsulate_parts`]
+/// and [`Gather`]) as an FCIP header with its time stamp in front of the same SOF word, FC
+/// frame and EOF word, which parse again to the same frame.
+pub fn encap(data: &[u8]) {
+    encap_header(data);
+    encap_frame(data);
+}
+
+fn encap_header(data: &[u8]) {
+    let Ok(view) = EncapHeader::new_checked(data) else {
+        return;
+    };
+    let Ok(h) = EncapHeaderRepr::parse(&view) else {
+        return;
+    };
+    let b = h.to_bytes();
+    let again = EncapHeader::new_checked(&b[..]).map(|v| EncapHeaderRepr::parse(&v));
+    assert!(
+        again == Ok(Ok(h)),
+        "encapsulation header {h:?}: own encoding {b:02x?} parses as {again:?}"
+    );
+    // Everything but the CRC field is in the repr; the CRC field too when CRCV is clear (it
+    // must be zero then).
+    let kept = if h.crcv { HEADER_LEN - 4 } else { HEADER_LEN };
+    assert!(
+        b.get(..kept) == data.get(..kept),
+        "encapsulation header {h:?}: emitted {b:02x?}, received {:02x?}",
+        data.get(..HEADER_LEN)
+    );
+}
+
+fn encap_frame(data: &[u8]) {
+    let Ok((h, inner)) = parse_encapsulated(Bytes::copy_from_slice(data)) else {
+        return;
+    };
+    assert_eq!(h.total_len(), data.len(), "{h}: Frame Length");
+    assert!(
+        !h.flags.contains(PFlags::SPECIAL_FRAME),
+        "{h}: a Special Frame"
+    );
+    let delimiters = parse_delimiters(data);
+    let Ok(f) = inner else { return };
+    assert_eq!(delimiters, Ok((f.sof, f.eof)), "{f}: delimiters");
+    assert!(encapsulable(&f), "{f}: parsed but not encapsulable");
+    assert_eq!(encapsulate_len(&f), data.len(), "{f}: encapsulated length");
+
+    // A frame is re-emitted with zero fill bytes: byte for byte as received only when its fill
+    // bytes were zero (and then from the CRC it was received with).
+    let fill_at = data.len() - 4 - crate::frame::CRC_LEN - f.fill_len();
+    let fill_is_zero = data
+        .get(fill_at..fill_at + f.fill_len())
+        .is_some_and(|fill| fill.iter().all(|&b| b == 0));
+
+    let mut out = BytesMut::new();
+    emit_encapsulated(&f, h.timestamp, &mut out);
+    let parts = encapsulate_parts(&f, h.timestamp);
+    let joined = [&parts.prefix[..], parts.payload, parts.suffix()].concat();
+    assert!(
+        joined == out,
+        "{f}: encapsulate_parts differs from emit_encapsulated"
+    );
+    let mut gather = Gather::default();
+    gather.push(f.clone(), h.timestamp);
+    let gathered: Vec<u8> = gather
+        .slices()
+        .iter()
+        .flat_map(|s| s.iter().copied())
+        .collect();
+    assert!(
+        gathered == out,
+        "{f}: Gather differs from emit_encapsulated"
+    );
+    assert_eq!(gather.bytes(), out.len(), "{f}: Gather's length");
+
+    let header = EncapHeaderRepr::fcip(data.len(), h.timestamp);
+    assert!(
+        out.get(..HEADER_LEN) == Some(&header.to_bytes()[..]),
+        "{f}: header emitted"
+    );
+    if fill_is_zero {
+        // Same SOF word, FC frame and EOF word as received.
+        assert!(
+            out.get(HEADER_LEN..) == data.get(HEADER_LEN..),
+            "{f}: not re-emitted as received"
+        );
+    }
+    let again = parse_encapsulated(out.freeze());
+    assert!(
+        again == Ok((header, Ok(f.clone()))),
+        "{f}: own encapsulation parses as {again:?}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -179,6 +282,7 @@ mod tests {
             super::ct(&bytes);
             super::fcp(&bytes);
             super::cdb(&bytes);
+            super::encap(&bytes);
         }
     }
 }

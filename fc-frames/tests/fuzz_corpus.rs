@@ -48,3 +48,8 @@ fn corpus_fcp() {
 fn corpus_cdb() {
     replay("cdb", fc_frames::fuzzing::cdb);
 }
+
+#[test]
+fn corpus_encap() {
+    replay("encap", fc_frames::fuzzing::encap);
+}

@@ -22,9 +22,12 @@
 //! ([`Receiver::is_closed`]). With [`OnError::Resync`] it scans forward for the next offset
 //! that holds `01 01 FE FE 01 01 FE FE` (FCIP's word 0 and its copy in word 1) and where,
 //! as PROTOCOLS.md lists, the header validates, the SOF and EOF words are valid where the
-//! Frame Length says, the FC CRC checks out, and, when enough bytes are buffered, the next
-//! header validates too. The skipped bytes are counted in [`ReceiverCounters::bytes_skipped`],
-//! the loss once in [`ReceiverCounters::fc_sync_losses`].
+//! Frame Length says, and the FC CRC checks out. It does not also look for a valid header
+//! after the frame (one more of the tests RFC 3821 §5.6.2 offers, from memory): those bytes
+//! may not have arrived yet, and judging with them when they happen to be there made the
+//! frames and counters depend on how the stream was cut into reads; waiting for them would
+//! hold the frame until the peer sends again. The skipped bytes are counted in
+//! [`ReceiverCounters::bytes_skipped`], the loss once in [`ReceiverCounters::fc_sync_losses`].
 //!
 //! **Special Frames.** A frame with pFlags SF is parsed as a [`SpecialFrame`] and handed up
 //! as [`Output::Special`] wherever it appears; whether one is welcome after connection setup
@@ -295,6 +298,12 @@ impl Receiver {
         self.buf.len()
     }
 
+    /// Bytes the receive buffer holds without allocating, counted from the first byte not yet
+    /// decoded: never more than [`ReceiverConfig::max_buffered`].
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// The next thing decoded from the bytes pushed so far, or `None` when more are needed
     /// (or the receiver is closed). `now` is the current SNTP time for the transit check;
     /// [`Timestamp::ZERO`] when there is no synchronized clock.
@@ -475,31 +484,23 @@ enum Candidate {
     Good,
 }
 
-/// Whether a frame can be trusted to start at the start of `b`: header, delimiters, FC CRC,
-/// and the next header when it is buffered.
+/// Whether a frame can be trusted to start at the start of `b`: header, delimiters, FC CRC.
+/// Only the frame's own bytes count, so the verdict is the same however they arrived.
 fn candidate(b: &[u8]) -> Candidate {
-    let total = match check(b) {
-        Check::Incomplete => return Candidate::Incomplete,
-        Check::Bad(_) => return Candidate::Bad,
-        Check::Special(_) => crate::fsf::FSF_LEN,
+    match check(b) {
+        Check::Incomplete => Candidate::Incomplete,
+        Check::Bad(_) => Candidate::Bad,
+        Check::Special(_) => Candidate::Good,
         Check::Frame { total, .. } => {
             let fc = b
                 .get(HEADER_LEN + DELIMITER..total.saturating_sub(DELIMITER))
                 .unwrap_or_default();
-            let crc_ok = Frame::new_checked(fc).is_ok_and(|f| f.check_crc().is_ok());
-            if !crc_ok {
-                return Candidate::Bad;
+            if Frame::new_checked(fc).is_ok_and(|f| f.check_crc().is_ok()) {
+                Candidate::Good
+            } else {
+                Candidate::Bad
             }
-            total
         }
-    };
-    match b.get(total..).map(EncapHeader::new_checked) {
-        Some(Ok(next)) => match EncapHeaderRepr::parse(&next) {
-            Ok(h) if h.protocol == Protocol::FCIP && h.version == VERSION_1 => Candidate::Good,
-            _ => Candidate::Bad,
-        },
-        // The next header is not all here yet: judge on this frame alone.
-        _ => Candidate::Good,
     }
 }
 
@@ -772,8 +773,8 @@ mod tests {
         let delivered = frames_of(&out);
         assert_originals(&delivered, &frames);
         let c = *rx.counters();
-        // Each corruption costs the frame it hits, and at most the one before it (whose
-        // look-ahead fails while resynchronizing).
+        // Each corruption costs the frames it touches: at most two (a deletion across the
+        // boundary between them).
         assert!(delivered.len() >= frames.len() - 2 * k, "{c:?}");
         assert!(delivered.len() < frames.len());
         assert!(c.encapsulation_errors + c.crc_errors > 0, "{c:?}");
@@ -859,6 +860,46 @@ mod tests {
         ));
         assert_eq!(frames_of(&out), frames[1..]);
         assert_eq!(rx.counters().bytes_skipped, eof_at as u64 + 4);
+    }
+
+    #[test]
+    fn test_resync_verdict_does_not_depend_on_reads() {
+        // Found by the `engine` fuzz target: a bad header, a good frame, a bad header. When
+        // resynchronizing also judged by the header after a frame if it was buffered, the good
+        // frame was delivered when a read happened to end with it (the bad header then counted
+        // as a second encapsulation error), and skipped when the bad header came in the same
+        // read.
+        let (frames, good) = stream(1, &mut Rng(8), Timestamp::ZERO);
+        let mut b = SYNC_PATTERN.to_vec();
+        b.extend_from_slice(&[0x00, 0x00, 0x00, 0xbd]); // ~pFlags wrong.
+        let before = b.len();
+        b.extend_from_slice(&good);
+        let mut bad = SYNC_PATTERN.to_vec();
+        bad.resize(HEADER_LEN, 0);
+        b.extend_from_slice(&bad);
+        for read in [b.len(), 1, before + good.len(), before + good.len() + 1] {
+            let mut rx = Receiver::new(ReceiverConfig::default());
+            let out = feed(&mut rx, &b, || read);
+            assert!(
+                matches!(
+                    &out[..],
+                    [
+                        Output::SyncLost {
+                            error: SyncError::Encap(EncapError::PFlagsComplement { .. })
+                        },
+                        Output::Frame { frame, .. },
+                        Output::SyncLost {
+                            error: SyncError::Encap(EncapError::PFlagsComplement { .. })
+                        },
+                    ] if *frame == frames[0]
+                ),
+                "reads of {read}: {out:?}"
+            );
+            let c = rx.counters();
+            assert_eq!((c.encapsulation_errors, c.fc_sync_losses), (2, 2));
+            assert_eq!(c.bytes_skipped, (before + HEADER_LEN - 7) as u64);
+            assert_eq!(rx.buffered(), 7);
+        }
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub mod capture;
 pub mod connection;
 pub mod engine;
 pub mod fsf;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod link;
 pub mod time;
 
