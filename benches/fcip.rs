@@ -36,7 +36,7 @@
 //! Throughput is timed from the first frame (or byte) the receiver gets to the last, so that
 //! neither the set-up nor the relay's first one-way delay counts; the frames of that first
 //! batch are left out of the count. Beside it goes the CPU time the whole process used
-//! meanwhile (every thread's, from `/proc`): on a machine shared with other work the wall-time
+//! meanwhile (user + system, as `getrusage` counts it, from `/proc/self/stat`): on a machine shared with other work the wall-time
 //! figures move with the cores left over, the CPU time per frame much less. Each loopback
 //! figure runs [`ROUNDS`] times, interleaved with its reference, and the table shows the
 //! median run and the range.
@@ -111,7 +111,7 @@ const SAMPLE: u64 = 16;
 /// Bytes per write and read of the raw TCP references.
 const RAW_BUF: usize = 256 << 10;
 /// Runs of each loopback figure; the table shows the median.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 /// Longest wait for anything (a frame, a connection) before the run fails.
 const WAIT: Duration = Duration::from_secs(20);
 /// Frames of a figure run alone, as a multiple of its frames in the full run.
@@ -282,6 +282,12 @@ impl Figure {
         Some(self.measured.cpu?.as_secs_f64() * 1e9 / frames)
     }
 
+    /// CPU time per 1000 bytes of the FCIP stream moved (for raw TCP: per 1000 bytes), in
+    /// nanoseconds.
+    fn cpu_ns_per_kb(&self) -> Option<f64> {
+        Some(self.measured.cpu?.as_secs_f64() * 1e12 / self.bytes as f64)
+    }
+
     /// The figure in its unit: MB/s for full-size frames, frames/s for small ones.
     fn value(&self) -> f64 {
         if self.payload == SMALL {
@@ -449,16 +455,17 @@ impl Timing {
     }
 }
 
-/// CPU time the process's threads have run so far: the sum of their `schedstat` run times
-/// (nanoseconds, user and system, softirq work done in their context included).
+/// CPU time the process has used so far, user and system: what `getrusage(RUSAGE_SELF)`
+/// reports, read from `/proc/self/stat` (fields 14 and 15, in clock ticks of 10 ms).
 fn cpu_time() -> Option<Duration> {
-    let mut nanos = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let task = task.ok()?;
-        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-        nanos += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(Duration::from_nanos(nanos))
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces: count fields after its closing parenthesis, where
+    // field 3 (the state) comes first.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 10))
 }
 
 /// The receiver's side of the flow control: frames taken so far, and a wake-up for the sender.
@@ -933,7 +940,7 @@ fn report(summaries: &[Summary]) {
     };
     println!();
     println!(
-        "{:<16} {:>11} {:<4} {:>23} {:>8} {:>10}  {:<14} {:>6} {:>5} {:>7}",
+        "{:<16} {:>11} {:<4} {:>23} {:>8} {:>10}  {:<14} {:>6} {:>5} {:>7} {:>7}",
         "figure",
         "median",
         "unit",
@@ -943,13 +950,14 @@ fn report(summaries: &[Summary]) {
         "÷ reference",
         "ratio",
         "cores",
-        "cpu/fr"
+        "cpu/fr",
+        "cpu/kB"
     );
     for s in summaries {
         let f = &s.median;
         let (name, ratio) = reference(f).unwrap_or(("(reference)", 1.0));
         println!(
-            "{:<16} {:>11.1} {:<4} {:>23} {:>8.1} {:>10.0}  {:<14} {:>6.3} {:>5} {:>7}",
+            "{:<16} {:>11.1} {:<4} {:>23} {:>8.1} {:>10.0}  {:<14} {:>6.3} {:>5} {:>7} {:>7}",
             f.name,
             f.value(),
             f.unit(),
@@ -961,12 +969,14 @@ fn report(summaries: &[Summary]) {
             f.cores().map_or("?".into(), |c| format!("{c:.2}")),
             f.cpu_ns_per_frame()
                 .map_or("?".into(), |n| format!("{n:.0}ns")),
+            f.cpu_ns_per_kb()
+                .map_or("?".into(), |n| format!("{n:.0}ns")),
         );
     }
     println!(
         "MB/s: bytes of the FCIP stream ({} per full-size frame, {} per small one); raw TCP's \
          frames/s: its bytes ÷ a frame's;\ncores: CPU time of the process ÷ wall time (the \
-         machine has {}); cpu/fr: CPU time per frame",
+         machine has {}); cpu/fr: CPU time (user + system) per frame; cpu/kB: per 1000 bytes moved",
         wire_len(FULL),
         wire_len(SMALL),
         std::thread::available_parallelism().map_or(0, |n| n.get())
