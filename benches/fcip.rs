@@ -56,7 +56,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
-use fabric::link::{Link, Received};
+use fabric::link::{Link, LinkRx, LinkTx, Received};
 use fabric::{Config, PortId};
 use fc_frames::els::{ElsCode, ElsRequest, LoginRepr};
 use fc_frames::encap::encapsulate_len;
@@ -68,7 +68,7 @@ use fcsan::relay::{Impairment, Relay};
 use gateway::{Gateway, GatewayConfig, PeerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::time::timeout;
 
 const SW_A: Wwn = Wwn::from_u64(0x1000_0000_0000_000a);
@@ -475,55 +475,24 @@ struct Credit {
     notify: Notify,
 }
 
-/// Where a sender's frames go: into an FCIP link, or into an N_Port's link to its switch.
-enum Sink {
-    Link(mpsc::UnboundedSender<FcFrame>),
-    Node(fabric::link::LinkTx),
-}
-
-impl Sink {
-    fn send(&self, f: FcFrame) -> Result<()> {
-        match self {
-            Sink::Link(tx) => tx.send(f).map_err(|_| anyhow!("the FCIP link is gone")),
-            Sink::Node(tx) => tx.send(f).map_err(|_| anyhow!("the N_Port's link is down")),
-        }
-    }
-}
-
-/// Where a receiver's frames come from: an FCIP link's events, or an N_Port's link (with a
-/// scratch vector for what it takes at a time).
-enum Source {
-    Link(mpsc::UnboundedReceiver<LinkEvent>, Vec<LinkEvent>),
-    Node(fabric::link::LinkRx, Vec<Received>),
-}
+/// Where a receiver's frames come from: the receiving half of an FCIP link, or of an
+/// N_Port's link to its switch, with a scratch vector for what it takes at a time.
+struct Source(LinkRx, Vec<Received>);
 
 impl Source {
     /// Frames into `buf`, at least one (waiting for it), at most [`BURST`] items' worth; 0
-    /// once the source is gone. Link events other than frames and what the fabric sends the
-    /// N_Port (RSCNs) are left out: a connection that went down or a bad frame shows up as
-    /// frames missing.
+    /// once the source is gone. What the fabric sends the N_Port (RSCNs) and malformed frames
+    /// are left out: a bad frame shows up as a frame missing.
     async fn frames(&mut self, buf: &mut Vec<FcFrame>) -> usize {
+        let Source(rx, items) = self;
         loop {
-            match self {
-                Source::Link(rx, events) => {
-                    if rx.recv_many(events, BURST as usize).await == 0 {
-                        return 0;
-                    }
-                    buf.extend(events.drain(..).filter_map(|ev| match ev {
-                        LinkEvent::Frame(f) => Some(f),
-                        _ => None,
-                    }));
-                }
-                Source::Node(rx, items) => {
-                    if rx.recv_many(items, BURST as usize).await == 0 {
-                        return 0;
-                    }
-                    buf.extend(items.drain(..).filter_map(|r| match r {
-                        Received::Frame(f) if !f.header.s_id.is_well_known() => Some(f),
-                        _ => None,
-                    }));
-                }
+            if rx.recv_many(items, BURST as usize).await == 0 {
+                return 0;
             }
+            buf.extend(items.drain(..).filter_map(|r| match r {
+                Received::Frame(f) if !f.header.s_id.is_well_known() => Some(f),
+                _ => None,
+            }));
             if !buf.is_empty() {
                 return buf.len();
             }
@@ -537,7 +506,7 @@ async fn send_frames(
     s_id: FcId,
     d_id: FcId,
     credit: Arc<Credit>,
-    sink: Sink,
+    sink: LinkTx,
 ) -> Result<()> {
     let window = load.window();
     for i in 0..load.frames {
@@ -553,7 +522,9 @@ async fn send_frames(
                     .map_err(|_| anyhow!("no frame received for {WAIT:?} after {i} sent"))?;
             }
         }
-        sink.send(load.frame(s_id, d_id, i))?;
+        sink.send(load.frame(s_id, d_id, i))
+            .await
+            .map_err(|_| anyhow!("the link is down"))?;
     }
     Ok(())
 }
@@ -649,7 +620,7 @@ async fn sender_and_receiver(
     load: &Load,
     s_id: FcId,
     d_id: FcId,
-    sink: Sink,
+    sink: LinkTx,
     source: Source,
 ) -> Result<(u64, Measured)> {
     let credit = Arc::new(Credit::default());
@@ -777,29 +748,43 @@ async fn link_alone(
         None => None,
     };
     let dial = relay.as_ref().map_or(target, Relay::local_addr);
-    let a = FcipLink::originate(link_config(SW_A, SW_B, connections), dial, 0x5eed);
+    let mut a = FcipLink::originate(link_config(SW_A, SW_B, connections), dial, 0x5eed);
+    let mut b = b;
     let want = connections as u64;
+    let la = next_up(&mut a).await?;
+    let lb = next_up(&mut b).await?;
     until("the links' connections", || {
         a.counters().connections_up == want && b.counters().connections_up == want
     })
     .await?;
-    let FcipLink { tx, rx, control } = b;
     let got = sender_and_receiver(
         &load,
         LINK_S_ID,
         LINK_D_ID,
-        Sink::Link(a.tx.clone()),
-        Source::Link(rx, Vec::with_capacity(BURST as usize)),
+        la.tx,
+        Source(lb.rx, Vec::with_capacity(BURST as usize)),
     )
     .await;
-    let (sent, received) = (a.counters(), control.counters());
-    drop((a, tx));
+    let (sent, received) = (a.counters(), b.counters());
+    drop((a, b));
     acceptor.abort();
     drop(relay);
     if sent.dropped_no_connection > 0 || received.connections_closed > 0 {
         bail!("a connection went down: sent {sent:?}, received {received:?}");
     }
     got
+}
+
+/// The `Link` of the FCIP link's next `Up`.
+async fn next_up(link: &mut FcipLink) -> Result<Link> {
+    loop {
+        match timeout(WAIT, link.events.recv()).await {
+            Ok(Some(LinkEvent::Up(l))) => return Ok(l),
+            Ok(Some(LinkEvent::Down)) => {}
+            Ok(None) => bail!("the FCIP link ended"),
+            Err(_) => bail!("the FCIP link did not come up within {WAIT:?}"),
+        }
+    }
 }
 
 fn gateway_config(domain: u8, name: Wwn, peer: PeerConfig) -> GatewayConfig {
@@ -875,8 +860,8 @@ async fn through_gateways(
         &load,
         s_id,
         d_id,
-        Sink::Node(tx),
-        Source::Node(receiver.rx, Vec::with_capacity(BURST as usize)),
+        tx,
+        Source(receiver.rx, Vec::with_capacity(BURST as usize)),
     )
     .await;
     // The sender's N_Port stays logged in (its link up) until every frame is in.
@@ -897,6 +882,7 @@ async fn flogi(link: &mut Link, wwpn: Wwn) -> Result<FcId> {
     );
     link.tx
         .send(FcFrame::single(h, req.to_vec()))
+        .await
         .map_err(|_| anyhow!("the N_Port's link is down"))?;
     loop {
         match timeout(WAIT, link.rx.recv()).await {

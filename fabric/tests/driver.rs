@@ -62,7 +62,7 @@ async fn recv_frame(link: &mut Link) -> FcFrame {
 
 /// Sends FLOGI, checks the LS_ACC and returns the N_Port ID it assigns.
 async fn flogi(link: &mut Link, wwpn: Wwn) -> FcId {
-    link.tx.send(flogi_frame(wwpn, 0x100)).expect("link up");
+    link.tx.send(flogi_frame(wwpn, 0x100)).await.expect("link up");
     let f = recv_frame(link).await;
     assert_eq!(f.header.r_ctl, RCtl::ELS_REPLY);
     assert_eq!(f.header.s_id, FcId::F_PORT_CONTROLLER);
@@ -121,7 +121,7 @@ async fn tcp_nodes_log_in_talk_and_leave() {
     assert_eq!(b_id, FcId::from_parts(DOMAIN, 2, 0));
 
     // A frame from one node reaches the other.
-    a.tx.send(fcp_frame(a_id, b_id, 0x200)).expect("up");
+    a.tx.send(fcp_frame(a_id, b_id, 0x200)).await.expect("up");
     let f = recv_frame(&mut b).await;
     assert_eq!((f.header.s_id, f.header.d_id), (a_id, b_id));
     assert_eq!(f.header.r_ctl, RCtl::UNSOLICITED_COMMAND);
@@ -258,7 +258,7 @@ async fn reattaching_a_port_replaces_its_link() {
     let names: Vec<Wwn> = snap.name_server.iter().map(|e| e.port_name).collect();
     assert_eq!(names, [WB]);
     // Still answering on the new link.
-    new.tx.send(flogi_frame(WB, 0x101)).expect("up");
+    new.tx.send(flogi_frame(WB, 0x101)).await.expect("up");
     assert_eq!(recv_frame(&mut new).await.header.ox_id, 0x101);
 }
 
@@ -278,7 +278,7 @@ async fn two_switches_route_by_domain_over_an_inter_switch_link() {
     let mut na = a.connect_node().expect("free port");
     let mut nb = b.connect_node().expect("free port");
     let ida = flogi(&mut na, WA).await;
-    nb.tx.send(flogi_frame(WB, 0x100)).expect("link up");
+    nb.tx.send(flogi_frame(WB, 0x100)).await.expect("link up");
     let idb = recv_frame(&mut nb).await.header.d_id;
     assert_eq!(idb.domain(), 0x0b);
     // Each name server learns the other's N_Port (the RSCN B sends A's controller on B's
@@ -293,13 +293,13 @@ async fn two_switches_route_by_domain_over_an_inter_switch_link() {
     snapshot_until(&b, |s| s.name_server.iter().any(|e| e.port_id == ida)).await;
 
     // A to B and back, across the link.
-    na.tx.send(fcp_frame(ida, idb, 0x77)).expect("link up");
+    na.tx.send(fcp_frame(ida, idb, 0x77)).await.expect("link up");
     let f = recv_frame(&mut nb).await;
     assert_eq!(
         (f.header.s_id, f.header.d_id, f.header.ox_id),
         (ida, idb, 0x77)
     );
-    nb.tx.send(fcp_frame(idb, ida, 0x78)).expect("link up");
+    nb.tx.send(fcp_frame(idb, ida, 0x78)).await.expect("link up");
     assert_eq!(recv_frame(&mut na).await.header.ox_id, 0x78);
     let snap = a.snapshot();
     let isl = snap.port(PortId(9)).expect("ISL port");
@@ -310,7 +310,7 @@ async fn two_switches_route_by_domain_over_an_inter_switch_link() {
     a.disconnect(PortId(9));
     let snap = snapshot_until(&a, |s| s.name_server.iter().all(|e| e.port_id != idb)).await;
     assert!(!snap.port(PortId(9)).expect("ISL port").up);
-    na.tx.send(fcp_frame(ida, idb, 0x79)).expect("link up");
+    na.tx.send(fcp_frame(ida, idb, 0x79)).await.expect("link up");
     snapshot_until(&a, |s| {
         s.port(PortId(1))
             .is_some_and(|p| p.counters.discards.unroutable == 1)

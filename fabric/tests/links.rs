@@ -73,8 +73,8 @@ async fn every_payload_size_round_trips_in_order() {
         })
         .collect();
     for f in &frames {
-        a.tx.send(f.clone()).expect("a up");
-        b.tx.send(f.clone()).expect("b up");
+        a.tx.send(f.clone()).await.expect("a up");
+        b.tx.send(f.clone()).await.expect("b up");
     }
     for f in &frames {
         assert_eq!(&recv_frame(&mut b).await, f);
@@ -90,7 +90,7 @@ async fn many_small_frames_arrive_in_order() {
     let sender = tokio::spawn(async move {
         for i in 0..N {
             tx.send(frame(i as u16, i.to_be_bytes().to_vec()))
-                .expect("link up");
+                .await.expect("link up");
         }
     });
     let mut batch = Vec::new();
@@ -151,13 +151,13 @@ async fn garbage_ends_the_link() {
         .expect("timed out");
     assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
     timeout(WAIT, link.tx.closed()).await.expect("tx closed");
-    assert!(link.tx.send(frame(8, vec![])).is_err());
+    assert!(link.tx.send(frame(8, vec![])).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_one_end_takes_the_other_down() {
     let (a, mut b) = tcp_pair().await;
-    a.tx.send(frame(1, vec![9; 8])).expect("up");
+    a.tx.send(frame(1, vec![9; 8])).await.expect("up");
     drop(a);
     // What was sent before the drop still arrives, then the link is down.
     assert_eq!(recv_frame(&mut b).await.header.ox_id, 1);
@@ -192,7 +192,7 @@ async fn throughput() {
         let tx = a.tx.clone();
         let sender = tokio::spawn(async move {
             for i in 0..count {
-                tx.send(frame(i as u16, data.clone())).expect("up");
+                tx.send(frame(i as u16, data.clone())).await.expect("up");
                 if i % 4096 == 0 {
                     tokio::task::yield_now().await;
                 }

@@ -47,6 +47,6 @@ pub async fn flogi(link: &mut Link, wwpn: Wwn) -> FcId {
     );
     link.tx
         .send(FcFrame::single(h, req.to_vec()))
-        .expect("link up");
+        .await.expect("link up");
     recv(link).await.header.d_id
 }
