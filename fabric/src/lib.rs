@@ -34,9 +34,7 @@ pub mod port;
 pub mod switch;
 
 pub use config::{Config, ConfigError, DefaultZone, Zone, ZoneSet, Zoning};
-pub use driver::{
-    Direction, DriverConfig, PortSnapshot, Snapshot, SwitchError, SwitchHandle, Tap,
-};
+pub use driver::{Direction, DriverConfig, PortSnapshot, Snapshot, SwitchError, SwitchHandle, Tap};
 pub use name_server::NsEntry;
 pub use port::{DiscardReason, Discards, PortCounters, PortId};
 pub use switch::{Event, LogoutCause, Switch};

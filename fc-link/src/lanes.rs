@@ -102,7 +102,9 @@ impl Lanes {
             return Err(LinkDown);
         }
         let table = self.read();
-        let lane = Self::candidates(&table, h).find(|l| !l.is_closed()).cloned();
+        let lane = Self::candidates(&table, h)
+            .find(|l| !l.is_closed())
+            .cloned();
         lane.ok_or(LinkDown)
     }
 
@@ -154,7 +156,10 @@ impl Lanes {
         let table = self.read();
         !self.is_closed()
             && table.iter().flatten().any(|l| !l.is_closed())
-            && table.iter().flatten().all(|l| l.is_closed() || l.has_room())
+            && table
+                .iter()
+                .flatten()
+                .all(|l| l.is_closed() || l.has_room())
     }
 
     pub(crate) async fn ready(&self) -> Result<(), LinkDown> {
@@ -176,17 +181,15 @@ impl Lanes {
         }
     }
 
-    pub(crate) fn closed(&self) -> impl Future<Output = ()> + '_ {
-        async move {
-            loop {
-                let changed = self.changed.notified();
-                tokio::pin!(changed);
-                changed.as_mut().enable();
-                if self.is_closed() {
-                    return;
-                }
-                changed.await;
+    pub(crate) async fn closed(&self) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.is_closed() {
+                return;
             }
+            changed.await;
         }
     }
 

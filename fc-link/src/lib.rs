@@ -503,7 +503,10 @@ mod tests {
     async fn test_lanes_keep_an_exchange_on_its_lane_and_fall_over_while_it_is_down() {
         let dropped = Arc::new(AtomicU64::new(0));
         let (tx, set) = lanes(3, dropped.clone());
-        assert!(matches!(tx.try_send(frame(1, 0)), Err(TrySendError::Down(_))));
+        assert!(matches!(
+            tx.try_send(frame(1, 0)),
+            Err(TrySendError::Down(_))
+        ));
         assert_eq!(dropped.load(Ordering::Relaxed), 1);
         let mut rxs = Vec::new();
         for lane in 0..3 {
@@ -544,7 +547,10 @@ mod tests {
         set.close();
         assert!(tx.is_closed());
         timeout(WAIT, tx.closed()).await.unwrap();
-        assert!(matches!(tx.try_send(frame(0, 5)), Err(TrySendError::Down(_))));
+        assert!(matches!(
+            tx.try_send(frame(0, 5)),
+            Err(TrySendError::Down(_))
+        ));
     }
 
     #[tokio::test]

@@ -1027,4 +1027,46 @@ mod tests {
         );
         assert_eq!(frame.payload, &bytes[junk..]);
     }
+
+    /// Reads one encapsulated frame from a raw socket.
+    async fn read_encapsulated(s: &mut TcpStream) -> FcFrame {
+        let mut header = [0u8; 28];
+        timeout(WAIT, s.read_exact(&mut header))
+            .await
+            .expect("a frame")
+            .expect("read");
+        let words = usize::from(u16::from_be_bytes([header[12], header[13]]) & 0x3FF);
+        let mut bytes = header.to_vec();
+        bytes.resize(words * 4, 0);
+        s.read_exact(&mut bytes[28..]).await.expect("read");
+        let (_, frame) =
+            fc_frames::encap::parse_encapsulated(Bytes::from(bytes)).expect("encapsulated");
+        frame.expect("a valid FC frame")
+    }
+
+    /// An LKA answers in its own class: one sent in class F (SOFf) gets its LS_ACC in class F,
+    /// one in class 3 in class 3; neither reaches the link above.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_lka_is_answered_in_the_class_it_came_in() {
+        let (mut s, a) = hand_made_peer(CaptureSink::new(SharedBuf::default()).unwrap()).await;
+        let mut a = live(a);
+        for (ox, sof) in [(0x10, Sof::F), (0x11, Sof::I3)] {
+            let mut req = lka(ox);
+            req.sof = sof;
+            let mut bytes = BytesMut::new();
+            emit_encapsulated(&req, Timestamp::ZERO, &mut bytes);
+            s.write_all(&bytes).await.unwrap();
+            let acc = read_encapsulated(&mut s).await;
+            assert_eq!(acc.sof, sof, "LKA in {sof} answered in {}", acc.sof);
+            assert_eq!(
+                (acc.header.r_ctl, acc.header.ox_id, acc.header.d_id),
+                (RCtl::ELS_REPLY, ox, FcId::FABRIC_CONTROLLER)
+            );
+            assert_eq!(acc.payload[0], ElsCode::LS_ACC.0);
+        }
+        assert!(a.link.rx.try_recv().is_none());
+        assert_eq!(a.counters().lka_answered, 2);
+        drop(s);
+        let _ = timeout(WAIT, &mut a.closed).await;
+    }
 }

@@ -575,7 +575,10 @@ mod tests {
     }
 
     async fn next_frame(l: &mut Link) -> FcFrame {
-        match timeout(WAIT, l.rx.recv()).await.expect("frames keep coming") {
+        match timeout(WAIT, l.rx.recv())
+            .await
+            .expect("frames keep coming")
+        {
             Some(Received::Frame(f)) => f,
             other => panic!("{other:?}"),
         }
@@ -596,7 +599,9 @@ mod tests {
             for i in 0..total {
                 let x = (i % u32::from(exchanges)) as u16;
                 let seq = (i / u32::from(exchanges)) as u16;
-                tx.send(frame(x, seq, (i as usize * 37) % 2113)).await.unwrap();
+                tx.send(frame(x, seq, (i as usize * 37) % 2113))
+                    .await
+                    .unwrap();
             }
         });
         let mut next: BTreeMap<u16, u16> = BTreeMap::new();

@@ -373,7 +373,8 @@ async fn send_paced(tx: LinkTx, flow: Flow, order: Vec<(u16, u32)>, credit: Arc<
     for (ox, seq) in order {
         credit.acquire().await.expect("credit").forget();
         tx.send(flow.frame(ox, seq))
-            .await.expect("the N_Port's link is up");
+            .await
+            .expect("the N_Port's link is up");
     }
 }
 

@@ -90,7 +90,8 @@ async fn node_on_a_reaches_node_on_b_through_the_tunnel() {
     for ox in 0..500u16 {
         host.tx
             .send(data(h, d, ox, usize::from(ox) * 7 % 2113))
-            .await.unwrap();
+            .await
+            .unwrap();
     }
     // Each frame is an exchange of its own: exchanges may overtake each other on different
     // connections, so compare the set.

@@ -642,14 +642,7 @@ impl Switch {
 
     /// FLOGI: the port's N_Port ID is `DD pp 00`. A FLOGI on a port that already has IDs
     /// logs them all out first (the node restarted its login).
-    fn flogi(
-        &mut self,
-        now: Instant,
-        port: PortId,
-        h: &FrameHeaderRepr,
-        sof: Sof,
-        l: &LoginRepr,
-    ) {
+    fn flogi(&mut self, now: Instant, port: PortId, h: &FrameHeaderRepr, sof: Sof, l: &LoginRepr) {
         if let Some(r) = self.login_name_error(port, l, true) {
             return self.reply_els(port, h, sof, r);
         }
@@ -660,14 +653,7 @@ impl Switch {
     }
 
     /// FDISC: a further N_Port ID `DD pp nn` (nn 01-FF) on a port that has done FLOGI.
-    fn fdisc(
-        &mut self,
-        now: Instant,
-        port: PortId,
-        h: &FrameHeaderRepr,
-        sof: Sof,
-        l: &LoginRepr,
-    ) {
+    fn fdisc(&mut self, now: Instant, port: PortId, h: &FrameHeaderRepr, sof: Sof, l: &LoginRepr) {
         let base = FcId::from_parts(self.config.domain, port.0, 0);
         if self.ns.get(base).is_none_or(|e| e.port != port) {
             let r = rjt(
