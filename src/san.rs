@@ -15,6 +15,7 @@ use fabric::link::{self, Link};
 use fabric::{Config, Switch};
 use fc_frames::ct::ns::Fc4Features;
 use fc_frames::els::prli::TYPE_FCP;
+use fcip::capture::CaptureStats;
 use fcip::connection::{ConnectionCounters, SetupCounters};
 use gateway::LinkStatus;
 use tokio::net::TcpListener;
@@ -216,6 +217,15 @@ fn connection_row(out: &mut String, label: &str, k: &ConnectionCounters) {
         k.lka_answered,
         k.lka_timeouts
     );
+}
+
+/// What the FCIP capture wrote and dropped.
+pub fn capture_line(c: &CaptureStats) -> String {
+    let mut line = format!("{} packets written, {} dropped", c.recorded, c.dropped);
+    if c.dropped > 0 {
+        line.push_str(" (the capture did not keep up with the link)");
+    }
+    line
 }
 
 /// Failed connection set-ups, in the FCIP MIB's terms.

@@ -31,7 +31,8 @@ use tokio::net::TcpListener;
 
 use crate::host;
 use crate::san::{
-    counters_table, links_table, name_server_table, start_switch_tap, tcp_connector, write_random,
+    capture_line, counters_table, links_table, name_server_table, start_switch_tap, tcp_connector,
+    write_random,
 };
 
 /// Options of `fcsan up`.
@@ -280,10 +281,12 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
         .context("cannot write the FCIP capture")?;
     let p = opts.fcip_capture.display();
     let port = b.gateway.fcip_addr().port();
+    let stats = a.gateway.capture_stats().unwrap_or_default();
     writeln!(
         out,
-        "FCIP capture: {p}\n  every FCIP frame both ways; in Wireshark decode TCP port {port} as FCIP, \
-         or: tshark -r {p} -d tcp.port=={port},fcip"
+        "FCIP capture: {p} ({})\n  every FCIP frame both ways; in Wireshark decode TCP port {port} as FCIP, \
+         or: tshark -r {p} -d tcp.port=={port},fcip",
+        capture_line(&stats)
     )?;
     if let Some(c) = &opts.capture {
         writeln!(

@@ -343,7 +343,7 @@ pub async fn originate(
     };
     let fsf = sent.emit();
     if let Some(flow) = &flow {
-        flow.sent([&fsf[..]]);
+        flow.sent([Bytes::copy_from_slice(&fsf)]);
     }
     stream.write_all(&fsf).await?;
     let echo = read_fsf(&mut stream, flow.as_ref()).await?;
@@ -371,7 +371,7 @@ pub async fn accept(
     // Echoed unchanged: we accept every field as the originator set it.
     let echo = fsf.emit();
     if let Some(flow) = &flow {
-        flow.sent([&echo[..]]);
+        flow.sent([Bytes::copy_from_slice(&echo)]);
     }
     stream.write_all(&echo).await?;
     Ok(opened(stream, local, fsf, flow))
@@ -396,7 +396,7 @@ async fn read_fsf(stream: &mut TcpStream, flow: Option<&Flow>) -> Result<Special
         Ok(Ok(_)) => {
             // Recorded before it is checked: a refused Special Frame is worth seeing.
             if let Some(flow) = flow {
-                flow.received([&buf[..]]);
+                flow.received([Bytes::copy_from_slice(&buf)]);
             }
             Ok(SpecialFrame::parse(&buf)?)
         }
@@ -508,11 +508,12 @@ async fn write_loop(
                         cuts.push(at..out.len());
                     }
                 }
-                flow.sent(cuts.drain(..).filter_map(|r| out.get(r)));
-                count_sent(&counters, frames, out.len());
-                let r = wr.write_all(&out).await;
-                out.clear();
-                r
+                // The capture's thread gets the very bytes written, no copy; it never holds
+                // the writer up (see `crate::capture`).
+                let data = out.split().freeze();
+                flow.sent(cuts.drain(..).map(|r| data.slice(r)));
+                count_sent(&counters, frames, data.len());
+                wr.write_all(&data).await
             }
             // Not captured: long payloads go to the kernel where they are, no copy.
             None => {
@@ -648,6 +649,9 @@ async fn read_loop(
             }
         }
         lock(&counters).rx = *engine.counters();
+        if let Some(c) = &mut capture {
+            c.flush();
+        }
         // Waits for room above: meanwhile nothing is read, and TCP pushes back on the peer.
         if !items.is_empty() && inbound.send_all(&mut items).await.is_err() {
             break Closed::Local;
@@ -682,6 +686,8 @@ fn reply_sof(request: Sof) -> Sof {
 struct RxCapture {
     flow: Flow,
     pending: BytesMut,
+    /// Segments cut since the last [`flush`](Self::flush).
+    segments: Vec<Bytes>,
 }
 
 impl RxCapture {
@@ -689,6 +695,7 @@ impl RxCapture {
         RxCapture {
             flow,
             pending: BytesMut::with_capacity(64 << 10),
+            segments: Vec::new(),
         }
     }
 
@@ -727,11 +734,24 @@ impl RxCapture {
     fn closed(&mut self) {
         let rest = self.pending.split().freeze();
         self.record(rest);
+        self.flush();
     }
 
-    fn record(&self, bytes: Bytes) {
+    fn record(&mut self, bytes: Bytes) {
         // A run of skipped bytes can be longer than an IP packet holds.
-        self.flow.received(bytes.chunks(MAX_UNFRAMED_SEGMENT));
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let piece = rest.split_to(rest.len().min(MAX_UNFRAMED_SEGMENT));
+            self.segments.push(piece);
+        }
+    }
+
+    /// Hands what was cut to the capture, in one batch (before the frames go up, so that a
+    /// capture never shows an answer before its request).
+    fn flush(&mut self) {
+        if !self.segments.is_empty() {
+            self.flow.received(self.segments.drain(..));
+        }
     }
 }
 
@@ -982,7 +1002,8 @@ mod tests {
     /// returns what the accepting side recorded after the Special Frames, and the bytes sent.
     async fn junk_then_frame(junk: usize) -> (Vec<Segment>, BytesMut) {
         let buf = SharedBuf::default();
-        let (mut s, a) = hand_made_peer(CaptureSink::new(buf.clone()).unwrap()).await;
+        let sink = CaptureSink::new(buf.clone()).unwrap();
+        let (mut s, a) = hand_made_peer(sink.clone()).await;
         let mut a = live(a);
         let mut bytes = BytesMut::new();
         bytes.extend_from_slice(&vec![0xAA; junk]);
@@ -994,6 +1015,7 @@ mod tests {
         let _ = timeout(WAIT, &mut a.closed).await.unwrap();
         // The counters are updated once a chunk is done, before the connection ends.
         assert_eq!(a.counters().rx.encapsulation_errors, 1);
+        sink.finish().unwrap();
         let segs = segments(&buf.bytes());
         let lens: Vec<usize> = segs.iter().take(2).map(|s| s.payload.len()).collect();
         assert_eq!(lens, vec![FSF_LEN, FSF_LEN]);

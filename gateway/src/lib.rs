@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use fabric::{Config, ConfigError, PortId, Switch, SwitchHandle};
 use fc_frames::Wwn;
-use fcip::capture::CaptureSink;
+use fcip::capture::{CaptureSink, CaptureStats};
 use fcip::connection::{accept, ConnectionCounters, Endpoint, SetupCounters};
 use fcip::engine::ReceiverConfig;
 use fcip::link::{FcipLink, LinkConfig, LinkControl, LinkCounters, LinkEvent};
@@ -75,7 +75,9 @@ pub struct GatewayConfig {
     /// Write every FCIP frame sent and received to this pcap file, created or replaced at
     /// start: every connection, dialled or accepted, records each frame it sends and receives
     /// (Special Frames, FC frames, LKAs) as its own Ethernet/IP/TCP packet between the
-    /// connection's real addresses ([`fcip::capture`]). [`Gateway::finish_capture`] flushes it.
+    /// connection's real addresses ([`fcip::capture`]), written by a thread of its own; what
+    /// it cannot keep up with it drops and counts ([`Gateway::capture_stats`]).
+    /// [`Gateway::finish_capture`] flushes it.
     pub capture: Option<PathBuf>,
 }
 
@@ -282,8 +284,14 @@ impl Gateway {
         *self.refused.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Flushes and closes the FCIP capture, if there is one: frames after this are not
-    /// recorded. Call it before the process ends.
+    /// What the FCIP capture wrote and what it dropped (it never holds a connection up: a
+    /// capture that does not keep up drops segments and counts them), if there is a capture.
+    pub fn capture_stats(&self) -> Option<CaptureStats> {
+        self.capture.as_ref().map(CaptureSink::stats)
+    }
+
+    /// Writes what the FCIP capture has queued, flushes and closes it, if there is one:
+    /// frames after this are not recorded. Call it before the process ends.
     pub fn finish_capture(&self) -> io::Result<()> {
         self.capture.as_ref().map_or(Ok(()), CaptureSink::finish)
     }
