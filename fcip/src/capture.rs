@@ -32,8 +32,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use etherparse::PacketBuilder;
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use etherparse::{EtherType, Ethernet2Header, IpNumber, Ipv4Header, Ipv6Header, TcpHeader};
+use pcap_file::pcap::{PcapHeader, PcapWriter};
 use pcap_file::{DataLink, Endianness, TsResolution};
 use tokio::sync::mpsc;
 
@@ -45,11 +45,16 @@ const WINDOW: u16 = 0xFFFF;
 const HOP_LIMIT: u8 = 64;
 
 /// Writes FCIP frames as TCP segments to a pcap stream.
+///
+/// Each record is the pcap record header and the Ethernet, IP and TCP headers, written
+/// together, then the payload, written as it is: the payload is copied once, into the writer.
+/// The IPv4 header checksum is set; the TCP checksum is left zero, as a capture of a NIC that
+/// offloads checksums shows it (Wireshark does not check TCP checksums unless asked), so that
+/// the capture does not read every payload byte a second time.
 pub struct TcpCapture<W: Write> {
-    writer: PcapWriter<W>,
+    writer: W,
     /// Next sequence number of each direction, by (source, destination).
     next_seq: HashMap<(SocketAddr, SocketAddr), u32>,
-    buf: Vec<u8>,
 }
 
 /// An address as IPv6: itself, or an IPv4 address mapped (`::ffff:a.b.c.d`).
@@ -76,11 +81,13 @@ impl<W: Write> TcpCapture<W> {
             endianness: Endianness::Little,
             ..PcapHeader::default()
         };
-        let writer = PcapWriter::with_header(writer, header).map_err(io::Error::other)?;
+        // The file header; records are written here, little-endian, microseconds.
+        let writer = PcapWriter::with_header(writer, header)
+            .map_err(io::Error::other)?
+            .into_writer();
         Ok(TcpCapture {
             writer,
             next_seq: HashMap::new(),
-            buf: Vec::with_capacity(4096),
         })
     }
 
@@ -115,26 +122,69 @@ impl<W: Write> TcpCapture<W> {
         ack: u32,
         payload: &[u8],
     ) -> io::Result<()> {
-        let ethernet = PacketBuilder::ethernet2(mac(src), mac(dst));
-        let ip = match (src.ip(), dst.ip()) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => ethernet.ipv4(s.octets(), d.octets(), HOP_LIMIT),
-            (s, d) => ethernet.ipv6(v6(s), v6(d), HOP_LIMIT),
+        let mut tcp = TcpHeader::new(src.port(), dst.port(), seq, WINDOW);
+        tcp.acknowledgment_number = ack;
+        tcp.ack = true;
+        tcp.psh = true;
+        let ip_payload = tcp.header_len() + payload.len();
+        let too_long = || io::Error::other(format!("a segment of {} bytes", payload.len()));
+        let ip_payload16 = u16::try_from(ip_payload).map_err(|_| too_long())?;
+        let mut headers = [0u8; Ethernet2Header::LEN + Ipv6Header::LEN + TcpHeader::MIN_LEN];
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            if let Some(d) = headers.get_mut(at..at + bytes.len()) {
+                d.copy_from_slice(bytes);
+                at += bytes.len();
+            }
         };
-        let builder = ip.tcp(src.port(), dst.port(), seq, WINDOW).psh().ack(ack);
-        self.buf.clear();
-        builder
-            .write(&mut self.buf, payload)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        let len = self.buf.len() as u32;
-        self.writer
-            .write_packet(&PcapPacket::new(ts, len, &self.buf))
-            .map_err(io::Error::other)?;
-        Ok(())
+        match (src.ip(), dst.ip()) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let eth = Ethernet2Header {
+                    source: mac(src),
+                    destination: mac(dst),
+                    ether_type: EtherType::IPV4,
+                };
+                let mut ip =
+                    Ipv4Header::new(ip_payload16, HOP_LIMIT, IpNumber::TCP, s.octets(), d.octets())
+                        .map_err(|_| too_long())?;
+                ip.header_checksum = ip.calc_header_checksum();
+                put(&eth.to_bytes());
+                put(&ip.to_bytes());
+            }
+            (s, d) => {
+                let eth = Ethernet2Header {
+                    source: mac(src),
+                    destination: mac(dst),
+                    ether_type: EtherType::IPV6,
+                };
+                let ip = Ipv6Header {
+                    payload_length: ip_payload16,
+                    next_header: IpNumber::TCP,
+                    hop_limit: HOP_LIMIT,
+                    source: v6(s),
+                    destination: v6(d),
+                    ..Ipv6Header::default()
+                };
+                put(&eth.to_bytes());
+                put(&ip.to_bytes());
+            }
+        }
+        put(&tcp.to_bytes());
+        let headers = headers.get(..at).unwrap_or(&[]);
+        let len = u32::try_from(headers.len() + payload.len()).map_err(|_| too_long())?;
+        let mut record = [0u8; 16];
+        record[0..4].copy_from_slice(&(ts.as_secs() as u32).to_le_bytes());
+        record[4..8].copy_from_slice(&ts.subsec_micros().to_le_bytes());
+        record[8..12].copy_from_slice(&len.to_le_bytes());
+        record[12..16].copy_from_slice(&len.to_le_bytes());
+        self.writer.write_all(&record)?;
+        self.writer.write_all(headers)?;
+        self.writer.write_all(payload)
     }
 
     /// Returns the writer (flush it if it buffers).
     pub fn into_inner(self) -> W {
-        self.writer.into_writer()
+        self.writer
     }
 }
 
