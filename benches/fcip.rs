@@ -586,6 +586,17 @@ async fn receive_frames(
     d_id: FcId,
     credit: Arc<Credit>,
     mut source: Source,
+) -> (Result<(u64, Measured)>, Source) {
+    let got = receive_into(load, s_id, d_id, credit, &mut source).await;
+    (got, source)
+}
+
+async fn receive_into(
+    load: Load,
+    s_id: FcId,
+    d_id: FcId,
+    credit: Arc<Credit>,
+    source: &mut Source,
 ) -> Result<(u64, Measured)> {
     let total = load.frames;
     let mut checker = Checker::new(load, s_id, d_id);
@@ -615,14 +626,15 @@ async fn receive_frames(
     Ok((total - before, timing.stop()))
 }
 
-/// Runs a sender and a receiver, each a task of its own, and returns what the receiver timed.
+/// Runs a sender and a receiver, each a task of its own, and returns what the receiver timed,
+/// and the source (a link's receiving half: dropping it takes the link down).
 async fn sender_and_receiver(
     load: &Load,
     s_id: FcId,
     d_id: FcId,
     sink: LinkTx,
     source: Source,
-) -> Result<(u64, Measured)> {
+) -> (Result<(u64, Measured)>, Option<Source>) {
     let credit = Arc::new(Credit::default());
     let receiver = tokio::spawn(receive_frames(
         load.clone(),
@@ -632,14 +644,20 @@ async fn sender_and_receiver(
         source,
     ));
     let sender = tokio::spawn(send_frames(load.clone(), s_id, d_id, credit, sink));
-    let got = receiver.await.context("receiver panicked")?;
+    let (got, source) = match receiver.await {
+        Ok((got, source)) => (got, Some(source)),
+        Err(e) => (Err(anyhow!("receiver panicked: {e}")), None),
+    };
     if got.is_err() {
         // It would wait for credit that never comes.
         sender.abort();
-        return got;
+        return (got, source);
     }
-    sender.await.context("sender panicked")??;
-    got
+    let sent = match sender.await {
+        Ok(r) => r,
+        Err(e) => Err(anyhow!("sender panicked: {e}")),
+    };
+    (sent.and(got), source)
 }
 
 /// One TCP connection moving `bytes` one way, directly or through a relay with `wan`; returns
@@ -757,7 +775,7 @@ async fn link_alone(
         a.counters().connections_up == want && b.counters().connections_up == want
     })
     .await?;
-    let got = sender_and_receiver(
+    let (got, source) = sender_and_receiver(
         &load,
         LINK_S_ID,
         LINK_D_ID,
@@ -766,7 +784,7 @@ async fn link_alone(
     )
     .await;
     let (sent, received) = (a.counters(), b.counters());
-    drop((a, b));
+    drop((a, b, source));
     acceptor.abort();
     drop(relay);
     if sent.dropped_no_connection > 0 || received.connections_closed > 0 {
@@ -856,7 +874,7 @@ async fn through_gateways(
     let s_id = flogi(&mut sender, SENDER).await?;
     let d_id = flogi(&mut receiver, RECEIVER).await?;
     let Link { tx, rx: sender_rx } = sender;
-    let got = sender_and_receiver(
+    let (got, _) = sender_and_receiver(
         &load,
         s_id,
         d_id,

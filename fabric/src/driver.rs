@@ -201,7 +201,7 @@ impl SwitchHandle {
             input: input_rx,
             input_open: true,
             events: events.clone(),
-            ports: BTreeMap::new(),
+            ports: PortMap::new(),
             order: Vec::new(),
             turn: 0,
             tap: None,
@@ -375,13 +375,70 @@ struct PortLink {
     paused_on: Option<PortId>,
 }
 
+/// The attached ports' links, by port number (found by index, not searched for, per frame).
+struct PortMap {
+    links: Vec<Option<PortLink>>,
+    len: usize,
+}
+
+impl PortMap {
+    fn new() -> PortMap {
+        PortMap {
+            links: (0..=u8::MAX).map(|_| None).collect(),
+            len: 0,
+        }
+    }
+
+    fn get(&self, port: &PortId) -> Option<&PortLink> {
+        self.links.get(usize::from(port.0)).and_then(Option::as_ref)
+    }
+
+    fn get_mut(&mut self, port: &PortId) -> Option<&mut PortLink> {
+        self.links
+            .get_mut(usize::from(port.0))
+            .and_then(Option::as_mut)
+    }
+
+    fn contains_key(&self, port: &PortId) -> bool {
+        self.get(port).is_some()
+    }
+
+    fn insert(&mut self, port: PortId, link: PortLink) {
+        if let Some(slot) = self.links.get_mut(usize::from(port.0)) {
+            self.len += usize::from(slot.is_none());
+            *slot = Some(link);
+        }
+    }
+
+    fn remove(&mut self, port: &PortId) -> Option<PortLink> {
+        let l = self
+            .links
+            .get_mut(usize::from(port.0))
+            .and_then(Option::take);
+        self.len -= usize::from(l.is_some());
+        l
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The attached ports, in port order.
+    fn keys(&self) -> impl Iterator<Item = PortId> + '_ {
+        (0..=u8::MAX)
+            .zip(&self.links)
+            .filter(|(_, l)| l.is_some())
+            .map(|(p, _)| PortId(p))
+    }
+}
+
 struct SwitchTask {
     switch: Arc<Mutex<Switch>>,
     input: mpsc::UnboundedReceiver<Input>,
     /// False once every handle is gone: the task ends with the last link.
     input_open: bool,
     events: broadcast::Sender<Event>,
-    ports: BTreeMap<PortId, PortLink>,
+    ports: PortMap,
     /// The attached ports, in port order, for reading them in turn.
     order: Vec<PortId>,
     /// Where in `order` the next round starts.
@@ -456,7 +513,7 @@ impl SwitchTask {
                         paused_on: None,
                     },
                 );
-                self.order = self.ports.keys().copied().collect();
+                self.order = self.ports.keys().collect();
                 sw.port_up(now, port);
             }
             Input::Disconnect { port } => self.detach(sw, now, port),
@@ -473,7 +530,7 @@ impl SwitchTask {
     fn detach(&mut self, sw: &mut Switch, now: Instant, port: PortId) {
         if let Some(l) = self.ports.remove(&port) {
             sw.count_tx_discards(port, l.held.len() as u64);
-            self.order = self.ports.keys().copied().collect();
+            self.order = self.ports.keys().collect();
             sw.port_down(now, port);
         }
     }
@@ -497,7 +554,13 @@ impl SwitchTask {
     fn poll_held(&mut self, cx: &mut Context<'_>, sw: &mut Switch, now: Instant) -> bool {
         let hold_time = self.config.hold_time;
         let mut busy = false;
-        for (&port, p) in &mut self.ports {
+        for &port in &self.order {
+            let Some(p) = self.ports.get_mut(&port) else {
+                continue;
+            };
+            if p.held.is_empty() && p.ready.is_none() {
+                continue;
+            }
             let before = p.held.len();
             while p
                 .held
@@ -627,8 +690,9 @@ impl SwitchTask {
             return true;
         }
         let held = self
-            .ports
-            .values()
+            .order
+            .iter()
+            .filter_map(|port| self.ports.get(port))
             .filter_map(|p| p.held.front().map(|(at, _)| *at + self.config.hold_time))
             .min();
         let Some(deadline) = [own, held].into_iter().flatten().min() else {

@@ -144,9 +144,14 @@ impl<W: Write> TcpCapture<W> {
                     destination: mac(dst),
                     ether_type: EtherType::IPV4,
                 };
-                let mut ip =
-                    Ipv4Header::new(ip_payload16, HOP_LIMIT, IpNumber::TCP, s.octets(), d.octets())
-                        .map_err(|_| too_long())?;
+                let mut ip = Ipv4Header::new(
+                    ip_payload16,
+                    HOP_LIMIT,
+                    IpNumber::TCP,
+                    s.octets(),
+                    d.octets(),
+                )
+                .map_err(|_| too_long())?;
                 ip.header_checksum = ip.calc_header_checksum();
                 put(&eth.to_bytes());
                 put(&ip.to_bytes());

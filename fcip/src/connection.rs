@@ -15,11 +15,25 @@
 //!
 //! A connection with nothing received for K_A_TOV is dead: it closes and reports why. The
 //! clauses are cited from memory of RFC 3821 and FC-BB-5; the behaviour follows PROTOCOLS.md.
+//! An LKA is answered here, in the class it came in (SOFf for one sent in class F), and
+//! never handed up.
+//!
+//! Once open ([`originate`], [`accept`]), a [`Connection`] is started with the queue its
+//! frames go to ([`Connection::start`]); two tasks then run it:
+//!
+//! - the **writer** takes frames from its bounded queue ([`Running::tx`], [`QUEUE`] frames) a
+//!   batch at a time and writes each batch with `writev`; while TCP does not take them, the
+//!   queue fills and its senders wait or are refused;
+//! - the **reader** reads into the receive engine, and queues what it cut into the queue it was
+//!   started with, a batch a read, waiting for room: while that queue is full it reads
+//!   nothing, the socket's buffer fills and TCP's window closes on the peer.
 //!
 //! With [`Endpoint::capture`] set, every frame the connection sends or receives — both
 //! Special Frames, FC frames, LKAs and their LS_ACCs — is recorded as its own TCP segment
-//! between the connection's real addresses ([`crate::capture`]). Frames are recorded just
-//! before they are written, so that a capture never shows an answer before its request.
+//! between the connection's real addresses ([`crate::capture`]), by the capture's own thread:
+//! the connection hands it the bytes and never waits for it. Frames are handed over just
+//! before they are written (received ones before they are queued up), so that a capture never
+//! shows an answer before its request.
 //! Received bytes the engine could not frame (encapsulation errors, skipped bytes, frames
 //! dropped by the transit check) are recorded as they came, in segments of their own.
 //! Without a capture the data path does no capture work beyond testing an `Option`.

@@ -14,14 +14,14 @@
 //!   small frames share a system call and no long payload is copied in user space. While it
 //!   waits for the socket, the queue fills and senders wait ([`LinkTx::send`](super::LinkTx))
 //!   or are refused ([`TrySendError::Full`](super::TrySendError)). It ends, shutting down the
-//!   socket's write half, when every [`LinkTx`](super::LinkTx) clone is dropped, when the
+//!   socket's write half, when every [`LinkTx`] clone is dropped, when the
 //!   reader ends, or on a write error.
 //! - the **reader** reads into a large buffer and cuts whole encapsulated frames out of it with
 //!   `split_to` (no copy: each frame's payload points into the read buffer), then queues them
-//!   for the local [`LinkRx`](super::LinkRx), waiting for room: while the queue is full it
+//!   for the local [`LinkRx`], waiting for room: while the queue is full it
 //!   reads nothing, so the kernel's receive buffer fills and TCP's window closes on the peer.
 //!   A frame that is framed right but does not decode (bad FC CRC) is handed up as
-//!   [`Received::Malformed`](super::Received::Malformed); a bad encapsulation header ends the
+//!   [`Received::Malformed`]; a bad encapsulation header ends the
 //!   connection. On end of stream, a read error, or when the local `LinkRx` is dropped, it
 //!   ends, and the local `LinkRx` then returns `None`: the link is down.
 

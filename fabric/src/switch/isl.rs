@@ -102,8 +102,8 @@ impl Switch {
     fn isl_ports(&self) -> Vec<PortId> {
         self.ports
             .iter()
-            .filter(|(p, s)| s.up && !self.config.is_f_port(**p))
-            .map(|(p, _)| *p)
+            .filter(|(p, s)| s.up && !self.config.is_f_port(*p))
+            .map(|(p, _)| p)
             .collect()
     }
 

@@ -131,11 +131,40 @@ struct PortState {
     counters: PortCounters,
 }
 
+/// Every port's state, by port number: a port is one byte, so a frame's port is found by
+/// index, not searched for.
+#[derive(Debug, Clone)]
+struct PortTable(Box<[Option<PortState>; 256]>);
+
+impl Default for PortTable {
+    fn default() -> PortTable {
+        PortTable(Box::new([None; 256]))
+    }
+}
+
+impl PortTable {
+    /// The port's state, made when the port is first seen.
+    fn entry(&mut self, port: PortId) -> &mut PortState {
+        self.0[usize::from(port.0)].get_or_insert_with(PortState::default)
+    }
+
+    fn get(&self, port: PortId) -> Option<&PortState> {
+        self.0[usize::from(port.0)].as_ref()
+    }
+
+    /// Every port seen, in port order.
+    fn iter(&self) -> impl Iterator<Item = (PortId, &PortState)> {
+        (0..=u8::MAX)
+            .zip(self.0.iter())
+            .filter_map(|(p, s)| s.as_ref().map(|s| (PortId(p), s)))
+    }
+}
+
 /// The sans-IO switch. See the [module docs](self) for what it does with each frame.
 #[derive(Debug)]
 pub struct Switch {
     config: Config,
-    ports: BTreeMap<PortId, PortState>,
+    ports: PortTable,
     routes: BTreeMap<u8, PortId>,
     isl: isl::Isl,
     ns: NameServer,
@@ -183,7 +212,7 @@ impl Switch {
         config.validate()?;
         Ok(Switch {
             config,
-            ports: BTreeMap::new(),
+            ports: PortTable::default(),
             routes: BTreeMap::new(),
             isl: isl::Isl::default(),
             ns: NameServer::default(),
@@ -201,7 +230,7 @@ impl Switch {
     /// A port's link is up: frames on it are handled from now on. An inter-switch port
     /// starts by telling its neighbour the domains this switch reaches (EFP).
     pub fn port_up(&mut self, now: Instant, port: PortId) {
-        self.ports.entry(port).or_default().up = true;
+        self.ports.entry(port).up = true;
         if !self.config.is_f_port(port) {
             self.isl_up(now, port);
         }
@@ -211,7 +240,7 @@ impl Switch {
     /// registered for it) and frames queued for it are dropped. Behind an inter-switch port,
     /// the domains it reached go (RSCN with their domain pages).
     pub fn port_down(&mut self, now: Instant, port: PortId) {
-        self.ports.entry(port).or_default().up = false;
+        self.ports.entry(port).up = false;
         self.tx.retain(|(p, _)| *p != port);
         if self.config.is_f_port(port) {
             let ids = self.ns.ids_on(port);
@@ -259,7 +288,7 @@ impl Switch {
     /// A frame that failed to decode (bad CRC, bad length) arrived on `port`: counted as
     /// received and discarded as malformed. `bytes` is what arrived.
     pub fn handle_malformed(&mut self, port: PortId, bytes: usize) {
-        let c = &mut self.ports.entry(port).or_default().counters;
+        let c = &mut self.ports.entry(port).counters;
         c.rx(bytes);
         c.discards.count(DiscardReason::Malformed);
     }
@@ -269,14 +298,14 @@ impl Switch {
     /// link down): counted in the port's `tx_discards`.
     pub fn count_tx_discards(&mut self, port: PortId, n: u64) {
         if n > 0 {
-            let c = &mut self.ports.entry(port).or_default().counters;
+            let c = &mut self.ports.entry(port).counters;
             c.tx_discards = c.tx_discards.saturating_add(n);
         }
     }
 
     /// A frame arrived on `port`.
     pub fn handle_frame(&mut self, now: Instant, port: PortId, frame: FcFrame) {
-        let st = self.ports.entry(port).or_default();
+        let st = self.ports.entry(port);
         st.counters.rx(frame.buffer_len());
         if !st.up {
             return self.discard(port, DiscardReason::PortDown);
@@ -297,11 +326,7 @@ impl Switch {
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<(PortId, FcFrame)> {
         let (port, frame) = self.tx.pop_front()?;
-        self.ports
-            .entry(port)
-            .or_default()
-            .counters
-            .tx(frame.buffer_len());
+        self.ports.entry(port).counters.tx(frame.buffer_len());
         Some((port, frame))
     }
 
@@ -313,17 +338,17 @@ impl Switch {
 
     /// A port's counters, once the port has been seen.
     pub fn counters(&self, port: PortId) -> Option<&PortCounters> {
-        self.ports.get(&port).map(|s| &s.counters)
+        self.ports.get(port).map(|s| &s.counters)
     }
 
     /// Every port seen, with its counters, in port order.
     pub fn ports(&self) -> impl Iterator<Item = (PortId, &PortCounters)> {
-        self.ports.iter().map(|(p, s)| (*p, &s.counters))
+        self.ports.iter().map(|(p, s)| (p, &s.counters))
     }
 
     /// True when `port` is up.
     pub fn is_up(&self, port: PortId) -> bool {
-        self.ports.get(&port).is_some_and(|s| s.up)
+        self.ports.get(port).is_some_and(|s| s.up)
     }
 
     /// The name server table, in N_Port ID order (unzoned: the administrator's view).
@@ -337,12 +362,7 @@ impl Switch {
     }
 
     fn discard(&mut self, port: PortId, reason: DiscardReason) {
-        self.ports
-            .entry(port)
-            .or_default()
-            .counters
-            .discards
-            .count(reason);
+        self.ports.entry(port).counters.discards.count(reason);
     }
 
     fn xid(&mut self) -> u16 {
