@@ -36,7 +36,7 @@
 //! Throughput is timed from the first frame (or byte) the receiver gets to the last, so that
 //! neither the set-up nor the relay's first one-way delay counts; the frames of that first
 //! batch are left out of the count. Beside it goes the CPU time the whole process used
-//! meanwhile (every thread's, from `/proc`): on a machine shared with other work the wall-time
+//! meanwhile (user + system, as `getrusage` counts it, from `/proc/self/stat`): on a machine shared with other work the wall-time
 //! figures move with the cores left over, the CPU time per frame much less. Each loopback
 //! figure runs [`ROUNDS`] times, interleaved with its reference, and the table shows the
 //! median run and the range.
@@ -56,7 +56,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
-use fabric::link::{Link, Received};
+use fabric::link::{Link, LinkRx, LinkTx, Received};
 use fabric::{Config, PortId};
 use fc_frames::els::{ElsCode, ElsRequest, LoginRepr};
 use fc_frames::encap::encapsulate_len;
@@ -67,7 +67,7 @@ use fcip::link::{FcipLink, LinkConfig, LinkEvent};
 use gateway::{Gateway, GatewayConfig, PeerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::time::timeout;
 use wan_relay::{Impairment, Relay};
 
@@ -111,7 +111,7 @@ const SAMPLE: u64 = 16;
 /// Bytes per write and read of the raw TCP references.
 const RAW_BUF: usize = 256 << 10;
 /// Runs of each loopback figure; the table shows the median.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 /// Longest wait for anything (a frame, a connection) before the run fails.
 const WAIT: Duration = Duration::from_secs(20);
 /// Frames of a figure run alone, as a multiple of its frames in the full run.
@@ -282,6 +282,12 @@ impl Figure {
         Some(self.measured.cpu?.as_secs_f64() * 1e9 / frames)
     }
 
+    /// CPU time per 1000 bytes of the FCIP stream moved (for raw TCP: per 1000 bytes), in
+    /// nanoseconds.
+    fn cpu_ns_per_kb(&self) -> Option<f64> {
+        Some(self.measured.cpu?.as_secs_f64() * 1e12 / self.bytes as f64)
+    }
+
     /// The figure in its unit: MB/s for full-size frames, frames/s for small ones.
     fn value(&self) -> f64 {
         if self.payload == SMALL {
@@ -449,16 +455,17 @@ impl Timing {
     }
 }
 
-/// CPU time the process's threads have run so far: the sum of their `schedstat` run times
-/// (nanoseconds, user and system, softirq work done in their context included).
+/// CPU time the process has used so far, user and system: what `getrusage(RUSAGE_SELF)`
+/// reports, read from `/proc/self/stat` (fields 14 and 15, in clock ticks of 10 ms).
 fn cpu_time() -> Option<Duration> {
-    let mut nanos = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let task = task.ok()?;
-        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-        nanos += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(Duration::from_nanos(nanos))
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces: count fields after its closing parenthesis, where
+    // field 3 (the state) comes first.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 10))
 }
 
 /// The receiver's side of the flow control: frames taken so far, and a wake-up for the sender.
@@ -468,55 +475,24 @@ struct Credit {
     notify: Notify,
 }
 
-/// Where a sender's frames go: into an FCIP link, or into an N_Port's link to its switch.
-enum Sink {
-    Link(mpsc::UnboundedSender<FcFrame>),
-    Node(fabric::link::LinkTx),
-}
-
-impl Sink {
-    fn send(&self, f: FcFrame) -> Result<()> {
-        match self {
-            Sink::Link(tx) => tx.send(f).map_err(|_| anyhow!("the FCIP link is gone")),
-            Sink::Node(tx) => tx.send(f).map_err(|_| anyhow!("the N_Port's link is down")),
-        }
-    }
-}
-
-/// Where a receiver's frames come from: an FCIP link's events, or an N_Port's link (with a
-/// scratch vector for what it takes at a time).
-enum Source {
-    Link(mpsc::UnboundedReceiver<LinkEvent>, Vec<LinkEvent>),
-    Node(fabric::link::LinkRx, Vec<Received>),
-}
+/// Where a receiver's frames come from: the receiving half of an FCIP link, or of an
+/// N_Port's link to its switch, with a scratch vector for what it takes at a time.
+struct Source(LinkRx, Vec<Received>);
 
 impl Source {
     /// Frames into `buf`, at least one (waiting for it), at most [`BURST`] items' worth; 0
-    /// once the source is gone. Link events other than frames and what the fabric sends the
-    /// N_Port (RSCNs) are left out: a connection that went down or a bad frame shows up as
-    /// frames missing.
+    /// once the source is gone. What the fabric sends the N_Port (RSCNs) and malformed frames
+    /// are left out: a bad frame shows up as a frame missing.
     async fn frames(&mut self, buf: &mut Vec<FcFrame>) -> usize {
+        let Source(rx, items) = self;
         loop {
-            match self {
-                Source::Link(rx, events) => {
-                    if rx.recv_many(events, BURST as usize).await == 0 {
-                        return 0;
-                    }
-                    buf.extend(events.drain(..).filter_map(|ev| match ev {
-                        LinkEvent::Frame(f) => Some(f),
-                        _ => None,
-                    }));
-                }
-                Source::Node(rx, items) => {
-                    if rx.recv_many(items, BURST as usize).await == 0 {
-                        return 0;
-                    }
-                    buf.extend(items.drain(..).filter_map(|r| match r {
-                        Received::Frame(f) if !f.header.s_id.is_well_known() => Some(f),
-                        _ => None,
-                    }));
-                }
+            if rx.recv_many(items, BURST as usize).await == 0 {
+                return 0;
             }
+            buf.extend(items.drain(..).filter_map(|r| match r {
+                Received::Frame(f) if !f.header.s_id.is_well_known() => Some(f),
+                _ => None,
+            }));
             if !buf.is_empty() {
                 return buf.len();
             }
@@ -530,7 +506,7 @@ async fn send_frames(
     s_id: FcId,
     d_id: FcId,
     credit: Arc<Credit>,
-    sink: Sink,
+    sink: LinkTx,
 ) -> Result<()> {
     let window = load.window();
     for i in 0..load.frames {
@@ -546,7 +522,9 @@ async fn send_frames(
                     .map_err(|_| anyhow!("no frame received for {WAIT:?} after {i} sent"))?;
             }
         }
-        sink.send(load.frame(s_id, d_id, i))?;
+        sink.send(load.frame(s_id, d_id, i))
+            .await
+            .map_err(|_| anyhow!("the link is down"))?;
     }
     Ok(())
 }
@@ -608,6 +586,17 @@ async fn receive_frames(
     d_id: FcId,
     credit: Arc<Credit>,
     mut source: Source,
+) -> (Result<(u64, Measured)>, Source) {
+    let got = receive_into(load, s_id, d_id, credit, &mut source).await;
+    (got, source)
+}
+
+async fn receive_into(
+    load: Load,
+    s_id: FcId,
+    d_id: FcId,
+    credit: Arc<Credit>,
+    source: &mut Source,
 ) -> Result<(u64, Measured)> {
     let total = load.frames;
     let mut checker = Checker::new(load, s_id, d_id);
@@ -637,14 +626,15 @@ async fn receive_frames(
     Ok((total - before, timing.stop()))
 }
 
-/// Runs a sender and a receiver, each a task of its own, and returns what the receiver timed.
+/// Runs a sender and a receiver, each a task of its own, and returns what the receiver timed,
+/// and the source (a link's receiving half: dropping it takes the link down).
 async fn sender_and_receiver(
     load: &Load,
     s_id: FcId,
     d_id: FcId,
-    sink: Sink,
+    sink: LinkTx,
     source: Source,
-) -> Result<(u64, Measured)> {
+) -> (Result<(u64, Measured)>, Option<Source>) {
     let credit = Arc::new(Credit::default());
     let receiver = tokio::spawn(receive_frames(
         load.clone(),
@@ -654,14 +644,20 @@ async fn sender_and_receiver(
         source,
     ));
     let sender = tokio::spawn(send_frames(load.clone(), s_id, d_id, credit, sink));
-    let got = receiver.await.context("receiver panicked")?;
+    let (got, source) = match receiver.await {
+        Ok((got, source)) => (got, Some(source)),
+        Err(e) => (Err(anyhow!("receiver panicked: {e}")), None),
+    };
     if got.is_err() {
         // It would wait for credit that never comes.
         sender.abort();
-        return got;
+        return (got, source);
     }
-    sender.await.context("sender panicked")??;
-    got
+    let sent = match sender.await {
+        Ok(r) => r,
+        Err(e) => Err(anyhow!("sender panicked: {e}")),
+    };
+    (sent.and(got), source)
 }
 
 /// One TCP connection moving `bytes` one way, directly or through a relay with `wan`; returns
@@ -770,29 +766,43 @@ async fn link_alone(
         None => None,
     };
     let dial = relay.as_ref().map_or(target, Relay::local_addr);
-    let a = FcipLink::originate(link_config(SW_A, SW_B, connections), dial, 0x5eed);
+    let mut a = FcipLink::originate(link_config(SW_A, SW_B, connections), dial, 0x5eed);
+    let mut b = b;
     let want = connections as u64;
+    let la = next_up(&mut a).await?;
+    let lb = next_up(&mut b).await?;
     until("the links' connections", || {
         a.counters().connections_up == want && b.counters().connections_up == want
     })
     .await?;
-    let FcipLink { tx, rx, control } = b;
-    let got = sender_and_receiver(
+    let (got, source) = sender_and_receiver(
         &load,
         LINK_S_ID,
         LINK_D_ID,
-        Sink::Link(a.tx.clone()),
-        Source::Link(rx, Vec::with_capacity(BURST as usize)),
+        la.tx,
+        Source(lb.rx, Vec::with_capacity(BURST as usize)),
     )
     .await;
-    let (sent, received) = (a.counters(), control.counters());
-    drop((a, tx));
+    let (sent, received) = (a.counters(), b.counters());
+    drop((a, b, source));
     acceptor.abort();
     drop(relay);
     if sent.dropped_no_connection > 0 || received.connections_closed > 0 {
         bail!("a connection went down: sent {sent:?}, received {received:?}");
     }
     got
+}
+
+/// The `Link` of the FCIP link's next `Up`.
+async fn next_up(link: &mut FcipLink) -> Result<Link> {
+    loop {
+        match timeout(WAIT, link.events.recv()).await {
+            Ok(Some(LinkEvent::Up(l))) => return Ok(l),
+            Ok(Some(LinkEvent::Down)) => {}
+            Ok(None) => bail!("the FCIP link ended"),
+            Err(_) => bail!("the FCIP link did not come up within {WAIT:?}"),
+        }
+    }
 }
 
 fn gateway_config(domain: u8, name: Wwn, peer: PeerConfig) -> GatewayConfig {
@@ -864,12 +874,12 @@ async fn through_gateways(
     let s_id = flogi(&mut sender, SENDER).await?;
     let d_id = flogi(&mut receiver, RECEIVER).await?;
     let Link { tx, rx: sender_rx } = sender;
-    let got = sender_and_receiver(
+    let (got, _) = sender_and_receiver(
         &load,
         s_id,
         d_id,
-        Sink::Node(tx),
-        Source::Node(receiver.rx, Vec::with_capacity(BURST as usize)),
+        tx,
+        Source(receiver.rx, Vec::with_capacity(BURST as usize)),
     )
     .await;
     // The sender's N_Port stays logged in (its link up) until every frame is in.
@@ -890,6 +900,7 @@ async fn flogi(link: &mut Link, wwpn: Wwn) -> Result<FcId> {
     );
     link.tx
         .send(FcFrame::single(h, req.to_vec()))
+        .await
         .map_err(|_| anyhow!("the N_Port's link is down"))?;
     loop {
         match timeout(WAIT, link.rx.recv()).await {
@@ -933,7 +944,7 @@ fn report(summaries: &[Summary]) {
     };
     println!();
     println!(
-        "{:<16} {:>11} {:<4} {:>23} {:>8} {:>10}  {:<14} {:>6} {:>5} {:>7}",
+        "{:<16} {:>11} {:<4} {:>23} {:>8} {:>10}  {:<14} {:>6} {:>5} {:>7} {:>7}",
         "figure",
         "median",
         "unit",
@@ -943,13 +954,14 @@ fn report(summaries: &[Summary]) {
         "÷ reference",
         "ratio",
         "cores",
-        "cpu/fr"
+        "cpu/fr",
+        "cpu/kB"
     );
     for s in summaries {
         let f = &s.median;
         let (name, ratio) = reference(f).unwrap_or(("(reference)", 1.0));
         println!(
-            "{:<16} {:>11.1} {:<4} {:>23} {:>8.1} {:>10.0}  {:<14} {:>6.3} {:>5} {:>7}",
+            "{:<16} {:>11.1} {:<4} {:>23} {:>8.1} {:>10.0}  {:<14} {:>6.3} {:>5} {:>7} {:>7}",
             f.name,
             f.value(),
             f.unit(),
@@ -961,12 +973,14 @@ fn report(summaries: &[Summary]) {
             f.cores().map_or("?".into(), |c| format!("{c:.2}")),
             f.cpu_ns_per_frame()
                 .map_or("?".into(), |n| format!("{n:.0}ns")),
+            f.cpu_ns_per_kb()
+                .map_or("?".into(), |n| format!("{n:.0}ns")),
         );
     }
     println!(
         "MB/s: bytes of the FCIP stream ({} per full-size frame, {} per small one); raw TCP's \
          frames/s: its bytes ÷ a frame's;\ncores: CPU time of the process ÷ wall time (the \
-         machine has {}); cpu/fr: CPU time per frame",
+         machine has {}); cpu/fr: CPU time (user + system) per frame; cpu/kB: per 1000 bytes moved",
         wire_len(FULL),
         wire_len(SMALL),
         std::thread::available_parallelism().map_or(0, |n| n.get())

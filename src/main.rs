@@ -408,8 +408,13 @@ async fn run_gateway(path: &Path, capture: Option<PathBuf>, out: &mut dyn Write)
     out.flush()?;
     gw.finish_capture()
         .context("cannot write the FCIP capture")?;
-    if let Some(c) = &capture {
-        writeln!(out, "FCIP capture written to {}", c.display())?;
+    if let (Some(c), Some(stats)) = (&capture, gw.capture_stats()) {
+        writeln!(
+            out,
+            "FCIP capture written to {}: {}",
+            c.display(),
+            report::capture_line(&stats)
+        )?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use fc_frames::els::prli::TYPE_FCP;
 use fc_frames::scsi::data::DeviceType;
 use fc_node::fcp::discovery::LunInfo;
 use fc_node::scsi::Tier;
+use fcip::capture::CaptureStats;
 use fcip::connection::{ConnectionCounters, SetupCounters};
 use gateway::LinkStatus;
 
@@ -118,6 +119,15 @@ fn connection_row(out: &mut String, label: &str, k: &ConnectionCounters) {
         k.lka_answered,
         k.lka_timeouts
     );
+}
+
+/// What the FCIP capture wrote and dropped.
+pub fn capture_line(c: &CaptureStats) -> String {
+    let mut line = format!("{} packets written, {} dropped", c.recorded, c.dropped);
+    if c.dropped > 0 {
+        line.push_str(" (the capture did not keep up with the link)");
+    }
+    line
 }
 
 /// Failed connection set-ups, in the FCIP MIB's terms.

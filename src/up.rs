@@ -24,7 +24,9 @@ use fc_node::scsi::Tier;
 use topology::{write_random, ArraySpec, Topology};
 
 use crate::progress;
-use crate::report::{counters_table, human, links_table, lun_line, name_server_table};
+use crate::report::{
+    capture_line, counters_table, human, links_table, lun_line, name_server_table,
+};
 
 /// Options of `fcsan up`.
 #[derive(Debug, Clone)]
@@ -179,10 +181,12 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
         .context("cannot write the FCIP capture")?;
     let p = opts.fcip_capture.display();
     let port = san.gateway(b).fcip_addr().port();
+    let stats = san.gateway(a).capture_stats().unwrap_or_default();
     writeln!(
         out,
-        "FCIP capture: {p}\n  every FCIP frame both ways; in Wireshark decode TCP port {port} as FCIP, \
-         or: tshark -r {p} -d tcp.port=={port},fcip"
+        "FCIP capture: {p} ({})\n  every FCIP frame both ways; in Wireshark decode TCP port {port} as FCIP, \
+         or: tshark -r {p} -d tcp.port=={port},fcip",
+        capture_line(&stats)
     )?;
     if let Some(c) = &opts.capture {
         writeln!(

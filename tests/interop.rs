@@ -1,8 +1,11 @@
 //! Interoperability with an FCIP peer that shares no code with this one: `interop_peer.py`,
 //! written in Python from the byte layouts of PROTOCOLS.md (RFC 3643 encapsulation, the RFC 3821
 //! Special Frame, FC-FS header and CRC). It dials the gateway, checks the Special Frame echo,
-//! exchanges LKAs both ways, and ECHOes an `fc_node::Node` logged in on the gateway's SAN
-//! across the FCIP link; it validates every header, delimiter and FC CRC it receives.
+//! exchanges LKAs both ways (one in class F, whose answer must come in class F), ECHOes an
+//! `fc_node::Node` logged in on the gateway's SAN across the FCIP link, ECHOes the gateway
+//! switch's fabric controller FFFFFD (class 3 and class F, each answer in its request's class)
+//! and checks it refuses an ELS it does not serve; it validates every header, delimiter and FC
+//! CRC it receives.
 //!
 //! python3 is required: a machine without it fails these tests (it does not skip them).
 
@@ -157,6 +160,8 @@ async fn python_peer_handshakes_keeps_alive_and_echoes_a_node_through_the_gatewa
         "4000".into(),
         "--echo-len".into(),
         "37".into(),
+        "--class-f-lka".into(),
+        "--fabric-echo".into(),
         "--gateway-lka".into(),
         "--timeout".into(),
         "15".into(),
@@ -175,6 +180,9 @@ async fn python_peer_handshakes_keeps_alive_and_echoes_a_node_through_the_gatewa
             "fsf echoed",
             "lka answered",
             "echo answered",
+            "class f lka answered",
+            "fabric echo answered",
+            "fabric adisc rejected",
             "gateway lka answered"
         ],
         "stderr:\n{}",
@@ -193,10 +201,14 @@ async fn python_peer_handshakes_keeps_alive_and_echoes_a_node_through_the_gatewa
     let c = counters(&gw);
     assert_eq!((c.connections_opened, c.connections_up), (1, 0), "{c:?}");
     let t = c.closed_totals;
-    // In: the peer's LKA, its ECHO, its LS_ACC to our LKA. Out: the LS_ACCs to both, our LKA.
-    assert!(t.rx.frames >= 3, "{c:?}");
-    assert!(t.tx_frames >= 3, "{c:?}");
-    assert!(t.lka_answered >= 1 && t.lka_sent >= 1, "{c:?}");
+    // In: the peer's two LKAs, its three ECHOs and its ADISC, its LS_ACC to our LKA. Out:
+    // the answers to all of them, our LKA.
+    assert!(t.rx.frames >= 7, "{c:?}");
+    assert!(t.tx_frames >= 7, "{c:?}");
+    assert!(t.lka_answered >= 2 && t.lka_sent >= 1, "{c:?}");
+    // The fabric controller served the peer: nothing it sent was discarded as unroutable.
+    let isl = gw.switch.snapshot().port(ISL).map(|p| p.counters);
+    assert_eq!(isl.map(|c| c.discards.unroutable), Some(0), "{isl:?}");
     assert_eq!(t.lka_timeouts, 0, "{c:?}");
     assert_eq!(
         (

@@ -8,7 +8,14 @@ As the TCP originator it:
   1. sends the FCIP Special Frame (FSF) and checks the echo          -> prints "fsf echoed"
   2. sends an LKA (ELS 0x80, FFFFFD -> FFFFFD) and waits for LS_ACC  -> prints "lka answered"
   3. sends ECHO (ELS 0x10) from --s-id to --target, checks the data  -> prints "echo answered"
-  4. with --gateway-lka, waits until it has answered an LKA of the
+  4. with --class-f-lka, sends an LKA in class F (SOFf) and checks
+     that its LS_ACC comes in class F too                            -> "class f lka answered"
+  5. with --fabric-echo, sends ECHO to the fabric controller FFFFFD
+     in class 3 and in class F, checks the data and that each LS_ACC
+     comes in its request's class                                    -> "fabric echo answered"
+     then an ELS the fabric controller does not serve (ADISC) and
+     checks the LS_RJT says "command not supported"                  -> "fabric adisc rejected"
+  6. with --gateway-lka, waits until it has answered an LKA of the
      gateway's                                                       -> "gateway lka answered"
 With --expect-refused it only sends the FSF and expects the connection to be closed without
 an echo                                                              -> prints "refused"
@@ -59,7 +66,8 @@ FABRIC_CONTROLLER = 0xFFFFFD
 UNASSIGNED_XID = 0xFFFF
 
 # ELS command codes and payloads.
-ELS_LS_RJT, ELS_LS_ACC, ELS_ECHO, ELS_LKA = 0x01, 0x02, 0x10, 0x80
+ELS_LS_RJT, ELS_LS_ACC, ELS_ECHO, ELS_LKA, ELS_ADISC = 0x01, 0x02, 0x10, 0x80, 0x52
+LS_RJT_REASON_NOT_SUPPORTED = 0x0B
 LS_ACC = b"\x02\x00\x00\x00"
 SW_ACC = b"\x02\x00\x00\x00"
 LS_RJT_NOT_SUPPORTED = b"\x01\x00\x00\x00\x00\x0b\x00\x00"
@@ -410,6 +418,41 @@ def run(args):
                             % (len(acc.payload), acc.payload[:16].hex(), len(data)))
         print("echo answered", flush=True)
 
+        if args.class_f_lka:
+            lka = Frame(SOF_F, R_CTL_ELS_REQUEST, FABRIC_CONTROLLER, FABRIC_CONTROLLER,
+                        TYPE_ELS, F_CTL_REQUEST, ox + 2, bytes([ELS_LKA, 0, 0, 0]))
+            acc = conn.request(lka, args.timeout, "the LS_ACC to our class F LKA")
+            if acc.payload[:4] != LS_ACC:
+                raise PeerError("class F LKA answered with %s, want LS_ACC"
+                                % acc.payload[:8].hex())
+            if acc.sof != SOF_F:
+                raise PeerError("class F LKA answered with SOF %02x, want SOFf (%02x)"
+                                % (acc.sof, SOF_F))
+            print("class f lka answered", flush=True)
+
+        if args.fabric_echo:
+            for i, sof in enumerate((SOF_I3, SOF_F)):
+                req = Frame(sof, R_CTL_ELS_REQUEST, FABRIC_CONTROLLER, args.s_id, TYPE_ELS,
+                            F_CTL_REQUEST, ox + 3 + i, bytes([ELS_ECHO, 0, 0, 0]) + data)
+                acc = conn.request(req, args.timeout, "the fabric controller's LS_ACC to ECHO")
+                if acc.payload != LS_ACC + data:
+                    raise PeerError("fabric controller answered ECHO with %d bytes %s..., want "
+                                    "LS_ACC and %d bytes of data"
+                                    % (len(acc.payload), acc.payload[:16].hex(), len(data)))
+                if acc.sof != sof:
+                    raise PeerError("ECHO in SOF %02x answered in SOF %02x" % (sof, acc.sof))
+            print("fabric echo answered", flush=True)
+            # ADISC: command word, 3 reserved bytes, then hard address, port and node names,
+            # N_Port ID (FC-LS-3); the fabric controller does not serve it.
+            adisc = Frame(SOF_I3, R_CTL_ELS_REQUEST, FABRIC_CONTROLLER, args.s_id, TYPE_ELS,
+                          F_CTL_REQUEST, ox + 5, bytes([ELS_ADISC, 0, 0, 0]) + bytes(24))
+            rjt = conn.request(adisc, args.timeout, "the fabric controller's answer to ADISC")
+            if rjt.payload[:1] != bytes([ELS_LS_RJT]) or len(rjt.payload) < 8 \
+                    or rjt.payload[5] != LS_RJT_REASON_NOT_SUPPORTED:
+                raise PeerError("ADISC to the fabric controller answered with %s, want LS_RJT "
+                                "command not supported" % rjt.payload[:8].hex())
+            print("fabric adisc rejected", flush=True)
+
         if args.gateway_lka:
             deadline = time.monotonic() + args.timeout
             while conn.gateway_lkas == 0:
@@ -432,6 +475,10 @@ def main():
     p.add_argument("--k-a-tov", type=int, default=6000, help="K_A_TOV to announce, ms")
     p.add_argument("--echo-len", type=int, default=37, help="bytes of ECHO data (0-2108)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds for each step")
+    p.add_argument("--class-f-lka", action="store_true",
+                   help="after the ECHO, send an LKA in class F and check the class of its answer")
+    p.add_argument("--fabric-echo", action="store_true",
+                   help="ECHO the fabric controller FFFFFD (class 3 and F), then send it an ADISC")
     p.add_argument("--gateway-lka", action="store_true",
                    help="after the ECHO, wait for an LKA of the gateway's and answer it")
     p.add_argument("--expect-refused", action="store_true",

@@ -2,41 +2,98 @@
 //! [`Link`]s attached to its ports (after quinn's `ConnectionDriver`).
 //!
 //! ```text
-//!  link rx ─ port reader task ─┐                           ┌─ link tx (port 1)
-//!  link rx ─ port reader task ─┼─ one queue ─ switch task ─┼─ link tx (port 2)
-//!  attach / disconnect / tap ──┘     (handle_frame,        └─ events (broadcast)
-//!                                     poll_transmit)
+//!  link rx (port 1) ─┐                                 ┌─► link tx (port 1)
+//!  link rx (port 2) ─┼─► switch task ──────────────────┼─► link tx (port 2)   (bounded queues)
+//!  attach / route / ─┘   (polls every port's queue,    └─► events (broadcast)
+//!  disconnect / tap       handle_frame, poll_transmit;
+//!                         per port: frames held for room)
 //! ```
 //!
-//! One task owns the switch loop. Everything that changes the switch — a frame from a port,
-//! a port attached or disconnected, a link gone down — goes through one queue to it, so the
-//! switch sees events in the order they happened. Each attachment of a port has a generation
-//! number: a reader of a link that was since replaced can't take the new link down.
+//! One task owns the switch loop and polls every attached port's receiving queue itself: no
+//! task per port sits between a link and the switch. What changes the switch from outside — a
+//! port attached or disconnected, a route, the tap — comes through one control queue, taken
+//! before the ports' frames in each round. Ports are read in turn, a batch each, starting one
+//! port further each round. A port whose link's queue ends (every sender gone: the node
+//! dropped its end, the TCP connection closed, the FCIP link lost its last connection) goes
+//! down; its link is dropped, and the F_Port is free for the next node.
 //!
-//! The switch itself sits behind a `std::sync::Mutex` so that [`SwitchHandle::snapshot`] can
-//! read it briefly; the lock is never held across an `.await`.
+//! # When an egress port's queue is full
+//!
+//! Every link's queue is bounded. The switch never waits on one port while others have work,
+//! and never holds more than a bounded number of frames, by this rule (an FC class 3 switch's
+//! hold time):
+//!
+//! 1. A frame for a port whose link has room is queued at once ([`LinkTx::try_send`]).
+//! 2. Otherwise it is **held** in that port's hold queue, in order, with the time it came;
+//!    later frames for the port queue behind it. As the link makes room, held frames move into
+//!    it, oldest first.
+//! 3. A held frame that has waited [`DriverConfig::hold_time`] (default [`HOLD_TIME`], 500 ms)
+//!    is discarded, and so is every frame behind it that has waited as long; each is counted
+//!    in the port's [`PortCounters::tx_discards`](crate::PortCounters), as is a frame for a
+//!    port whose link is down.
+//! 4. Once a port holds [`DriverConfig::hold_frames`] (default [`HOLD_FRAMES`]) frames, the
+//!    ingress port whose frame filled it is no longer read until the hold queue is below that
+//!    again: back-pressure reaches that port's sender (its `send().await` waits, a TCP or FCIP
+//!    reader stops reading its socket). Other ingress ports go on. A hold queue can exceed
+//!    its limit by at most one batch ([`BATCH`] frames) of each ingress port, and frames the
+//!    switch originates itself.
+//!
+//! Because a held frame waits at most the hold time, two switches (or a switch and a node)
+//! that each wait for the other's room cannot deadlock: after the hold time frames go and
+//! both move again.
+//!
+//! Each attachment of a port has a generation number, so that a link replaced on its port
+//! can't free the port the new link took. The switch itself sits behind a `std::sync::Mutex`
+//! so that [`SwitchHandle::snapshot`] can read it briefly; the lock is never held across an
+//! `.await`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinHandle;
+use tokio::time::Sleep;
 
 use fc_frames::FcFrame;
 
-use crate::link::{self, tcp, Link, LinkRx, LinkTx, Received};
+use crate::link::{self, tcp, Link, LinkRx, LinkTx, Received, TrySendError, WaitReady};
 use crate::name_server::NsEntry;
 use crate::port::{PortCounters, PortId};
 use crate::switch::{Event, Switch};
 
-/// Items the switch task takes from its queue at a time.
-const BATCH: usize = 256;
+/// Items the switch task takes from one port's queue (and from the control queue) at a time.
+pub const BATCH: usize = 256;
+/// How long a frame may wait for room on its egress port's link before it is discarded.
+pub const HOLD_TIME: Duration = Duration::from_millis(500);
+/// Frames that may wait for room on one egress port before their ingress ports are no longer
+/// read.
+pub const HOLD_FRAMES: usize = 1024;
 /// Events kept for slow [`SwitchHandle::events`] receivers before they lag.
 const EVENT_CAPACITY: usize = 1024;
+
+/// The driver's rule for full egress queues (see the [module docs](self)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriverConfig {
+    /// Longest a frame waits for room on its egress port's link.
+    pub hold_time: Duration,
+    /// Frames held for one egress port at which the ingress ports feeding it stop being read.
+    pub hold_frames: usize,
+}
+
+impl Default for DriverConfig {
+    fn default() -> DriverConfig {
+        DriverConfig {
+            hold_time: HOLD_TIME,
+            hold_frames: HOLD_FRAMES,
+        }
+    }
+}
 
 /// Which way a frame went through a switch port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,7 +162,8 @@ struct Shared {
     next_generation: AtomicU64,
 }
 
-/// What the switch task is told.
+/// What the switch task is told from outside (the control queue: one message per
+/// administrative act, not per frame).
 enum Input {
     Attach {
         port: PortId,
@@ -119,21 +177,19 @@ enum Input {
         domain: u8,
         port: Option<PortId>,
     },
-    Received {
-        port: PortId,
-        generation: u64,
-        items: Vec<Received>,
-    },
-    Down {
-        port: PortId,
-        generation: u64,
-    },
     SetTap(Option<Tap>),
 }
 
 impl SwitchHandle {
-    /// Starts the switch task. Must be called inside a tokio runtime.
+    /// Starts the switch task with the default [`DriverConfig`]. Must be called inside a
+    /// tokio runtime.
     pub fn spawn(switch: Switch) -> SwitchHandle {
+        SwitchHandle::spawn_with(switch, DriverConfig::default())
+    }
+
+    /// Starts the switch task with `config`'s rule for full egress queues. Must be called
+    /// inside a tokio runtime.
+    pub fn spawn_with(switch: Switch, config: DriverConfig) -> SwitchHandle {
         let f_ports = switch.config().f_ports.keys().copied().collect();
         let switch = Arc::new(Mutex::new(switch));
         let (input, input_rx) = mpsc::unbounded_channel();
@@ -142,12 +198,20 @@ impl SwitchHandle {
         let task = SwitchTask {
             attached: Arc::clone(&attached),
             switch: Arc::clone(&switch),
-            input: input.downgrade(),
+            input: input_rx,
+            input_open: true,
             events: events.clone(),
-            links: BTreeMap::new(),
+            ports: PortMap::new(),
+            order: Vec::new(),
+            turn: 0,
             tap: None,
+            config,
+            timer: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+            timer_at: None,
+            inputs: Vec::with_capacity(BATCH),
+            items: Vec::with_capacity(BATCH),
         };
-        tokio::spawn(task.run(input_rx));
+        tokio::spawn(task.run());
         SwitchHandle {
             shared: Arc::new(Shared {
                 switch,
@@ -302,72 +366,154 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct PortLink {
     generation: u64,
     tx: LinkTx,
-    reader: JoinHandle<()>,
+    rx: LinkRx,
+    /// Frames for this port waiting for room on its link, with when they came.
+    held: VecDeque<(Instant, FcFrame)>,
+    /// Resolves when the link has room for the first held frame.
+    ready: Option<WaitReady>,
+    /// The egress port whose full hold queue this port's input waits for.
+    paused_on: Option<PortId>,
+}
+
+/// The attached ports' links, by port number (found by index, not searched for, per frame).
+struct PortMap {
+    links: Vec<Option<PortLink>>,
+    len: usize,
+}
+
+impl PortMap {
+    fn new() -> PortMap {
+        PortMap {
+            links: (0..=u8::MAX).map(|_| None).collect(),
+            len: 0,
+        }
+    }
+
+    fn get(&self, port: &PortId) -> Option<&PortLink> {
+        self.links.get(usize::from(port.0)).and_then(Option::as_ref)
+    }
+
+    fn get_mut(&mut self, port: &PortId) -> Option<&mut PortLink> {
+        self.links
+            .get_mut(usize::from(port.0))
+            .and_then(Option::as_mut)
+    }
+
+    fn contains_key(&self, port: &PortId) -> bool {
+        self.get(port).is_some()
+    }
+
+    fn insert(&mut self, port: PortId, link: PortLink) {
+        if let Some(slot) = self.links.get_mut(usize::from(port.0)) {
+            self.len += usize::from(slot.is_none());
+            *slot = Some(link);
+        }
+    }
+
+    fn remove(&mut self, port: &PortId) -> Option<PortLink> {
+        let l = self
+            .links
+            .get_mut(usize::from(port.0))
+            .and_then(Option::take);
+        self.len -= usize::from(l.is_some());
+        l
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The attached ports, in port order.
+    fn keys(&self) -> impl Iterator<Item = PortId> + '_ {
+        (0..=u8::MAX)
+            .zip(&self.links)
+            .filter(|(_, l)| l.is_some())
+            .map(|(p, _)| PortId(p))
+    }
 }
 
 struct SwitchTask {
     switch: Arc<Mutex<Switch>>,
-    /// Weak, so that the task ends when every handle and every reader is gone.
-    input: mpsc::WeakUnboundedSender<Input>,
+    input: mpsc::UnboundedReceiver<Input>,
+    /// False once every handle is gone: the task ends with the last link.
+    input_open: bool,
     events: broadcast::Sender<Event>,
-    links: BTreeMap<PortId, PortLink>,
+    ports: PortMap,
+    /// The attached ports, in port order, for reading them in turn.
+    order: Vec<PortId>,
+    /// Where in `order` the next round starts.
+    turn: usize,
     /// The handle's table of attached ports: the task frees a port whose link went down.
     attached: Arc<Mutex<BTreeMap<PortId, u64>>>,
     tap: Option<Tap>,
+    config: DriverConfig,
+    /// Wakes the task for the switch's own deadline and the oldest held frame's.
+    timer: Pin<Box<Sleep>>,
+    timer_at: Option<Instant>,
+    inputs: Vec<Input>,
+    items: Vec<Received>,
 }
 
 impl SwitchTask {
-    async fn run(mut self, mut input_rx: mpsc::UnboundedReceiver<Input>) {
-        let mut batch = Vec::with_capacity(BATCH);
+    async fn run(mut self) {
+        while std::future::poll_fn(|cx| self.poll_round(cx)).await {}
+    }
+
+    /// One round: control messages, held frames, every port's queue, time. `Ready(true)` when
+    /// something was done (another round follows at once), `Ready(false)` when the task is to
+    /// end, `Pending` (every source's waker registered) when there is nothing to do.
+    fn poll_round(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         let switch = Arc::clone(&self.switch);
-        loop {
-            let deadline = lock(&switch).poll_timeout();
-            let got = tokio::select! {
-                n = input_rx.recv_many(&mut batch, BATCH) => n,
-                () = sleep_until(deadline) => {
-                    let mut sw = lock(&switch);
-                    sw.handle_timeout(Instant::now());
-                    self.flush(&mut sw);
-                    continue;
+        let mut sw = lock(&switch);
+        let now = Instant::now();
+        let mut busy = false;
+        if self.input_open {
+            match self.input.poll_recv_many(cx, &mut self.inputs, BATCH) {
+                Poll::Ready(0) => self.input_open = false,
+                Poll::Ready(_) => {
+                    for input in std::mem::take(&mut self.inputs) {
+                        self.handle_input(&mut sw, now, input);
+                    }
+                    self.flush(&mut sw, now, None);
+                    busy = true;
                 }
-            };
-            if got == 0 {
-                break;
+                Poll::Pending => {}
             }
-            let now = Instant::now();
-            let mut sw = lock(&switch);
-            for input in batch.drain(..) {
-                self.handle(&mut sw, now, input);
-            }
-            self.flush(&mut sw);
         }
-        for (_, l) in std::mem::take(&mut self.links) {
-            l.reader.abort();
+        busy |= self.poll_held(cx, &mut sw, now);
+        busy |= self.poll_ports(cx, &mut sw, now);
+        busy |= self.poll_time(cx, &mut sw, now);
+        if busy {
+            Poll::Ready(true)
+        } else if !self.input_open && self.ports.is_empty() {
+            Poll::Ready(false)
+        } else {
+            Poll::Pending
         }
     }
 
-    fn handle(&mut self, sw: &mut Switch, now: Instant, input: Input) {
+    fn handle_input(&mut self, sw: &mut Switch, now: Instant, input: Input) {
         match input {
             Input::Attach {
                 port,
                 generation,
                 link,
             } => {
-                if self.links.contains_key(&port) {
+                if self.ports.contains_key(&port) {
                     self.detach(sw, now, port);
                 }
-                let Some(input) = self.input.upgrade() else {
-                    return; // no handle left: shutting down
-                };
-                let reader = tokio::spawn(read_port(port, generation, link.rx, input));
-                self.links.insert(
+                self.ports.insert(
                     port,
                     PortLink {
                         generation,
                         tx: link.tx,
-                        reader,
+                        rx: link.rx,
+                        held: VecDeque::new(),
+                        ready: None,
+                        paused_on: None,
                     },
                 );
+                self.order = self.ports.keys().collect();
                 sw.port_up(now, port);
             }
             Input::Disconnect { port } => self.detach(sw, now, port),
@@ -376,98 +522,243 @@ impl SwitchTask {
                 port: Some(port),
             } => sw.set_route(now, domain, port),
             Input::Route { domain, port: None } => sw.remove_route(now, domain),
-            Input::Received {
-                port,
-                generation,
-                items,
-            } => {
-                if self.links.get(&port).map(|l| l.generation) != Some(generation) {
-                    return; // from a link since replaced or disconnected
-                }
-                for item in items {
-                    match item {
-                        Received::Frame(frame) => {
-                            if let Some(tap) = &mut self.tap {
-                                tap(port, Direction::Rx, &frame);
-                            }
-                            sw.handle_frame(now, port, frame);
-                        }
-                        Received::Malformed { bytes, error } => {
-                            tracing::debug!(%port, %error, "malformed frame");
-                            sw.handle_malformed(port, bytes);
-                        }
-                    }
-                    // Send as we go, so a port's output keeps the order of its input.
-                    self.flush(sw);
-                }
-            }
-            Input::Down { port, generation } => {
-                if self.links.get(&port).map(|l| l.generation) == Some(generation) {
-                    tracing::info!(%port, "link down");
-                    self.detach(sw, now, port);
-                    // Free the port for the next node, unless it was attached anew meanwhile.
-                    let mut attached = lock(&self.attached);
-                    if attached.get(&port) == Some(&generation) {
-                        attached.remove(&port);
-                    }
-                }
-            }
             Input::SetTap(tap) => self.tap = tap,
         }
     }
 
-    /// Drops the port's link and takes the port down.
+    /// Drops the port's link (and the frames held for it) and takes the port down.
     fn detach(&mut self, sw: &mut Switch, now: Instant, port: PortId) {
-        if let Some(l) = self.links.remove(&port) {
-            l.reader.abort();
+        if let Some(l) = self.ports.remove(&port) {
+            sw.count_tx_discards(port, l.held.len() as u64);
+            self.order = self.ports.keys().collect();
             sw.port_down(now, port);
         }
     }
 
-    /// Hands the switch's output to the links, the tap and the event subscribers.
-    fn flush(&mut self, sw: &mut Switch) {
+    /// The port's link went down by itself: detached, and the F_Port freed for the next
+    /// node unless it was attached anew meanwhile.
+    fn link_down(&mut self, sw: &mut Switch, now: Instant, port: PortId) {
+        let Some(generation) = self.ports.get(&port).map(|l| l.generation) else {
+            return;
+        };
+        tracing::info!(%port, "link down");
+        self.detach(sw, now, port);
+        let mut attached = lock(&self.attached);
+        if attached.get(&port) == Some(&generation) {
+            attached.remove(&port);
+        }
+    }
+
+    /// Moves held frames into their links as room appears, and discards those held for the
+    /// hold time. True if anything moved or went.
+    fn poll_held(&mut self, cx: &mut Context<'_>, sw: &mut Switch, now: Instant) -> bool {
+        let hold_time = self.config.hold_time;
+        let mut busy = false;
+        for &port in &self.order {
+            let Some(p) = self.ports.get_mut(&port) else {
+                continue;
+            };
+            if p.held.is_empty() && p.ready.is_none() {
+                continue;
+            }
+            let before = p.held.len();
+            while p
+                .held
+                .front()
+                .is_some_and(|(at, _)| now.saturating_duration_since(*at) >= hold_time)
+            {
+                p.held.pop_front();
+            }
+            let expired = before - p.held.len();
+            if expired > 0 {
+                tracing::debug!(%port, expired, "frames held too long for room, discarded");
+                sw.count_tx_discards(port, expired as u64);
+                p.ready = None;
+                busy = true;
+            }
+            loop {
+                let Some((_, first)) = p.held.front() else {
+                    p.ready = None;
+                    break;
+                };
+                let ready = p.ready.get_or_insert_with(|| p.tx.wait_ready(first));
+                let Poll::Ready(r) = Pin::new(ready).poll(cx) else {
+                    break;
+                };
+                p.ready = None;
+                busy = true;
+                if r.is_err() {
+                    sw.count_tx_discards(port, p.held.len() as u64);
+                    p.held.clear();
+                    break;
+                }
+                while let Some((at, frame)) = p.held.pop_front() {
+                    match p.tx.try_send(frame) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(frame)) => {
+                            p.held.push_front((at, frame));
+                            break;
+                        }
+                        Err(TrySendError::Down(_)) => {
+                            sw.count_tx_discards(port, 1 + p.held.len() as u64);
+                            p.held.clear();
+                        }
+                    }
+                }
+            }
+        }
+        busy
+    }
+
+    /// Takes a batch from each port's queue in turn and hands it to the switch. True if any
+    /// port had something (or went down).
+    fn poll_ports(&mut self, cx: &mut Context<'_>, sw: &mut Switch, now: Instant) -> bool {
+        let n = self.order.len();
+        if n == 0 {
+            return false;
+        }
+        let start = self.turn % n;
+        self.turn = self.turn.wrapping_add(1);
+        let mut busy = false;
+        let mut down = Vec::new();
+        let mut items = std::mem::take(&mut self.items);
+        for k in 0..n {
+            let Some(&port) = self.order.get((start + k) % n) else {
+                continue;
+            };
+            if self.paused(port) {
+                continue;
+            }
+            let Some(p) = self.ports.get_mut(&port) else {
+                continue;
+            };
+            match p.rx.poll_recv_many(cx, &mut items, BATCH) {
+                Poll::Pending => continue,
+                Poll::Ready(0) => down.push(port),
+                Poll::Ready(_) => {
+                    for item in items.drain(..) {
+                        match item {
+                            Received::Frame(frame) => {
+                                if let Some(tap) = &mut self.tap {
+                                    tap(port, Direction::Rx, &frame);
+                                }
+                                sw.handle_frame(now, port, frame);
+                            }
+                            Received::Malformed { bytes, error } => {
+                                tracing::debug!(%port, %error, "malformed frame");
+                                sw.handle_malformed(port, bytes);
+                            }
+                        }
+                        // Send as we go, so a port's output keeps the order of its input.
+                        self.flush(sw, now, Some(port));
+                    }
+                }
+            }
+            busy = true;
+        }
+        self.items = items;
+        for port in down {
+            self.link_down(sw, now, port);
+            self.flush(sw, now, None);
+        }
+        busy
+    }
+
+    /// True while `port`'s input waits for room in another port's hold queue (and unpauses it
+    /// once that queue is below its limit or its port is gone).
+    fn paused(&mut self, port: PortId) -> bool {
+        let limit = self.config.hold_frames;
+        let Some(on) = self.ports.get(&port).and_then(|p| p.paused_on) else {
+            return false;
+        };
+        let still = self.ports.get(&on).is_some_and(|e| e.held.len() >= limit);
+        if !still {
+            if let Some(p) = self.ports.get_mut(&port) {
+                p.paused_on = None;
+            }
+        }
+        still
+    }
+
+    /// The switch's own deadline and the oldest held frame's: handles what is due, or sets
+    /// the timer. True if something was due.
+    fn poll_time(&mut self, cx: &mut Context<'_>, sw: &mut Switch, now: Instant) -> bool {
+        let own = sw.poll_timeout();
+        if own.is_some_and(|d| d <= now) {
+            sw.handle_timeout(now);
+            self.flush(sw, now, None);
+            return true;
+        }
+        let held = self
+            .order
+            .iter()
+            .filter_map(|port| self.ports.get(port))
+            .filter_map(|p| p.held.front().map(|(at, _)| *at + self.config.hold_time))
+            .min();
+        let Some(deadline) = [own, held].into_iter().flatten().min() else {
+            self.timer_at = None;
+            return false;
+        };
+        if deadline <= now {
+            return true;
+        }
+        if self.timer_at != Some(deadline) {
+            self.timer.as_mut().reset(deadline.into());
+            self.timer_at = Some(deadline);
+        }
+        if self.timer.as_mut().poll(cx).is_ready() {
+            self.timer_at = None;
+            return true;
+        }
+        false
+    }
+
+    /// Hands the switch's output to the links (or their hold queues), the tap and the event
+    /// subscribers. `ingress` is the port whose frame caused the output, if any.
+    fn flush(&mut self, sw: &mut Switch, now: Instant, ingress: Option<PortId>) {
         while let Some((port, frame)) = sw.poll_transmit() {
             if let Some(tap) = &mut self.tap {
                 tap(port, Direction::Tx, &frame);
             }
-            if let Some(l) = self.links.get(&port) {
-                // A link that went down reports it through its reader.
-                let _ = l.tx.send(frame);
-            }
+            self.egress(sw, now, ingress, port, frame);
         }
         while let Some(event) = sw.poll_event() {
             // No subscriber is not an error.
             let _ = self.events.send(event);
         }
     }
-}
 
-/// Sleeps until `deadline`, or for ever.
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Forwards what arrives on a port's link to the switch task, then reports the link down.
-async fn read_port(
-    port: PortId,
-    generation: u64,
-    mut rx: LinkRx,
-    input: mpsc::UnboundedSender<Input>,
-) {
-    let mut items = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut items, BATCH).await > 0 {
-        let batch = std::mem::replace(&mut items, Vec::with_capacity(BATCH));
-        let msg = Input::Received {
-            port,
-            generation,
-            items: batch,
-        };
-        if input.send(msg).is_err() {
+    /// One frame out `port`: into its link if it has room and nothing is held before it, else
+    /// held (see the module docs).
+    fn egress(
+        &mut self,
+        sw: &mut Switch,
+        now: Instant,
+        ingress: Option<PortId>,
+        port: PortId,
+        frame: FcFrame,
+    ) {
+        let Some(p) = self.ports.get_mut(&port) else {
+            sw.count_tx_discards(port, 1);
             return;
+        };
+        let frame = if p.held.is_empty() {
+            match p.tx.try_send(frame) {
+                Ok(()) => return,
+                Err(TrySendError::Full(f)) => f,
+                Err(TrySendError::Down(_)) => {
+                    sw.count_tx_discards(port, 1);
+                    return;
+                }
+            }
+        } else {
+            frame
+        };
+        p.held.push_back((now, frame));
+        if p.held.len() >= self.config.hold_frames {
+            if let Some(p) = ingress.and_then(|i| self.ports.get_mut(&i)) {
+                p.paused_on = Some(port);
+            }
         }
     }
-    let _ = input.send(Input::Down { port, generation });
 }

@@ -12,7 +12,7 @@
 //! | [`port`] | port identifiers and per-port counters |
 //! | [`name_server`] | the directory name server table at FFFFFC and its CT requests |
 //! | [`switch`] | fabric login, the fabric controller (SCR/RSCN), routing and hard zoning |
-//! | [`link`] | links between a node and a port: in-process channels, TCP (RFC 3643 framing) |
+//! | [`link`] | links between a node and a port (the `fc-link` type, re-exported): in-process pairs, TCP (RFC 3643 framing) |
 //! | [`driver`] | the tokio driver: a running switch with links on its ports |
 //!
 //! A port is whatever carries frames: an F_Port has a node behind it and is named in the
@@ -34,7 +34,7 @@ pub mod port;
 pub mod switch;
 
 pub use config::{Config, ConfigError, DefaultZone, Zone, ZoneSet, Zoning};
-pub use driver::{Direction, PortSnapshot, Snapshot, SwitchError, SwitchHandle, Tap};
+pub use driver::{Direction, DriverConfig, PortSnapshot, Snapshot, SwitchError, SwitchHandle, Tap};
 pub use name_server::NsEntry;
 pub use port::{DiscardReason, Discards, PortCounters, PortId};
 pub use switch::{Event, LogoutCause, Switch};

@@ -87,6 +87,9 @@ pub struct PortCounters {
     pub tx_frames: u64,
     /// Bytes handed out to send.
     pub tx_bytes: u64,
+    /// Frames handed out to send (counted in `tx_frames`) that never went: they waited the
+    /// hold time for room on the port's link, or the link was down (see `crate::driver`).
+    pub tx_discards: u64,
     /// Frames received and discarded.
     pub discards: Discards,
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use fabric::link::{self, tcp, Link, Received};
 use fabric::{
-    Config, Direction, Event, LogoutCause, PortId, Snapshot, Switch, SwitchError, SwitchHandle,
+    Config, Direction, DriverConfig, Event, LogoutCause, PortId, Snapshot, Switch, SwitchError,
+    SwitchHandle,
 };
 use fc_frames::els::{ElsCode, ElsReply, ElsRequest, LoginRepr};
 use fc_frames::encap::{emit_encapsulated, Timestamp};
@@ -62,7 +63,10 @@ async fn recv_frame(link: &mut Link) -> FcFrame {
 
 /// Sends FLOGI, checks the LS_ACC and returns the N_Port ID it assigns.
 async fn flogi(link: &mut Link, wwpn: Wwn) -> FcId {
-    link.tx.send(flogi_frame(wwpn, 0x100)).expect("link up");
+    link.tx
+        .send(flogi_frame(wwpn, 0x100))
+        .await
+        .expect("link up");
     let f = recv_frame(link).await;
     assert_eq!(f.header.r_ctl, RCtl::ELS_REPLY);
     assert_eq!(f.header.s_id, FcId::F_PORT_CONTROLLER);
@@ -121,7 +125,7 @@ async fn tcp_nodes_log_in_talk_and_leave() {
     assert_eq!(b_id, FcId::from_parts(DOMAIN, 2, 0));
 
     // A frame from one node reaches the other.
-    a.tx.send(fcp_frame(a_id, b_id, 0x200)).expect("up");
+    a.tx.send(fcp_frame(a_id, b_id, 0x200)).await.expect("up");
     let f = recv_frame(&mut b).await;
     assert_eq!((f.header.s_id, f.header.d_id), (a_id, b_id));
     assert_eq!(f.header.r_ctl, RCtl::UNSOLICITED_COMMAND);
@@ -258,7 +262,7 @@ async fn reattaching_a_port_replaces_its_link() {
     let names: Vec<Wwn> = snap.name_server.iter().map(|e| e.port_name).collect();
     assert_eq!(names, [WB]);
     // Still answering on the new link.
-    new.tx.send(flogi_frame(WB, 0x101)).expect("up");
+    new.tx.send(flogi_frame(WB, 0x101)).await.expect("up");
     assert_eq!(recv_frame(&mut new).await.header.ox_id, 0x101);
 }
 
@@ -278,7 +282,7 @@ async fn two_switches_route_by_domain_over_an_inter_switch_link() {
     let mut na = a.connect_node().expect("free port");
     let mut nb = b.connect_node().expect("free port");
     let ida = flogi(&mut na, WA).await;
-    nb.tx.send(flogi_frame(WB, 0x100)).expect("link up");
+    nb.tx.send(flogi_frame(WB, 0x100)).await.expect("link up");
     let idb = recv_frame(&mut nb).await.header.d_id;
     assert_eq!(idb.domain(), 0x0b);
     // Each name server learns the other's N_Port (the RSCN B sends A's controller on B's
@@ -293,13 +297,19 @@ async fn two_switches_route_by_domain_over_an_inter_switch_link() {
     snapshot_until(&b, |s| s.name_server.iter().any(|e| e.port_id == ida)).await;
 
     // A to B and back, across the link.
-    na.tx.send(fcp_frame(ida, idb, 0x77)).expect("link up");
+    na.tx
+        .send(fcp_frame(ida, idb, 0x77))
+        .await
+        .expect("link up");
     let f = recv_frame(&mut nb).await;
     assert_eq!(
         (f.header.s_id, f.header.d_id, f.header.ox_id),
         (ida, idb, 0x77)
     );
-    nb.tx.send(fcp_frame(idb, ida, 0x78)).expect("link up");
+    nb.tx
+        .send(fcp_frame(idb, ida, 0x78))
+        .await
+        .expect("link up");
     assert_eq!(recv_frame(&mut na).await.header.ox_id, 0x78);
     let snap = a.snapshot();
     let isl = snap.port(PortId(9)).expect("ISL port");
@@ -310,10 +320,108 @@ async fn two_switches_route_by_domain_over_an_inter_switch_link() {
     a.disconnect(PortId(9));
     let snap = snapshot_until(&a, |s| s.name_server.iter().all(|e| e.port_id != idb)).await;
     assert!(!snap.port(PortId(9)).expect("ISL port").up);
-    na.tx.send(fcp_frame(ida, idb, 0x79)).expect("link up");
+    na.tx
+        .send(fcp_frame(ida, idb, 0x79))
+        .await
+        .expect("link up");
     snapshot_until(&a, |s| {
         s.port(PortId(1))
             .is_some_and(|p| p.counters.discards.unroutable == 1)
     })
     .await;
+}
+
+/// Receives FCP frames until none comes for `quiet`; their OX_IDs.
+async fn drain_fcp(link: &mut Link, quiet: Duration) -> Vec<u16> {
+    let mut got = Vec::new();
+    while let Ok(Some(r)) = timeout(quiet, link.rx.recv()).await {
+        if let Received::Frame(f) = r {
+            if f.header.fc_type == FcType::FCP {
+                got.push(f.header.ox_id);
+            }
+        }
+    }
+    got
+}
+
+/// A node that does not read: its port's queue fills, then its hold queue; the port whose
+/// frames go there stops being read (its sender waits), other ports go on, and after the hold
+/// time the held frames are discarded and counted, so the sender moves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_egress_port_holds_pushes_back_then_discards_without_stopping_the_others() {
+    const HOLD: Duration = Duration::from_millis(800);
+    const FRAMES: u16 = 150;
+    let config = Config::new(DOMAIN, SWITCH, (1..=4).map(PortId));
+    let sw = SwitchHandle::spawn_with(
+        Switch::new(config).expect("valid config"),
+        DriverConfig {
+            hold_time: HOLD,
+            hold_frames: 16,
+        },
+    );
+    // Small queues both ways for the sender (port 1) and the sink that never reads (port 2).
+    let (near, mut a) = link::pair_with_capacity(4);
+    sw.attach(PortId(1), near);
+    let (near, mut b) = link::pair_with_capacity(4);
+    sw.attach(PortId(2), near);
+    let mut c = sw.connect_node().expect("port 3");
+    let mut d = sw.connect_node().expect("port 4");
+    let (ida, idb) = (flogi(&mut a, WA).await, flogi(&mut b, WB).await);
+    let (idc, idd) = (
+        flogi(&mut c, WC).await,
+        flogi(&mut d, Wwn::from_u64(0x2100_0024_ff4a_000d)).await,
+    );
+
+    let tx = a.tx.clone();
+    let sender = tokio::spawn(async move {
+        for ox in 0..FRAMES {
+            tx.send(fcp_frame(ida, idb, ox)).await.expect("link up");
+        }
+    });
+    // The sender is held back: at most B's queue, the hold queue and a batch from A's queue
+    // got through, and it waits for room.
+    sleep(HOLD / 4).await;
+    assert!(!sender.is_finished(), "the sender was not held back");
+    let taken = sw
+        .snapshot()
+        .port(PortId(1))
+        .expect("port 1")
+        .counters
+        .rx_frames;
+    assert!(taken < 4 + 16 + 4 + 2 + 4, "{taken} frames taken from A");
+    // Meanwhile C and D talk as usual.
+    for ox in 0..20 {
+        c.tx.send(fcp_frame(idc, idd, 0x1000 + ox))
+            .await
+            .expect("up");
+    }
+    let got = drain_fcp(&mut d, Duration::from_millis(200)).await;
+    assert_eq!(got, (0x1000..0x1014).collect::<Vec<u16>>());
+    assert!(!sender.is_finished(), "C's traffic did not wait for A's");
+
+    // After hold times the held frames go, counted, and the sender finishes.
+    timeout(WAIT + HOLD * 12, sender)
+        .await
+        .expect("the sender finishes")
+        .expect("sender");
+    let discarded = snapshot_until(&sw, |s| {
+        s.port(PortId(2))
+            .is_some_and(|p| p.counters.tx_discards > 0)
+    })
+    .await
+    .port(PortId(2))
+    .expect("port 2")
+    .counters
+    .tx_discards;
+    // What B reads now comes in order, and with the discards makes up every frame.
+    let got = drain_fcp(&mut b, HOLD * 2).await;
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+    let discarded = sw
+        .snapshot()
+        .port(PortId(2))
+        .expect("port 2")
+        .counters
+        .tx_discards
+        .max(discarded);
+    assert_eq!(got.len() as u64 + discarded, u64::from(FRAMES), "{got:?}");
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use fabric::link::{tcp, Link, Received};
+use fabric::link::{tcp, Link, Received, DEFAULT_CAPACITY};
 use fc_frames::encap::{emit_encapsulated, Timestamp};
 use fc_frames::frame::MAX_PAYLOAD;
 use fc_frames::{FcFrame, FcId, FcType, FrameError, FrameHeaderRepr, RCtl};
@@ -73,8 +73,8 @@ async fn every_payload_size_round_trips_in_order() {
         })
         .collect();
     for f in &frames {
-        a.tx.send(f.clone()).expect("a up");
-        b.tx.send(f.clone()).expect("b up");
+        a.tx.send(f.clone()).await.expect("a up");
+        b.tx.send(f.clone()).await.expect("b up");
     }
     for f in &frames {
         assert_eq!(&recv_frame(&mut b).await, f);
@@ -90,6 +90,7 @@ async fn many_small_frames_arrive_in_order() {
     let sender = tokio::spawn(async move {
         for i in 0..N {
             tx.send(frame(i as u16, i.to_be_bytes().to_vec()))
+                .await
                 .expect("link up");
         }
     });
@@ -151,13 +152,13 @@ async fn garbage_ends_the_link() {
         .expect("timed out");
     assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
     timeout(WAIT, link.tx.closed()).await.expect("tx closed");
-    assert!(link.tx.send(frame(8, vec![])).is_err());
+    assert!(link.tx.send(frame(8, vec![])).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_one_end_takes_the_other_down() {
     let (a, mut b) = tcp_pair().await;
-    a.tx.send(frame(1, vec![9; 8])).expect("up");
+    a.tx.send(frame(1, vec![9; 8])).await.expect("up");
     drop(a);
     // What was sent before the drop still arrives, then the link is down.
     assert_eq!(recv_frame(&mut b).await.header.ox_id, 1);
@@ -170,6 +171,56 @@ async fn dropping_one_end_takes_the_other_down() {
     drop(a_rx);
     assert!(recv(&mut b).await.is_none());
     timeout(WAIT, a_tx.closed()).await.expect("a tx closed");
+}
+
+/// A receiver that does not take its frames stops the reader, not the memory: the link's
+/// queue stays at its capacity, the socket's buffers fill, and the peer's writes wait. Taking
+/// the frames lets every one through, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_stops_the_reader_and_tcp_pushes_back() {
+    const FRAMES: u32 = 30_000; // 65 MB: more than the queue and both socket buffers hold
+    let (mut raw, mut link) = raw_pair().await;
+    let writer = tokio::spawn(async move {
+        let mut buf = BytesMut::new();
+        for i in 0..FRAMES {
+            emit_encapsulated(
+                &frame(i as u16, vec![(i % 251) as u8; MAX_PAYLOAD]),
+                Timestamp::ZERO,
+                &mut buf,
+            );
+            if buf.len() >= 1 << 20 {
+                raw.write_all(&buf).await.expect("write");
+                buf.clear();
+            }
+        }
+        raw.write_all(&buf).await.expect("write");
+        raw
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !writer.is_finished(),
+        "the peer wrote everything into a full link"
+    );
+    assert!(link.rx.len() <= DEFAULT_CAPACITY, "{}", link.rx.len());
+    let mut batch = Vec::new();
+    let mut next = 0u32;
+    while next < FRAMES {
+        let n = timeout(WAIT, link.rx.recv_many(&mut batch, 1024))
+            .await
+            .expect("timed out");
+        assert!(n > 0, "link went down after {next} frames");
+        for item in batch.drain(..) {
+            let Received::Frame(f) = item else {
+                panic!("frame {next} malformed");
+            };
+            assert_eq!(f.header.ox_id, next as u16);
+            next += 1;
+        }
+    }
+    timeout(WAIT, writer)
+        .await
+        .expect("writer")
+        .expect("writer");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,7 +243,7 @@ async fn throughput() {
         let tx = a.tx.clone();
         let sender = tokio::spawn(async move {
             for i in 0..count {
-                tx.send(frame(i as u16, data.clone())).expect("up");
+                tx.send(frame(i as u16, data.clone())).await.expect("up");
                 if i % 4096 == 0 {
                     tokio::task::yield_now().await;
                 }

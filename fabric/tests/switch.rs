@@ -903,3 +903,83 @@ proptest! {
         let _ = r.events();
     }
 }
+
+/// An ELS request from `s` to `d` starting with `sof`.
+fn els_frame(sof: Sof, s: FcId, d: FcId, ox: u16, req: &ElsRequest) -> FcFrame {
+    FcFrame::new(
+        sof,
+        FrameHeaderRepr::request(RCtl::ELS_REQUEST, FcType::ELS, d, s, ox),
+        req.to_vec().into(),
+        Eof::T,
+    )
+}
+
+/// The fabric controller answers ECHO with its data and refuses what it does not serve, on an
+/// F_Port as on an inter-switch port (where an independent FCIP peer sends it), and every
+/// answer travels in the class of its request.
+#[test]
+fn the_fabric_controller_answers_echo_on_every_port_in_the_requests_class() {
+    let mut r = Rig::three_hosts();
+    let data = b"fabric controller, are you there?".to_vec();
+    let echo = ElsRequest::Echo(fc_frames::els::Echo::request(data.clone()));
+    let unsupported = ElsRequest::Unknown {
+        code: ElsCode(0x52), // ADISC: not a fabric controller's service
+        payload: vec![0; 27],
+    };
+    for (port, s) in [(PA, A), (ISL, REMOTE)] {
+        for sof in [Sof::I3, Sof::F, Sof::I2] {
+            let out = r.send(
+                port,
+                els_frame(sof, s, FcId::FABRIC_CONTROLLER, 0x42, &echo),
+            );
+            assert_eq!(out.len(), 1, "{port} {sof}: {out:?}");
+            let (p, f) = &out[0];
+            assert_eq!(*p, port);
+            assert_eq!(
+                (f.header.r_ctl, f.header.s_id, f.header.d_id, f.header.ox_id),
+                (RCtl::ELS_REPLY, FcId::FABRIC_CONTROLLER, s, 0x42)
+            );
+            assert_eq!(f.sof, sof, "{port}: a reply in its request's class");
+            assert_eq!(
+                ElsReply::parse(ElsCode::ECHO, &f.payload).expect("parses"),
+                ElsReply::Echo(data.clone())
+            );
+
+            let out = r.send(
+                port,
+                els_frame(sof, s, FcId::FABRIC_CONTROLLER, 0x43, &unsupported),
+            );
+            assert_eq!(out.len(), 1, "{port}: {out:?}");
+            let (_, f) = &out[0];
+            assert_eq!(f.sof, sof);
+            let reply = ElsReply::parse(ElsCode(0x52), &f.payload).expect("parses");
+            assert_eq!(
+                rjt(&reply),
+                (LsRjtReason::COMMAND_NOT_SUPPORTED, LsRjtExplanation::NONE)
+            );
+        }
+    }
+    // Nothing was discarded on the way.
+    for port in [PA, ISL] {
+        let c = r.sw.counters(port).expect("counted");
+        assert_eq!(c.discards.total(), 0, "{port}: {c:?}");
+    }
+}
+
+/// Fabric login in class 2 is answered in class 2; in class 3, in class 3.
+#[test]
+fn the_f_port_controller_answers_in_the_requests_class() {
+    let mut r = Rig::new();
+    for (port, wwpn, sof) in [(PA, WA, Sof::I2), (PB, WB, Sof::I3)] {
+        let req = ElsRequest::Flogi(LoginRepr::request(ElsCode::FLOGI, wwpn, wwpn, 2048));
+        let out = r.send(
+            port,
+            els_frame(sof, FcId::UNIDENTIFIED, FcId::F_PORT_CONTROLLER, 7, &req),
+        );
+        let (_, acc) = out
+            .iter()
+            .find(|(p, f)| *p == port && f.header.r_ctl == RCtl::ELS_REPLY)
+            .expect("LS_ACC");
+        assert_eq!(acc.sof, sof);
+    }
+}

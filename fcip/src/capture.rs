@@ -10,6 +10,14 @@
 //!   system clock; [`CaptureSink::flow`] gives a connection its [`Flow`], which records what
 //!   it sends and receives with its own endpoints.
 //!
+//! The capture is off the data path. A connection hands each batch of segments (its bytes as
+//! `Bytes`, no copy) to the sink's own thread, which builds the packets and writes them; the
+//! queue between them holds at most [`QUEUE_BYTES`] bytes. A batch that does not fit is
+//! dropped, never waited for: a connection never stalls on its capture, and the sink counts
+//! the segments it dropped ([`CaptureSink::stats`]). Sequence numbers are taken when a
+//! segment is handed over, so a dropped one leaves its gap in the flow (Wireshark shows
+//! "previous segment not captured"), and the segments that are written stay consistent.
+//!
 //! tshark/Wireshark 4.0.17 lets its LBMSRS heuristic claim such segments before the FCIP one
 //! does, even on port 3225: open these captures with `-d tcp.port==3225,fcip` (Decode As).
 
@@ -19,12 +27,15 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use etherparse::PacketBuilder;
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use bytes::Bytes;
+use etherparse::{EtherType, Ethernet2Header, IpNumber, Ipv4Header, Ipv6Header, TcpHeader};
+use pcap_file::pcap::{PcapHeader, PcapWriter};
 use pcap_file::{DataLink, Endianness, TsResolution};
+use tokio::sync::mpsc;
 
 /// A first sequence number per flow (what a SYN would have carried).
 const ISN: u32 = 0x1000_0000;
@@ -34,11 +45,16 @@ const WINDOW: u16 = 0xFFFF;
 const HOP_LIMIT: u8 = 64;
 
 /// Writes FCIP frames as TCP segments to a pcap stream.
+///
+/// Each record is the pcap record header and the Ethernet, IP and TCP headers, written
+/// together, then the payload, written as it is: the payload is copied once, into the writer.
+/// The IPv4 header checksum is set; the TCP checksum is left zero, as a capture of a NIC that
+/// offloads checksums shows it (Wireshark does not check TCP checksums unless asked), so that
+/// the capture does not read every payload byte a second time.
 pub struct TcpCapture<W: Write> {
-    writer: PcapWriter<W>,
+    writer: W,
     /// Next sequence number of each direction, by (source, destination).
     next_seq: HashMap<(SocketAddr, SocketAddr), u32>,
-    buf: Vec<u8>,
 }
 
 /// An address as IPv6: itself, or an IPv4 address mapped (`::ffff:a.b.c.d`).
@@ -65,11 +81,13 @@ impl<W: Write> TcpCapture<W> {
             endianness: Endianness::Little,
             ..PcapHeader::default()
         };
-        let writer = PcapWriter::with_header(writer, header).map_err(io::Error::other)?;
+        // The file header; records are written here, little-endian, microseconds.
+        let writer = PcapWriter::with_header(writer, header)
+            .map_err(io::Error::other)?
+            .into_writer();
         Ok(TcpCapture {
             writer,
             next_seq: HashMap::new(),
-            buf: Vec::with_capacity(4096),
         })
     }
 
@@ -85,61 +103,187 @@ impl<W: Write> TcpCapture<W> {
     ) -> io::Result<()> {
         let seq = *self.next_seq.entry((src, dst)).or_insert(ISN);
         let ack = *self.next_seq.entry((dst, src)).or_insert(ISN);
-        let ethernet = PacketBuilder::ethernet2(mac(src), mac(dst));
-        let ip = match (src.ip(), dst.ip()) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => ethernet.ipv4(s.octets(), d.octets(), HOP_LIMIT),
-            (s, d) => ethernet.ipv6(v6(s), v6(d), HOP_LIMIT),
-        };
-        let builder = ip.tcp(src.port(), dst.port(), seq, WINDOW).psh().ack(ack);
-        self.buf.clear();
-        builder
-            .write(&mut self.buf, payload)
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        self.record_segment(ts, src, dst, seq, ack, payload)?;
         if let Some(next) = self.next_seq.get_mut(&(src, dst)) {
             // TCP sequence numbers count bytes modulo 2^32.
             *next = seq.wrapping_add(payload.len() as u32);
         }
-        let len = self.buf.len() as u32;
-        self.writer
-            .write_packet(&PcapPacket::new(ts, len, &self.buf))
-            .map_err(io::Error::other)?;
         Ok(())
+    }
+
+    /// Records `payload` as a TCP segment from `src` to `dst` with the sequence and
+    /// acknowledgement numbers given (the caller keeps them consistent), stamped `ts`.
+    pub fn record_segment(
+        &mut self,
+        ts: Duration,
+        src: SocketAddr,
+        dst: SocketAddr,
+        seq: u32,
+        ack: u32,
+        payload: &[u8],
+    ) -> io::Result<()> {
+        let mut tcp = TcpHeader::new(src.port(), dst.port(), seq, WINDOW);
+        tcp.acknowledgment_number = ack;
+        tcp.ack = true;
+        tcp.psh = true;
+        let ip_payload = tcp.header_len() + payload.len();
+        let too_long = || io::Error::other(format!("a segment of {} bytes", payload.len()));
+        let ip_payload16 = u16::try_from(ip_payload).map_err(|_| too_long())?;
+        let mut headers = [0u8; Ethernet2Header::LEN + Ipv6Header::LEN + TcpHeader::MIN_LEN];
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            if let Some(d) = headers.get_mut(at..at + bytes.len()) {
+                d.copy_from_slice(bytes);
+                at += bytes.len();
+            }
+        };
+        match (src.ip(), dst.ip()) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let eth = Ethernet2Header {
+                    source: mac(src),
+                    destination: mac(dst),
+                    ether_type: EtherType::IPV4,
+                };
+                let mut ip = Ipv4Header::new(
+                    ip_payload16,
+                    HOP_LIMIT,
+                    IpNumber::TCP,
+                    s.octets(),
+                    d.octets(),
+                )
+                .map_err(|_| too_long())?;
+                ip.header_checksum = ip.calc_header_checksum();
+                put(&eth.to_bytes());
+                put(&ip.to_bytes());
+            }
+            (s, d) => {
+                let eth = Ethernet2Header {
+                    source: mac(src),
+                    destination: mac(dst),
+                    ether_type: EtherType::IPV6,
+                };
+                let ip = Ipv6Header {
+                    payload_length: ip_payload16,
+                    next_header: IpNumber::TCP,
+                    hop_limit: HOP_LIMIT,
+                    source: v6(s),
+                    destination: v6(d),
+                    ..Ipv6Header::default()
+                };
+                put(&eth.to_bytes());
+                put(&ip.to_bytes());
+            }
+        }
+        put(&tcp.to_bytes());
+        let headers = headers.get(..at).unwrap_or(&[]);
+        let len = u32::try_from(headers.len() + payload.len()).map_err(|_| too_long())?;
+        let mut record = [0u8; 16];
+        record[0..4].copy_from_slice(&(ts.as_secs() as u32).to_le_bytes());
+        record[4..8].copy_from_slice(&ts.subsec_micros().to_le_bytes());
+        record[8..12].copy_from_slice(&len.to_le_bytes());
+        record[12..16].copy_from_slice(&len.to_le_bytes());
+        self.writer.write_all(&record)?;
+        self.writer.write_all(headers)?;
+        self.writer.write_all(payload)
     }
 
     /// Returns the writer (flush it if it buffers).
     pub fn into_inner(self) -> W {
-        self.writer.into_writer()
+        self.writer
     }
 }
 
-/// One capture shared by many connections: cheap to clone, records stamped with the system
-/// clock as they are written, so they are in time order. A write error is logged once and
-/// ends the capture; the connections go on.
-///
-/// [`finish`](Self::finish) flushes and closes the file; records after it are dropped.
-/// Dropping the last clone flushes too, without a report.
-#[derive(Clone)]
-pub struct CaptureSink {
-    inner: Arc<Mutex<Open>>,
+/// Most bytes of segments waiting for the capture's thread; a batch that would go over is
+/// dropped (and counted).
+pub const QUEUE_BYTES: usize = 64 << 20;
+
+/// What a capture wrote and what it could not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// Segments written.
+    pub recorded: u64,
+    /// Segments dropped: the capture's thread did not keep up (its queue was full), or the
+    /// file failed.
+    pub dropped: u64,
 }
 
-/// The capture while it is open (`None` once finished or failed).
-struct Open(Option<TcpCapture<Box<dyn Write + Send>>>);
+/// One capture shared by many connections: cheap to clone; records are written by a thread of
+/// the sink's own, from a bounded queue, stamped with the system clock as they are handed
+/// over. A write error is logged once and ends the capture; the connections go on.
+///
+/// [`finish`](Self::finish) writes what is queued, flushes and closes the file; records after
+/// it are dropped. Dropping the last clone does the same, without a report.
+#[derive(Clone)]
+pub struct CaptureSink {
+    inner: Arc<SinkInner>,
+}
+
+struct SinkInner {
+    tx: mpsc::UnboundedSender<Message>,
+    shared: Arc<SinkShared>,
+}
+
+/// What the sink's handles and its thread share.
+struct SinkShared {
+    /// Most bytes queued for the thread.
+    limit: usize,
+    /// Bytes of segments queued for the thread.
+    queued: AtomicUsize,
+    recorded: AtomicU64,
+    dropped: AtomicU64,
+    finished: AtomicBool,
+}
+
+enum Message {
+    Segments(Vec<Segment>),
+    Finish(std::sync::mpsc::SyncSender<io::Result<()>>),
+}
+
+/// One TCP segment to write.
+struct Segment {
+    ts: Duration,
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: u32,
+    payload: Bytes,
+}
 
 impl fmt::Debug for CaptureSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CaptureSink")
-            .field("open", &self.lock().0.is_some())
+            .field("stats", &self.stats())
             .finish()
     }
 }
 
 impl CaptureSink {
-    /// A capture written to `writer` (the pcap file header is written now).
+    /// A capture written to `writer` by a thread of its own (the pcap file header is written
+    /// now).
     pub fn new(writer: impl Write + Send + 'static) -> io::Result<CaptureSink> {
+        CaptureSink::with_queue(writer, QUEUE_BYTES)
+    }
+
+    /// [`new`](Self::new) with a queue of at most `queue_bytes` bytes for the thread.
+    pub fn with_queue(
+        writer: impl Write + Send + 'static,
+        queue_bytes: usize,
+    ) -> io::Result<CaptureSink> {
         let capture = TcpCapture::new(Box::new(writer) as Box<dyn Write + Send>)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(SinkShared {
+            limit: queue_bytes,
+            queued: AtomicUsize::new(0),
+            recorded: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            finished: AtomicBool::new(false),
+        });
+        let thread_shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("fcip-capture".into())
+            .spawn(move || write_segments(capture, rx, &thread_shared))?;
         Ok(CaptureSink {
-            inner: Arc::new(Mutex::new(Open(Some(capture)))),
+            inner: Arc::new(SinkInner { tx, shared }),
         })
     }
 
@@ -154,66 +298,154 @@ impl CaptureSink {
             sink: self.clone(),
             local,
             peer,
+            seq: Arc::new(FlowSeq {
+                sent: AtomicU32::new(ISN),
+                received: AtomicU32::new(ISN),
+            }),
         }
     }
 
-    /// Records each of `payloads` as its own TCP segment from `src` to `dst`.
-    pub fn record<'a>(
-        &self,
-        src: SocketAddr,
-        dst: SocketAddr,
-        payloads: impl IntoIterator<Item = &'a [u8]>,
-    ) {
-        let mut guard = self.lock();
-        let Some(capture) = guard.0.as_mut() else {
+    /// Segments written and dropped so far.
+    pub fn stats(&self) -> CaptureStats {
+        let s = &self.inner.shared;
+        CaptureStats {
+            recorded: s.recorded.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Hands `segments` to the thread, or drops them (counted) if the queue has no room.
+    fn queue(&self, segments: Vec<Segment>) {
+        let s = &self.inner.shared;
+        if segments.is_empty() || s.finished.load(Ordering::Acquire) {
             return;
-        };
-        // Stamped under the lock: records are in time order.
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        for p in payloads {
-            if let Err(e) = capture.record(ts, src, dst, p) {
-                tracing::warn!(error = %e, "FCIP capture failed: no more frames are recorded");
-                guard.0 = None;
-                return;
-            }
+        }
+        let bytes: usize = segments.iter().map(|g| g.payload.len()).sum();
+        if s.queued.fetch_add(bytes, Ordering::AcqRel) + bytes > s.limit {
+            s.queued.fetch_sub(bytes, Ordering::AcqRel);
+            s.dropped
+                .fetch_add(segments.len() as u64, Ordering::Relaxed);
+            return;
+        }
+        if self.inner.tx.send(Message::Segments(segments)).is_err() {
+            s.queued.fetch_sub(bytes, Ordering::AcqRel);
         }
     }
 
-    /// Flushes and closes the capture; later records are dropped. The first call reports the
-    /// flush's error, later calls do nothing.
+    /// Writes what is queued, flushes and closes the capture; later records are dropped. The
+    /// first call reports the flush's error (or the write error that ended the capture),
+    /// later calls do nothing. Waits for the capture's thread.
     pub fn finish(&self) -> io::Result<()> {
-        match self.lock().0.take() {
-            Some(capture) => capture.into_inner().flush(),
-            None => Ok(()),
+        if self.inner.shared.finished.swap(true, Ordering::AcqRel) {
+            return Ok(());
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Open> {
-        // A panic while recording leaves at worst a truncated record; the capture stays usable.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        let (reply, done) = std::sync::mpsc::sync_channel(1);
+        if self.inner.tx.send(Message::Finish(reply)).is_err() {
+            return Ok(());
+        }
+        done.recv().unwrap_or(Ok(()))
     }
 }
 
+/// The capture's thread: writes segments until told to finish or every handle is gone.
+fn write_segments(
+    capture: TcpCapture<Box<dyn Write + Send>>,
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    shared: &SinkShared,
+) {
+    let mut capture = Some(capture);
+    let mut failed: Option<io::Error> = None;
+    while let Some(msg) = rx.blocking_recv() {
+        match msg {
+            Message::Segments(segments) => {
+                let bytes: usize = segments.iter().map(|g| g.payload.len()).sum();
+                let n = segments.len() as u64;
+                let mut written = 0;
+                if let Some(c) = capture.as_mut() {
+                    for g in &segments {
+                        if let Err(e) =
+                            c.record_segment(g.ts, g.src, g.dst, g.seq, g.ack, &g.payload)
+                        {
+                            tracing::warn!(error = %e, "FCIP capture failed: no more frames are recorded");
+                            capture = None;
+                            failed = Some(e);
+                            break;
+                        }
+                        written += 1;
+                    }
+                }
+                shared.recorded.fetch_add(written, Ordering::Relaxed);
+                shared.dropped.fetch_add(n - written, Ordering::Relaxed);
+                shared.queued.fetch_sub(bytes, Ordering::AcqRel);
+            }
+            Message::Finish(reply) => {
+                let r = match (capture.take(), failed.take()) {
+                    (Some(c), _) => c.into_inner().flush(),
+                    (None, Some(e)) => Err(e),
+                    (None, None) => Ok(()),
+                };
+                let _ = reply.send(r);
+            }
+        }
+    }
+    if let Some(c) = capture {
+        let _ = c.into_inner().flush();
+    }
+}
+
+/// The next sequence number each way of one flow.
+#[derive(Debug)]
+struct FlowSeq {
+    /// Local to peer.
+    sent: AtomicU32,
+    /// Peer to local.
+    received: AtomicU32,
+}
+
 /// One TCP connection's view of a [`CaptureSink`]: records what it sends and what it receives
-/// with its real local and peer addresses.
+/// with its real local and peer addresses. Never waits: see the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct Flow {
     sink: CaptureSink,
     local: SocketAddr,
     peer: SocketAddr,
+    seq: Arc<FlowSeq>,
 }
 
 impl Flow {
     /// Records frames sent to the peer, each its own segment.
-    pub fn sent<'a>(&self, frames: impl IntoIterator<Item = &'a [u8]>) {
-        self.sink.record(self.local, self.peer, frames);
+    pub fn sent(&self, frames: impl IntoIterator<Item = Bytes>) {
+        self.record(true, frames);
     }
 
     /// Records frames received from the peer, each its own segment.
-    pub fn received<'a>(&self, frames: impl IntoIterator<Item = &'a [u8]>) {
-        self.sink.record(self.peer, self.local, frames);
+    pub fn received(&self, frames: impl IntoIterator<Item = Bytes>) {
+        self.record(false, frames);
+    }
+
+    fn record(&self, sent: bool, frames: impl IntoIterator<Item = Bytes>) {
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let (src, dst, own, other) = if sent {
+            (self.local, self.peer, &self.seq.sent, &self.seq.received)
+        } else {
+            (self.peer, self.local, &self.seq.received, &self.seq.sent)
+        };
+        let segments: Vec<Segment> = frames
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .map(|payload| Segment {
+                ts,
+                src,
+                dst,
+                // TCP sequence numbers count bytes modulo 2^32; each way has one writer.
+                seq: own.fetch_add(payload.len() as u32, Ordering::Relaxed),
+                ack: other.load(Ordering::Relaxed),
+                payload,
+            })
+            .collect();
+        self.sink.queue(segments);
     }
 }
 
@@ -432,8 +664,8 @@ mod tests {
         let b: SocketAddr = "[2001:db8::b]:3225".parse().expect("address");
         let sink = CaptureSink::create(&path).expect("create");
         let flow = sink.flow(a, b);
-        flow.sent([&fsf(7).emit()[..]]);
-        flow.received([&fsf(7).emit()[..]]);
+        flow.sent([Bytes::copy_from_slice(&fsf(7).emit())]);
+        flow.received([Bytes::copy_from_slice(&fsf(7).emit())]);
         sink.finish().expect("flush");
 
         let out = Command::new("tshark")
@@ -545,8 +777,8 @@ mod tests {
             "127.0.0.1:4000".parse().expect("address"),
             "127.0.0.1:3225".parse().expect("address"),
         );
-        flow.sent([&[1u8; 76][..], &[2u8; 64][..]]);
-        flow.received([&[3u8; 76][..]]);
+        flow.sent([Bytes::from(vec![1u8; 76]), Bytes::from(vec![2u8; 64])]);
+        flow.received([Bytes::from(vec![3u8; 76])]);
         assert!(buf.bytes().is_empty(), "buffered until finished");
         sink.finish().expect("flush");
         let segs = segments(&buf.bytes());
@@ -554,8 +786,71 @@ mod tests {
         assert_eq!(lens, vec![76, 64, 76]);
         assert_eq!(segs[2].src.port(), 3225);
         let len = buf.bytes().len();
-        flow.sent([&[4u8; 64][..]]);
+        flow.sent([Bytes::from(vec![4u8; 64])]);
         sink.finish().expect("a second finish does nothing");
         assert_eq!(buf.bytes().len(), len);
+    }
+
+    /// A writer that takes nothing until it is let go.
+    struct Stalled {
+        out: SharedBuf,
+        go: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    }
+
+    impl Write for Stalled {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            let (lock, cv) = &*self.go;
+            let mut go = lock.lock().expect("lock");
+            while !*go {
+                go = cv.wait(go).expect("wait");
+            }
+            self.out.write(b)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A capture that cannot keep up drops segments, counts them, and never holds up the
+    /// connection that records; what it writes keeps consistent sequence numbers, with the
+    /// dropped segments' gaps.
+    #[test]
+    fn test_a_capture_that_cannot_keep_up_drops_and_counts() {
+        let out = SharedBuf::default();
+        let go = Arc::new((std::sync::Mutex::new(true), std::sync::Condvar::new()));
+        let writer = Stalled {
+            out: out.clone(),
+            go: go.clone(),
+        };
+        // Room for 10 segments of 1000 bytes.
+        let sink = CaptureSink::with_queue(writer, 10_000).expect("header");
+        *go.0.lock().expect("lock") = false;
+        let flow = sink.flow(
+            "127.0.0.1:4000".parse().expect("address"),
+            "127.0.0.1:3225".parse().expect("address"),
+        );
+        let started = std::time::Instant::now();
+        for i in 0..100u8 {
+            flow.sent([Bytes::from(vec![i; 1000])]);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "recording waited for the capture"
+        );
+        let stats = sink.stats();
+        assert!(stats.dropped >= 89, "{stats:?}");
+        *go.0.lock().expect("lock") = true;
+        go.1.notify_all();
+        sink.finish().expect("flush");
+        let stats = sink.stats();
+        assert_eq!(stats.recorded + stats.dropped, 100, "{stats:?}");
+        let segs = segments(&out.bytes());
+        assert_eq!(segs.len() as u64, stats.recorded);
+        // Each written segment sits at its place in the flow: byte i * 1000 for segment i.
+        for s in &segs {
+            let i = s.payload[0];
+            assert_eq!(s.seq, ISN + u32::from(i) * 1000, "segment {i}");
+        }
     }
 }

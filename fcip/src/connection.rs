@@ -15,11 +15,25 @@
 //!
 //! A connection with nothing received for K_A_TOV is dead: it closes and reports why. The
 //! clauses are cited from memory of RFC 3821 and FC-BB-5; the behaviour follows PROTOCOLS.md.
+//! An LKA is answered here, in the class it came in (SOFf for one sent in class F), and
+//! never handed up.
+//!
+//! Once open ([`originate`], [`accept`]), a [`Connection`] is started with the queue its
+//! frames go to ([`Connection::start`]); two tasks then run it:
+//!
+//! - the **writer** takes frames from its bounded queue ([`Running::tx`], [`QUEUE`] frames) a
+//!   batch at a time and writes each batch with `writev`; while TCP does not take them, the
+//!   queue fills and its senders wait or are refused;
+//! - the **reader** reads into the receive engine, and queues what it cut into the queue it was
+//!   started with, a batch a read, waiting for room: while that queue is full it reads
+//!   nothing, the socket's buffer fills and TCP's window closes on the peer.
 //!
 //! With [`Endpoint::capture`] set, every frame the connection sends or receives — both
 //! Special Frames, FC frames, LKAs and their LS_ACCs — is recorded as its own TCP segment
-//! between the connection's real addresses ([`crate::capture`]). Frames are recorded just
-//! before they are written, so that a capture never shows an answer before its request.
+//! between the connection's real addresses ([`crate::capture`]), by the capture's own thread:
+//! the connection hands it the bytes and never waits for it. Frames are handed over just
+//! before they are written (received ones before they are queued up), so that a capture never
+//! shows an answer before its request.
 //! Received bytes the engine could not frame (encapsulation errors, skipped bytes, frames
 //! dropped by the transit check) are recorded as they came, in segments of their own.
 //! Without a capture the data path does no capture work beyond testing an `Option`.
@@ -37,11 +51,13 @@ use std::time::{Duration, SystemTime};
 use bytes::{Bytes, BytesMut};
 use fc_frames::els::{ElsCode, ElsReply, ElsRequest};
 use fc_frames::encap::{emit_encapsulated, encapsulable, Gather, Timestamp, MAX_IOVECS};
-use fc_frames::{FCtl, FcFrame, FcId, FcType, FrameError, FrameHeaderRepr, RCtl, Wwn};
+use fc_frames::{Eof, FCtl, FcFrame, FcId, FcType, FrameHeaderRepr, RCtl, Sof, Wwn};
+use fc_link::{self as link, Link, LinkRx, LinkTx, Received};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
 use tokio::time::{timeout, Instant};
 
 use crate::capture::{CaptureSink, Flow};
@@ -53,6 +69,11 @@ use crate::time::sntp_from_system_time;
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most frames written with one system call.
 const BATCH: usize = 256;
+/// Frames a connection's send queue holds (and the queue [`Connection::into_link`] receives
+/// into).
+pub const QUEUE: usize = fc_link::DEFAULT_CAPACITY;
+/// LKA answers waiting for the writer.
+const ANSWERS: usize = 16;
 /// Largest capture record of received bytes that were not a frame (an IPv6 packet's payload
 /// is at most 64 KiB).
 const MAX_UNFRAMED_SEGMENT: usize = 32 << 10;
@@ -151,22 +172,6 @@ pub enum Closed {
     Local,
 }
 
-/// What a connection hands up.
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// An FC frame.
-    Frame(FcFrame),
-    /// A frame that was framed right but did not decode (bad FC CRC): counted, not used.
-    Malformed {
-        /// Bytes of the FC frame.
-        bytes: usize,
-        /// Why.
-        error: FrameError,
-    },
-    /// The connection ended.
-    Closed(Closed),
-}
-
 /// Counters of one connection, in the FCIP MIB's terms (RFC 4404) plus traffic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConnectionCounters {
@@ -185,17 +190,49 @@ pub struct ConnectionCounters {
     pub lka_timeouts: u64,
 }
 
-/// An open FCIP connection: send frames with [`tx`](Self::tx), receive [`Event`]s on
-/// [`rx`](Self::rx). Dropping both ends closes it.
+/// An FCIP connection whose Special Frame exchange is done, not yet carrying frames: give it
+/// the queue its frames go to with [`start`](Self::start) (an [`FcipLink`](crate::link) does,
+/// for each of its connections), or make it a link of its own with
+/// [`into_link`](Self::into_link).
 #[derive(Debug)]
 pub struct Connection {
-    /// Frames to send.
-    pub tx: mpsc::UnboundedSender<FcFrame>,
-    /// What arrived.
-    pub rx: mpsc::UnboundedReceiver<Event>,
+    stream: TcpStream,
     /// The peer's Special Frame (as it sent it, or as it echoed ours).
     pub peer: SpecialFrame,
+    k_a_tov: Duration,
+    receiver: ReceiverConfig,
+    flow: Option<Flow>,
     counters: Arc<Mutex<ConnectionCounters>>,
+}
+
+/// A connection in its data phase: its reader and writer tasks run.
+#[derive(Debug)]
+pub struct Running {
+    /// Frames to send: the writer's bounded queue ([`QUEUE`] frames). Full while TCP does not
+    /// take what the writer has; every clone dropped ends the connection.
+    pub tx: LinkTx,
+    reader: AbortHandle,
+    writer: AbortHandle,
+    counters: Arc<Mutex<ConnectionCounters>>,
+}
+
+impl Running {
+    /// Ends the connection now: both tasks stop and the socket closes. What is queued to send
+    /// is dropped, and `done` is not called.
+    pub fn close(&self) {
+        self.reader.abort();
+        self.writer.abort();
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> ConnectionCounters {
+        *lock(&self.counters)
+    }
+
+    /// A handle on the counters that outlives the connection.
+    pub fn counters_handle(&self) -> Arc<Mutex<ConnectionCounters>> {
+        self.counters.clone()
+    }
 }
 
 impl Connection {
@@ -207,6 +244,71 @@ impl Connection {
     /// A handle on the counters that outlives the connection.
     pub fn counters_handle(&self) -> Arc<Mutex<ConnectionCounters>> {
         self.counters.clone()
+    }
+
+    /// Starts the data phase. Every frame received goes to `inbound`, a batch at a time; while
+    /// `inbound` has no room the reader waits and reads nothing more, so the peer's TCP window
+    /// closes. Frames to send go into the returned [`Running::tx`]. LKAs are answered here
+    /// and never reach `inbound`. `done` is called once, with why, when the connection ends by
+    /// itself (not after [`Running::close`]).
+    pub fn start(self, inbound: LinkTx, done: impl FnOnce(Closed) + Send + 'static) -> Running {
+        let Connection {
+            stream,
+            k_a_tov,
+            receiver,
+            flow,
+            counters,
+            ..
+        } = self;
+        let (rd, wr) = stream.into_split();
+        let (tx, out_rx) = link::channel(QUEUE);
+        // The reader answers LKAs through a queue of the writer's own, so that the writer still
+        // ends when every sender of its main queue is dropped. A peer that floods LKAs faster
+        // than they are answered loses answers, not memory.
+        let (answers, answers_rx) = mpsc::channel(ANSWERS);
+        // The reader holds `stop_tx`: when it ends, the writer ends too.
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let writer = tokio::spawn(write_loop(
+            wr,
+            out_rx,
+            answers_rx,
+            stop_rx,
+            counters.clone(),
+            k_a_tov,
+            flow.clone(),
+        ));
+        let read = read_loop(
+            rd,
+            Receiver::new(receiver),
+            inbound,
+            answers,
+            counters.clone(),
+            k_a_tov,
+            flow.map(RxCapture::new),
+        );
+        let reader = tokio::spawn(async move {
+            let why = read.await;
+            drop(stop_tx);
+            done(why);
+        });
+        Running {
+            tx,
+            reader: reader.abort_handle(),
+            writer: writer.abort_handle(),
+            counters,
+        }
+    }
+
+    /// The connection as a link of its own (one lane): frames sent on the link go to the peer,
+    /// frames from the peer arrive on it, with queues of [`QUEUE`] frames. The receiver says
+    /// why the connection ended.
+    pub fn into_link(self) -> (Link, oneshot::Receiver<Closed>) {
+        let (in_tx, in_rx) = link::channel(QUEUE);
+        let (closed_tx, closed_rx) = oneshot::channel();
+        let running = self.start(in_tx, move |why| {
+            let _ = closed_tx.send(why);
+        });
+        (Link::new(running.tx, in_rx), closed_rx)
     }
 }
 
@@ -255,12 +357,12 @@ pub async fn originate(
     };
     let fsf = sent.emit();
     if let Some(flow) = &flow {
-        flow.sent([&fsf[..]]);
+        flow.sent([Bytes::copy_from_slice(&fsf)]);
     }
     stream.write_all(&fsf).await?;
     let echo = read_fsf(&mut stream, flow.as_ref()).await?;
     echo.echo_matches(&sent).map_err(SetupError::EchoMismatch)?;
-    Ok(start(stream, local, echo, flow))
+    Ok(opened(stream, local, echo, flow))
 }
 
 /// Accepts a connection on `stream`: reads the originator's Special Frame, checks that it is
@@ -283,10 +385,10 @@ pub async fn accept(
     // Echoed unchanged: we accept every field as the originator set it.
     let echo = fsf.emit();
     if let Some(flow) = &flow {
-        flow.sent([&echo[..]]);
+        flow.sent([Bytes::copy_from_slice(&echo)]);
     }
     stream.write_all(&echo).await?;
-    Ok(start(stream, local, fsf, flow))
+    Ok(opened(stream, local, fsf, flow))
 }
 
 /// The capture's view of `stream`, when there is a capture (and the socket knows both its
@@ -308,7 +410,7 @@ async fn read_fsf(stream: &mut TcpStream, flow: Option<&Flow>) -> Result<Special
         Ok(Ok(_)) => {
             // Recorded before it is checked: a refused Special Frame is worth seeing.
             if let Some(flow) = flow {
-                flow.received([&buf[..]]);
+                flow.received([Bytes::copy_from_slice(&buf)]);
             }
             Ok(SpecialFrame::parse(&buf)?)
         }
@@ -317,42 +419,19 @@ async fn read_fsf(stream: &mut TcpStream, flow: Option<&Flow>) -> Result<Special
     }
 }
 
-fn start(
+fn opened(
     stream: TcpStream,
     local: &Endpoint,
     peer: SpecialFrame,
     flow: Option<Flow>,
 ) -> Connection {
-    let (rd, wr) = stream.into_split();
-    let (tx, out_rx) = mpsc::unbounded_channel();
-    let (in_tx, rx) = mpsc::unbounded_channel();
-    // The reader answers LKAs through a queue of the writer's own, so that the writer still
-    // ends when the connection's owner drops its sender.
-    let (answers, answers_rx) = mpsc::unbounded_channel();
-    let counters = Arc::new(Mutex::new(ConnectionCounters::default()));
-    let k_a_tov = local.k_a_tov;
-    tokio::spawn(write_loop(
-        wr,
-        out_rx,
-        answers_rx,
-        counters.clone(),
-        k_a_tov,
-        flow.clone(),
-    ));
-    tokio::spawn(read_loop(
-        rd,
-        Receiver::new(local.receiver),
-        in_tx,
-        answers,
-        counters.clone(),
-        k_a_tov,
-        flow.map(RxCapture::new),
-    ));
     Connection {
-        tx,
-        rx,
+        stream,
         peer,
-        counters,
+        k_a_tov: local.k_a_tov,
+        receiver: local.receiver,
+        flow,
+        counters: Arc::new(Mutex::new(ConnectionCounters::default())),
     }
 }
 
@@ -385,8 +464,9 @@ fn is_lka_reply(f: &FcFrame) -> bool {
 
 async fn write_loop(
     mut wr: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<FcFrame>,
-    mut answers: mpsc::UnboundedReceiver<FcFrame>,
+    mut rx: LinkRx,
+    mut answers: mpsc::Receiver<FcFrame>,
+    mut stop: oneshot::Receiver<()>,
     counters: Arc<Mutex<ConnectionCounters>>,
     k_a_tov: Duration,
     flow: Option<Flow>,
@@ -403,14 +483,16 @@ async fn write_loop(
             tokio::select! {
                 n = rx.recv_many(&mut batch, BATCH) => n > 0,
                 Some(a) = answers.recv() => {
-                    batch.push(a);
+                    batch.push(Received::Frame(a));
                     true
                 }
+                // The reader ended: so does the connection.
+                _ = &mut stop => false,
             }
         };
         match timeout(idle, next).await {
             Ok(false) => {
-                // The owner dropped its sender: the connection ends.
+                // Every sender dropped, or the reader ended: the connection ends.
                 let _ = wr.shutdown().await;
                 return;
             }
@@ -418,7 +500,7 @@ async fn write_loop(
             Err(_) => {
                 // K_A_TOV/2 without sending: keep the connection alive.
                 ox = ox.wrapping_add(1);
-                batch.push(lka(ox));
+                batch.push(Received::Frame(lka(ox)));
                 lock(&counters).lka_sent += 1;
                 tracing::debug!(ox_id = ox, "LKA sent");
             }
@@ -431,7 +513,7 @@ async fn write_loop(
             // Captured: each frame's bytes in one piece, recorded as written.
             Some(flow) => {
                 let mut frames = 0;
-                for f in batch.drain(..) {
+                for f in frames_of(&mut batch) {
                     answered += usize::from(is_lka_reply(&f));
                     if encapsulable(&f) {
                         let at = out.len();
@@ -440,16 +522,17 @@ async fn write_loop(
                         cuts.push(at..out.len());
                     }
                 }
-                flow.sent(cuts.drain(..).filter_map(|r| out.get(r)));
-                count_sent(&counters, frames, out.len());
-                let r = wr.write_all(&out).await;
-                out.clear();
-                r
+                // The capture's thread gets the very bytes written, no copy; it never holds
+                // the writer up (see `crate::capture`).
+                let data = out.split().freeze();
+                flow.sent(cuts.drain(..).map(|r| data.slice(r)));
+                count_sent(&counters, frames, data.len());
+                wr.write_all(&data).await
             }
             // Not captured: long payloads go to the kernel where they are, no copy.
             None => {
                 gather.clear();
-                for f in batch.drain(..) {
+                for f in frames_of(&mut batch) {
                     answered += usize::from(is_lka_reply(&f));
                     if encapsulable(&f) {
                         gather.push(f, ts);
@@ -467,6 +550,14 @@ async fn write_loop(
             tracing::debug!(answered, "LKA answered");
         }
     }
+}
+
+/// The frames of a batch taken from the send queue (which carries only frames).
+fn frames_of(batch: &mut Vec<Received>) -> impl Iterator<Item = FcFrame> + '_ {
+    batch.drain(..).filter_map(|r| match r {
+        Received::Frame(f) => Some(f),
+        Received::Malformed { .. } => None,
+    })
 }
 
 fn count_sent(counters: &Mutex<ConnectionCounters>, frames: u64, bytes: usize) {
@@ -493,12 +584,13 @@ async fn write_gather(wr: &mut OwnedWriteHalf, out: &Gather) -> io::Result<()> {
 async fn read_loop(
     mut rd: OwnedReadHalf,
     mut engine: Receiver,
-    up: mpsc::UnboundedSender<Event>,
-    answers: mpsc::UnboundedSender<FcFrame>,
+    inbound: LinkTx,
+    answers: mpsc::Sender<FcFrame>,
     counters: Arc<Mutex<ConnectionCounters>>,
     k_a_tov: Duration,
     mut capture: Option<RxCapture>,
-) {
+) -> Closed {
+    let mut items: Vec<Received> = Vec::with_capacity(BATCH);
     let closed = loop {
         if engine.room() == 0 {
             // Cannot happen: poll drains what was read. Guard against a stall anyway.
@@ -517,7 +609,7 @@ async fn read_loop(
                 lock(&counters).lka_timeouts += 1;
                 break Closed::KeepAliveTimeout;
             }
-            () = up.closed() => break Closed::Local,
+            () = inbound.closed() => break Closed::Local,
         };
         // One clock reading a read: its frames arrived together.
         let arrived = now();
@@ -544,17 +636,23 @@ async fn read_loop(
                             | FCtl::SEQUENCE_INITIATIVE,
                         ..FrameHeaderRepr::reply_to(&frame.header, RCtl::ELS_REPLY, 0xFFFF)
                     };
-                    let _ = answers.send(FcFrame::single(acc, ElsReply::Acc.to_vec()));
-                    lock(&counters).lka_answered += 1;
+                    // The answer travels in the class of the LKA (SOFf for one sent in class F).
+                    let answer = FcFrame::new(
+                        reply_sof(frame.sof),
+                        acc,
+                        ElsReply::Acc.to_vec().into(),
+                        Eof::T,
+                    );
+                    if answers.try_send(answer).is_ok() {
+                        lock(&counters).lka_answered += 1;
+                    }
                 }
                 Output::Frame { frame, .. } if is_lka_reply(&frame) => {
                     tracing::debug!(ox_id = frame.header.ox_id, "LKA acknowledged");
                 }
-                Output::Frame { frame, .. } => {
-                    let _ = up.send(Event::Frame(frame));
-                }
+                Output::Frame { frame, .. } => items.push(Received::Frame(frame)),
                 Output::Malformed { bytes, error } => {
-                    let _ = up.send(Event::Malformed { bytes, error });
+                    items.push(Received::Malformed { bytes, error });
                 }
                 Output::Special(fsf) => {
                     tracing::warn!(?fsf, "Special Frame in the data phase, ignored");
@@ -565,6 +663,13 @@ async fn read_loop(
             }
         }
         lock(&counters).rx = *engine.counters();
+        if let Some(c) = &mut capture {
+            c.flush();
+        }
+        // Waits for room above: meanwhile nothing is read, and TCP pushes back on the peer.
+        if !items.is_empty() && inbound.send_all(&mut items).await.is_err() {
+            break Closed::Local;
+        }
         if engine.is_closed() {
             break Closed::LostSync;
         }
@@ -573,7 +678,19 @@ async fn read_loop(
         c.closed();
     }
     tracing::info!(?closed, "FCIP connection closed");
-    let _ = up.send(Event::Closed(closed));
+    closed
+}
+
+/// The SOF that opens the answer to a request that came with `request`: an answer travels in
+/// the class of its request (class F stays SOFf, class 2 and 4 open with SOFi2 and SOFi4,
+/// class 3 and unknown codes with SOFi3).
+fn reply_sof(request: Sof) -> Sof {
+    match request {
+        Sof::F => Sof::F,
+        Sof::I2 | Sof::N2 => Sof::I2,
+        Sof::I4 | Sof::N4 | Sof::C4 => Sof::I4,
+        _ => Sof::I3,
+    }
 }
 
 /// Cuts the received byte stream into the pieces the engine made of it, for the capture: a
@@ -583,6 +700,8 @@ async fn read_loop(
 struct RxCapture {
     flow: Flow,
     pending: BytesMut,
+    /// Segments cut since the last [`flush`](Self::flush).
+    segments: Vec<Bytes>,
 }
 
 impl RxCapture {
@@ -590,6 +709,7 @@ impl RxCapture {
         RxCapture {
             flow,
             pending: BytesMut::with_capacity(64 << 10),
+            segments: Vec::new(),
         }
     }
 
@@ -628,11 +748,24 @@ impl RxCapture {
     fn closed(&mut self) {
         let rest = self.pending.split().freeze();
         self.record(rest);
+        self.flush();
     }
 
-    fn record(&self, bytes: Bytes) {
+    fn record(&mut self, bytes: Bytes) {
         // A run of skipped bytes can be longer than an IP packet holds.
-        self.flow.received(bytes.chunks(MAX_UNFRAMED_SEGMENT));
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let piece = rest.split_to(rest.len().min(MAX_UNFRAMED_SEGMENT));
+            self.segments.push(piece);
+        }
+    }
+
+    /// Hands what was cut to the capture, in one batch (before the frames go up, so that a
+    /// capture never shows an answer before its request).
+    fn flush(&mut self) {
+        if !self.segments.is_empty() {
+            self.flow.received(self.segments.drain(..));
+        }
     }
 }
 
@@ -687,25 +820,53 @@ mod tests {
         Ok((o, a))
     }
 
-    async fn next_frame(c: &mut Connection) -> FcFrame {
-        match timeout(WAIT, c.rx.recv()).await {
-            Ok(Some(Event::Frame(f))) => f,
+    /// A connection in its data phase, as a link of its own.
+    struct Live {
+        link: Link,
+        closed: oneshot::Receiver<Closed>,
+        counters: Arc<Mutex<ConnectionCounters>>,
+    }
+
+    impl Live {
+        fn counters(&self) -> ConnectionCounters {
+            *lock(&self.counters)
+        }
+    }
+
+    fn live(c: Connection) -> Live {
+        let counters = c.counters_handle();
+        let (link, closed) = c.into_link();
+        Live {
+            link,
+            closed,
+            counters,
+        }
+    }
+
+    async fn next_frame(c: &mut Live) -> FcFrame {
+        match timeout(WAIT, c.link.rx.recv()).await {
+            Ok(Some(Received::Frame(f))) => f,
             other => panic!("expected a frame, got {other:?}"),
         }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn test_handshake_then_frames_both_ways_in_order() {
-        let (mut o, mut a) = pair(Duration::from_secs(10)).await.unwrap();
+        let (o, a) = pair(Duration::from_secs(10)).await.unwrap();
         assert_eq!(o.peer.nonce, 0x1234_5678_9abc_def0);
         assert_eq!(a.peer.source_fabric, A);
-        for i in 0..2000u16 {
-            o.tx.send(frame(i, usize::from(i) % 2113)).unwrap();
-        }
+        let (mut o, mut a) = (live(o), live(a));
+        let tx = o.link.tx.clone();
+        let sender = tokio::spawn(async move {
+            for i in 0..2000u16 {
+                tx.send(frame(i, usize::from(i) % 2113)).await.unwrap();
+            }
+        });
         for i in 0..2000u16 {
             assert_eq!(next_frame(&mut a).await, frame(i, usize::from(i) % 2113));
         }
-        a.tx.send(frame(7, 100)).unwrap();
+        sender.await.unwrap();
+        a.link.tx.send(frame(7, 100)).await.unwrap();
         assert_eq!(next_frame(&mut o).await, frame(7, 100));
         // The writer counts a batch once its write returns, which may be after the peer
         // has read it.
@@ -739,11 +900,14 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn test_idle_connection_kept_alive_by_lka() {
         // K_A_TOV with room for a loaded machine's scheduling delays.
-        let (o, mut a) = pair(Duration::from_millis(800)).await.unwrap();
+        let (o, a) = pair(Duration::from_millis(800)).await.unwrap();
+        let (o, mut a) = (live(o), live(a));
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        // Both still open: no Closed event; LKAs (from whichever side fell silent first) were
-        // answered, and the answers kept the other side's writer busy.
-        assert!(a.rx.try_recv().is_err());
+        // Both still open: not closed, nothing handed up (LKAs are answered below the link);
+        // LKAs (from whichever side fell silent first) were answered, and the answers kept
+        // the other side's writer busy.
+        assert!(a.link.rx.try_recv().is_none());
+        assert!(a.closed.try_recv().is_err());
         let (oc, ac) = (o.counters(), a.counters());
         assert!(oc.lka_sent + ac.lka_sent >= 2, "{oc:?} {ac:?}");
         assert!(oc.lka_answered + ac.lka_answered >= 2, "{oc:?} {ac:?}");
@@ -764,15 +928,13 @@ mod tests {
             drop(s);
         });
         let s = TcpStream::connect(addr).await.unwrap();
-        let mut o = originate(s, &endpoint(A, Duration::from_millis(200)), B, 9)
+        let o = originate(s, &endpoint(A, Duration::from_millis(200)), B, 9)
             .await
             .unwrap();
-        let ev = timeout(WAIT, o.rx.recv()).await.unwrap();
-        assert!(
-            matches!(ev, Some(Event::Closed(Closed::KeepAliveTimeout))),
-            "{ev:?}"
-        );
-        assert_eq!(o.counters().lka_timeouts, 1);
+        let o = live(o);
+        let why = timeout(WAIT, o.closed).await.unwrap();
+        assert_eq!(why, Ok(Closed::KeepAliveTimeout));
+        assert_eq!(lock(&o.counters).lka_timeouts, 1);
         peer.abort();
     }
 
@@ -792,16 +954,16 @@ mod tests {
         let local = s.local_addr().unwrap();
         let mut ep = endpoint(A, WAIT);
         ep.capture = Some(sink.clone());
-        let mut o = originate(s, &ep, B, 0x77).await.unwrap();
-        let mut a = acceptor.await.unwrap();
+        let mut o = live(originate(s, &ep, B, 0x77).await.unwrap());
+        let mut a = live(acceptor.await.unwrap());
         let sent = [frame(1, 0), frame(2, 5), frame(3, 2112)];
         for f in &sent {
-            o.tx.send(f.clone()).unwrap();
+            o.link.tx.send(f.clone()).await.unwrap();
         }
         for f in &sent {
             assert_eq!(next_frame(&mut a).await, *f);
         }
-        a.tx.send(frame(4, 100)).unwrap();
+        a.link.tx.send(frame(4, 100)).await.unwrap();
         assert_eq!(next_frame(&mut o).await, frame(4, 100));
         sink.finish().unwrap();
 
@@ -854,7 +1016,9 @@ mod tests {
     /// returns what the accepting side recorded after the Special Frames, and the bytes sent.
     async fn junk_then_frame(junk: usize) -> (Vec<Segment>, BytesMut) {
         let buf = SharedBuf::default();
-        let (mut s, mut a) = hand_made_peer(CaptureSink::new(buf.clone()).unwrap()).await;
+        let sink = CaptureSink::new(buf.clone()).unwrap();
+        let (mut s, a) = hand_made_peer(sink.clone()).await;
+        let mut a = live(a);
         let mut bytes = BytesMut::new();
         bytes.extend_from_slice(&vec![0xAA; junk]);
         emit_encapsulated(&frame(9, 40), Timestamp::ZERO, &mut bytes);
@@ -862,14 +1026,10 @@ mod tests {
         assert_eq!(next_frame(&mut a).await, frame(9, 40));
         drop(s);
         // The connection ends; what it held is recorded by then.
-        loop {
-            match timeout(WAIT, a.rx.recv()).await.unwrap() {
-                Some(Event::Closed(_)) | None => break,
-                Some(_) => {}
-            }
-        }
+        let _ = timeout(WAIT, &mut a.closed).await.unwrap();
         // The counters are updated once a chunk is done, before the connection ends.
         assert_eq!(a.counters().rx.encapsulation_errors, 1);
+        sink.finish().unwrap();
         let segs = segments(&buf.bytes());
         let lens: Vec<usize> = segs.iter().take(2).map(|s| s.payload.len()).collect();
         assert_eq!(lens, vec![FSF_LEN, FSF_LEN]);
@@ -902,5 +1062,47 @@ mod tests {
             junk
         );
         assert_eq!(frame.payload, &bytes[junk..]);
+    }
+
+    /// Reads one encapsulated frame from a raw socket.
+    async fn read_encapsulated(s: &mut TcpStream) -> FcFrame {
+        let mut header = [0u8; 28];
+        timeout(WAIT, s.read_exact(&mut header))
+            .await
+            .expect("a frame")
+            .expect("read");
+        let words = usize::from(u16::from_be_bytes([header[12], header[13]]) & 0x3FF);
+        let mut bytes = header.to_vec();
+        bytes.resize(words * 4, 0);
+        s.read_exact(&mut bytes[28..]).await.expect("read");
+        let (_, frame) =
+            fc_frames::encap::parse_encapsulated(Bytes::from(bytes)).expect("encapsulated");
+        frame.expect("a valid FC frame")
+    }
+
+    /// An LKA answers in its own class: one sent in class F (SOFf) gets its LS_ACC in class F,
+    /// one in class 3 in class 3; neither reaches the link above.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_lka_is_answered_in_the_class_it_came_in() {
+        let (mut s, a) = hand_made_peer(CaptureSink::new(SharedBuf::default()).unwrap()).await;
+        let mut a = live(a);
+        for (ox, sof) in [(0x10, Sof::F), (0x11, Sof::I3)] {
+            let mut req = lka(ox);
+            req.sof = sof;
+            let mut bytes = BytesMut::new();
+            emit_encapsulated(&req, Timestamp::ZERO, &mut bytes);
+            s.write_all(&bytes).await.unwrap();
+            let acc = read_encapsulated(&mut s).await;
+            assert_eq!(acc.sof, sof, "LKA in {sof} answered in {}", acc.sof);
+            assert_eq!(
+                (acc.header.r_ctl, acc.header.ox_id, acc.header.d_id),
+                (RCtl::ELS_REPLY, ox, FcId::FABRIC_CONTROLLER)
+            );
+            assert_eq!(acc.payload[0], ElsCode::LS_ACC.0);
+        }
+        assert!(a.link.rx.try_recv().is_none());
+        assert_eq!(a.counters().lka_answered, 2);
+        drop(s);
+        let _ = timeout(WAIT, &mut a.closed).await;
     }
 }

@@ -1,34 +1,52 @@
 //! An FCIP link (an FCIP_LEP, RFC 3821 §5.5): one to eight FCIP connections to one peer
 //! gateway, used as one inter-switch link.
 //!
-//! - All frames of one exchange (S_ID, D_ID, OX_ID) go on the same connection, so their order
-//!   holds; exchanges are spread over the configured connections by a hash. An exchange whose
-//!   connection is down goes to the next one up, and comes back to its own when it returns:
-//!   only then, with frames of it possibly still queued on the other, can its order break —
-//!   a connection lost mid-exchange loses frames of it anyway, which FC recovers by exchange.
+//! ```text
+//!  LinkEvent::Up(Link) ──► the switch port takes the Link itself
+//!    Link.tx (lanes) ──┬─► connection 1 writer ──► TCP ══► peer
+//!                      └─► connection 2 writer ──► TCP ══► peer
+//!    Link.rx ◄──────────── connection 1 and 2 readers ◄── TCP ◄══ peer
+//! ```
+//!
+//! - While at least one connection is up the link hands out one [`Link`] (the `fc-link`
+//!   type): [`LinkEvent::Up`] carries it, and whoever takes it (a switch port) sends and
+//!   receives on it directly. Its sending half is a link of lanes, one per configured
+//!   connection: a frame goes straight into the queue of its exchange's connection's writer
+//!   (no task in between). All frames of one exchange (S_ID, D_ID, OX_ID) go on the same
+//!   connection, so their order holds; exchanges are spread over the configured connections by
+//!   a hash. An exchange whose connection is down goes to the next one up, and comes back to
+//!   its own when it returns: only then, with frames of it possibly still queued on the other,
+//!   can its order break — a connection lost mid-exchange loses frames of it anyway, which FC
+//!   recovers by exchange. Every connection's reader queues what it receives into the link's
+//!   one receiving half, waiting (and reading nothing) while it is full.
+//! - When the last connection goes, the link is down: the `Link`'s receiving half ends once
+//!   what arrived is taken, its sending half refuses frames (counted in
+//!   [`LinkCounters::dropped_no_connection`]), and [`LinkEvent::Down`] is sent. The next
+//!   connection up brings a new `Link` with a new [`LinkEvent::Up`].
 //! - The originating side dials every connection and dials again, with bounded exponential
 //!   backoff and jitter, whenever one ends; the accepting side takes connections from a
 //!   listener ([`accept`](crate::connection::accept)) and [`FcipLink::add`]s them.
-//! - The link is up while at least one connection is; [`LinkEvent::Up`] and
-//!   [`LinkEvent::Down`] say when that changes, for the switch to bring its routes up and
-//!   down.
+//! - The link task handles only connections coming and going (control messages); frames
+//!   never pass through it.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use fc_frames::{FcFrame, FrameError, Wwn};
+use fc_frames::Wwn;
+use fc_link::{self as link, LaneSet, Link, LinkTx};
 use tokio::sync::mpsc;
 
 use crate::connection::{
-    dial, originate, Closed, Connection, ConnectionCounters, Endpoint, Event, SetupCounters,
+    dial, originate, Closed, Connection, ConnectionCounters, Endpoint, Running, SetupCounters,
     SetupError,
 };
 
 /// Most connections a link may have.
 pub const MAX_CONNECTIONS: usize = 8;
+/// Frames the link's receiving half holds before its connections' readers wait.
+pub const QUEUE: usize = fc_link::DEFAULT_CAPACITY;
 
 /// How a link behaves.
 #[derive(Debug, Clone)]
@@ -45,22 +63,14 @@ pub struct LinkConfig {
     pub reconnect_max: Duration,
 }
 
-/// What a link hands up.
-#[derive(Debug, Clone)]
+/// What a link tells its owner.
+#[derive(Debug)]
 pub enum LinkEvent {
-    /// The first connection came up.
-    Up,
-    /// The last connection went down.
+    /// The first connection came up: frames to and from the peer go on this `Link` while
+    /// the link stays up.
+    Up(Link),
+    /// The last connection went down: the `Link` of the last `Up` is down.
     Down,
-    /// An FC frame from the peer.
-    Frame(FcFrame),
-    /// A frame that was framed right but did not decode (bad FC CRC).
-    Malformed {
-        /// Bytes of the FC frame.
-        bytes: usize,
-        /// Why.
-        error: FrameError,
-    },
 }
 
 /// Counters of a link: its connections' added up, and how they came and went.
@@ -76,18 +86,24 @@ pub struct LinkCounters {
     pub dial_failures: u64,
     /// Why the dials failed, as the FCIP MIB counts set-up failures.
     pub setup_failures: SetupCounters,
-    /// Frames dropped because no connection was up.
+    /// Frames refused because no connection was up.
     pub dropped_no_connection: u64,
     /// The closed connections' counters, added up (the open ones are in [`FcipLink::connections`]).
     pub closed_totals: ConnectionCounters,
 }
 
+/// One slot's connection.
 struct Slot {
-    tx: mpsc::UnboundedSender<FcFrame>,
+    running: Running,
     generation: u64,
-    /// True while the slot holds this connection: its forwarder hands frames up only while
-    /// it is, and [`LinkTask::closed`] clears it before it reports the link down.
-    current: Arc<Mutex<bool>>,
+}
+
+/// The link while it is up: what its `Link` is made of.
+struct Period {
+    /// A sender into the `Link`'s receiving half, cloned for each connection's reader.
+    inbound: LinkTx,
+    /// The `Link`'s sending half's lanes, one per slot.
+    lanes: LaneSet,
 }
 
 enum Internal {
@@ -100,13 +116,11 @@ enum Internal {
     Closed(usize, u64, Closed),
 }
 
-/// A running link: send frames with [`tx`](Self::tx), receive [`LinkEvent`]s on
-/// [`rx`](Self::rx).
+/// A running link: its [`LinkEvent`]s (each [`LinkEvent::Up`] with the `Link` to use) on
+/// [`events`](Self::events). Dropping `events` closes every connection and ends the link.
 pub struct FcipLink {
-    /// Frames to the peer.
-    pub tx: mpsc::UnboundedSender<FcFrame>,
-    /// What the link hands up.
-    pub rx: mpsc::UnboundedReceiver<LinkEvent>,
+    /// What the link tells its owner.
+    pub events: mpsc::UnboundedReceiver<LinkEvent>,
     /// Adding accepted connections, bouncing, counters: a handle that may go elsewhere.
     pub control: LinkControl,
 }
@@ -141,7 +155,9 @@ impl LinkControl {
 
     /// The link's counters.
     pub fn counters(&self) -> LinkCounters {
-        *lock(&self.shared.counters)
+        let mut c = *lock(&self.shared.counters);
+        c.dropped_no_connection = self.shared.dropped.load(Ordering::Relaxed);
+        c
     }
 
     /// Each open connection's counters, by slot.
@@ -157,6 +173,8 @@ impl LinkControl {
 struct Shared {
     counters: Mutex<LinkCounters>,
     slots: Mutex<Vec<Option<Arc<Mutex<ConnectionCounters>>>>>,
+    /// Frames the lanes refused for want of a connection.
+    dropped: Arc<AtomicU64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -198,12 +216,12 @@ impl FcipLink {
 
     fn spawn(mut config: LinkConfig, peer: Option<SocketAddr>, seed: u64) -> FcipLink {
         config.connections = config.connections.clamp(1, MAX_CONNECTIONS);
-        let (tx, out_rx) = mpsc::unbounded_channel();
-        let (up_tx, rx) = mpsc::unbounded_channel();
+        let (up_tx, events) = mpsc::unbounded_channel();
         let (internal, internal_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             counters: Mutex::new(LinkCounters::default()),
             slots: Mutex::new(vec![None; config.connections]),
+            dropped: Arc::new(AtomicU64::new(0)),
         });
         let task = LinkTask {
             slots: (0..config.connections).map(|_| None).collect(),
@@ -215,11 +233,11 @@ impl FcipLink {
             internal: internal.clone(),
             shared: shared.clone(),
             generation: 0,
+            period: None,
         };
-        tokio::spawn(task.run(out_rx, internal_rx));
+        tokio::spawn(task.run(internal_rx));
         FcipLink {
-            tx,
-            rx,
+            events,
             control: LinkControl { internal, shared },
         }
     }
@@ -246,33 +264,28 @@ struct LinkTask {
     internal: mpsc::UnboundedSender<Internal>,
     shared: Arc<Shared>,
     generation: u64,
+    period: Option<Period>,
 }
 
 impl LinkTask {
-    async fn run(
-        mut self,
-        mut out: mpsc::UnboundedReceiver<FcFrame>,
-        mut internal: mpsc::UnboundedReceiver<Internal>,
-    ) {
+    async fn run(mut self, mut internal: mpsc::UnboundedReceiver<Internal>) {
         for i in 0..self.slots.len() {
             self.dial(i, Duration::ZERO);
         }
-        let mut batch = Vec::with_capacity(256);
         loop {
             tokio::select! {
-                n = out.recv_many(&mut batch, 256) => {
-                    if n == 0 {
-                        return; // the link's owner is gone: connections close as slots drop
-                    }
-                    for f in batch.drain(..) {
-                        self.send(f);
-                    }
-                }
                 Some(msg) = internal.recv() => self.internal(msg),
+                // The link's owner is gone.
+                () = self.up.closed() => break,
             }
-            if self.up.is_closed() {
-                return;
+        }
+        for slot in self.slots.iter_mut() {
+            if let Some(s) = slot.take() {
+                s.running.close();
             }
+        }
+        if let Some(p) = self.period.take() {
+            p.lanes.close();
         }
     }
 
@@ -318,26 +331,6 @@ impl LinkTask {
         self.slots.iter().flatten().count()
     }
 
-    /// Sends on the connection of the frame's exchange: its hash picks one of the configured
-    /// slots, so an exchange keeps its connection while that connection lives, whatever
-    /// happens to the others; while it is down, the next slot up takes its exchanges.
-    fn send(&mut self, frame: FcFrame) {
-        let n = self.slots.len();
-        let h = frame.header;
-        let mut hasher = DefaultHasher::new();
-        (h.s_id, h.d_id, h.ox_id).hash(&mut hasher);
-        let first = (hasher.finish() % n.max(1) as u64) as usize;
-        let slot = (0..n)
-            .map(|i| (first + i) % n)
-            .find_map(|i| self.slots.get(i).and_then(Option::as_ref));
-        match slot {
-            Some(slot) => {
-                let _ = slot.tx.send(frame);
-            }
-            None => lock(&self.shared.counters).dropped_no_connection += 1,
-        }
-    }
-
     fn internal(&mut self, msg: Internal) {
         match msg {
             Internal::Bounce => {
@@ -349,7 +342,8 @@ impl LinkTask {
             }
             Internal::Opened(slot, conn) => {
                 let slot = slot.or_else(|| self.slots.iter().position(Option::is_none));
-                let Some(slot) = slot.filter(|s| *s < self.slots.len()) else {
+                let Some(slot) = slot.filter(|s| self.slots.get(*s).is_some_and(Option::is_none))
+                else {
                     tracing::warn!("FCIP link full: extra connection from the peer closed");
                     return; // dropping `conn` closes it
                 };
@@ -376,37 +370,45 @@ impl LinkTask {
     }
 
     fn open(&mut self, slot: usize, conn: Connection) {
-        let was_down = self.up_count() == 0;
+        if self.period.as_ref().is_some_and(|p| p.inbound.is_closed()) {
+            // The Link's owner dropped its receiving half: that Link is over, whatever
+            // connections it still has; this connection starts a new one.
+            if let Some(p) = self.period.take() {
+                p.lanes.close();
+                let _ = self.up.send(LinkEvent::Down);
+            }
+        }
+        let period = match self.period.take() {
+            Some(p) => p,
+            None => {
+                let (inbound, rx) = link::channel(QUEUE);
+                let (tx, lanes) = link::lanes(self.slots.len(), self.shared.dropped.clone());
+                tracing::info!(peer = %self.config.peer_fabric, "FCIP link up");
+                // Before the connection starts reading: every frame of the link goes to this
+                // Link, which its owner has from now on.
+                let _ = self.up.send(LinkEvent::Up(Link::new(tx, rx)));
+                Period { inbound, lanes }
+            }
+        };
         self.generation += 1;
         let generation = self.generation;
-        let counters = conn.counters_handle();
-        let Connection { tx, rx, .. } = conn;
-        let current = Arc::new(Mutex::new(true));
+        let internal = self.internal.clone();
+        let running = conn.start(period.inbound.clone(), move |why| {
+            let _ = internal.send(Internal::Closed(slot, generation, why));
+        });
+        period.lanes.set(slot, running.tx.clone());
+        self.period = Some(period);
+        if let Some(s) = lock(&self.shared.slots).get_mut(slot) {
+            *s = Some(running.counters_handle());
+        }
         if let Some(s) = self.slots.get_mut(slot) {
             *s = Some(Slot {
-                tx,
+                running,
                 generation,
-                current: current.clone(),
             });
         }
-        if was_down {
-            // Before the forwarder starts: no frame of the link comes up before Up.
-            tracing::info!(peer = %self.config.peer_fabric, "FCIP link up");
-            let _ = self.up.send(LinkEvent::Up);
-        }
-        tokio::spawn(forward(
-            rx,
-            current,
-            self.up.clone(),
-            self.internal.clone(),
-            slot,
-            generation,
-        ));
         if let Some(b) = self.backoff.get_mut(slot) {
             *b = self.config.reconnect_min;
-        }
-        if let Some(s) = lock(&self.shared.slots).get_mut(slot) {
-            *s = Some(counters);
         }
         let mut c = lock(&self.shared.counters);
         c.connections_opened += 1;
@@ -416,8 +418,11 @@ impl LinkTask {
     fn closed(&mut self, slot: usize, why: &Closed) {
         tracing::info!(peer = %self.config.peer_fabric, slot, ?why, "FCIP connection down");
         if let Some(s) = self.slots.get_mut(slot).and_then(Option::take) {
-            // Whatever its forwarder hands up from now on would come after Down.
-            *lock(&s.current) = false;
+            // Its reader is gone from now on: nothing of it reaches the Link any more.
+            s.running.close();
+        }
+        if let Some(p) = &self.period {
+            p.lanes.clear(slot);
         }
         let last = lock(&self.shared.slots)
             .get_mut(slot)
@@ -431,6 +436,11 @@ impl LinkTask {
         }
         drop(c);
         if self.up_count() == 0 {
+            if let Some(p) = self.period.take() {
+                // The Link's sending half refuses from now on; its receiving half ends once
+                // the readers (aborted above) have let go and what came is taken.
+                p.lanes.close();
+            }
             tracing::info!(peer = %self.config.peer_fabric, "FCIP link down");
             let _ = self.up.send(LinkEvent::Down);
         }
@@ -456,41 +466,6 @@ impl LinkTask {
     }
 }
 
-/// Hands a connection's frames up to the link's owner, straight rather than through the link
-/// task, while the connection is `current`; then reports how it ended to the link task.
-async fn forward(
-    mut rx: mpsc::UnboundedReceiver<Event>,
-    current: Arc<Mutex<bool>>,
-    up: mpsc::UnboundedSender<LinkEvent>,
-    internal: mpsc::UnboundedSender<Internal>,
-    slot: usize,
-    generation: u64,
-) {
-    let mut batch = Vec::with_capacity(FORWARD_BATCH);
-    let why = 'events: loop {
-        if rx.recv_many(&mut batch, FORWARD_BATCH).await == 0 {
-            break Closed::Eof;
-        }
-        // Held while handing up, so that the link task's Down comes after these frames.
-        let current = lock(&current);
-        for ev in batch.drain(..) {
-            let ev = match ev {
-                Event::Frame(f) => LinkEvent::Frame(f),
-                Event::Malformed { bytes, error } => LinkEvent::Malformed { bytes, error },
-                // Nothing comes after Closed.
-                Event::Closed(why) => break 'events why,
-            };
-            if *current {
-                let _ = up.send(ev);
-            }
-        }
-    };
-    let _ = internal.send(Internal::Closed(slot, generation, why));
-}
-
-/// Most events a forwarder takes from its connection at a time.
-const FORWARD_BATCH: usize = 256;
-
 /// Adds a closed connection's counters to the link's totals.
 fn accumulate(total: &mut ConnectionCounters, c: &ConnectionCounters) {
     let (t, r) = (&mut total.rx, &c.rx);
@@ -513,7 +488,8 @@ fn accumulate(total: &mut ConnectionCounters, c: &ConnectionCounters) {
 mod tests {
     use std::collections::BTreeMap;
 
-    use fc_frames::{FcId, FcType, FrameHeaderRepr, RCtl};
+    use fc_frames::{FcFrame, FcId, FcType, FrameHeaderRepr, RCtl};
+    use fc_link::Received;
     use tokio::net::TcpListener;
     use tokio::time::timeout;
 
@@ -574,7 +550,18 @@ mod tests {
         (a, b)
     }
 
-    async fn wait_up(link: &mut FcipLink, n: u64) {
+    /// The `Link` of the link's next `Up`.
+    async fn next_up(link: &mut FcipLink) -> Link {
+        loop {
+            match timeout(WAIT, link.events.recv()).await.expect("link up") {
+                Some(LinkEvent::Up(l)) => return l,
+                Some(LinkEvent::Down) => {}
+                None => panic!("link task ended"),
+            }
+        }
+    }
+
+    async fn wait_up(link: &FcipLink, n: u64) {
         timeout(WAIT, async {
             loop {
                 if link.counters().connections_up >= n {
@@ -587,85 +574,119 @@ mod tests {
         .expect("connections up");
     }
 
+    async fn next_frame(l: &mut Link) -> FcFrame {
+        match timeout(WAIT, l.rx.recv())
+            .await
+            .expect("frames keep coming")
+        {
+            Some(Received::Frame(f)) => f,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn test_100k_frames_in_order_within_each_exchange_over_four_connections() {
         let (mut a, mut b) = links(4).await;
-        wait_up(&mut a, 4).await;
-        wait_up(&mut b, 4).await;
+        let la = next_up(&mut a).await;
+        let mut lb = next_up(&mut b).await;
+        wait_up(&a, 4).await;
+        wait_up(&b, 4).await;
         let exchanges = 64u16;
         let total = 100_000u32;
-        for i in 0..total {
-            let x = (i % u32::from(exchanges)) as u16;
-            let seq = (i / u32::from(exchanges)) as u16;
-            a.tx.send(frame(x, seq, (i as usize * 37) % 2113)).unwrap();
-        }
-        let mut next: BTreeMap<u16, u16> = BTreeMap::new();
-        let mut got = 0u32;
-        while got < total {
-            match timeout(WAIT, b.rx.recv())
-                .await
-                .expect("frames keep coming")
-            {
-                Some(LinkEvent::Frame(f)) => {
-                    let x = f.header.ox_id;
-                    let want = next.entry(x).or_insert(0);
-                    assert_eq!(f.header.seq_cnt, *want, "exchange {x} out of order");
-                    let i = u32::from(*want) * u32::from(exchanges) + u32::from(x);
-                    assert_eq!(f, frame(x, *want, (i as usize * 37) % 2113));
-                    *want += 1;
-                    got += 1;
-                }
-                Some(LinkEvent::Up) => {}
-                other => panic!("{other:?}"),
+        // Sends wait for room: the queues stay bounded while the receiver is slower.
+        let tx = la.tx.clone();
+        let sender = tokio::spawn(async move {
+            for i in 0..total {
+                let x = (i % u32::from(exchanges)) as u16;
+                let seq = (i / u32::from(exchanges)) as u16;
+                tx.send(frame(x, seq, (i as usize * 37) % 2113))
+                    .await
+                    .unwrap();
             }
+        });
+        let mut next: BTreeMap<u16, u16> = BTreeMap::new();
+        for _ in 0..total {
+            let f = next_frame(&mut lb).await;
+            let x = f.header.ox_id;
+            let want = next.entry(x).or_insert(0);
+            assert_eq!(f.header.seq_cnt, *want, "exchange {x} out of order");
+            let i = u32::from(*want) * u32::from(exchanges) + u32::from(x);
+            assert_eq!(f, frame(x, *want, (i as usize * 37) % 2113));
+            *want += 1;
+            assert!(lb.rx.len() <= QUEUE);
         }
+        sender.await.unwrap();
         // Spread over the connections.
         let used = b.connections().iter().filter(|c| c.rx.frames > 0).count();
         assert!(used >= 2, "{:?}", b.connections());
     }
 
-    async fn pass(a: &FcipLink, b: &mut FcipLink, x: u16) {
+    async fn pass(a: &Link, b: &mut Link, x: u16) {
         for seq in 0..100 {
-            a.tx.send(frame(x, seq, 2112)).unwrap();
+            a.tx.send(frame(x, seq, 2112)).await.unwrap();
         }
-        let mut seq = 0;
-        while seq < 100 {
-            match timeout(WAIT, b.rx.recv()).await.expect("frames") {
-                Some(LinkEvent::Frame(f)) => {
-                    assert_eq!(f, frame(x, seq, 2112));
-                    seq += 1;
-                }
-                Some(LinkEvent::Up | LinkEvent::Down) => {}
-                other => panic!("{other:?}"),
-            }
+        for seq in 0..100 {
+            assert_eq!(next_frame(b).await, frame(x, seq, 2112));
         }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn test_bounced_connections_come_back_and_traffic_resumes() {
         let (mut a, mut b) = links(2).await;
-        wait_up(&mut a, 2).await;
-        wait_up(&mut b, 2).await;
-        pass(&a, &mut b, 1).await;
+        let la = next_up(&mut a).await;
+        let mut lb = next_up(&mut b).await;
+        wait_up(&a, 2).await;
+        wait_up(&b, 2).await;
+        pass(&la, &mut lb, 1).await;
         b.bounce();
-        // A sees its connections end, dials again, B accepts them.
-        timeout(WAIT, async {
-            loop {
-                let c = a.counters();
-                if c.connections_closed >= 2
-                    && c.connections_up == 2
-                    && b.counters().connections_up == 2
-                {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .expect("connections back");
-        pass(&a, &mut b, 2).await;
+        // The old Link goes down on both sides: its receiving half ends, its sending half
+        // refuses.
+        assert!(timeout(WAIT, lb.rx.recv()).await.unwrap().is_none());
+        timeout(WAIT, la.tx.closed()).await.unwrap();
+        assert!(la.tx.try_send(frame(3, 0, 8)).is_err());
+        // A sees its connections end, dials again, B accepts them: a new Link each side.
+        let la = next_up(&mut a).await;
+        let mut lb = next_up(&mut b).await;
+        wait_up(&a, 2).await;
+        wait_up(&b, 2).await;
+        pass(&la, &mut lb, 2).await;
         let c = a.counters();
         assert_eq!(c.connections_opened, 4, "{c:?}");
         assert!(c.closed_totals.tx_frames >= 100, "{c:?}");
+        assert!(c.dropped_no_connection >= 1, "{c:?}");
+    }
+
+    /// A receiver that does not take its frames holds up the sender instead of growing a
+    /// queue: TCP's window closes and the sending Link's lanes fill.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_a_slow_receiver_pushes_back_to_the_sender() {
+        let (mut a, mut b) = links(1).await;
+        let la = next_up(&mut a).await;
+        let mut lb = next_up(&mut b).await;
+        let mut sent = 0u32;
+        // Far more than every queue and both sockets' buffers hold.
+        let full = timeout(WAIT, async {
+            loop {
+                match la.tx.try_send(frame(1, sent as u16, 2112)) {
+                    Ok(()) => sent += 1,
+                    Err(fc_link::TrySendError::Full(_)) => {
+                        // The writer may still be moving a batch to TCP: settle first.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        if !la.tx.has_room() {
+                            return;
+                        }
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        })
+        .await;
+        assert!(full.is_ok(), "never full after {sent} frames");
+        assert!(lb.rx.len() <= QUEUE);
+        assert!(sent < 100_000, "{sent} frames taken without a receiver");
+        // Taking them lets the rest through, in order.
+        for seq in 0..sent {
+            assert_eq!(next_frame(&mut lb).await.header.seq_cnt, seq as u16);
+        }
     }
 }

@@ -7,11 +7,14 @@
 //!                         routes: the domains the peer announces (EFP) → p, while the link is up
 //! ```
 //!
-//! Each configured peer has an inter-switch port. While its FCIP link is up, the port is
-//! attached (an in-process pair pumped to and from the link); when the link loses its last
-//! connection the port goes down. The gateway listens for FCIP connections from its peers and
-//! dials the peers it is configured to dial; a connection from a fabric that is not a
-//! configured peer is closed with a log line.
+//! Each configured peer has an inter-switch port. While its FCIP link is up, the port has the
+//! link's own [`Link`](fabric::link::Link) attached: the switch task polls the link's receiving
+//! queue, into which the FCIP connections' readers put what they receive, and sends straight
+//! into the queue of the connection each frame's exchange goes on — no task relays frames in
+//! between. When the link loses its last connection, its `Link` ends and the port goes down;
+//! when the link comes back, its new `Link` is attached. The gateway listens for FCIP
+//! connections from its peers and dials the peers it is configured to dial; a connection from
+//! a fabric that is not a configured peer is closed with a log line.
 //!
 //! Across the link the two switches do what switches do over any inter-switch port (see
 //! `fabric::switch`): each tells the other the domains it reaches (SW_ILS EFP), asks the
@@ -29,10 +32,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fabric::link::{self, Received};
 use fabric::{Config, ConfigError, PortId, Switch, SwitchHandle};
 use fc_frames::Wwn;
-use fcip::capture::CaptureSink;
+use fcip::capture::{CaptureSink, CaptureStats};
 use fcip::connection::{accept, ConnectionCounters, Endpoint, SetupCounters};
 use fcip::engine::ReceiverConfig;
 use fcip::link::{FcipLink, LinkConfig, LinkControl, LinkCounters, LinkEvent};
@@ -73,7 +75,9 @@ pub struct GatewayConfig {
     /// Write every FCIP frame sent and received to this pcap file, created or replaced at
     /// start: every connection, dialled or accepted, records each frame it sends and receives
     /// (Special Frames, FC frames, LKAs) as its own Ethernet/IP/TCP packet between the
-    /// connection's real addresses ([`fcip::capture`]). [`Gateway::finish_capture`] flushes it.
+    /// connection's real addresses ([`fcip::capture`]), written by a thread of its own; what
+    /// it cannot keep up with it drops and counts ([`Gateway::capture_stats`]).
+    /// [`Gateway::finish_capture`] flushes it.
     pub capture: Option<PathBuf>,
 }
 
@@ -112,7 +116,8 @@ pub struct Gateway {
     refused: Arc<std::sync::Mutex<SetupCounters>>,
 }
 
-/// A peer's FCIP link, as the gateway keeps it (its frames belong to the pump).
+/// A peer's FCIP link, as the gateway keeps it (its frames go between the link and the
+/// switch port directly).
 struct PeerLink {
     fabric: Wwn,
     port: PortId,
@@ -192,7 +197,7 @@ impl Gateway {
                 Some(addr) => FcipLink::originate(lc, addr, seed ^ (i as u64 + 1)),
                 None => FcipLink::accepting(lc),
             };
-            let FcipLink { tx, rx, control } = link;
+            let FcipLink { events, control } = link;
             adders.push((peer.fabric, control.clone()));
             links.push(PeerLink {
                 fabric: peer.fabric,
@@ -200,7 +205,11 @@ impl Gateway {
                 configured: peer.connections,
                 control,
             });
-            tokio::spawn(pump(switch.clone(), peer.clone(), tx, rx));
+            // A static route counts while its port is up: set once, it follows the link.
+            for d in &peer.domains {
+                switch.set_route(*d, peer.port);
+            }
+            tokio::spawn(attach_while_up(switch.clone(), peer.clone(), events));
         }
         let peers: Vec<Wwn> = config.peers.iter().map(|p| p.fabric).collect();
         let refused = Arc::new(std::sync::Mutex::new(SetupCounters::default()));
@@ -275,8 +284,14 @@ impl Gateway {
         *self.refused.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Flushes and closes the FCIP capture, if there is one: frames after this are not
-    /// recorded. Call it before the process ends.
+    /// What the FCIP capture wrote and what it dropped (it never holds a connection up: a
+    /// capture that does not keep up drops segments and counts them), if there is a capture.
+    pub fn capture_stats(&self) -> Option<CaptureStats> {
+        self.capture.as_ref().map(CaptureSink::stats)
+    }
+
+    /// Writes what the FCIP capture has queued, flushes and closes it, if there is one:
+    /// frames after this are not recorded. Call it before the process ends.
     pub fn finish_capture(&self) -> io::Result<()> {
         self.capture.as_ref().map_or(Ok(()), CaptureSink::finish)
     }
@@ -289,74 +304,21 @@ impl Gateway {
     }
 }
 
-/// Link events the pump takes at a time.
-const PUMP_BATCH: usize = 256;
-
-/// Moves what the switch sends out an inter-switch port onto its FCIP link, a batch at a time.
-async fn forward_to_link(
-    mut rx: link::LinkRx,
-    to_link: tokio::sync::mpsc::UnboundedSender<fc_frames::FcFrame>,
-) {
-    let mut batch = Vec::with_capacity(PUMP_BATCH);
-    while rx.recv_many(&mut batch, PUMP_BATCH).await > 0 {
-        for r in batch.drain(..) {
-            if let Received::Frame(f) = r {
-                if to_link.send(f).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Joins one FCIP link to its inter-switch port: attached and routed while the link is up.
-async fn pump(
+/// Attaches each `Link` the peer's FCIP link brings up to the peer's inter-switch port (it
+/// goes down by itself with the link). Only link state passes here, never a frame.
+async fn attach_while_up(
     switch: SwitchHandle,
     peer: PeerConfig,
-    to_link: tokio::sync::mpsc::UnboundedSender<fc_frames::FcFrame>,
     mut events: tokio::sync::mpsc::UnboundedReceiver<LinkEvent>,
 ) {
-    // The switch's side of the port, while the link is up.
-    let mut port: Option<link::LinkTx> = None;
-    let mut forward: Option<tokio::task::JoinHandle<()>> = None;
-    let mut batch = Vec::with_capacity(PUMP_BATCH);
-    while events.recv_many(&mut batch, PUMP_BATCH).await > 0 {
-        for ev in batch.drain(..) {
-            match ev {
-                LinkEvent::Up => {
-                    let (ours, theirs) = link::pair();
-                    switch.attach(peer.port, theirs);
-                    for d in &peer.domains {
-                        switch.set_route(*d, peer.port);
-                    }
-                    let link::Link { tx, rx } = ours;
-                    port = Some(tx);
-                    // Frames the switch sends out the port go onto the FCIP link.
-                    forward = Some(tokio::spawn(forward_to_link(rx, to_link.clone())));
-                    tracing::info!(peer = %peer.fabric, port = %peer.port, "inter-switch link up");
-                }
-                LinkEvent::Down => {
-                    for d in &peer.domains {
-                        switch.remove_route(*d);
-                    }
-                    switch.disconnect(peer.port);
-                    port = None;
-                    if let Some(f) = forward.take() {
-                        f.abort();
-                    }
-                    tracing::info!(peer = %peer.fabric, port = %peer.port, "inter-switch link down");
-                }
-                LinkEvent::Frame(f) => {
-                    if let Some(p) = &port {
-                        let _ = p.send(f);
-                    }
-                }
-                // Counted by the switch as a malformed frame on the inter-switch port.
-                LinkEvent::Malformed { bytes, error } => {
-                    if let Some(p) = &port {
-                        let _ = p.send_malformed(bytes, error);
-                    }
-                }
+    while let Some(ev) = events.recv().await {
+        match ev {
+            LinkEvent::Up(link) => {
+                switch.attach(peer.port, link);
+                tracing::info!(peer = %peer.fabric, port = %peer.port, "inter-switch link up");
+            }
+            LinkEvent::Down => {
+                tracing::info!(peer = %peer.fabric, port = %peer.port, "inter-switch link down");
             }
         }
     }

@@ -346,7 +346,7 @@ async fn n_port(g: &Gateway, wwpn: u64) -> (LinkTx, LinkRx, FcId) {
         FcId::UNIDENTIFIED,
         1,
     );
-    tx.send(FcFrame::single(h, req.to_vec())).unwrap();
+    tx.send(FcFrame::single(h, req.to_vec())).await.unwrap();
     let acc = next_frame(&mut rx, FcId::F_PORT_CONTROLLER).await;
     assert_eq!(
         acc.payload.first(),
@@ -373,6 +373,7 @@ async fn send_paced(tx: LinkTx, flow: Flow, order: Vec<(u16, u32)>, credit: Arc<
     for (ox, seq) in order {
         credit.acquire().await.expect("credit").forget();
         tx.send(flow.frame(ox, seq))
+            .await
             .expect("the N_Port's link is up");
     }
 }
@@ -687,7 +688,7 @@ async fn corrupted_stream_resynchronizes_and_never_delivers_a_corrupted_frame() 
     let receiver = tokio::spawn(receive_all(disk_rx, check, Arc::new(Semaphore::new(0))));
 
     for &(ox, seq) in &order[..n1] {
-        host_tx.send(flow.frame(ox, seq)).unwrap();
+        host_tx.send(flow.frame(ox, seq)).await.unwrap();
     }
     until("phase 1 through the proxy", || {
         proxy.forwarded.load(Ordering::SeqCst) >= phase1_bytes
@@ -695,7 +696,7 @@ async fn corrupted_stream_resynchronizes_and_never_delivers_a_corrupted_frame() 
     .await;
     proxy.corrupting.store(false, Ordering::SeqCst);
     for &(ox, seq) in &phase2 {
-        host_tx.send(flow.frame(ox, seq)).unwrap();
+        host_tx.send(flow.frame(ox, seq)).await.unwrap();
     }
     let check = timeout(WAIT, receiver)
         .await
@@ -784,7 +785,7 @@ async fn with_on_error_close_a_broken_header_closes_the_connection_and_the_link_
     let check = Checker::new(flow, 0x100, exchanges, &order).lossy_before(&sent1, false);
     let receiver = tokio::spawn(receive_all(disk_rx, check, Arc::new(Semaphore::new(0))));
     for &(ox, seq) in &order[..n1] {
-        host_tx.send(flow.frame(ox, seq)).unwrap();
+        host_tx.send(flow.frame(ox, seq)).await.unwrap();
     }
 
     let n = CONNECTIONS as u64;
@@ -812,7 +813,7 @@ async fn with_on_error_close_a_broken_header_closes_the_connection_and_the_link_
     assert_eq!((rx.fc_sync_losses, rx.bytes_skipped), (0, 0), "{c:?}");
 
     for &(ox, seq) in &phase2 {
-        host_tx.send(flow.frame(ox, seq)).unwrap();
+        host_tx.send(flow.frame(ox, seq)).await.unwrap();
     }
     let check = timeout(WAIT, receiver)
         .await

@@ -85,7 +85,7 @@ async fn a_chain_of_three_sites_routes_and_names_end_to_end() {
 
     // Frames end to end, both ways, through B.
     for ox in 0..100 {
-        na.tx.send(data(ida, idc, ox)).unwrap();
+        na.tx.send(data(ida, idc, ox)).await.unwrap();
     }
     let mut got: Vec<u16> = Vec::new();
     for _ in 0..100 {
@@ -95,6 +95,6 @@ async fn a_chain_of_three_sites_routes_and_names_end_to_end() {
     }
     got.sort_unstable();
     assert_eq!(got, (0..100).collect::<Vec<u16>>());
-    nc.tx.send(data(idc, ida, 7)).unwrap();
+    nc.tx.send(data(idc, ida, 7)).await.unwrap();
     assert_eq!(recv(&mut na).await, data(idc, ida, 7));
 }

@@ -90,6 +90,7 @@ async fn node_on_a_reaches_node_on_b_through_the_tunnel() {
     for ox in 0..500u16 {
         host.tx
             .send(data(h, d, ox, usize::from(ox) * 7 % 2113))
+            .await
             .unwrap();
     }
     // Each frame is an exchange of its own: exchanges may overtake each other on different
@@ -102,7 +103,7 @@ async fn node_on_a_reaches_node_on_b_through_the_tunnel() {
     for (ox, f) in (0..500u16).zip(&got) {
         assert_eq!(*f, data(h, d, ox, usize::from(ox) * 7 % 2113));
     }
-    disk.tx.send(data(d, h, 9, 2112)).unwrap();
+    disk.tx.send(data(d, h, 9, 2112)).await.unwrap();
     assert_eq!(recv(&mut host).await, data(d, h, 9, 2112));
 
     // Bounced: the link comes back and frames flow again.
@@ -122,7 +123,7 @@ async fn node_on_a_reaches_node_on_b_through_the_tunnel() {
         b.switch.snapshot().port(ISL).is_some_and(|p| p.up)
     })
     .await;
-    host.tx.send(data(h, d, 77, 100)).unwrap();
+    host.tx.send(data(h, d, 77, 100)).await.unwrap();
     assert_eq!(recv(&mut disk).await, data(h, d, 77, 100));
     let (_, c) = a.link_counters()[0];
     assert!(c.connections_opened >= 4, "{c:?}");

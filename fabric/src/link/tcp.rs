@@ -6,20 +6,24 @@
 //! (RFC 3821 §5.6.2): an encapsulation error closes the connection. The `fcip` crate adds
 //! those.
 //!
-//! Each connection runs two tasks:
+//! Each connection runs two tasks, each with a bounded queue of [`DEFAULT_CAPACITY`] frames:
 //!
 //! - the **writer** takes frames from the link's queue in batches (up to [`BATCH`] at a time)
 //!   and writes the whole batch with one vectored write (`writev`): headers, delimiters, CRCs
 //!   and short payloads gathered in one buffer, long payloads as slices of their own, so many
-//!   small frames share a system call and no long payload is copied in user space. It ends, shutting down the socket's write half, when
-//!   every [`LinkTx`](super::LinkTx) clone is dropped, when the reader ends, or on a write
-//!   error.
+//!   small frames share a system call and no long payload is copied in user space. While it
+//!   waits for the socket, the queue fills and senders wait ([`LinkTx::send`](super::LinkTx))
+//!   or are refused ([`TrySendError::Full`](super::TrySendError)). It ends, shutting down the
+//!   socket's write half, when every [`LinkTx`] clone is dropped, when the
+//!   reader ends, or on a write error.
 //! - the **reader** reads into a large buffer and cuts whole encapsulated frames out of it with
-//!   `split_to` (no copy: each frame's payload points into the read buffer). A frame that is
-//!   framed right but does not decode (bad FC CRC) is handed up as
-//!   [`Received::Malformed`](super::Received::Malformed); a bad encapsulation header ends the
-//!   connection. On end of stream, a read error, or when the local [`LinkRx`](super::LinkRx)
-//!   is dropped, it ends, and the local `LinkRx` then returns `None`: the link is down.
+//!   `split_to` (no copy: each frame's payload points into the read buffer), then queues them
+//!   for the local [`LinkRx`], waiting for room: while the queue is full it
+//!   reads nothing, so the kernel's receive buffer fills and TCP's window closes on the peer.
+//!   A frame that is framed right but does not decode (bad FC CRC) is handed up as
+//!   [`Received::Malformed`]; a bad encapsulation header ends the
+//!   connection. On end of stream, a read error, or when the local `LinkRx` is dropped, it
+//!   ends, and the local `LinkRx` then returns `None`: the link is down.
 
 use std::fmt;
 use std::io::{self, IoSlice};
@@ -30,7 +34,7 @@ use socket2::SockRef;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream, ToSocketAddrs};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use fc_frames::encap::{
@@ -38,7 +42,7 @@ use fc_frames::encap::{
     DELIMITER_WORD_LEN, HEADER_LEN, MAX_IOVECS,
 };
 
-use super::{Link, Received};
+use super::{channel, Link, LinkRx, LinkTx, Received, DEFAULT_CAPACITY};
 
 /// Most frames the writer encodes into one write.
 pub const BATCH: usize = 256;
@@ -82,8 +86,8 @@ pub fn spawn(stream: TcpStream) -> Link {
     let peer = Peer(stream.peer_addr().ok());
     tune(&stream, peer);
     let (rd, wr) = stream.into_split();
-    let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let (in_tx, in_rx) = mpsc::unbounded_channel();
+    let (out_tx, out_rx) = channel(DEFAULT_CAPACITY);
+    let (in_tx, in_rx) = channel(DEFAULT_CAPACITY);
     // The reader holds `stop_tx`: when it ends, the writer ends too. The writer holds
     // `failed_tx` and sends on it after a write error, which ends the reader.
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -106,7 +110,7 @@ pub fn spawn(stream: TcpStream) -> Link {
         }
         .instrument(span),
     );
-    Link::from_channels(out_tx, in_rx)
+    Link::new(out_tx, in_rx)
 }
 
 /// The remote address, for log lines.
@@ -152,7 +156,7 @@ enum ReadEnd {
 
 async fn write_loop(
     mut wr: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Received>,
+    mut rx: LinkRx,
     mut stop: oneshot::Receiver<()>,
     failed: oneshot::Sender<()>,
     peer: Peer,
@@ -216,13 +220,28 @@ async fn write_gather(wr: &mut OwnedWriteHalf, out: &Gather) -> io::Result<()> {
 
 async fn read_loop(
     mut rd: OwnedReadHalf,
-    tx: &mpsc::UnboundedSender<Received>,
+    tx: &LinkTx,
     mut writer_failed: oneshot::Receiver<()>,
 ) -> ReadEnd {
     let mut buf = BytesMut::with_capacity(READ_BUF);
+    let mut items = Vec::with_capacity(BATCH);
     let mut writer_done = false;
     loop {
-        if let Err(end) = cut_frames(&mut buf, tx) {
+        let cut = cut_frames(&mut buf, &mut items);
+        if !items.is_empty() {
+            // Waits for room above: meanwhile nothing is read, and TCP pushes back.
+            tokio::select! {
+                r = tx.send_all(&mut items) => {
+                    if r.is_err() {
+                        return ReadEnd::LocalClosed;
+                    }
+                }
+                () = writer_failure(&mut writer_failed, &mut writer_done) => {
+                    return ReadEnd::WriterFailed;
+                }
+            }
+        }
+        if let Err(end) = cut {
             return end;
         }
         if buf.capacity() - buf.len() < MIN_READ_SPACE {
@@ -236,17 +255,27 @@ async fn read_loop(
                 Err(e) => return ReadEnd::Io(e),
             },
             () = tx.closed() => return ReadEnd::LocalClosed,
-            r = &mut writer_failed, if !writer_done => match r {
-                Ok(()) => return ReadEnd::WriterFailed,
-                // The writer ended normally (every LinkTx dropped): keep receiving.
-                Err(_) => writer_done = true,
-            },
+            () = writer_failure(&mut writer_failed, &mut writer_done) => {
+                return ReadEnd::WriterFailed;
+            }
         }
     }
 }
 
-/// Cuts every whole encapsulated frame off the front of `buf` and hands it up.
-fn cut_frames(buf: &mut BytesMut, tx: &mpsc::UnboundedSender<Received>) -> Result<(), ReadEnd> {
+/// Resolves if the writer failed; never, once it ended normally (every `LinkTx` dropped: the
+/// reader keeps receiving), which it notes in `done`.
+async fn writer_failure(failed: &mut oneshot::Receiver<()>, done: &mut bool) {
+    if !*done {
+        match failed.await {
+            Ok(()) => return,
+            Err(_) => *done = true,
+        }
+    }
+    std::future::pending().await
+}
+
+/// Cuts every whole encapsulated frame off the front of `buf` into `items`.
+fn cut_frames(buf: &mut BytesMut, items: &mut Vec<Received>) -> Result<(), ReadEnd> {
     loop {
         let Ok(view) = EncapHeader::new_checked(&buf[..]) else {
             return Ok(()); // not a whole header yet
@@ -267,6 +296,6 @@ fn cut_frames(buf: &mut BytesMut, tx: &mpsc::UnboundedSender<Received>) -> Resul
                 error,
             },
         };
-        tx.send(item).map_err(|_| ReadEnd::LocalClosed)?;
+        items.push(item);
     }
 }

@@ -102,8 +102,8 @@ impl Switch {
     fn isl_ports(&self) -> Vec<PortId> {
         self.ports
             .iter()
-            .filter(|(p, s)| s.up && !self.config.is_f_port(**p))
-            .map(|(p, _)| *p)
+            .filter(|(p, s)| s.up && !self.config.is_f_port(*p))
+            .map(|(p, _)| p)
             .collect()
     }
 
@@ -366,7 +366,14 @@ impl Switch {
         if h.d_id == FcId::FABRIC_CONTROLLER && is_sw_ils(&h) {
             return self.on_sw_ils(now, port, &frame);
         }
-        if h.d_id != self.own_controller() || !h.s_id.is_domain_controller() {
+        // The fabric controller and this switch's domain controller answer ELS requests from
+        // across an inter-switch port as they do on an F_Port: ECHO, and LS_RJT for what they
+        // do not serve.
+        let own = self.own_controller();
+        if (h.d_id == FcId::FABRIC_CONTROLLER || h.d_id == own) && is_els_request(&h) {
+            return self.isl_els(now, port, &frame);
+        }
+        if h.d_id != own || !h.s_id.is_domain_controller() {
             return self.discard(port, DiscardReason::Unroutable);
         }
         let from = h.s_id.port();
@@ -377,27 +384,34 @@ impl Switch {
                     NsResponse::reject(e.reject_reason(), fc_frames::ct::ns::NsExplanation::NONE)
                 }
             };
-            return self.reply_ct(port, &h, &resp);
+            return self.reply_ct(port, &h, frame.sof, &resp);
         }
         if h.fc_type == FcType::CT && h.r_ctl == RCtl::SOLICITED_CONTROL {
             return self.walk_answer(now, from, &h, &frame.payload);
-        }
-        if is_els_request(&h) {
-            let reply = match ElsRequest::parse(&frame.payload) {
-                Ok(ElsRequest::Rscn(_)) => {
-                    self.rescan(now, from);
-                    ElsReply::Acc
-                }
-                Ok(ElsRequest::Echo(echo)) => ElsReply::Echo(echo.accept().data),
-                Ok(_) => ElsReply::Rjt(LsRjt::not_supported()),
-                Err(e) => ElsReply::Rjt(e.ls_rjt()),
-            };
-            return self.reply_els(port, &h, reply);
         }
         // The LS_ACC to an RSCN this switch sent, or a frame it has no use for.
         if !(h.fc_type == FcType::ELS && h.r_ctl == RCtl::ELS_REPLY) {
             self.discard(port, DiscardReason::Unroutable);
         }
+    }
+
+    /// An ELS request to FFFFFD or this switch's domain controller, from an inter-switch port:
+    /// an RSCN from another domain's controller has its name server walked again; ECHO is
+    /// answered with its data; anything else is refused as not supported.
+    fn isl_els(&mut self, now: Instant, port: PortId, frame: &FcFrame) {
+        let h = frame.header;
+        let reply = match ElsRequest::parse(&frame.payload) {
+            Ok(ElsRequest::Rscn(_))
+                if h.d_id == self.own_controller() && h.s_id.is_domain_controller() =>
+            {
+                self.rescan(now, h.s_id.port());
+                ElsReply::Acc
+            }
+            Ok(ElsRequest::Echo(echo)) => ElsReply::Echo(echo.accept().data),
+            Ok(_) => ElsReply::Rjt(LsRjt::not_supported()),
+            Err(e) => ElsReply::Rjt(e.ls_rjt()),
+        };
+        self.reply_els(port, &h, frame.sof, reply);
     }
 
     fn on_sw_ils(&mut self, now: Instant, port: PortId, frame: &FcFrame) {

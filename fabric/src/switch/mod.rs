@@ -14,18 +14,23 @@
 //!                                                      port ID not registered
 //!     anything else                                 -> discard (not logged in)
 //! F_Port, D_ID FFFFFC / FFFFFD / FFFFFE             -> the server (ELS replies absorbed,
-//!                                                      ABTS answered BA_ACC)
+//!                                                      ABTS answered BA_ACC, ECHO answered,
+//!                                                      other ELS LS_RJT not supported)
 //! D_ID another well-known address, FFFCxx           -> discard (unroutable)
 //! D_ID in this domain                               -> the N_Port's port, if zoned; else discard
 //! D_ID in another domain                            -> the inter-switch port of its route
-//! inter-switch port, D_ID FFFFFD (SW_ILS) or this
-//!     switch's domain controller FFFCdd             -> inter-switch services (see [`isl`])
+//! inter-switch port, D_ID FFFFFD (SW_ILS, ELS) or
+//!     this switch's domain controller FFFCdd        -> inter-switch services (see [`isl`]):
+//!                                                      ECHO answered, other ELS LS_RJT not
+//!                                                      supported, as on an F_Port
 //! inter-switch port, D_ID another domain controller -> the port of its route
 //! inter-switch port, S_ID in this domain or
 //!     well-known                                    -> discard (not logged in)
 //! ```
 //!
-//! Class 3 is the only class this switch delivers in: FC-FS-4 says a fabric discards a class 3
+//! Every answer the switch gives travels in the class of its request: a request that came
+//! with SOFf (class F) is answered with SOFf, one in class 2 with SOFi2, class 3 with SOFi3
+//! (`reply_sof`). Class 3 is the only class this switch delivers in: FC-FS-4 says a fabric discards a class 3
 //! frame it cannot deliver, without F_RJT, and so it does here for every class (class 2's
 //! F_RJT is not implemented; a class 2 frame is treated as class 3).
 //!
@@ -47,7 +52,7 @@ use fc_frames::els::{
     RscnEventQualifier, RscnPage, Scr, ScrFunction,
 };
 use fc_frames::header::UNASSIGNED_XID;
-use fc_frames::{Eof, FcFrame, FcId, FcType, FrameHeaderRepr, RCtl, Wwn};
+use fc_frames::{Eof, FcFrame, FcId, FcType, FrameHeaderRepr, RCtl, Sof, Wwn};
 
 use crate::config::{Config, ConfigError};
 use crate::name_server::{NameServer, NsEntry};
@@ -126,11 +131,40 @@ struct PortState {
     counters: PortCounters,
 }
 
+/// Every port's state, by port number: a port is one byte, so a frame's port is found by
+/// index, not searched for.
+#[derive(Debug, Clone)]
+struct PortTable(Box<[Option<PortState>; 256]>);
+
+impl Default for PortTable {
+    fn default() -> PortTable {
+        PortTable(Box::new([None; 256]))
+    }
+}
+
+impl PortTable {
+    /// The port's state, made when the port is first seen.
+    fn entry(&mut self, port: PortId) -> &mut PortState {
+        self.0[usize::from(port.0)].get_or_insert_with(PortState::default)
+    }
+
+    fn get(&self, port: PortId) -> Option<&PortState> {
+        self.0[usize::from(port.0)].as_ref()
+    }
+
+    /// Every port seen, in port order.
+    fn iter(&self) -> impl Iterator<Item = (PortId, &PortState)> {
+        (0..=u8::MAX)
+            .zip(self.0.iter())
+            .filter_map(|(p, s)| s.as_ref().map(|s| (PortId(p), s)))
+    }
+}
+
 /// The sans-IO switch. See the [module docs](self) for what it does with each frame.
 #[derive(Debug)]
 pub struct Switch {
     config: Config,
-    ports: BTreeMap<PortId, PortState>,
+    ports: PortTable,
     routes: BTreeMap<u8, PortId>,
     isl: isl::Isl,
     ns: NameServer,
@@ -150,6 +184,24 @@ fn is_ct_request(h: &FrameHeaderRepr) -> bool {
     h.r_ctl == RCtl::UNSOLICITED_CONTROL && h.fc_type == FcType::CT
 }
 
+/// The SOF that opens the reply to a request that came with `request`: a reply travels in
+/// the class of its request (FC-FS-4: the responder answers in the class the sequence
+/// initiator chose). Class F stays SOFf; class 2 and 4 open their reply sequence with SOFi2
+/// and SOFi4; class 3, and an SOF this switch does not know, with SOFi3.
+pub(crate) fn reply_sof(request: Sof) -> Sof {
+    match request {
+        Sof::F => Sof::F,
+        Sof::I2 | Sof::N2 => Sof::I2,
+        Sof::I4 | Sof::N4 | Sof::C4 => Sof::I4,
+        _ => Sof::I3,
+    }
+}
+
+/// A one-frame reply sequence in the class of a request that came with `request_sof`.
+fn reply_frame(request_sof: Sof, h: FrameHeaderRepr, payload: Vec<u8>) -> FcFrame {
+    FcFrame::new(reply_sof(request_sof), h, payload.into(), Eof::T)
+}
+
 fn rjt(reason: LsRjtReason, explanation: LsRjtExplanation) -> ElsReply {
     ElsReply::Rjt(LsRjt::new(reason, explanation))
 }
@@ -160,7 +212,7 @@ impl Switch {
         config.validate()?;
         Ok(Switch {
             config,
-            ports: BTreeMap::new(),
+            ports: PortTable::default(),
             routes: BTreeMap::new(),
             isl: isl::Isl::default(),
             ns: NameServer::default(),
@@ -178,7 +230,7 @@ impl Switch {
     /// A port's link is up: frames on it are handled from now on. An inter-switch port
     /// starts by telling its neighbour the domains this switch reaches (EFP).
     pub fn port_up(&mut self, now: Instant, port: PortId) {
-        self.ports.entry(port).or_default().up = true;
+        self.ports.entry(port).up = true;
         if !self.config.is_f_port(port) {
             self.isl_up(now, port);
         }
@@ -188,7 +240,7 @@ impl Switch {
     /// registered for it) and frames queued for it are dropped. Behind an inter-switch port,
     /// the domains it reached go (RSCN with their domain pages).
     pub fn port_down(&mut self, now: Instant, port: PortId) {
-        self.ports.entry(port).or_default().up = false;
+        self.ports.entry(port).up = false;
         self.tx.retain(|(p, _)| *p != port);
         if self.config.is_f_port(port) {
             let ids = self.ns.ids_on(port);
@@ -236,14 +288,24 @@ impl Switch {
     /// A frame that failed to decode (bad CRC, bad length) arrived on `port`: counted as
     /// received and discarded as malformed. `bytes` is what arrived.
     pub fn handle_malformed(&mut self, port: PortId, bytes: usize) {
-        let c = &mut self.ports.entry(port).or_default().counters;
+        let c = &mut self.ports.entry(port).counters;
         c.rx(bytes);
         c.discards.count(DiscardReason::Malformed);
     }
 
+    /// `n` frames that [`poll_transmit`](Self::poll_transmit) handed out for `port` were
+    /// discarded by the driver before they went (no room on the link for the hold time, or the
+    /// link down): counted in the port's `tx_discards`.
+    pub fn count_tx_discards(&mut self, port: PortId, n: u64) {
+        if n > 0 {
+            let c = &mut self.ports.entry(port).counters;
+            c.tx_discards = c.tx_discards.saturating_add(n);
+        }
+    }
+
     /// A frame arrived on `port`.
     pub fn handle_frame(&mut self, now: Instant, port: PortId, frame: FcFrame) {
-        let st = self.ports.entry(port).or_default();
+        let st = self.ports.entry(port);
         st.counters.rx(frame.buffer_len());
         if !st.up {
             return self.discard(port, DiscardReason::PortDown);
@@ -264,11 +326,7 @@ impl Switch {
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<(PortId, FcFrame)> {
         let (port, frame) = self.tx.pop_front()?;
-        self.ports
-            .entry(port)
-            .or_default()
-            .counters
-            .tx(frame.buffer_len());
+        self.ports.entry(port).counters.tx(frame.buffer_len());
         Some((port, frame))
     }
 
@@ -280,17 +338,17 @@ impl Switch {
 
     /// A port's counters, once the port has been seen.
     pub fn counters(&self, port: PortId) -> Option<&PortCounters> {
-        self.ports.get(&port).map(|s| &s.counters)
+        self.ports.get(port).map(|s| &s.counters)
     }
 
     /// Every port seen, with its counters, in port order.
     pub fn ports(&self) -> impl Iterator<Item = (PortId, &PortCounters)> {
-        self.ports.iter().map(|(p, s)| (*p, &s.counters))
+        self.ports.iter().map(|(p, s)| (p, &s.counters))
     }
 
     /// True when `port` is up.
     pub fn is_up(&self, port: PortId) -> bool {
-        self.ports.get(&port).is_some_and(|s| s.up)
+        self.ports.get(port).is_some_and(|s| s.up)
     }
 
     /// The name server table, in N_Port ID order (unzoned: the administrator's view).
@@ -304,12 +362,7 @@ impl Switch {
     }
 
     fn discard(&mut self, port: PortId, reason: DiscardReason) {
-        self.ports
-            .entry(port)
-            .or_default()
-            .counters
-            .discards
-            .count(reason);
+        self.ports.entry(port).counters.discards.count(reason);
     }
 
     fn xid(&mut self) -> u16 {
@@ -324,15 +377,18 @@ impl Switch {
         self.tx.push_back((port, frame));
     }
 
-    /// Answers the request `req` (which came in on `port`) with an ELS reply.
-    fn reply_els(&mut self, port: PortId, req: &FrameHeaderRepr, reply: ElsReply) {
+    /// Answers the request `req` (which came in on `port`, starting with `sof`) with an ELS
+    /// reply, in the request's class.
+    fn reply_els(&mut self, port: PortId, req: &FrameHeaderRepr, sof: Sof, reply: ElsReply) {
         let h = FrameHeaderRepr::reply_to(req, RCtl::ELS_REPLY, self.xid());
-        self.send(port, FcFrame::single(h, reply.to_vec()));
+        self.send(port, reply_frame(sof, h, reply.to_vec()));
     }
 
-    fn reply_ct(&mut self, port: PortId, req: &FrameHeaderRepr, resp: &NsResponse) {
+    /// Answers the CT request `req` (which came in on `port`, starting with `sof`), in the
+    /// request's class.
+    fn reply_ct(&mut self, port: PortId, req: &FrameHeaderRepr, sof: Sof, resp: &NsResponse) {
         let h = FrameHeaderRepr::reply_to(req, RCtl::SOLICITED_CONTROL, self.xid());
-        self.send(port, FcFrame::single(h, resp.to_vec()));
+        self.send(port, reply_frame(sof, h, resp.to_vec()));
     }
 
     fn on_f_port(&mut self, now: Instant, port: PortId, frame: FcFrame) {
@@ -375,7 +431,7 @@ impl Switch {
             if !req.d_id.is_well_known() {
                 req.d_id = FcId::F_PORT_CONTROLLER;
             }
-            self.reply_els(port, &req, r);
+            self.reply_els(port, &req, frame.sof, r);
         } else if is_ct_request(h) && h.d_id == FcId::DIRECTORY_SERVER {
             let (reason, expl) = (
                 CtReason::UNABLE_TO_PERFORM,
@@ -385,7 +441,7 @@ impl Switch {
                 Ok(req) => req.reject(reason, expl),
                 Err(_) => NsResponse::reject(reason, expl),
             };
-            self.reply_ct(port, h, &resp);
+            self.reply_ct(port, h, frame.sof, &resp);
         } else {
             self.discard(port, DiscardReason::NotLoggedIn);
         }
@@ -479,7 +535,7 @@ impl Switch {
             // abort but to say so: the whole exchange, as class 3 does.
             let acc = BaAccRepr::exchange_aborted(h.ox_id, h.rx_id);
             let rh = FrameHeaderRepr::reply_to(&h, RCtl::BA_ACC, h.rx_id);
-            return self.send(port, FcFrame::single(rh, acc.to_vec()));
+            return self.send(port, reply_frame(frame.sof, rh, acc.to_vec()));
         }
         if is_ct_request(&h) && h.d_id == FcId::DIRECTORY_SERVER {
             let (resp, changed) = match NsRequest::parse(&frame.payload) {
@@ -503,7 +559,7 @@ impl Switch {
                     false,
                 ),
             };
-            self.reply_ct(port, &h, &resp);
+            self.reply_ct(port, &h, frame.sof, &resp);
             if changed {
                 let name = self.ns.get(h.s_id).map(|e| e.port_name);
                 if let Some(name) = name {
@@ -517,16 +573,18 @@ impl Switch {
         }
         let req = match ElsRequest::parse(&frame.payload).and_then(|r| r.validate().map(|()| r)) {
             Ok(r) => r,
-            Err(e) => return self.reply_els(port, &h, ElsReply::Rjt(e.ls_rjt())),
+            Err(e) => return self.reply_els(port, &h, frame.sof, ElsReply::Rjt(e.ls_rjt())),
         };
         let reply = match req {
             ElsRequest::Plogi(l) => self.plogi_accept(&l),
             // Logging out of a server's session leaves nothing to undo.
             ElsRequest::Logo(_) => ElsReply::Acc,
             ElsRequest::Scr(scr) if h.d_id == FcId::FABRIC_CONTROLLER => self.scr(h.s_id, scr),
+            // FC-LS-3 §4.2 ECHO: the LS_ACC carries the request's data back.
+            ElsRequest::Echo(echo) => ElsReply::Echo(echo.accept().data),
             _ => ElsReply::Rjt(LsRjt::not_supported()),
         };
-        self.reply_els(port, &h, reply);
+        self.reply_els(port, &h, frame.sof, reply);
     }
 
     /// The LS_ACC to a PLOGI to a well-known server: the switch's names and class 3.
@@ -558,20 +616,24 @@ impl Switch {
         let h = frame.header;
         let req = match ElsRequest::parse(&frame.payload).and_then(|r| r.validate().map(|()| r)) {
             Ok(r) => r,
-            Err(e) => return self.reply_els(port, &h, ElsReply::Rjt(e.ls_rjt())),
+            Err(e) => return self.reply_els(port, &h, frame.sof, ElsReply::Rjt(e.ls_rjt())),
         };
+        let sof = frame.sof;
         match req {
-            ElsRequest::Flogi(l) => self.flogi(now, port, &h, &l),
-            ElsRequest::Fdisc(l) => self.fdisc(now, port, &h, &l),
-            ElsRequest::Logo(l) => self.fabric_logo(port, &h, l),
+            ElsRequest::Flogi(l) => self.flogi(now, port, &h, sof, &l),
+            ElsRequest::Fdisc(l) => self.fdisc(now, port, &h, sof, &l),
+            ElsRequest::Logo(l) => self.fabric_logo(port, &h, sof, l),
             _ if self.ns.get(h.s_id).is_none_or(|e| e.port != port) => {
                 self.not_logged_in(port, frame)
             }
             ElsRequest::Plogi(l) => {
                 let reply = self.plogi_accept(&l);
-                self.reply_els(port, &h, reply);
+                self.reply_els(port, &h, sof, reply);
             }
-            _ => self.reply_els(port, &h, ElsReply::Rjt(LsRjt::not_supported())),
+            ElsRequest::Echo(echo) => {
+                self.reply_els(port, &h, sof, ElsReply::Echo(echo.accept().data));
+            }
+            _ => self.reply_els(port, &h, sof, ElsReply::Rjt(LsRjt::not_supported())),
         }
     }
 
@@ -600,46 +662,54 @@ impl Switch {
 
     /// FLOGI: the port's N_Port ID is `DD pp 00`. A FLOGI on a port that already has IDs
     /// logs them all out first (the node restarted its login).
-    fn flogi(&mut self, now: Instant, port: PortId, h: &FrameHeaderRepr, l: &LoginRepr) {
+    fn flogi(&mut self, now: Instant, port: PortId, h: &FrameHeaderRepr, sof: Sof, l: &LoginRepr) {
         if let Some(r) = self.login_name_error(port, l, true) {
-            return self.reply_els(port, h, r);
+            return self.reply_els(port, h, sof, r);
         }
         let old = self.ns.ids_on(port);
         self.logout(&old, LogoutCause::Relogin);
         let id = FcId::from_parts(self.config.domain, port.0, 0);
-        self.login(now, port, h, l, id);
+        self.login(now, port, h, sof, l, id);
     }
 
     /// FDISC: a further N_Port ID `DD pp nn` (nn 01-FF) on a port that has done FLOGI.
-    fn fdisc(&mut self, now: Instant, port: PortId, h: &FrameHeaderRepr, l: &LoginRepr) {
+    fn fdisc(&mut self, now: Instant, port: PortId, h: &FrameHeaderRepr, sof: Sof, l: &LoginRepr) {
         let base = FcId::from_parts(self.config.domain, port.0, 0);
         if self.ns.get(base).is_none_or(|e| e.port != port) {
             let r = rjt(
                 LsRjtReason::LOGICAL_ERROR,
                 LsRjtExplanation::N_PORT_LOGIN_REQUIRED,
             );
-            return self.reply_els(port, h, r);
+            return self.reply_els(port, h, sof, r);
         }
         if let Some(r) = self.login_name_error(port, l, false) {
-            return self.reply_els(port, h, r);
+            return self.reply_els(port, h, sof, r);
         }
         let free = (1..=u8::MAX)
             .map(|n| FcId::from_parts(self.config.domain, port.0, n))
             .find(|id| self.ns.get(*id).is_none());
         match free {
-            Some(id) => self.login(now, port, h, l, id),
+            Some(id) => self.login(now, port, h, sof, l, id),
             None => {
                 let r = rjt(
                     LsRjtReason::UNABLE_TO_PERFORM,
                     LsRjtExplanation::INSUFFICIENT_RESOURCES,
                 );
-                self.reply_els(port, h, r);
+                self.reply_els(port, h, sof, r);
             }
         }
     }
 
     /// Registers `id`, sends the F_Port's LS_ACC to it, and tells the registered ports.
-    fn login(&mut self, now: Instant, port: PortId, h: &FrameHeaderRepr, l: &LoginRepr, id: FcId) {
+    fn login(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        h: &FrameHeaderRepr,
+        sof: Sof,
+        l: &LoginRepr,
+        id: FcId,
+    ) {
         self.ns
             .insert(NsEntry::new(id, port, l.port_name, l.node_name, now));
         let acc = LoginRepr::fabric_accept(
@@ -652,7 +722,7 @@ impl Switch {
         let mut rh = FrameHeaderRepr::reply_to(h, RCtl::ELS_REPLY, self.xid());
         // FC-LS-3: the LS_ACC to FLOGI/FDISC goes to the N_Port ID it assigns.
         rh.d_id = id;
-        self.send(port, FcFrame::single(rh, ElsReply::Login(acc).to_vec()));
+        self.send(port, reply_frame(sof, rh, ElsReply::Login(acc).to_vec()));
         self.events.push_back(Event::Login {
             port,
             port_id: id,
@@ -663,22 +733,22 @@ impl Switch {
     }
 
     /// LOGO to FFFFFE. Logging out the FLOGI's ID (`DD pp 00`) logs out every ID on the port.
-    fn fabric_logo(&mut self, port: PortId, h: &FrameHeaderRepr, logo: Logo) {
+    fn fabric_logo(&mut self, port: PortId, h: &FrameHeaderRepr, sof: Sof, logo: Logo) {
         if self.ns.get(h.s_id).is_none_or(|e| e.port != port) {
             let r = rjt(
                 LsRjtReason::LOGICAL_ERROR,
                 LsRjtExplanation::N_PORT_LOGIN_REQUIRED,
             );
-            return self.reply_els(port, h, r);
+            return self.reply_els(port, h, sof, r);
         }
         if logo.n_port_id != h.s_id {
             let r = rjt(
                 LsRjtReason::LOGICAL_ERROR,
                 LsRjtExplanation::INVALID_N_PORT_ID,
             );
-            return self.reply_els(port, h, r);
+            return self.reply_els(port, h, sof, r);
         }
-        self.reply_els(port, h, ElsReply::Acc);
+        self.reply_els(port, h, sof, ElsReply::Acc);
         let ids = if h.s_id.port() == 0 {
             self.ns.ids_on(port)
         } else {

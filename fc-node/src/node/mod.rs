@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fabric::link::{Link, LinkTx, Received};
+use fabric::link::{Link, LinkTx, Received, TrySendError};
 use fc_frames::els::prli::FcpServiceParams;
 use fc_frames::els::{ElsError, ElsReply, ElsRequest, Logo, LsRjt, RscnPage};
 use fc_frames::{FCtl, FcId, FcType, FrameHeaderRepr, RCtl, Wwn};
@@ -976,6 +976,8 @@ impl Core {
                     let now = self.now();
                     self.em.handle_timeout(now);
                 }
+                // The link had no room for what the exchange manager has to send.
+                _ = link_room(self.link.clone()), if self.link.as_ref().is_some_and(|l| !l.has_room()) => {}
             }
             self.pump();
             if self.link.as_ref().is_none_or(LinkTx::is_closed) {
@@ -1142,11 +1144,18 @@ impl Core {
                 busy = true;
                 self.event(ev);
             }
-            while let Some(frame) = self.em.poll_transmit() {
+            // The link's queue is bounded: while it is full, frames wait in the exchange
+            // manager, and the core waits for room (below) without ceasing to receive.
+            while self.link.as_ref().is_none_or(LinkTx::has_room) {
+                let Some(frame) = self.em.poll_transmit() else {
+                    break;
+                };
                 busy = true;
                 sent += 1;
                 if let Some(link) = &self.link {
-                    if link.send(frame).is_err() {
+                    // Room was there and the core is the link's only sender: only a link gone
+                    // down refuses.
+                    if let Err(TrySendError::Down(_)) = link.try_send(frame) {
                         self.link = None;
                     }
                 }
@@ -1321,6 +1330,13 @@ impl Core {
         let _ = self
             .em
             .originate(now, to, FcType::ELS, seq, self.shared.config.els_timeout);
+    }
+}
+
+/// Resolves when `link` has room to send (or is down).
+async fn link_room(link: Option<LinkTx>) {
+    if let Some(l) = link {
+        let _ = l.ready().await;
     }
 }
 

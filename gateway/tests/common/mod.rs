@@ -47,6 +47,7 @@ pub async fn flogi(link: &mut Link, wwpn: Wwn) -> FcId {
     );
     link.tx
         .send(FcFrame::single(h, req.to_vec()))
+        .await
         .expect("link up");
     recv(link).await.header.d_id
 }
