@@ -67,7 +67,7 @@ const BLOCK: u32 = 512;
 const BIG: usize = 1 << 20;
 const SMALL: usize = 4 << 10;
 /// How many times each figure is measured; the report gives the median.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 /// How long one round of a timed figure (sequential read, random read, raw TCP) counts.
 const ROUND_TIME: Duration = Duration::from_secs(1);
 /// How long random reads and raw TCP run in each round before counting starts.
@@ -721,14 +721,24 @@ fn report(f: &Figures) {
 
     println!();
     println!(
-        "{:<24} {:>10} {:>10} {:>10} {:<5} {:>8} {:<6} {:<23} {:>6} {:>6}",
-        "figure", "median", "min", "max", "unit", "cpu", "", "÷ reference", "ratio", "cpu r."
+        "{:<24} {:>10} {:>10} {:>10} {:<5} {:>8} {:<6} {:>5}  {:<23} {:>6} {:>6}",
+        "figure",
+        "median",
+        "min",
+        "max",
+        "unit",
+        "cpu",
+        "",
+        "cores",
+        "÷ reference",
+        "ratio",
+        "cpu r."
     );
     for r in &rows {
         let (rate, cpu) = (r.rate(), r.cpu());
         let (ratio, cpu_ratio) = r.ratios();
         println!(
-            "{:<24} {:>10.1} {:>10.1} {:>10.1} {:<5} {:>8.1} {:<6} {:<23} {:>6.3} {:>6.3}",
+            "{:<24} {:>10.1} {:>10.1} {:>10.1} {:<5} {:>8.1} {:<6} {:>5.2}  {:<23} {:>6.3} {:>6.3}",
             r.name,
             rate.median,
             rate.min,
@@ -736,18 +746,21 @@ fn report(f: &Figures) {
             r.unit.name(),
             cpu.median,
             r.unit.cpu_name(),
+            Spread::of(r.rounds.iter().filter_map(Round::cores)).median,
             r.reference.map_or("(reference)", |(n, _)| n),
             ratio,
             cpu_ratio,
         );
     }
     println!(
-        "\nmedian, min, max over {ROUNDS} rounds of {:.1} s (writes: one {} MiB pass each);\n\
+        "\nmedian, min, max: over {ROUNDS} rounds of {:.1} s (writes: one {} MiB pass each);\n\
          cpu: CPU time (user + system) of the whole process per 1000 bytes moved or per \
-         command, median;\nratio: this ÷ the reference, round by round, median; cpu r.: the \
-         reference's CPU per unit ÷ this one's, median (1 = as cheap as the reference)",
+         command, median;\ncores: that CPU time ÷ wall time, median (the machine has {});\n\
+         ratio: this ÷ the reference, round by round, median;\ncpu r.: the reference's CPU \
+         per unit ÷ this one's, round by round, median (1 = as cheap as the reference)",
         ROUND_TIME.as_secs_f64(),
         LUN_BYTES >> 20,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
 
     println!("\nrounds, in the order measured:");
