@@ -21,9 +21,11 @@
 //!
 //! The machine this runs on is shared and noisy, so every figure, the references too, is
 //! measured in [`ROUNDS`] short rounds and reported as the median, with the smallest and
-//! largest round beside it. The rounds are interleaved: round k of each reference runs just
-//! before round k of the SAN figures measured against it, so the two see the same machine, and
-//! each ratio is the median over the rounds of figure ÷ reference within one round.
+//! largest round beside it. The rounds are interleaved, each reference's round next to the SAN
+//! rounds set against it (raw TCP, then the SAN's sequential reads, then the file's; the file's
+//! random reads, then the SAN's, at each depth; the file's write pass, then the SAN's), so they
+//! see the same machine; each ratio is the median over the rounds of figure ÷ reference within
+//! one round.
 //!
 //! Beside each figure goes the CPU time (user + system, of the whole process, as
 //! `getrusage(RUSAGE_SELF)` counts it, read from `/proc/self/stat`) it cost over the same
@@ -122,8 +124,8 @@ struct San {
     target: FcId,
 }
 
-/// Starts the SAN and measures every figure [`ROUNDS`] times, each reference's round just
-/// before the rounds of the SAN figures set against it.
+/// Starts the SAN and measures every figure [`ROUNDS`] times, in rounds interleaved as the
+/// module doc says.
 ///
 /// The main thread drives: the SAN's tasks run on the runtime's workers, and the direct-file
 /// references run here between `block_on`s, so the SAN stays served while they run.
@@ -610,6 +612,7 @@ impl Spread {
     fn of(values: impl IntoIterator<Item = f64>) -> Spread {
         let mut v: Vec<f64> = values.into_iter().collect();
         v.sort_by(f64::total_cmp);
+        // Both indices are below `n`, which is at least 1 in those arms.
         let median = match v.len() {
             0 => f64::NAN,
             n if n % 2 == 1 => v[n / 2],
@@ -654,14 +657,25 @@ impl<'a> Row<'a> {
         Spread::of(self.rounds.iter().filter_map(|r| r.cpu_per(self.unit)))
     }
 
-    /// Against `reference`, round by round: (this ÷ reference throughput, reference CPU per
-    /// unit ÷ this one's), each the median over the rounds.
+    /// Against `reference`, round by round: this ÷ the reference's throughput, and the
+    /// reference's CPU per unit ÷ this one's (where `/proc` tells it).
+    fn round_ratios(&self, reference: &[Round]) -> Vec<(f64, Option<f64>)> {
+        let u = self.unit;
+        self.rounds
+            .iter()
+            .zip(reference)
+            .map(|(f, r)| {
+                let cpu = r.cpu_per(u).zip(f.cpu_per(u)).map(|(r, f)| r / f);
+                (f.rate(u) / r.rate(u), cpu)
+            })
+            .collect()
+    }
+
+    /// [`Row::round_ratios`], each the median over the rounds.
     fn ratios_against(&self, reference: &[Round]) -> (f64, f64) {
-        let pairs = || self.rounds.iter().zip(reference);
-        let rate = Spread::of(pairs().map(|(f, r)| f.rate(self.unit) / r.rate(self.unit)));
-        let cpu = Spread::of(
-            pairs().filter_map(|(f, r)| Some(r.cpu_per(self.unit)? / f.cpu_per(self.unit)?)),
-        );
+        let ratios = self.round_ratios(reference);
+        let rate = Spread::of(ratios.iter().map(|r| r.0));
+        let cpu = Spread::of(ratios.iter().filter_map(|r| r.1));
         (rate.median, cpu.median)
     }
 
@@ -763,14 +777,27 @@ fn report(f: &Figures) {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
 
-    println!("\nrounds, in the order measured:");
+    println!(
+        "\nrounds, in the order measured (under a SAN figure: its ratio and cpu ratio to the \
+         reference's round)"
+    );
     for r in &rows {
         let values: Vec<String> = r
             .rounds
             .iter()
-            .map(|x| format!("{:.0}", x.rate(r.unit)))
+            .map(|x| format!("{:>7.0}", x.rate(r.unit)))
             .collect();
         println!("  {:<24} {}", r.name, values.join(" "));
+        if let Some((_, reference)) = r.reference {
+            let ratios = r.round_ratios(reference);
+            let rates: Vec<String> = ratios.iter().map(|x| format!("{:>7.3}", x.0)).collect();
+            let cpus: Vec<String> = ratios
+                .iter()
+                .map(|x| format!("{:>7.3}", x.1.unwrap_or(f64::NAN)))
+                .collect();
+            println!("  {:<24} {}", "  ratio", rates.join(" "));
+            println!("  {:<24} {}", "  cpu r.", cpus.join(" "));
+        }
     }
 
     println!("\nSAN ÷ the same I/O on the backing file (ratio, cpu ratio):");
