@@ -8,8 +8,8 @@
 //! loopback TCP twice (host ↔ switch ↔ array), composed with `topology::Topology` as `fcsan up`
 //! composes its sites. Measured:
 //!
-//! - sequential 1 MiB READ and WRITE at queue depth 1 and 8, MB/s (a write pass ends with one
-//!   SYNCHRONIZE CACHE, inside the time);
+//! - sequential 1 MiB READ and WRITE at queue depth 1 and 8, MB/s (a write round is one pass
+//!   over the LUN ending with one SYNCHRONIZE CACHE, inside the time);
 //! - 4 KiB random READ at queue depth 1 and 32 (tasks sharing one `Initiator`), IOPS, for a
 //!   fixed time after a warm-up;
 //! - references: raw loopback TCP moving 1 MiB buffers (one `TcpStream` pair, sockets sized
@@ -18,6 +18,20 @@
 //!
 //! The LUN file is filled before the array opens it and stays in the page cache, as does the
 //! direct-file reference: both measure the software path, not a disk.
+//!
+//! The machine this runs on is shared and noisy, so every figure, the references too, is
+//! measured in [`ROUNDS`] short rounds and reported as the median, with the smallest and
+//! largest round beside it. The rounds are interleaved, each reference's round next to the SAN
+//! rounds set against it (raw TCP, then the SAN's sequential reads, then the file's; the file's
+//! random reads, then the SAN's, at each depth; the file's write pass, then the SAN's), so they
+//! see the same machine; each ratio is the median over the rounds of figure ÷ reference within
+//! one round.
+//!
+//! Beside each figure goes the CPU time (user + system, of the whole process, as
+//! `getrusage(RUSAGE_SELF)` counts it, read from `/proc/self/stat`) it cost over the same
+//! interval: per 1000 bytes moved for MB/s figures, per command for IOPS figures. Wall-time
+//! figures move with the cores other work leaves over; the CPU time per byte much less, so
+//! each ratio is also given that way round: the reference's CPU per unit ÷ the figure's.
 //!
 //! Run with `cargo bench --bench san`. The table is followed by the same figures as
 //! `name value unit ratio` lines. `cargo bench --bench san -- san_rand_read_4k_qd32` (or any
@@ -46,6 +60,7 @@ use fc_node::fcp::initiator::Initiator;
 use fc_node::scsi::Tier;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
+use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 use topology::{write_random, ArraySpec, Running, Topology};
 
@@ -53,14 +68,18 @@ const LUN_BYTES: u64 = 256 << 20;
 const BLOCK: u32 = 512;
 const BIG: usize = 1 << 20;
 const SMALL: usize = 4 << 10;
-/// How long each sequential read and raw TCP figure runs.
-const SEQ_TIME: Duration = Duration::from_secs(2);
-/// How long each random-read figure runs, after [`WARM_UP`].
-const RAND_TIME: Duration = Duration::from_secs(3);
-const WARM_UP: Duration = Duration::from_millis(500);
+/// How many times each figure is measured; the report gives the median.
+const ROUNDS: usize = 7;
+/// How long one round of a timed figure (sequential read, random read, raw TCP) counts.
+const ROUND_TIME: Duration = Duration::from_secs(1);
+/// How long random reads and raw TCP run in each round before counting starts.
+const WARM_UP: Duration = Duration::from_millis(200);
 /// How long a figure run alone runs.
 const PROFILE_TIME: Duration = Duration::from_secs(10);
 const WAIT: Duration = Duration::from_secs(10);
+/// The targets of the current issue.
+const TARGET_READ_QD8_VS_TCP: f64 = 0.5;
+const TARGET_RAND_QD32_IOPS: f64 = 100_000.0;
 
 fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -76,31 +95,26 @@ fn main() -> Result<()> {
     if let Some(figure) = std::env::args().skip(1).find(|a| !a.starts_with('-')) {
         return rt.block_on(profile(&path, &figure));
     }
-    let san = rt.block_on(san_figures(&path))?;
-    let raw_tcp = rt.block_on(raw_tcp())?;
-    let file = file_figures(&path)?;
-
-    report(&san, raw_tcp, &file);
+    let figures = measure(&rt, &path)?;
+    report(&figures);
     println!("\n(whole run: {:.1} s)", started.elapsed().as_secs_f64());
     Ok(())
 }
 
-/// What the SAN did.
-struct SanFigures {
-    read_qd1: f64,
-    read_qd8: f64,
-    write_qd1: f64,
-    write_qd8: f64,
-    rand_qd1: f64,
-    rand_qd32: f64,
-}
-
-/// What the backing file did without the SAN.
-struct FileFigures {
-    read: f64,
-    write: f64,
-    rand_qd1: f64,
-    rand_qd32: f64,
+/// Every figure, one [`Round`] per round.
+#[derive(Default)]
+struct Figures {
+    raw_tcp: Vec<Round>,
+    file_read: Vec<Round>,
+    file_write: Vec<Round>,
+    file_rand_qd1: Vec<Round>,
+    file_rand_qd32: Vec<Round>,
+    read_qd1: Vec<Round>,
+    read_qd8: Vec<Round>,
+    write_qd1: Vec<Round>,
+    write_qd8: Vec<Round>,
+    rand_qd1: Vec<Round>,
+    rand_qd32: Vec<Round>,
 }
 
 /// One host and one disk array behind a switch, all on loopback TCP.
@@ -110,53 +124,78 @@ struct San {
     target: FcId,
 }
 
-async fn san_figures(path: &Path) -> Result<SanFigures> {
-    let san = start_san(path).await?;
-    let lun = Lun::ZERO;
-    let h = &san.host;
-    let t = san.target;
+/// Starts the SAN and measures every figure [`ROUNDS`] times, in rounds interleaved as the
+/// module doc says.
+///
+/// The main thread drives: the SAN's tasks run on the runtime's workers, and the direct-file
+/// references run here between `block_on`s, so the SAN stays served while they run.
+fn measure(rt: &Runtime, path: &Path) -> Result<Figures> {
+    let san = rt.block_on(start_san(path))?;
+    let file = OpenOptions::new().read(true).write(true).open(path)?;
+    let (h, t, lun) = (&san.host, san.target, Lun::ZERO);
     // Every 1 MiB chunk once before timing anything: the first pass pays for warm-up.
-    seq_read(h, t, lun, 8, Duration::ZERO).await?;
-    let read_qd1 = seq_read(h, t, lun, 1, SEQ_TIME).await?;
-    let read_qd8 = seq_read(h, t, lun, 8, SEQ_TIME).await?;
-    let rand_qd1 = rand_read(h, t, lun, 1, RAND_TIME).await?;
-    let rand_qd32 = rand_read(h, t, lun, 32, RAND_TIME).await?;
-    let write_qd1 = seq_write(h, t, lun, 1).await?;
-    let write_qd8 = seq_write(h, t, lun, 8).await?;
-    san.running.shutdown().await;
-    Ok(SanFigures {
-        read_qd1,
-        read_qd8,
-        write_qd1,
-        write_qd8,
-        rand_qd1,
-        rand_qd32,
-    })
+    rt.block_on(seq_read(
+        h,
+        t,
+        lun,
+        8,
+        Duration::ZERO,
+        LUN_BYTES / BIG as u64,
+    ))?;
+    let mut f = Figures::default();
+    for k in 1..=ROUNDS {
+        eprint!("round {k}/{ROUNDS}: reads…");
+        f.raw_tcp.push(rt.block_on(raw_tcp(ROUND_TIME))?);
+        f.read_qd8
+            .push(rt.block_on(seq_read(h, t, lun, 8, ROUND_TIME, 0))?);
+        f.read_qd1
+            .push(rt.block_on(seq_read(h, t, lun, 1, ROUND_TIME, 0))?);
+        f.file_read.push(file_seq_read(&file, ROUND_TIME)?);
+        eprint!(" random reads…");
+        f.file_rand_qd1.push(file_rand_read(&file, 1, ROUND_TIME)?);
+        f.rand_qd1
+            .push(rt.block_on(rand_read(h, t, lun, 1, ROUND_TIME))?);
+        f.file_rand_qd32
+            .push(file_rand_read(&file, 32, ROUND_TIME)?);
+        f.rand_qd32
+            .push(rt.block_on(rand_read(h, t, lun, 32, ROUND_TIME))?);
+        eprintln!(" writes");
+        f.file_write.push(file_seq_write(&file)?);
+        f.write_qd1.push(rt.block_on(seq_write(h, t, lun, 1))?);
+        f.write_qd8.push(rt.block_on(seq_write(h, t, lun, 8))?);
+    }
+    rt.block_on(san.running.shutdown());
+    Ok(f)
 }
 
 /// One SAN figure alone, for [`PROFILE_TIME`] (writes: as many passes as fit).
 async fn profile(path: &Path, figure: &str) -> Result<()> {
     let san = start_san(path).await?;
     let (h, t, lun) = (&san.host, san.target, Lun::ZERO);
-    let (value, unit) = match figure {
-        "san_seq_read_1m_qd1" => (seq_read(h, t, lun, 1, PROFILE_TIME).await?, "MB/s"),
-        "san_seq_read_1m_qd8" => (seq_read(h, t, lun, 8, PROFILE_TIME).await?, "MB/s"),
+    let (round, unit) = match figure {
+        "san_seq_read_1m_qd1" => (seq_read(h, t, lun, 1, PROFILE_TIME, 0).await?, Unit::MBps),
+        "san_seq_read_1m_qd8" => (seq_read(h, t, lun, 8, PROFILE_TIME, 0).await?, Unit::MBps),
         "san_seq_write_1m_qd1" | "san_seq_write_1m_qd8" => {
             let qd = if figure.ends_with("qd1") { 1 } else { 8 };
             let start = Instant::now();
-            let mut sum = 0.0;
-            let mut passes = 0.0;
+            let mut sum = seq_write(h, t, lun, qd).await?;
             while start.elapsed() < PROFILE_TIME {
-                sum += seq_write(h, t, lun, qd).await?;
-                passes += 1.0;
+                sum = sum.plus(seq_write(h, t, lun, qd).await?);
             }
-            (sum / passes, "MB/s")
+            (sum, Unit::MBps)
         }
-        "san_rand_read_4k_qd1" => (rand_read(h, t, lun, 1, PROFILE_TIME).await?, "IOPS"),
-        "san_rand_read_4k_qd32" => (rand_read(h, t, lun, 32, PROFILE_TIME).await?, "IOPS"),
+        "san_rand_read_4k_qd1" => (rand_read(h, t, lun, 1, PROFILE_TIME).await?, Unit::Iops),
+        "san_rand_read_4k_qd32" => (rand_read(h, t, lun, 32, PROFILE_TIME).await?, Unit::Iops),
         other => return Err(anyhow!("no SAN figure named {other}")),
     };
-    println!("{figure} {value:.1} {unit}");
+    println!(
+        "{figure} {:.1} {} ({:.1} {} CPU, {:.2} cores)",
+        round.rate(unit),
+        unit.name(),
+        round.cpu_per(unit).unwrap_or(f64::NAN),
+        unit.cpu_name(),
+        round.cores().unwrap_or(f64::NAN),
+    );
     san.running.shutdown().await;
     Ok(())
 }
@@ -212,12 +251,20 @@ impl Chunks {
     }
 }
 
-/// Sequential 1 MiB READs from `qd` tasks for `time` but at least one pass over the LUN;
-/// MB/s.
-async fn seq_read(h: &Initiator, t: FcId, lun: Lun, qd: usize, time: Duration) -> Result<f64> {
+/// Sequential 1 MiB READs from `qd` tasks, wrapping around the LUN, until `time` has passed
+/// and at least `min_chunks` were asked for; bytes read.
+async fn seq_read(
+    h: &Initiator,
+    t: FcId,
+    lun: Lun,
+    qd: usize,
+    time: Duration,
+    min_chunks: u64,
+) -> Result<Round> {
     let chunks = Chunks::new(BIG);
     let blocks = (BIG / BLOCK as usize) as u32;
-    let start = Instant::now();
+    let timing = Timing::start();
+    let start = timing.start;
     let mut set = JoinSet::new();
     for _ in 0..qd {
         let (h, chunks) = (h.clone(), chunks.clone());
@@ -225,7 +272,7 @@ async fn seq_read(h: &Initiator, t: FcId, lun: Lun, qd: usize, time: Duration) -
             let mut bytes = 0u64;
             loop {
                 let i = chunks.next.fetch_add(1, Ordering::Relaxed);
-                if i >= chunks.count && start.elapsed() >= time {
+                if i >= min_chunks && start.elapsed() >= time {
                     return Ok::<_, anyhow::Error>(bytes);
                 }
                 let lba = (i % chunks.count) * u64::from(blocks);
@@ -235,12 +282,12 @@ async fn seq_read(h: &Initiator, t: FcId, lun: Lun, qd: usize, time: Duration) -
         });
     }
     let bytes = join_sum(set).await?;
-    Ok(mb_per_s(bytes, start.elapsed()))
+    Ok(timing.stop(bytes))
 }
 
 /// One pass of sequential 1 MiB WRITEs (no FUA) from `qd` tasks, then SYNCHRONIZE CACHE;
-/// MB/s including the flush.
-async fn seq_write(h: &Initiator, t: FcId, lun: Lun, qd: usize) -> Result<f64> {
+/// bytes written, the flush inside the time.
+async fn seq_write(h: &Initiator, t: FcId, lun: Lun, qd: usize) -> Result<Round> {
     let chunks = Chunks::new(BIG);
     let data = Bytes::from(
         (0..BIG)
@@ -248,7 +295,7 @@ async fn seq_write(h: &Initiator, t: FcId, lun: Lun, qd: usize) -> Result<f64> {
             .collect::<Vec<u8>>(),
     );
     let blocks = (BIG / BLOCK as usize) as u64;
-    let start = Instant::now();
+    let timing = Timing::start();
     let mut set = JoinSet::new();
     for _ in 0..qd {
         let (h, chunks, data) = (h.clone(), chunks.clone(), data.clone());
@@ -267,12 +314,12 @@ async fn seq_write(h: &Initiator, t: FcId, lun: Lun, qd: usize) -> Result<f64> {
     }
     let bytes = join_sum(set).await?;
     h.synchronize_cache(t, lun).await?;
-    Ok(mb_per_s(bytes, start.elapsed()))
+    Ok(timing.stop(bytes))
 }
 
 /// 4 KiB READs at random 4 KiB-aligned offsets from `qd` tasks sharing one initiator, for
-/// `time` after [`WARM_UP`]; IOPS.
-async fn rand_read(h: &Initiator, t: FcId, lun: Lun, qd: usize, time: Duration) -> Result<f64> {
+/// `time` after [`WARM_UP`]; commands completed meanwhile.
+async fn rand_read(h: &Initiator, t: FcId, lun: Lun, qd: usize, time: Duration) -> Result<Round> {
     let blocks = (SMALL / BLOCK as usize) as u32;
     let slots = LUN_BYTES / SMALL as u64;
     let counting = Arc::new(AtomicBool::new(false));
@@ -295,13 +342,16 @@ async fn rand_read(h: &Initiator, t: FcId, lun: Lun, qd: usize, time: Duration) 
     }
     tokio::time::sleep(WARM_UP).await;
     counting.store(true, Ordering::Relaxed);
-    let start = Instant::now();
+    let timing = Timing::start();
     tokio::time::sleep(time).await;
     counting.store(false, Ordering::Relaxed);
-    let elapsed = start.elapsed();
+    let measured = timing.stop(0);
     stop.store(true, Ordering::Relaxed);
     let ios = join_sum(set).await?;
-    Ok(ios as f64 / elapsed.as_secs_f64())
+    Ok(Round {
+        work: ios,
+        ..measured
+    })
 }
 
 async fn join_sum(mut set: JoinSet<Result<u64>>) -> Result<u64> {
@@ -313,8 +363,9 @@ async fn join_sum(mut set: JoinSet<Result<u64>>) -> Result<u64> {
 }
 
 /// One loopback TCP connection, sockets sized as the TCP links size theirs (and
-/// TCP_NODELAY), one task writing 1 MiB buffers and one reading them; MB/s received.
-async fn raw_tcp() -> Result<f64> {
+/// TCP_NODELAY), one task writing 1 MiB buffers and one reading them, for `time` after
+/// [`WARM_UP`]; bytes received.
+async fn raw_tcp(time: Duration) -> Result<Round> {
     let listener = TcpSocket::new_v4()?;
     listener.set_recv_buffer_size(SOCKET_BUFFER as u32)?;
     listener.set_send_buffer_size(SOCKET_BUFFER as u32)?;
@@ -347,63 +398,49 @@ async fn raw_tcp() -> Result<f64> {
             return Err(anyhow!("the raw TCP writer stopped"));
         }
     }
-    let start = Instant::now();
+    let timing = Timing::start();
     let mut bytes = 0u64;
-    while start.elapsed() < SEQ_TIME {
+    while timing.start.elapsed() < time {
         bytes += rx.read(&mut buf).await? as u64;
     }
-    let elapsed = start.elapsed();
+    let measured = timing.stop(bytes);
     stop.store(true, Ordering::Relaxed);
     while rx.read(&mut buf).await? > 0 {}
     writer.await??;
-    Ok(mb_per_s(bytes, elapsed))
+    Ok(measured)
 }
 
-fn file_figures(path: &Path) -> Result<FileFigures> {
-    let file = OpenOptions::new().read(true).write(true).open(path)?;
-    let read = file_seq_read(&file)?;
-    let rand_qd1 = file_rand_read(&file, 1)?;
-    let rand_qd32 = file_rand_read(&file, 32)?;
-    let write = file_seq_write(&file)?;
-    Ok(FileFigures {
-        read,
-        write,
-        rand_qd1,
-        rand_qd32,
-    })
-}
-
-/// 1 MiB `pread`s in order, wrapping around, for [`SEQ_TIME`]; MB/s.
-fn file_seq_read(file: &File) -> Result<f64> {
+/// 1 MiB `pread`s in order, wrapping around, for `time`; bytes read.
+fn file_seq_read(file: &File, time: Duration) -> Result<Round> {
     let mut buf = vec![0u8; BIG];
     let chunks = LUN_BYTES / BIG as u64;
-    let start = Instant::now();
+    let timing = Timing::start();
     let mut i = 0u64;
-    while i < chunks || start.elapsed() < SEQ_TIME {
+    while timing.start.elapsed() < time {
         file.read_exact_at(&mut buf, (i % chunks) * BIG as u64)?;
         i += 1;
     }
-    Ok(mb_per_s(i * BIG as u64, start.elapsed()))
+    Ok(timing.stop(i * BIG as u64))
 }
 
-/// One pass of 1 MiB `pwrite`s in order, then `fsync`; MB/s.
-fn file_seq_write(file: &File) -> Result<f64> {
+/// One pass of 1 MiB `pwrite`s in order, then `fsync`; bytes written.
+fn file_seq_write(file: &File) -> Result<Round> {
     let buf: Vec<u8> = (0..BIG).map(|i| (i as u8).wrapping_mul(17)).collect();
-    let start = Instant::now();
+    let timing = Timing::start();
     for i in 0..LUN_BYTES / BIG as u64 {
         file.write_all_at(&buf, i * BIG as u64)?;
     }
     file.sync_all()?;
-    Ok(mb_per_s(LUN_BYTES, start.elapsed()))
+    Ok(timing.stop(LUN_BYTES))
 }
 
-/// 4 KiB `pread`s at random aligned offsets from `threads` threads for [`RAND_TIME`] after
-/// [`WARM_UP`]; IOPS.
-fn file_rand_read(file: &File, threads: usize) -> Result<f64> {
+/// 4 KiB `pread`s at random aligned offsets from `threads` threads for `time` after
+/// [`WARM_UP`]; reads completed meanwhile.
+fn file_rand_read(file: &File, threads: usize, time: Duration) -> Result<Round> {
     let slots = LUN_BYTES / SMALL as u64;
     let counting = AtomicBool::new(false);
     let stop = AtomicBool::new(false);
-    let (ios, elapsed) = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|n| {
                 let (counting, stop) = (&counting, &stop);
@@ -423,18 +460,20 @@ fn file_rand_read(file: &File, threads: usize) -> Result<f64> {
             .collect();
         std::thread::sleep(WARM_UP);
         counting.store(true, Ordering::Relaxed);
-        let start = Instant::now();
-        std::thread::sleep(RAND_TIME);
+        let timing = Timing::start();
+        std::thread::sleep(time);
         counting.store(false, Ordering::Relaxed);
-        let elapsed = start.elapsed();
+        let measured = timing.stop(0);
         stop.store(true, Ordering::Relaxed);
         let mut ios = 0u64;
         for w in workers {
             ios += w.join().map_err(|_| anyhow!("reader thread panicked"))??;
         }
-        Ok::<_, anyhow::Error>((ios, elapsed))
-    })?;
-    Ok(ios as f64 / elapsed.as_secs_f64())
+        Ok(Round {
+            work: ios,
+            ..measured
+        })
+    })
 }
 
 /// xorshift64*: offsets spread over the LUN, the same every run.
@@ -453,111 +492,372 @@ impl XorShift {
     }
 }
 
-fn mb_per_s(bytes: u64, elapsed: Duration) -> f64 {
-    bytes as f64 / 1e6 / elapsed.as_secs_f64()
+/// A measurement under way: wall time, and the CPU time every thread of the process used.
+struct Timing {
+    start: Instant,
+    cpu: Option<Duration>,
 }
 
-/// One figure: what, how much, of what, and against which reference.
-struct Row {
+impl Timing {
+    fn start() -> Timing {
+        Timing {
+            start: Instant::now(),
+            cpu: cpu_time(),
+        }
+    }
+
+    /// The round so far, having done `work` (bytes or commands).
+    fn stop(&self, work: u64) -> Round {
+        let elapsed = self.start.elapsed();
+        let cpu = cpu_time()
+            .zip(self.cpu)
+            .map(|(end, start)| end.saturating_sub(start));
+        Round { work, elapsed, cpu }
+    }
+}
+
+/// CPU time the process has used so far, user and system: what `getrusage(RUSAGE_SELF)`
+/// reports, read from `/proc/self/stat` (fields 14 and 15, in clock ticks of 10 ms; over a
+/// round of one second on two cores that is within about 1 %).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces: count fields after its closing parenthesis, where
+    // field 3 (the state) comes first.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 10))
+}
+
+/// What one round of a figure did: bytes moved (MB/s figures) or commands completed (IOPS
+/// figures), the wall time that took, and the CPU time of the process meanwhile, where
+/// `/proc` tells it.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    work: u64,
+    elapsed: Duration,
+    cpu: Option<Duration>,
+}
+
+impl Round {
+    /// Work per second in `unit`.
+    fn rate(&self, unit: Unit) -> f64 {
+        let work = match unit {
+            Unit::MBps => self.work as f64 / 1e6,
+            Unit::Iops => self.work as f64,
+        };
+        work / self.elapsed.as_secs_f64()
+    }
+
+    /// CPU time per unit of work: nanoseconds per 1000 bytes, or microseconds per command.
+    fn cpu_per(&self, unit: Unit) -> Option<f64> {
+        let cpu = self.cpu?.as_secs_f64();
+        let per = match unit {
+            Unit::MBps => cpu * 1e9 / (self.work as f64 / 1e3),
+            Unit::Iops => cpu * 1e6 / self.work as f64,
+        };
+        (self.work > 0).then_some(per)
+    }
+
+    /// CPU cores the process kept busy, on average.
+    fn cores(&self) -> Option<f64> {
+        Some(self.cpu?.as_secs_f64() / self.elapsed.as_secs_f64())
+    }
+
+    /// This round and `other` as one.
+    fn plus(self, other: Round) -> Round {
+        Round {
+            work: self.work + other.work,
+            elapsed: self.elapsed + other.elapsed,
+            cpu: self.cpu.zip(other.cpu).map(|(a, b)| a + b),
+        }
+    }
+}
+
+/// What a figure counts.
+#[derive(Debug, Clone, Copy)]
+enum Unit {
+    /// Bytes, reported in MB/s; CPU per 1000 bytes.
+    MBps,
+    /// Commands, reported per second; CPU per command.
+    Iops,
+}
+
+impl Unit {
+    fn name(self) -> &'static str {
+        match self {
+            Unit::MBps => "MB/s",
+            Unit::Iops => "IOPS",
+        }
+    }
+
+    fn cpu_name(self) -> &'static str {
+        match self {
+            Unit::MBps => "ns/kB",
+            Unit::Iops => "us/IO",
+        }
+    }
+}
+
+/// Median, smallest and largest of some values (NaN when there are none).
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(values: impl IntoIterator<Item = f64>) -> Spread {
+        let mut v: Vec<f64> = values.into_iter().collect();
+        v.sort_by(f64::total_cmp);
+        // Both indices are below `n`, which is at least 1 in those arms.
+        let median = match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        };
+        Spread {
+            median,
+            min: v.first().copied().unwrap_or(f64::NAN),
+            max: v.last().copied().unwrap_or(f64::NAN),
+        }
+    }
+}
+
+/// One figure: what, of what, its rounds, and the reference measured beside it.
+struct Row<'a> {
     name: &'static str,
-    value: f64,
-    unit: &'static str,
-    reference: Option<(&'static str, f64)>,
+    unit: Unit,
+    rounds: &'a [Round],
+    reference: Option<(&'static str, &'a [Round])>,
 }
 
-fn report(san: &SanFigures, raw_tcp: f64, file: &FileFigures) {
-    let mbs = "MB/s";
-    let iops = "IOPS";
-    let row = |name, value, unit, reference| Row {
-        name,
-        value,
-        unit,
-        reference,
-    };
-    let tcp = Some(("raw_tcp_1m", raw_tcp));
+impl<'a> Row<'a> {
+    fn new(
+        name: &'static str,
+        unit: Unit,
+        rounds: &'a [Round],
+        reference: Option<(&'static str, &'a [Round])>,
+    ) -> Row<'a> {
+        Row {
+            name,
+            unit,
+            rounds,
+            reference,
+        }
+    }
+
+    fn rate(&self) -> Spread {
+        Spread::of(self.rounds.iter().map(|r| r.rate(self.unit)))
+    }
+
+    fn cpu(&self) -> Spread {
+        Spread::of(self.rounds.iter().filter_map(|r| r.cpu_per(self.unit)))
+    }
+
+    /// Against `reference`, round by round: this ÷ the reference's throughput, and the
+    /// reference's CPU per unit ÷ this one's (where `/proc` tells it).
+    fn round_ratios(&self, reference: &[Round]) -> Vec<(f64, Option<f64>)> {
+        let u = self.unit;
+        self.rounds
+            .iter()
+            .zip(reference)
+            .map(|(f, r)| {
+                let cpu = r.cpu_per(u).zip(f.cpu_per(u)).map(|(r, f)| r / f);
+                (f.rate(u) / r.rate(u), cpu)
+            })
+            .collect()
+    }
+
+    /// [`Row::round_ratios`], each the median over the rounds.
+    fn ratios_against(&self, reference: &[Round]) -> (f64, f64) {
+        let ratios = self.round_ratios(reference);
+        let rate = Spread::of(ratios.iter().map(|r| r.0));
+        let cpu = Spread::of(ratios.iter().filter_map(|r| r.1));
+        (rate.median, cpu.median)
+    }
+
+    /// Against the reference named in the table (1 for a reference itself).
+    fn ratios(&self) -> (f64, f64) {
+        self.reference
+            .map_or((1.0, 1.0), |(_, r)| self.ratios_against(r))
+    }
+}
+
+fn report(f: &Figures) {
+    use Unit::{Iops, MBps};
+    let row = Row::new;
+    let tcp = Some(("raw_tcp_1m", f.raw_tcp.as_slice()));
+    let read_qd1 = row("san_seq_read_1m_qd1", MBps, &f.read_qd1, tcp);
+    let read_qd8 = row("san_seq_read_1m_qd8", MBps, &f.read_qd8, tcp);
+    let write_qd1 = row("san_seq_write_1m_qd1", MBps, &f.write_qd1, tcp);
+    let write_qd8 = row("san_seq_write_1m_qd8", MBps, &f.write_qd8, tcp);
+    let rand_qd1 = row(
+        "san_rand_read_4k_qd1",
+        Iops,
+        &f.rand_qd1,
+        Some(("file_rand_read_4k_qd1", &f.file_rand_qd1)),
+    );
+    let rand_qd32 = row(
+        "san_rand_read_4k_qd32",
+        Iops,
+        &f.rand_qd32,
+        Some(("file_rand_read_4k_qd32", &f.file_rand_qd32)),
+    );
     let rows = [
-        row("raw_tcp_1m", raw_tcp, mbs, None),
-        row("file_seq_read_1m", file.read, mbs, None),
-        row("file_seq_write_1m_fsync", file.write, mbs, None),
-        row("file_rand_read_4k_qd1", file.rand_qd1, iops, None),
-        row("file_rand_read_4k_qd32", file.rand_qd32, iops, None),
-        row("san_seq_read_1m_qd1", san.read_qd1, mbs, tcp),
-        row("san_seq_read_1m_qd8", san.read_qd8, mbs, tcp),
-        row("san_seq_write_1m_qd1", san.write_qd1, mbs, tcp),
-        row("san_seq_write_1m_qd8", san.write_qd8, mbs, tcp),
-        row(
-            "san_rand_read_4k_qd1",
-            san.rand_qd1,
-            iops,
-            Some(("file_rand_read_4k_qd1", file.rand_qd1)),
-        ),
-        row(
-            "san_rand_read_4k_qd32",
-            san.rand_qd32,
-            iops,
-            Some(("file_rand_read_4k_qd32", file.rand_qd32)),
-        ),
+        &row("raw_tcp_1m", MBps, &f.raw_tcp, None),
+        &row("file_seq_read_1m", MBps, &f.file_read, None),
+        &row("file_seq_write_1m_fsync", MBps, &f.file_write, None),
+        &row("file_rand_read_4k_qd1", Iops, &f.file_rand_qd1, None),
+        &row("file_rand_read_4k_qd32", Iops, &f.file_rand_qd32, None),
+        &read_qd1,
+        &read_qd8,
+        &write_qd1,
+        &write_qd8,
+        &rand_qd1,
+        &rand_qd32,
     ];
-    // Each SAN figure against the same I/O on the file, and the two targets.
+    // Each SAN figure against the same I/O on the file.
     let against_file = [
-        ("san_seq_read_1m_qd1", san.read_qd1, file.read),
-        ("san_seq_read_1m_qd8", san.read_qd8, file.read),
-        ("san_seq_write_1m_qd1", san.write_qd1, file.write),
-        ("san_seq_write_1m_qd8", san.write_qd8, file.write),
-        ("san_rand_read_4k_qd1", san.rand_qd1, file.rand_qd1),
-        ("san_rand_read_4k_qd32", san.rand_qd32, file.rand_qd32),
-    ];
-    let read_best = san.read_qd1.max(san.read_qd8);
-    let targets = [
-        (
-            "san_seq_read_1m (best QD) ÷ raw_tcp_1m",
-            read_best / raw_tcp,
-            "≥ 0.5",
-            read_best / raw_tcp >= 0.5,
-        ),
-        (
-            "san_rand_read_4k_qd32 IOPS",
-            san.rand_qd32,
-            "≥ 50000",
-            san.rand_qd32 >= 50_000.0,
-        ),
-    ];
+        (&read_qd1, &f.file_read),
+        (&read_qd8, &f.file_read),
+        (&write_qd1, &f.file_write),
+        (&write_qd8, &f.file_write),
+        (&rand_qd1, &f.file_rand_qd1),
+        (&rand_qd32, &f.file_rand_qd32),
+    ]
+    .map(|(r, file)| {
+        let (rate, cpu) = r.ratios_against(file);
+        (r.name, rate, cpu)
+    });
 
     println!();
     println!(
-        "{:<26} {:>12} {:<5}  {:<24} {:>7}",
-        "figure", "value", "unit", "÷ reference", "ratio"
+        "{:<24} {:>10} {:>10} {:>10} {:<5} {:>8} {:<6} {:>5}  {:<23} {:>6} {:>6}",
+        "figure",
+        "median",
+        "min",
+        "max",
+        "unit",
+        "cpu",
+        "",
+        "cores",
+        "÷ reference",
+        "ratio",
+        "cpu r."
     );
     for r in &rows {
-        let (name, ratio) = r
-            .reference
-            .map_or(("(reference)", 1.0), |(n, v)| (n, r.value / v));
+        let (rate, cpu) = (r.rate(), r.cpu());
+        let (ratio, cpu_ratio) = r.ratios();
         println!(
-            "{:<26} {:>12.1} {:<5}  {:<24} {:>7.3}",
-            r.name, r.value, r.unit, name, ratio
+            "{:<24} {:>10.1} {:>10.1} {:>10.1} {:<5} {:>8.1} {:<6} {:>5.2}  {:<23} {:>6.3} {:>6.3}",
+            r.name,
+            rate.median,
+            rate.min,
+            rate.max,
+            r.unit.name(),
+            cpu.median,
+            r.unit.cpu_name(),
+            Spread::of(r.rounds.iter().filter_map(Round::cores)).median,
+            r.reference.map_or("(reference)", |(n, _)| n),
+            ratio,
+            cpu_ratio,
         );
     }
-    println!("\nSAN ÷ the same I/O on the backing file:");
-    for (name, san, file) in &against_file {
-        println!("  {:<26} {:>7.3}", name, san / file);
-    }
-    println!("\ntargets:");
-    for (name, value, target, met) in &targets {
-        println!(
-            "  {:<40} {:>10.3}  target {:<8} {}",
-            name,
-            value,
-            target,
-            if *met { "met" } else { "NOT met" }
-        );
+    println!(
+        "\nmedian, min, max: over {ROUNDS} rounds of {:.1} s (writes: one {} MiB pass each);\n\
+         cpu: CPU time (user + system) of the whole process per 1000 bytes moved or per \
+         command, median;\ncores: that CPU time ÷ wall time, median (the machine has {});\n\
+         ratio: this ÷ the reference, round by round, median;\ncpu r.: the reference's CPU \
+         per unit ÷ this one's, round by round, median (1 = as cheap as the reference)",
+        ROUND_TIME.as_secs_f64(),
+        LUN_BYTES >> 20,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
+
+    println!(
+        "\nrounds, in the order measured (under a SAN figure: its ratio and cpu ratio to the \
+         reference's round)"
+    );
+    for r in &rows {
+        let values: Vec<String> = r
+            .rounds
+            .iter()
+            .map(|x| format!("{:>7.0}", x.rate(r.unit)))
+            .collect();
+        println!("  {:<24} {}", r.name, values.join(" "));
+        if let Some((_, reference)) = r.reference {
+            let ratios = r.round_ratios(reference);
+            let rates: Vec<String> = ratios.iter().map(|x| format!("{:>7.3}", x.0)).collect();
+            let cpus: Vec<String> = ratios
+                .iter()
+                .map(|x| format!("{:>7.3}", x.1.unwrap_or(f64::NAN)))
+                .collect();
+            println!("  {:<24} {}", "  ratio", rates.join(" "));
+            println!("  {:<24} {}", "  cpu r.", cpus.join(" "));
+        }
     }
 
-    println!("\n# name value unit ratio (ratio: ÷ the reference named in the table)");
-    for r in &rows {
-        let ratio = r.reference.map_or(1.0, |(_, v)| r.value / v);
-        println!("{} {:.1} {} {:.3}", r.name, r.value, r.unit, ratio);
+    println!("\nSAN ÷ the same I/O on the backing file (ratio, cpu ratio):");
+    for (name, rate, cpu) in &against_file {
+        println!("  {name:<24} {rate:>7.3} {cpu:>7.3}");
     }
-    for (name, san, file) in &against_file {
-        println!("{name}_vs_file {:.3} ratio {:.3}", san / file, san / file);
+
+    let (read_qd8, read_qd8_cpu) = read_qd8.ratios();
+    let rand_qd32 = rand_qd32.rate().median;
+    println!("\ntargets:");
+    println!(
+        "  {:<36} {:>10.3}  target ≥ {:<8} {}   (cpu ratio {:.3})",
+        "san_seq_read_1m_qd8 ÷ raw_tcp_1m",
+        read_qd8,
+        TARGET_READ_QD8_VS_TCP,
+        met(read_qd8 >= TARGET_READ_QD8_VS_TCP),
+        read_qd8_cpu,
+    );
+    println!(
+        "  {:<36} {:>10.1}  target ≥ {:<8} {}",
+        "san_rand_read_4k_qd32 IOPS",
+        rand_qd32,
+        TARGET_RAND_QD32_IOPS,
+        met(rand_qd32 >= TARGET_RAND_QD32_IOPS),
+    );
+
+    println!(
+        "\n# name value unit ratio (value: median of {ROUNDS} rounds; ratio: ÷ the reference \
+         named in the table; _cpu: CPU per unit, ratio the reference's ÷ this one's)"
+    );
+    for r in &rows {
+        let (ratio, _) = r.ratios();
+        println!(
+            "{} {:.1} {} {:.3}",
+            r.name,
+            r.rate().median,
+            r.unit.name(),
+            ratio
+        );
+    }
+    for r in &rows {
+        let (_, cpu_ratio) = r.ratios();
+        println!(
+            "{}_cpu {:.1} {} {:.3}",
+            r.name,
+            r.cpu().median,
+            r.unit.cpu_name(),
+            cpu_ratio
+        );
+    }
+    for (name, rate, cpu) in &against_file {
+        println!("{name}_vs_file {rate:.3} ratio {rate:.3}");
+        println!("{name}_vs_file_cpu {cpu:.3} ratio {cpu:.3}");
+    }
+}
+
+fn met(yes: bool) -> &'static str {
+    if yes {
+        "met"
+    } else {
+        "NOT met"
     }
 }
