@@ -1,11 +1,15 @@
 //! [`FileLun`]: a logical unit stored in a file.
 //!
-//! The file is created sparse to the configured size (`set_len`). I/O runs on tokio's blocking
-//! pool: each operation is one `spawn_blocking` call doing positioned `pread`/`pwrite`
+//! The file is created sparse to the configured size (`set_len`). A read, and a write without
+//! FUA, first try the page cache without waiting for the disk: `preadv2`/`pwritev2` with
+//! `RWF_NOWAIT` (Linux 4.14; the kernel answers `EAGAIN` rather than wait), on the runtime
+//! thread, with no hand-off. What that does not cover — blocks not in the page cache, a write
+//! that would have to allocate or wait for writeback, a kernel or filesystem without `NOWAIT` —
+//! runs on tokio's blocking pool: one `spawn_blocking` call doing positioned `pread`/`pwrite`
 //! ([`FileExt`], which loops on short transfers and `EINTR`) on an `Arc<File>`, so no runtime
 //! thread ever waits for the disk and any number of commands are in flight at once. A write
-//! with FUA and SYNCHRONIZE CACHE call `fdatasync` before they return, so data they acknowledge
-//! survives a crash of the process or the host.
+//! with FUA and SYNCHRONIZE CACHE call `fdatasync` on the pool before they return, so data they
+//! acknowledge survives a crash of the process or the host.
 //!
 //! Deallocation (UNMAP, WRITE SAME with UNMAP) punches a hole in the file
 //! (`fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`), so the blocks' storage is given
@@ -167,6 +171,49 @@ impl FileLun {
     }
 }
 
+/// Reads as much of `buf` at `offset` as the page cache holds, without waiting for the disk
+/// (`preadv2` with `RWF_NOWAIT`); how many bytes it read, from the start.
+fn read_nowait(file: &File, buf: &mut [u8], offset: u64) -> usize {
+    nowait(buf.len(), |at| {
+        rustix::io::preadv2(
+            file,
+            &mut [std::io::IoSliceMut::new(&mut buf[at..])],
+            offset + at as u64,
+            rustix::io::ReadWriteFlags::NOWAIT,
+        )
+    })
+}
+
+/// Writes as much of `buf` at `offset` as the page cache takes without waiting (`pwritev2`
+/// with `RWF_NOWAIT`); how many bytes it wrote, from the start.
+fn write_nowait(file: &File, buf: &[u8], offset: u64) -> usize {
+    nowait(buf.len(), |at| {
+        rustix::io::pwritev2(
+            file,
+            &[std::io::IoSlice::new(&buf[at..])],
+            offset + at as u64,
+            rustix::io::ReadWriteFlags::NOWAIT,
+        )
+    })
+}
+
+/// Repeats `op(at)` from `at` = 0 until `len` bytes moved; stops at the first `EAGAIN` (not
+/// cached, would block), at an error (the caller's blocking path meets and reports it), on a
+/// kernel or filesystem without `RWF_NOWAIT` (`EOPNOTSUPP`), or when nothing moves. How many
+/// bytes moved.
+fn nowait(len: usize, mut op: impl FnMut(usize) -> rustix::io::Result<usize>) -> usize {
+    let mut at = 0;
+    while at < len {
+        match op(at) {
+            Ok(0) => break,
+            Ok(n) => at += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => break,
+        }
+    }
+    at
+}
+
 /// `blocks * block_size`, both non-zero.
 fn byte_len(blocks: u64, block_size: u32) -> io::Result<u64> {
     blocks
@@ -202,9 +249,13 @@ impl BlockDevice for FileLun {
         let len =
             usize::try_from(blocks * bs).map_err(|_| DeviceError::OutOfRange { lba, blocks })?;
         let offset = lba * bs;
+        let mut buf = vec![0; len];
+        let cached = read_nowait(&self.file, &mut buf, offset);
+        if cached == len {
+            return Ok(Bytes::from(buf));
+        }
         self.blocking(false, move |file| {
-            let mut buf = vec![0; len];
-            file.read_exact_at(&mut buf, offset)
+            file.read_exact_at(&mut buf[cached..], offset + cached as u64)
                 .map_err(|source| DeviceError::Read { lba, source })?;
             Ok(Bytes::from(buf))
         })
@@ -214,8 +265,19 @@ impl BlockDevice for FileLun {
     async fn write(&self, lba: u64, data: Bytes, fua: bool) -> Result<(), DeviceError> {
         check_range(lba, data.len(), self.block_size, self.block_count())?;
         let offset = lba * u64::from(self.block_size);
+        // Into the page cache at once when the kernel can do it without waiting; a write that
+        // must be durable goes to the pool anyway, for its fdatasync. A synchronous write that
+        // returned has changed the medium: no ticket needed for it.
+        let cached = if fua {
+            0
+        } else {
+            write_nowait(&self.file, &data, offset)
+        };
+        if cached == data.len() {
+            return Ok(());
+        }
         self.blocking(true, move |file| {
-            file.write_all_at(&data, offset)
+            file.write_all_at(&data[cached..], offset + cached as u64)
                 .map_err(|source| DeviceError::Write { lba, source })?;
             if fua {
                 // SBC-3 (WRITE, FUA): the device server shall write the data to the medium
