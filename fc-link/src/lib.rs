@@ -156,13 +156,14 @@ impl LinkTx {
 
     /// Queues every item of `items` in order, waiting for room as often as it must (a
     /// transport's reader does, and stops reading meanwhile); `items` is empty afterwards,
-    /// its allocation kept. On [`LinkDown`] the items not yet queued are dropped.
+    /// with an allocation to reuse (its own, or the queue's it was swapped with when all of
+    /// it went into an empty queue). On [`LinkDown`] the items not yet queued are dropped.
     pub async fn send_all(&self, items: &mut Vec<Received>) -> Result<(), LinkDown> {
         match &self.path {
             Path::Queue(q) => {
-                let mut left = items.len();
-                let mut drain = items.drain(..);
-                poll_fn(|cx| q.poll_push_all(cx, &mut drain, &mut left)).await
+                let r = poll_fn(|cx| q.poll_push_all(cx, items)).await;
+                items.clear();
+                r
             }
             Path::Lanes(l) => {
                 for item in items.drain(..) {

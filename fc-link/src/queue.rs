@@ -218,16 +218,16 @@ impl Sender {
         Poll::Ready(Ok(()))
     }
 
-    /// Queues items from `items` (up to `left` of them) as room allows, many with one lock;
-    /// ready when all are queued (`left` is then 0) or the receiver is gone.
+    /// Queues the items of `items`, from its front, as room allows, many with one lock; ready
+    /// when all are queued (`items` is then empty, its allocation possibly swapped for the
+    /// queue's) or the receiver is gone.
     pub(crate) fn poll_push_all(
         &self,
         cx: &mut Context<'_>,
-        items: &mut impl Iterator<Item = Received>,
-        left: &mut usize,
+        items: &mut Vec<Received>,
     ) -> Poll<Result<(), LinkDown>> {
         loop {
-            if *left == 0 {
+            if items.is_empty() {
                 return Poll::Ready(Ok(()));
             }
             let mut s = self.q.lock();
@@ -239,9 +239,14 @@ impl Sender {
                 register(&mut s.room_waiters, cx.waker());
                 return Poll::Pending;
             }
-            let n = room.min(*left);
-            s.items.extend(items.by_ref().take(n));
-            *left -= n;
+            if s.items.is_empty() && items.len() <= room {
+                // All of them into an empty queue: swap storage instead of moving each.
+                let spare = Vec::from(std::mem::take(&mut s.items));
+                s.items = VecDeque::from(std::mem::replace(items, spare));
+            } else {
+                let n = room.min(items.len());
+                s.items.extend(items.drain(..n));
+            }
             let w = s.rx_waker.take();
             drop(s);
             if let Some(w) = w {
@@ -289,7 +294,14 @@ impl Receiver {
             return Poll::Pending;
         }
         let n = s.items.len().min(limit.max(1));
-        buf.extend(s.items.drain(..n));
+        if n == s.items.len() && buf.is_empty() {
+            // Everything, into an empty buffer: the two swap storage, nothing is moved one by
+            // one (at most the queue's ring is straightened).
+            let spare = VecDeque::from(std::mem::take(buf));
+            *buf = Vec::from(std::mem::replace(&mut s.items, spare));
+        } else {
+            buf.extend(s.items.drain(..n));
+        }
         let room = std::mem::take(&mut s.room_waiters);
         drop(s);
         coop.made_progress();
