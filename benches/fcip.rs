@@ -20,7 +20,7 @@
 //!   switch and a receiver N_Port to B's, each on an in-process link;
 //! - `*_full`: 2112-byte payloads (2176 bytes on the wire), MB/s of those bytes; `*_small`:
 //!   64-byte payloads (128 bytes on the wire), frames/s;
-//! - `relay_*`: the same through [`fcsan::relay::Relay`] at 10 ms each way (20 ms round trip)
+//! - `relay_*`: the same through [`wan_relay::Relay`] at 10 ms each way (20 ms round trip)
 //!   and 1 Gbit/s, with [`RELAY_CONNECTIONS`] FCIP connections and [`RELAY_EXCHANGES`]
 //!   exchanges spread over them; the reference is one raw TCP connection through its own relay
 //!   of the same impairment, and every relay figure is also shown as a share of the cap (which

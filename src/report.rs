@@ -39,7 +39,7 @@ pub fn name_server_table(s: &Snapshot) -> String {
 /// Per-port counters, one line a port that is up or has moved a frame.
 pub fn counters_table(s: &Snapshot) -> String {
     let mut out = String::from(
-        "port  up   rx frames      rx bytes  tx frames      tx bytes  discards (unzoned, unroutable, not logged in, malformed, port down)\n",
+        "port  up   rx frames      rx bytes  tx frames      tx bytes  discards (unzoned, unroutable, not logged in, malformed, port down)  held past hold time\n",
     );
     for p in &s.ports {
         let c = &p.counters;
@@ -49,7 +49,7 @@ pub fn counters_table(s: &Snapshot) -> String {
         let d = &c.discards;
         let _ = writeln!(
             out,
-            "{:<5} {:<4} {:>9} {:>13} {:>10} {:>13}  {} ({}, {}, {}, {}, {})",
+            "{:<5} {:<4} {:>9} {:>13} {:>10} {:>13}  {} ({}, {}, {}, {}, {})  {}",
             p.port.0,
             if p.up { "yes" } else { "no" },
             c.rx_frames,
@@ -61,7 +61,8 @@ pub fn counters_table(s: &Snapshot) -> String {
             d.unroutable,
             d.not_logged_in,
             d.malformed,
-            d.port_down
+            d.port_down,
+            c.tx_discards
         );
     }
     out

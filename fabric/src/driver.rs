@@ -27,8 +27,9 @@
 //! 2. Otherwise it is **held** in that port's hold queue, in order, with the time it came;
 //!    later frames for the port queue behind it. As the link makes room, held frames move into
 //!    it, oldest first.
-//! 3. A held frame that has waited [`DriverConfig::hold_time`] (default [`HOLD_TIME`], 500 ms)
-//!    is discarded, and so is every frame behind it that has waited as long; each is counted
+//! 3. A held frame that has waited [`DriverConfig::hold_time`] (by default the switch's
+//!    E_D_TOV, 2 s unless configured: a frame held that long has overrun its sequence's error
+//!    detection time-out at the receiver anyway) is discarded, and so is every frame behind it that has waited as long; each is counted
 //!    in the port's [`PortCounters::tx_discards`](crate::PortCounters), as is a frame for a
 //!    port whose link is down.
 //! 4. Once a port holds [`DriverConfig::hold_frames`] (default [`HOLD_FRAMES`]) frames, the
@@ -69,8 +70,9 @@ use crate::switch::{Event, Switch};
 
 /// Items the switch task takes from one port's queue (and from the control queue) at a time.
 pub const BATCH: usize = 256;
-/// How long a frame may wait for room on its egress port's link before it is discarded.
-pub const HOLD_TIME: Duration = Duration::from_millis(500);
+/// How long a frame may wait for room on its egress port's link before it is discarded, when
+/// no switch configuration says (FC's default E_D_TOV).
+pub const HOLD_TIME: Duration = Duration::from_millis(2_000);
 /// Frames that may wait for room on one egress port before their ingress ports are no longer
 /// read.
 pub const HOLD_FRAMES: usize = 1024;
@@ -91,6 +93,16 @@ impl Default for DriverConfig {
         DriverConfig {
             hold_time: HOLD_TIME,
             hold_frames: HOLD_FRAMES,
+        }
+    }
+}
+
+impl DriverConfig {
+    /// The rule for a switch of `config`: frames held up to its E_D_TOV.
+    pub fn for_switch(config: &crate::Config) -> DriverConfig {
+        DriverConfig {
+            hold_time: Duration::from_millis(u64::from(config.e_d_tov)),
+            ..DriverConfig::default()
         }
     }
 }
@@ -181,10 +193,11 @@ enum Input {
 }
 
 impl SwitchHandle {
-    /// Starts the switch task with the default [`DriverConfig`]. Must be called inside a
-    /// tokio runtime.
+    /// Starts the switch task with the [`DriverConfig`] for its configuration (frames held
+    /// up to its E_D_TOV). Must be called inside a tokio runtime.
     pub fn spawn(switch: Switch) -> SwitchHandle {
-        SwitchHandle::spawn_with(switch, DriverConfig::default())
+        let config = DriverConfig::for_switch(switch.config());
+        SwitchHandle::spawn_with(switch, config)
     }
 
     /// Starts the switch task with `config`'s rule for full egress queues. Must be called

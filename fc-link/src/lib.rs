@@ -31,24 +31,26 @@
 //!   taken. Sending fails with [`LinkDown`] once the receiving end is gone, or, for lanes,
 //!   once the [`LaneSet`] is closed.
 //!
-//! The queues are tokio's bounded `mpsc` channels; a transport pushes what it received with
-//! [`LinkTx::send_all`] a batch at a time, and a receiver takes a batch at a time with
-//! [`LinkRx::recv_many`] or, polling many links from one task, [`LinkRx::poll_recv_many`].
+//! Each queue is a `VecDeque` behind a mutex that moves frames a batch at a time and wakes a
+//! side only when it waits (see `queue.rs`): a transport pushes what it received with
+//! [`LinkTx::send_all`], a batch with one lock, and a receiver takes a batch with one lock
+//! with [`LinkRx::recv_many`] or, polling many links from one task,
+//! [`LinkRx::poll_recv_many`].
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod lanes;
+mod queue;
 
 use std::fmt;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use fc_frames::{FcFrame, FrameError};
-use tokio::sync::mpsc;
 
 pub use lanes::LaneSet;
 
@@ -121,7 +123,7 @@ pub struct LinkTx {
 
 #[derive(Debug, Clone)]
 enum Path {
-    Queue(mpsc::Sender<Received>),
+    Queue(queue::Sender),
     Lanes(Arc<lanes::Lanes>),
 }
 
@@ -129,14 +131,7 @@ impl LinkTx {
     /// Queues `frame` if its queue has room now; never waits.
     pub fn try_send(&self, frame: FcFrame) -> Result<(), TrySendError<FcFrame>> {
         match &self.path {
-            Path::Queue(q) => match q.try_reserve() {
-                Ok(permit) => {
-                    permit.send(Received::Frame(frame));
-                    Ok(())
-                }
-                Err(mpsc::error::TrySendError::Full(())) => Err(TrySendError::Full(frame)),
-                Err(mpsc::error::TrySendError::Closed(())) => Err(TrySendError::Down(frame)),
-            },
+            Path::Queue(q) => q.try_push(frame, Received::Frame),
             Path::Lanes(l) => l.try_send(frame),
         }
     }
@@ -144,11 +139,7 @@ impl LinkTx {
     /// Queues `frame`, waiting for room.
     pub async fn send(&self, frame: FcFrame) -> Result<(), LinkDown> {
         match &self.path {
-            Path::Queue(q) => {
-                let permit = q.reserve().await.map_err(|_| LinkDown)?;
-                permit.send(Received::Frame(frame));
-                Ok(())
-            }
+            Path::Queue(q) => push(q, Received::Frame(frame)).await,
             Path::Lanes(l) => l.send(frame).await,
         }
     }
@@ -158,46 +149,24 @@ impl LinkTx {
     /// frames to transports, which have nothing to count: there it does nothing.
     pub async fn send_malformed(&self, bytes: usize, error: FrameError) -> Result<(), LinkDown> {
         match &self.path {
-            Path::Queue(q) => q
-                .send(Received::Malformed { bytes, error })
-                .await
-                .map_err(|_| LinkDown),
+            Path::Queue(q) => push(q, Received::Malformed { bytes, error }).await,
             Path::Lanes(_) => Ok(()),
         }
     }
 
     /// Queues every item of `items` in order, waiting for room as often as it must (a
     /// transport's reader does, and stops reading meanwhile); `items` is empty afterwards,
-    /// its allocation kept. On [`LinkDown`] the items not yet queued are dropped.
+    /// with an allocation to reuse (its own, or the queue's it was swapped with when all of
+    /// it went into an empty queue). On [`LinkDown`] the items not yet queued are dropped.
     pub async fn send_all(&self, items: &mut Vec<Received>) -> Result<(), LinkDown> {
-        let mut items = items.drain(..);
         match &self.path {
-            Path::Queue(q) => loop {
-                let left = items.len();
-                if left == 0 {
-                    return Ok(());
-                }
-                let room = q.capacity();
-                if room == 0 {
-                    let permit = q.reserve().await.map_err(|_| LinkDown)?;
-                    if let Some(item) = items.next() {
-                        permit.send(item);
-                    }
-                    continue;
-                }
-                match q.try_reserve_many(room.min(left)) {
-                    Ok(permits) => {
-                        for (permit, item) in permits.zip(&mut items) {
-                            permit.send(item);
-                        }
-                    }
-                    // Another sender took the room meanwhile: look again.
-                    Err(mpsc::error::TrySendError::Full(())) => {}
-                    Err(mpsc::error::TrySendError::Closed(())) => return Err(LinkDown),
-                }
-            },
+            Path::Queue(q) => {
+                let r = poll_fn(|cx| q.poll_push_all(cx, items)).await;
+                items.clear();
+                r
+            }
             Path::Lanes(l) => {
-                for item in items {
+                for item in items.drain(..) {
                     if let Received::Frame(f) = item {
                         l.send(f).await?;
                     }
@@ -211,7 +180,7 @@ impl LinkTx {
     /// every lane up has room), as long as no other sender takes the room first.
     pub fn has_room(&self) -> bool {
         match &self.path {
-            Path::Queue(q) => q.capacity() > 0,
+            Path::Queue(q) => q.queue().room() > 0,
             Path::Lanes(l) => l.has_room(),
         }
     }
@@ -219,7 +188,7 @@ impl LinkTx {
     /// Waits until [`has_room`](Self::has_room) would say so, or the link is down.
     pub async fn ready(&self) -> Result<(), LinkDown> {
         match &self.path {
-            Path::Queue(q) => q.reserve().await.map(drop).map_err(|_| LinkDown),
+            Path::Queue(q) => poll_fn(|cx| q.queue().poll_ready(cx)).await,
             Path::Lanes(l) => l.ready().await,
         }
     }
@@ -229,8 +198,9 @@ impl LinkTx {
     pub fn wait_ready(&self, frame: &FcFrame) -> WaitReady {
         let fut: BoxedReady = match &self.path {
             Path::Queue(q) => {
-                let q = q.clone();
-                Box::pin(async move { q.reserve().await.map(drop).map_err(|_| LinkDown) })
+                // The queue, not a sender: waiting does not keep the link up.
+                let q = Arc::clone(q.queue());
+                Box::pin(poll_fn(move |cx| q.poll_ready(cx)))
             }
             Path::Lanes(l) => {
                 let (l, h) = (Arc::clone(l), frame.header);
@@ -244,7 +214,7 @@ impl LinkTx {
     /// the lanes were closed.
     pub fn is_closed(&self) -> bool {
         match &self.path {
-            Path::Queue(q) => q.is_closed(),
+            Path::Queue(q) => q.queue().is_closed(),
             Path::Lanes(l) => l.is_closed(),
         }
     }
@@ -252,7 +222,7 @@ impl LinkTx {
     /// Resolves once the link is down.
     pub async fn closed(&self) {
         match &self.path {
-            Path::Queue(q) => q.closed().await,
+            Path::Queue(q) => poll_fn(|cx| q.queue().poll_closed(cx)).await,
             Path::Lanes(l) => l.closed().await,
         }
     }
@@ -260,11 +230,17 @@ impl LinkTx {
     /// True when both handles send into the same queue (or the same lanes).
     pub fn same_link(&self, other: &LinkTx) -> bool {
         match (&self.path, &other.path) {
-            (Path::Queue(a), Path::Queue(b)) => a.same_channel(b),
+            (Path::Queue(a), Path::Queue(b)) => a.same_queue(b),
             (Path::Lanes(a), Path::Lanes(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }
+}
+
+/// Queues `item` into `q` once there is room.
+async fn push(q: &queue::Sender, item: Received) -> Result<(), LinkDown> {
+    let mut slot = Some(item);
+    poll_fn(|cx| q.poll_push(cx, &mut slot)).await
 }
 
 type BoxedReady = Pin<Box<dyn Future<Output = Result<(), LinkDown>> + Send>>;
@@ -289,20 +265,24 @@ impl Future for WaitReady {
 /// The receiving half of a link.
 #[derive(Debug)]
 pub struct LinkRx {
-    rx: mpsc::Receiver<Received>,
+    rx: queue::Receiver,
 }
 
 impl LinkRx {
     /// The next thing that arrived; `None` once the link is down and everything that arrived
     /// before has been taken.
     pub async fn recv(&mut self) -> Option<Received> {
-        self.rx.recv().await
+        let mut one = Vec::with_capacity(1);
+        match poll_fn(|cx| self.rx.poll_recv_many(cx, &mut one, 1)).await {
+            0 => None,
+            _ => one.pop(),
+        }
     }
 
     /// Everything that arrived, up to `limit` items, appended to `buf` (waits for at least
     /// one); 0 once the link is down.
     pub async fn recv_many(&mut self, buf: &mut Vec<Received>, limit: usize) -> usize {
-        self.rx.recv_many(buf, limit).await
+        poll_fn(|cx| self.rx.poll_recv_many(cx, buf, limit)).await
     }
 
     /// [`recv_many`](Self::recv_many) as a poll, for a task that watches many links itself:
@@ -318,7 +298,7 @@ impl LinkRx {
 
     /// What arrived, without waiting; `None` when nothing is queued (or the link is down).
     pub fn try_recv(&mut self) -> Option<Received> {
-        self.rx.try_recv().ok()
+        self.rx.try_recv()
     }
 
     /// Items queued now.
@@ -328,7 +308,7 @@ impl LinkRx {
 
     /// True when nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
+        self.rx.len() == 0
     }
 }
 
@@ -352,7 +332,7 @@ impl Link {
 /// arrives on the [`LinkRx`]. A transport makes two, one each way, and keeps the halves that
 /// face its socket.
 pub fn channel(capacity: usize) -> (LinkTx, LinkRx) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let (tx, rx) = queue::queue(capacity);
     (
         LinkTx {
             path: Path::Queue(tx),
@@ -580,5 +560,75 @@ mod tests {
         assert_eq!(r0.recv().await.map(seq_of), Some((on0[0], 0)));
         timeout(WAIT, waiting).await.unwrap().unwrap().unwrap();
         assert_eq!(r0.recv().await.map(seq_of), Some((x, 0)));
+    }
+
+    /// Many senders into a small queue, each waiting for room again and again, and one
+    /// receiver taking batches: nothing lost, nothing stuck, each sender's frames in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_many_senders_and_a_small_queue_lose_no_wake_up() {
+        const SENDERS: u16 = 4;
+        const EACH: u16 = 20_000;
+        let (tx, mut rx) = channel(8);
+        let mut tasks = Vec::new();
+        for x in 0..SENDERS {
+            let tx = tx.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut batch = Vec::new();
+                for seq in 0..EACH {
+                    if seq % 3 == 0 {
+                        tx.send(frame(x, seq)).await.unwrap();
+                    } else {
+                        batch.push(Received::Frame(frame(x, seq)));
+                        if batch.len() == 2 {
+                            tx.send_all(&mut batch).await.unwrap();
+                        }
+                    }
+                }
+                tx.send_all(&mut batch).await.unwrap();
+            }));
+        }
+        drop(tx);
+        let mut next = [0u16; SENDERS as usize];
+        let mut buf = Vec::new();
+        loop {
+            let n = timeout(WAIT, rx.recv_many(&mut buf, 5)).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            for r in buf.drain(..) {
+                let (x, seq) = seq_of(r);
+                assert_eq!(seq, next[usize::from(x)], "sender {x}");
+                next[usize::from(x)] += 1;
+            }
+        }
+        assert_eq!(next, [EACH; SENDERS as usize]);
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+
+    /// The receiver going takes the link down for senders waiting for room and for `closed`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_dropping_the_receiver_wakes_waiting_senders() {
+        let (tx, rx) = channel(1);
+        tx.try_send(frame(1, 0)).unwrap();
+        let waiting = {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.send(frame(1, 1)).await })
+        };
+        let closed = {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.closed().await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished() && !closed.is_finished());
+        drop(rx);
+        assert_eq!(
+            timeout(WAIT, waiting).await.unwrap().unwrap(),
+            Err(LinkDown)
+        );
+        timeout(WAIT, closed).await.unwrap().unwrap();
+        assert!(tx.is_closed());
+        assert!(!tx.has_room());
     }
 }

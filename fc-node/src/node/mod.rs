@@ -940,6 +940,7 @@ impl Core {
         });
         let mut received = Vec::with_capacity(256);
         let mut commands = Vec::with_capacity(256);
+        let mut blocked = false;
         loop {
             let deadline = self.em.poll_timeout();
             tokio::select! {
@@ -977,9 +978,9 @@ impl Core {
                     self.em.handle_timeout(now);
                 }
                 // The link had no room for what the exchange manager has to send.
-                _ = link_room(self.link.clone()), if self.link.as_ref().is_some_and(|l| !l.has_room()) => {}
+                _ = link_room(self.link.clone()), if blocked => {}
             }
-            self.pump();
+            blocked = self.pump();
             if self.link.as_ref().is_none_or(LinkTx::is_closed) {
                 break;
             }
@@ -1135,18 +1136,25 @@ impl Core {
         }
     }
 
-    /// Hands out what the exchange manager produced, until it has nothing more.
-    fn pump(&mut self) {
+    /// Hands out what the exchange manager produced, until it has nothing more or the link
+    /// has no room; true in the second case (frames may wait in the exchange manager).
+    fn pump(&mut self) -> bool {
         let mut sent = 0;
+        let mut blocked;
         loop {
             let mut busy = false;
+            blocked = false;
             while let Some(ev) = self.em.poll_event() {
                 busy = true;
                 self.event(ev);
             }
             // The link's queue is bounded: while it is full, frames wait in the exchange
-            // manager, and the core waits for room (below) without ceasing to receive.
-            while self.link.as_ref().is_none_or(LinkTx::has_room) {
+            // manager, and the core waits for room without ceasing to receive.
+            loop {
+                if self.link.as_ref().is_some_and(|l| !l.has_room()) {
+                    blocked = true;
+                    break;
+                }
                 let Some(frame) = self.em.poll_transmit() else {
                     break;
                 };
@@ -1170,6 +1178,7 @@ impl Core {
             c.tx_frames += sent;
             c.open_exchanges = open;
         });
+        blocked
     }
 
     fn event(&mut self, ev: Event) {
