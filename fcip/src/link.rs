@@ -378,16 +378,13 @@ impl LinkTask {
                 let _ = self.up.send(LinkEvent::Down);
             }
         }
-        let period = match self.period.take() {
-            Some(p) => p,
+        let (period, new_link) = match self.period.take() {
+            Some(p) => (p, None),
             None => {
                 let (inbound, rx) = link::channel(QUEUE);
                 let (tx, lanes) = link::lanes(self.slots.len(), self.shared.dropped.clone());
                 tracing::info!(peer = %self.config.peer_fabric, "FCIP link up");
-                // Before the connection starts reading: every frame of the link goes to this
-                // Link, which its owner has from now on.
-                let _ = self.up.send(LinkEvent::Up(Link::new(tx, rx)));
-                Period { inbound, lanes }
+                (Period { inbound, lanes }, Some(Link::new(tx, rx)))
             }
         };
         self.generation += 1;
@@ -398,6 +395,11 @@ impl LinkTask {
         });
         period.lanes.set(slot, running.tx.clone());
         self.period = Some(period);
+        // Only once its lane is set: a frame sent on the new Link the moment its owner has it
+        // finds a connection. What the connection reads meanwhile waits in the Link's queue.
+        if let Some(l) = new_link {
+            let _ = self.up.send(LinkEvent::Up(l));
+        }
         if let Some(s) = lock(&self.shared.slots).get_mut(slot) {
             *s = Some(running.counters_handle());
         }
