@@ -492,3 +492,51 @@ async fn rscn_reaches_the_user_and_spares_a_hosts_image_pair() {
     host.read_capacity(server_id, Lun::ZERO).await.unwrap();
     assert_eq!(host.node().counters().fabric_logins, logins.fabric_logins);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_whose_queue_is_full_answers_busy() {
+    let (_ga, addr_a, _gb, addr_b) = two_sites().await;
+    // A node whose vendor ELS queue holds one request and nobody takes it.
+    let (els, _requests) = service::channel(ServiceKey::Els(VENDOR_ELS), None, 1);
+    let mut services = Services::new();
+    services.add([ServiceKey::Els(VENDOR_ELS)], Access::Anyone, els);
+    let busy = Node::spawn(
+        NodeConfig::new(SERVER, SERVER),
+        tcp_connector(addr_b),
+        services,
+    );
+    let busy_id = busy.wait_online(WAIT).await.unwrap();
+    let caller = plain(addr_a).await;
+    timeout(WAIT, async {
+        while caller.plogi(busy_id).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the caller reaches the node across the link");
+    // The first request waits in the queue (unanswered); the second finds it full.
+    let first = caller.exchange(
+        busy_id,
+        FcType::ELS,
+        Outbound::new(RCtl::ELS_REQUEST, vec![VENDOR_ELS.0, 0, 0, 0]),
+        Duration::from_secs(3),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = call(
+        &caller,
+        busy_id,
+        FcType::ELS,
+        RCtl::ELS_REQUEST,
+        vec![VENDOR_ELS.0, 0, 0, 0],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ElsReply::parse(VENDOR_ELS, &r[0]).unwrap(),
+        ElsReply::Rjt(LsRjt::new(
+            fc_frames::els::LsRjtReason::LOGICAL_BUSY,
+            fc_frames::els::LsRjtExplanation::NONE
+        ))
+    );
+    drop(first);
+}

@@ -446,6 +446,28 @@ pub fn channel(
     )
 }
 
+impl ChannelService {
+    /// The "logical busy" answer to a request that found the queue full (FC-LS-3 LS_RJT,
+    /// FC-GS-7 FS_RJT); `None` for other TYPEs, which are aborted instead.
+    fn busy(&self, first: Option<&Sequence>) -> Option<Outbound> {
+        match self.key_kind {
+            KeyKind::Els => Some(Outbound::new(
+                RCtl::ELS_REPLY,
+                ls_rjt(LsRjtReason::LOGICAL_BUSY, LsRjtExplanation::NONE),
+            )),
+            KeyKind::Ct => first
+                .and_then(|seq| CtPreambleRepr::parse(&seq.payload).ok())
+                .map(|p| {
+                    Outbound::new(
+                        RCtl::SOLICITED_CONTROL,
+                        ct_reject(&p, CtReason::LOGICAL_BUSY, 0),
+                    )
+                }),
+            KeyKind::Other => None,
+        }
+    }
+}
+
 impl Service for ChannelService {
     fn registration(&self) -> Option<Registration> {
         self.registration
@@ -454,19 +476,6 @@ impl Service for ChannelService {
     fn request(&mut self, cx: &mut Context<'_>, x: Inbound, seq: Sequence) {
         self.open.retain(|_, tx| !tx.is_closed());
         let (more_tx, more_rx) = mpsc::unbounded_channel();
-        let busy = match self.key_kind {
-            KeyKind::Els => Some(Outbound::new(
-                RCtl::ELS_REPLY,
-                ls_rjt(LsRjtReason::LOGICAL_BUSY, LsRjtExplanation::NONE),
-            )),
-            KeyKind::Ct => CtPreambleRepr::parse(&seq.payload).ok().map(|p| {
-                Outbound::new(
-                    RCtl::SOLICITED_CONTROL,
-                    ct_reject(&p, CtReason::LOGICAL_BUSY, 0),
-                )
-            }),
-            KeyKind::Other => None,
-        };
         let request = Request {
             peer: x.peer,
             first: Some(seq),
@@ -481,7 +490,7 @@ impl Service for ChannelService {
             Err(e) => {
                 let mut r = e.into_inner();
                 r.done = true;
-                match busy {
+                match self.busy(r.first.as_ref()) {
                     Some(reply) => {
                         let _ = cx.send(x, reply.last());
                     }
