@@ -55,7 +55,8 @@ fn up_runs_two_sans_joined_by_fcip_and_moves_a_file_across() {
         ),
         "{stdout}"
     );
-    // Site A: host, array and link ports up, none dropping anything.
+    // Site A: host, array and link ports up, none dropping anything (nor holding a frame past
+    // the hold time).
     let ports: Vec<&str> = stdout
         .lines()
         .skip_while(|l| !l.starts_with("Site A switch port counters"))
@@ -63,9 +64,12 @@ fn up_runs_two_sans_joined_by_fcip_and_moves_a_file_across() {
         .take_while(|l| !l.is_empty())
         .collect();
     assert_eq!(ports.len(), 3, "{stdout}");
-    assert!(ports
-        .iter()
-        .all(|l| l.contains("yes") && l.ends_with("0 (0, 0, 0, 0, 0)")));
+    assert!(
+        ports
+            .iter()
+            .all(|l| l.contains("yes") && l.ends_with("0 (0, 0, 0, 0, 0)  0")),
+        "{stdout}"
+    );
     // Both connections carried frames, and none was in error.
     let conns: Vec<Vec<u64>> = stdout
         .lines()
