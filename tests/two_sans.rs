@@ -5,7 +5,6 @@
 //! acknowledged — at least what was acknowledged before the bounce — and that much reads back
 //! exact.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -133,22 +132,6 @@ async fn host_on_san_a_writes_and_reads_a_lun_on_san_b() {
     assert!(conns.iter().all(|c| c.rx.encapsulation_errors == 0));
 }
 
-/// The chunks a write has had acknowledged, and how far from the start they are contiguous.
-#[derive(Default)]
-struct Acked {
-    prefix: u64,
-    beyond: BTreeMap<u64, u64>,
-}
-
-impl Acked {
-    fn add(&mut self, at: u64, n: u64) {
-        self.beyond.insert(at, n);
-        while let Some(n) = self.beyond.remove(&self.prefix) {
-            self.prefix += n;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_bounced_mid_write_comes_back_and_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
@@ -161,7 +144,7 @@ async fn a_link_bounced_mid_write_comes_back_and_loses_nothing_acknowledged() {
     let data = std::fs::read(&src).unwrap();
 
     // What the host has had acknowledged so far, as the write reports it.
-    let acked = Arc::new(Mutex::new(Acked::default()));
+    let acked = Arc::new(Mutex::new(transfer::Acked::default()));
     let write = {
         let (host, path, acked) = (host.clone(), src.clone(), Arc::clone(&acked));
         tokio::spawn(async move {
@@ -171,13 +154,13 @@ async fn a_link_bounced_mid_write_comes_back_and_loses_nothing_acknowledged() {
     };
     // Bounce once the first MiB is acknowledged (with FUA: durable on B's LUN).
     timeout(WAIT, async {
-        while acked.lock().unwrap().prefix < 1 << 20 {
+        while acked.lock().unwrap().prefix() < 1 << 20 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await
     .expect("the write never had its first MiB acknowledged");
-    let before = acked.lock().unwrap().prefix;
+    let before = acked.lock().unwrap().prefix();
     s.san.bounce(s.link);
 
     // The write ends either way, well within its commands' time-outs: never a hang. It

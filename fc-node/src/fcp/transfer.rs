@@ -241,19 +241,27 @@ pub async fn write_file(
     })
 }
 
-/// Acknowledged chunks, and how far from the start they are contiguous.
-#[derive(Default)]
-struct Acked {
+/// Acknowledged chunks, and how far from the start they are contiguous: what a write's
+/// progress callback reports (chunks finish out of order with several in flight), folded into
+/// "the first N bytes are acknowledged".
+#[derive(Debug, Default)]
+pub struct Acked {
     prefix: u64,
     beyond: BTreeMap<u64, u64>,
 }
 
 impl Acked {
-    fn add(&mut self, at: u64, n: u64) {
+    /// `n` bytes at `at` were acknowledged.
+    pub fn add(&mut self, at: u64, n: u64) {
         self.beyond.insert(at, n);
         while let Some(n) = self.beyond.remove(&self.prefix) {
             self.prefix += n;
         }
+    }
+
+    /// How many bytes from the start are acknowledged, without a gap.
+    pub fn prefix(&self) -> u64 {
+        self.prefix
     }
 }
 

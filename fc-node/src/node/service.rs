@@ -98,7 +98,7 @@ pub struct Inbound {
 }
 
 impl Inbound {
-    /// A number for the exchange, unique while the node runs (SCSI task tags over FCP).
+    /// A number for the exchange, unique while the node runs (across links too).
     pub fn tag(&self) -> u64 {
         (self.generation << 48) ^ self.id.to_u64()
     }
