@@ -4,7 +4,7 @@ use crate::wire::{Message, Reason};
 
 /// The installation's shared secret: every controller signs and checks with it.
 #[derive(Clone)]
-pub struct Key(Vec<u8>);
+pub struct Key(#[allow(dead_code)] Vec<u8>);
 
 impl Key {
     /// A key from the secret's bytes.
