@@ -330,7 +330,10 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BuildSpec {
     /// The common name asked for; `None`: the controller picks one.
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "text::serialize_opt")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "text::serialize_opt"
+    )]
     pub name: Option<VolumeName>,
     /// The media type.
     #[serde(rename = "type", serialize_with = "text::serialize")]
@@ -541,7 +544,10 @@ pub fn format_bytes(bytes: u64) -> String {
 mod text {
     use super::*;
 
-    pub fn serialize<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<T: fmt::Display, S: serde::Serializer>(
+        v: &T,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.collect_str(v)
     }
 
