@@ -405,6 +405,7 @@ fn real_tables(real: &RealVolumesView) -> (Table, Table) {
             .map(|r| {
                 let mut users: Vec<String> =
                     r.used_by.iter().map(|u| u.volume.to_string()).collect();
+                users.sort_unstable();
                 users.dedup();
                 vec![
                     if users.is_empty() {

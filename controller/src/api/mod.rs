@@ -7,7 +7,7 @@
 //! | `GET /v1/volumes` | 200 | `[VolumeView]`, every live volume of the common mapping (figure 4) | |
 //! | `GET /v1/volumes/{name}` | 200 | `VolumeView` | 400 bad name, 404 |
 //! | `POST /v1/volumes` | 201, `Location` | `VolumeView` of the volume built (figure 7) | 400, 409, 503, 504, 507 |
-//! | `DELETE /v1/volumes/{name}[?keep=OTHER]` | 204 | none; with `keep`, the data is first copied to `OTHER` ([0086]) | 400, 404, 503, 504 |
+//! | `DELETE /v1/volumes/{name}[?keep=OTHER]` | 204 | none; with `keep`, the data is first copied to `OTHER` (PATENT.md \[0086\]) | 400, 404, 503, 504 |
 //! | `GET /v1/real-volumes` | 200 | `RealVolumesView` of the answering controller's SAN (figure 3) | |
 //! | `GET /v1/peers` | 200 | `[PeerView]`, itself first | |
 //! | `GET /v1/counters` | 200 | `CountersView` | |
@@ -17,7 +17,9 @@
 //! `found` where. Nothing a client sends makes the server panic: a body that is not JSON, not
 //! an object, has a field of the wrong type or one it does not know, a bad name in the path or
 //! the query — each is a 400 that says which field; an unknown path is a 404 and a method a
-//! path does not take a 405 (with `Allow`), both in JSON too.
+//! path does not take a 405 (with `Allow`), both in JSON too. A build's body is read as JSON
+//! whatever its `Content-Type` says (so `curl -d` works), up to axum's default limit of 2 MiB
+//! (413 past it).
 
 pub mod views;
 
@@ -53,7 +55,8 @@ pub trait Management: Send + Sync + 'static {
     /// Builds a volume (figure 7): claims the name, reserves space in SAN priority order, all
     /// or nothing, commits and propagates the mapping; answers the volume built.
     async fn build(&self, req: BuildSpec) -> Result<VolumeView, ApiError>;
-    /// Deletes a volume; with `keep_in`, first copies its data into that volume ([0086]).
+    /// Deletes a volume; with `keep_in`, first copies its data into that volume
+    /// (PATENT.md \[0086\]).
     async fn delete(&self, name: &VolumeName, keep_in: Option<VolumeName>) -> Result<(), ApiError>;
     /// The controller's own SAN (figure 3).
     async fn real_volumes(&self) -> RealVolumesView;
@@ -109,7 +112,7 @@ pub enum ApiError {
 }
 
 fn insufficient(found: &[FoundView]) -> String {
-    let total: u64 = found.iter().map(|f| f.bytes).sum();
+    let total = found.iter().fold(0u64, |t, f| t.saturating_add(f.bytes));
     let mut s = format!(
         "not enough free space of the type asked for: found {} in all",
         format_bytes(total)

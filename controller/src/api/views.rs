@@ -306,8 +306,9 @@ pub struct FoundView {
 pub struct ErrorBody {
     /// What went wrong, for a person.
     pub error: String,
-    /// For a 400: the request field that was wrong (`name`, `type`, `capacity`, `keep`,
-    /// `body`, `path`, `query`).
+    /// What part of the request was wrong: for a 400 the field (`name`, `type`, `capacity`,
+    /// `keep`, `body`, `path`, `query`); `body` for a 413, `path` for the 404 of an unknown
+    /// route, `method` for a 405.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// For a 409: the controller that holds the name.
