@@ -7,6 +7,8 @@
 //!   `fcsan gateway --capture FILE.pcap` also records every FCIP frame for Wireshark.
 //! - `fcsan pcap show FILE` prints any FC capture (link type 225 or 224) decoded, one line a
 //!   frame; `fcsan pcap catalogue` writes the scripted capture of every message kind.
+//! - `fcsan volume list|show|build|delete|real|map|peers|counters` talks to a controller's
+//!   management API (`--api URL`, or `FCSAN_API`), as tables or `--json`.
 
 // Large I/O buffers come and go with every command: an allocator that keeps freed memory
 // mapped avoids a page fault and a page clear per 4 KiB on the data path (glibc unmaps
@@ -34,6 +36,7 @@ use topology::roles::{self, RunningGateway};
 mod progress;
 mod report;
 mod up;
+mod volume;
 
 #[derive(Parser)]
 #[command(
@@ -109,6 +112,8 @@ enum Command {
         #[command(subcommand)]
         command: PcapCommand,
     },
+    /// Manage the common virtual volumes through a controller's management API.
+    Volume(volume::VolumeArgs),
 }
 
 #[derive(clap::Args)]
@@ -269,6 +274,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Pcap {
             command: PcapCommand::Show { file },
         } => pcap_show(&file, &mut out),
+        Command::Volume(args) => volume::run(args, &mut out),
         Command::Pcap {
             command: PcapCommand::Catalogue { out: path },
         } => {
