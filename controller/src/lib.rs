@@ -6,5 +6,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod extents;
 pub mod model;
+pub mod real;
 pub mod wire;
