@@ -1197,9 +1197,12 @@ mod tests {
         }
     }
 
+    /// Units `[start, end)` of a LUN and what holds them: "free", "reserved" or "used".
+    type Seen = (u64, u64, &'static str);
+
     fn check_books(x: &Extents, present: &[RealVolume]) -> Result<(), TestCaseError> {
         // Every extent known: free, reserved, used on a present LUN.
-        let mut all: BTreeMap<(Wwn, u64), Vec<(u64, u64, &'static str)>> = BTreeMap::new();
+        let mut all: BTreeMap<(Wwn, u64), Vec<Seen>> = BTreeMap::new();
         for row in x.free() {
             for e in &row.extents {
                 let (s, t) = span(e);
