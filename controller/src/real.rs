@@ -264,6 +264,8 @@ async fn run(
                     changed
                 });
             }
+            // Not logged in yet, or the link is down: the next state change scans again.
+            Err(DiscoveryError::Offline) => tracing::debug!("offline; the last list stands"),
             Err(e) => tracing::warn!(error = %e, "scan failed; the last list stands"),
         }
         tokio::select! {
