@@ -173,7 +173,7 @@ pub fn lun_line(l: &LunInfo) -> String {
         }
         None => s.push_str(" no capacity"),
     }
-    let _ = write!(s, "  {}", l.product);
+    let _ = write!(s, "  {} {}", l.vendor, l.product);
     s
 }
 

@@ -8,6 +8,8 @@
 
 pub mod api;
 pub mod core;
+pub mod extents;
 pub mod model;
+pub mod real;
 pub mod sim;
 pub mod wire;
