@@ -13,3 +13,5 @@ pub mod model;
 pub mod real;
 pub mod sim;
 pub mod wire;
+pub mod driver;
+pub mod store;

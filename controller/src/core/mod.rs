@@ -606,25 +606,12 @@ impl Core {
         request: Request,
     ) -> Result<Reply, Reason> {
         let from = header.sender;
-        if from == self.me.wwpn {
-            return Err(self.reject(Reason::FOREIGN));
-        }
-        if let Some(p) = self.peers.get(&from) {
-            if let Err(r) = p.window.check(header.generation, header.seq) {
-                return Err(self.reject(r));
-            }
-        }
         if let Request::Update(records) = &request {
             if records.iter().any(|r| r.key.owner != from) {
                 return Err(self.reject(Reason::FOREIGN));
             }
         }
-        self.add_peer(now, from);
-        if let Some(p) = self.peers.get_mut(&from) {
-            p.window.record(header.generation, header.seq);
-        }
-        self.heard(now, from);
-        self.count(kind_counter("received", request.kind()));
+        self.admit(now, &header, request.kind())?;
         let reply = match request {
             Request::Heartbeat(hb) => {
                 self.on_heartbeat(now, from, hb);
@@ -640,6 +627,38 @@ impl Core {
             }
         };
         Ok(reply)
+    }
+
+    /// Checks a request's header against the sender's replay window and counts the sender
+    /// heard; every request goes through here, those the driver answers itself too.
+    pub fn admit(&mut self, now: u64, header: &Header, kind: Kind) -> Result<(), Reason> {
+        let from = header.sender;
+        if from == self.me.wwpn {
+            return Err(self.reject(Reason::FOREIGN));
+        }
+        if let Some(p) = self.peers.get(&from) {
+            if let Err(r) = p.window.check(header.generation, header.seq) {
+                return Err(self.reject(r));
+            }
+        }
+        self.add_peer(now, from);
+        if let Some(p) = self.peers.get_mut(&from) {
+            p.window.record(header.generation, header.seq);
+        }
+        self.heard(now, from);
+        self.count(kind_counter("received", kind));
+        Ok(())
+    }
+
+    /// A header for a request the driver sends itself (reservations): a fresh sequence
+    /// number, not tracked by the core.
+    pub fn header(&mut self) -> Header {
+        self.seq += 1;
+        Header {
+            sender: self.me.wwpn,
+            generation: self.state.generation,
+            seq: self.seq,
+        }
     }
 
     fn reject(&mut self, reason: Reason) -> Reason {
@@ -722,7 +741,7 @@ impl Core {
             p.info.state = PeerState::Up;
             p.next_update_at = now;
             self.events.push_back(Event::PeerUp(from));
-            self.count("peers.up");
+            self.count("peers.came_up");
             self.push_updates(now);
         }
     }
@@ -1100,7 +1119,7 @@ impl Core {
                 p.update_inflight = false;
             }
             self.outstanding.retain(|_, o| o.peer != w);
-            self.count("peers.down");
+            self.count("peers.went_down");
             self.events.push_back(Event::PeerDown(w));
             let names: Vec<VolumeName> = self
                 .own_claims

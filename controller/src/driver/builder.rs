@@ -1,0 +1,492 @@
+//! The volume builder (PATENT.md figure 7, CONTROLLER.md "Reservations") and delete with
+//! "keep data" ([0086]).
+//!
+//! Build: claim the name with every controller reachable (the lower (claim time, WWPN) wins);
+//! take free extents of the type asked from this SAN (S703-S706), then from each other SAN in
+//! priority order by RESERVE to its controller (S710-S711); capacity reached: write the mapping
+//! (S707), which the core propagates (S708), then COMMIT the reservations and report success
+//! (S709). Not reached: RELEASE every reservation, give the claim back, and report what was
+//! found where (S712). A reservation whose builder dies expires at its ttl; one whose COMMIT is
+//! lost becomes used anyway when the mapping arrives (the mapping is what marks extents used).
+//!
+//! Delete with keep data: copy every virtual sector into the target volume through the FCP
+//! initiator (both volumes' real extents, wherever their arrays are in the joined fabric),
+//! and only then remove the mapping; an interruption before the removal leaves the source
+//! whole.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fc_frames::scsi::Lun;
+use fc_frames::Wwn;
+
+use crate::api::views::FoundView;
+use crate::api::{ApiError, BuildSpec};
+use crate::core::{ChangeError, ClaimOutcome};
+use crate::extents::ReservationId;
+use crate::model::{
+    ControllerRef, MapRow, MediaType, RealExtent, Record, VolumeBody, VolumeName, VolumeState,
+    SECTOR,
+};
+use crate::real::scsi_lun;
+use crate::wire::{Reply, Request, Reserve};
+
+use super::{reservation_request, CallError, Shared};
+
+/// Why a build or a delete failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The request itself is wrong.
+    #[error("{field}: {reason}")]
+    Bad {
+        /// Which field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The name is held by another controller's volume or claim.
+    #[error("the name {name} is held by controller {holder}")]
+    NameTaken {
+        /// The name.
+        name: VolumeName,
+        /// Who holds it.
+        holder: String,
+    },
+    /// Not enough free space of the type on the SANs asked.
+    #[error("not enough free space")]
+    Insufficient {
+        /// What was found where.
+        found: Vec<FoundView>,
+    },
+    /// No such volume.
+    #[error("no volume named {0}")]
+    NotFound(VolumeName),
+    /// The controller is still recovering.
+    #[error("not ready")]
+    NotReady,
+    /// A controller or array the operation needed did not answer.
+    #[error("{0} did not answer")]
+    Unreachable(String),
+    /// Copying data failed.
+    #[error("copy failed: {0}")]
+    Copy(String),
+}
+
+impl From<BuildError> for ApiError {
+    fn from(e: BuildError) -> ApiError {
+        match e {
+            BuildError::Bad { field, reason } => ApiError::BadRequest { field, reason },
+            BuildError::NameTaken { name, holder } => ApiError::NameTaken { name, holder },
+            BuildError::Insufficient { found } => ApiError::Insufficient { found },
+            BuildError::NotFound(n) => ApiError::NotFound(n),
+            BuildError::NotReady => ApiError::NotReady,
+            BuildError::Unreachable(peer) => ApiError::Unreachable { peer },
+            BuildError::Copy(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+/// One reservation the builder holds.
+struct Held {
+    site: String,
+    controller: String,
+    /// `None`: this controller's own allocator.
+    peer: Option<Wwn>,
+    id: u64,
+    extents: Vec<RealExtent>,
+}
+
+impl Shared {
+    fn holder_name(&self, w: Wwn) -> String {
+        let inner = self.lock();
+        inner
+            .core
+            .peer(w)
+            .filter(|p| !p.name.is_empty())
+            .map_or_else(|| w.to_string(), |p| p.name.clone())
+    }
+
+    pub(crate) async fn build(self: &Arc<Self>, spec: BuildSpec) -> Result<Record, BuildError> {
+        if spec.capacity == 0 {
+            return Err(BuildError::Bad {
+                field: "capacity",
+                reason: "a volume needs a capacity above zero".into(),
+            });
+        }
+        let name = match spec.name.clone() {
+            Some(n) => n,
+            None => self.fresh_name(),
+        };
+        // Claim the name (CONTROLLER.md "Names").
+        let outcome = self.wait_claim(&name);
+        let claimed = self.with(|inner, now| inner.core.claim(now, name.clone()));
+        match claimed {
+            Ok(()) => {}
+            Err(ChangeError::NotReady) => return Err(BuildError::NotReady),
+            Err(ChangeError::NameTaken { name, holder }) => {
+                let holder = self.holder_name(holder);
+                return Err(BuildError::NameTaken { name, holder });
+            }
+            Err(ChangeError::NoSuchVolume(n)) => return Err(BuildError::NotFound(n)),
+        }
+        match tokio::time::timeout(self.request_timeout() * 2, outcome).await {
+            Ok(Ok(ClaimOutcome::Won)) => {}
+            Ok(Ok(ClaimOutcome::Lost { holder, .. })) => {
+                let holder = self.holder_name(holder);
+                return Err(BuildError::NameTaken { name, holder });
+            }
+            _ => {
+                self.with(|inner, now| inner.core.release_claim(now, &name));
+                return Err(BuildError::Unreachable("a peer asked for the name".into()));
+            }
+        }
+        // Reserve (S703-S711).
+        let mut held: Vec<Held> = Vec::new();
+        let mut remaining = spec.capacity;
+        for (site, controller, peer) in self.sans_in_priority() {
+            if remaining == 0 {
+                break;
+            }
+            let id = self.next_reservation();
+            let extents = match peer {
+                None => self.with(|inner, now| {
+                    let me = inner.core.identity().wwpn;
+                    let ttl = self.config.reserve_ttl.as_millis() as u64;
+                    inner.extents.reserve(
+                        now,
+                        ReservationId { builder: me, id },
+                        spec.media,
+                        remaining,
+                        ttl,
+                    )
+                }),
+                Some(w) => self.reserve_at(w, id, spec.media, remaining).await,
+            };
+            let got: u64 = extents.iter().map(RealExtent::bytes).sum();
+            let got = if spec.media == MediaType::Tape && !extents.is_empty() {
+                remaining
+            } else {
+                got
+            };
+            remaining = remaining.saturating_sub(got);
+            held.push(Held {
+                site,
+                controller,
+                peer,
+                id,
+                extents,
+            });
+        }
+        if remaining > 0 {
+            let found = held
+                .iter()
+                .map(|h| FoundView {
+                    site: h.site.clone(),
+                    controller: h.controller.clone(),
+                    media: spec.media,
+                    bytes: h.extents.iter().map(RealExtent::bytes).sum(),
+                })
+                .collect();
+            self.release_all(&held).await;
+            self.with(|inner, now| inner.core.release_claim(now, &name));
+            return Err(BuildError::Insufficient { found });
+        }
+        // The mapping (S707), propagated by the core (S708).
+        let mut rows = Vec::new();
+        let mut virtual_start = 0;
+        for e in held.iter().flat_map(|h| h.extents.iter()) {
+            rows.push(MapRow {
+                virtual_start,
+                real: *e,
+                copy: 0,
+            });
+            virtual_start += e.bytes() / SECTOR;
+        }
+        let body = VolumeBody {
+            owner: self.me_ref(),
+            local_name: name.to_string(),
+            capacity: spec.capacity.div_ceil(SECTOR) * SECTOR,
+            state: VolumeState::Online,
+            claimed_at: 0,
+            media: spec.media,
+            rows,
+            masking: Vec::new(),
+        };
+        let put = self.with(|inner, now| inner.core.put(now, name.clone(), body));
+        if let Err(e) = put {
+            self.release_all(&held).await;
+            self.with(|inner, now| inner.core.release_claim(now, &name));
+            return Err(match e {
+                ChangeError::NameTaken { name, holder } => BuildError::NameTaken {
+                    holder: self.holder_name(holder),
+                    name,
+                },
+                ChangeError::NotReady => BuildError::NotReady,
+                ChangeError::NoSuchVolume(n) => BuildError::NotFound(n),
+            });
+        }
+        // COMMIT (the mapping marks them used anyway; this ends the ttl early).
+        for h in &held {
+            match h.peer {
+                None => self.with(|inner, _| {
+                    let me = inner.core.identity().wwpn;
+                    inner
+                        .extents
+                        .commit(ReservationId { builder: me, id: h.id }, &name);
+                }),
+                Some(w) => {
+                    let msg = self.with(|inner, _| {
+                        reservation_request(
+                            inner,
+                            Request::Commit {
+                                id: h.id,
+                                name: name.clone(),
+                            },
+                        )
+                    });
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = me.call(w, &msg).await {
+                            tracing::warn!(peer = %w, error = %e, "COMMIT failed; the mapping will mark the extents");
+                        }
+                    });
+                }
+            }
+        }
+        let rec = self.lock().core.volume(&name).cloned();
+        rec.ok_or(BuildError::NotFound(name))
+    }
+
+    fn me_ref(&self) -> ControllerRef {
+        let inner = self.lock();
+        let id = inner.core.identity();
+        ControllerRef {
+            name: id.name.clone(),
+            wwpn: id.wwpn,
+            fc_id: id.fc_id,
+            site: id.site.clone(),
+        }
+    }
+
+    fn fresh_name(&self) -> VolumeName {
+        let inner = self.lock();
+        let site: String = self
+            .config
+            .site
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(16)
+            .collect();
+        for n in 1u64.. {
+            if let Ok(v) = VolumeName::new(format!("vol-{site}-{n}")) {
+                if inner.core.volume(&v).is_none()
+                    && !inner.core.records().any(|r| r.key.name == v)
+                {
+                    return v;
+                }
+            }
+        }
+        unreachable!("some volume name is free")
+    }
+
+    /// This SAN first, then the up peers in the configured priority, then the rest by site.
+    fn sans_in_priority(&self) -> Vec<(String, String, Option<Wwn>)> {
+        let inner = self.lock();
+        let mut out = vec![(self.config.site.clone(), self.config.name.clone(), None)];
+        let mut peers: Vec<(usize, String, String, Wwn)> = inner
+            .core
+            .peers()
+            .filter(|p| p.state == crate::core::PeerState::Up)
+            .map(|p| {
+                let rank = self
+                    .config
+                    .priority
+                    .iter()
+                    .position(|s| *s == p.site)
+                    .unwrap_or(usize::MAX);
+                (rank, p.site.clone(), p.name.clone(), p.wwpn)
+            })
+            .collect();
+        peers.sort();
+        out.extend(peers.into_iter().map(|(_, s, n, w)| (s, n, Some(w))));
+        out
+    }
+
+    async fn reserve_at(&self, w: Wwn, id: u64, media: MediaType, bytes: u64) -> Vec<RealExtent> {
+        let ttl = u32::try_from(self.config.reserve_ttl.as_millis()).unwrap_or(u32::MAX);
+        let msg = reservation_request(
+            &mut self.lock(),
+            Request::Reserve(Reserve {
+                id,
+                media,
+                bytes,
+                ttl_ms: ttl,
+            }),
+        );
+        match self.call(w, &msg).await {
+            Ok((_, _, Reply::Reserved(ex))) => ex,
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                tracing::warn!(peer = %w, error = %e, "RESERVE failed");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn release_all(self: &Arc<Self>, held: &[Held]) {
+        for h in held {
+            match h.peer {
+                None => self.with(|inner, _| {
+                    let me = inner.core.identity().wwpn;
+                    inner.extents.release(ReservationId { builder: me, id: h.id });
+                }),
+                Some(w) if !h.extents.is_empty() => {
+                    let msg = reservation_request(&mut self.lock(), Request::Release { id: h.id });
+                    if let Err(e) = self.call(w, &msg).await {
+                        if !matches!(e, CallError::Rejected(_)) {
+                            tracing::warn!(peer = %w, error = %e, "RELEASE failed; the reservation expires");
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    pub(crate) async fn delete(
+        self: &Arc<Self>,
+        name: &VolumeName,
+        keep_in: Option<&VolumeName>,
+    ) -> Result<(), BuildError> {
+        let (rec, me) = {
+            let inner = self.lock();
+            (inner.core.volume(name).cloned(), inner.core.identity().wwpn)
+        };
+        let rec = rec.ok_or_else(|| BuildError::NotFound(name.clone()))?;
+        if rec.key.owner != me {
+            let owner = rec
+                .body
+                .as_ref()
+                .map_or_else(|| rec.key.owner.to_string(), |b| b.owner.name.clone());
+            return Err(BuildError::Bad {
+                field: "name",
+                reason: format!(
+                    "volume {name} is owned by controller {owner}; delete it at that controller"
+                ),
+            });
+        }
+        if let Some(keep) = keep_in {
+            if keep == name {
+                return Err(BuildError::Bad {
+                    field: "keep",
+                    reason: "a volume cannot keep its data in itself".into(),
+                });
+            }
+            let target = self
+                .lock()
+                .core
+                .volume(keep)
+                .cloned()
+                .ok_or_else(|| BuildError::NotFound(keep.clone()))?;
+            let (src, dst) = match (&rec.body, &target.body) {
+                (Some(s), Some(d)) => (s.clone(), d.clone()),
+                _ => return Err(BuildError::NotFound(keep.clone())),
+            };
+            if dst.capacity < src.capacity {
+                return Err(BuildError::Bad {
+                    field: "keep",
+                    reason: format!(
+                        "volume {keep} holds {} bytes, less than the {} of {name}",
+                        dst.capacity, src.capacity
+                    ),
+                });
+            }
+            self.copy(&src, &dst).await?;
+        }
+        self.with(|inner, now| inner.core.remove(now, name))
+            .map(|_| ())
+            .map_err(|e| match e {
+                ChangeError::NotReady => BuildError::NotReady,
+                _ => BuildError::NotFound(name.clone()),
+            })
+    }
+
+    /// Copies every sector of `src` into `dst`, 1 MiB at a time, each write with FUA.
+    async fn copy(&self, src: &VolumeBody, dst: &VolumeBody) -> Result<(), BuildError> {
+        const CHUNK: u64 = 1 << 20;
+        let mut off = 0;
+        while off < src.capacity {
+            let len = CHUNK.min(src.capacity - off);
+            let data = self.read_virtual(src, off, len).await?;
+            self.write_virtual(dst, off, data).await?;
+            off += len;
+        }
+        Ok(())
+    }
+
+    /// The pieces of `[off, off + len)` (bytes) of a volume's primary copy: (row, byte offset
+    /// in the row's extent, length).
+    fn pieces(body: &VolumeBody, off: u64, len: u64) -> Vec<(RealExtent, u64, u64)> {
+        let mut out = Vec::new();
+        for row in body.rows.iter().filter(|r| r.copy == 0) {
+            let start = row.virtual_start * SECTOR;
+            let end = start + row.real.bytes();
+            let a = off.max(start);
+            let b = (off + len).min(end);
+            if a < b {
+                out.push((row.real, a - start, b - a));
+            }
+        }
+        out
+    }
+
+    async fn array_id(&self, array: Wwn) -> Result<fc_frames::FcId, BuildError> {
+        self.resolve(array)
+            .await
+            .ok_or_else(|| BuildError::Unreachable(format!("array {array}")))
+    }
+
+    async fn read_virtual(&self, body: &VolumeBody, off: u64, len: u64) -> Result<Bytes, BuildError> {
+        let mut out = Vec::with_capacity(len as usize);
+        for (e, at, n) in Self::pieces(body, off, len) {
+            let bs = u64::from(e.block_size.max(1));
+            if at % bs != 0 || n % bs != 0 {
+                return Err(BuildError::Copy(format!(
+                    "a range not aligned to the {bs}-byte blocks of array {}",
+                    e.array
+                )));
+            }
+            let id = self.array_id(e.array).await?;
+            let lun: Lun = scsi_lun(e.lun);
+            let data = self
+                .initiator
+                .read(id, lun, e.start + at / bs, (n / bs) as u32, e.block_size)
+                .await
+                .map_err(|err| BuildError::Copy(format!("READ from array {}: {err}", e.array)))?;
+            out.extend_from_slice(&data);
+        }
+        Ok(Bytes::from(out))
+    }
+
+    async fn write_virtual(&self, body: &VolumeBody, off: u64, data: Bytes) -> Result<(), BuildError> {
+        let mut pos = 0usize;
+        for (e, at, n) in Self::pieces(body, off, data.len() as u64) {
+            let bs = u64::from(e.block_size.max(1));
+            if at % bs != 0 || n % bs != 0 {
+                return Err(BuildError::Copy(format!(
+                    "a range not aligned to the {bs}-byte blocks of array {}",
+                    e.array
+                )));
+            }
+            let id = self.array_id(e.array).await?;
+            let piece = data.slice(pos..pos + n as usize);
+            pos += n as usize;
+            self.initiator
+                .write(id, scsi_lun(e.lun), e.start + at / bs, piece, e.block_size, true)
+                .await
+                .map_err(|err| BuildError::Copy(format!("WRITE to array {}: {err}", e.array)))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,114 @@
+//! The controller's CT server (GS_TYPE 0xE0): every request is decoded and its HMAC checked,
+//! its sender must be the port that sent it, and its answer leaves only after what it changed
+//! is committed. Anything bad is answered FS_RJT with the reason and counted; nothing changes.
+
+use std::sync::Arc;
+
+use fc_frames::RCtl;
+use fc_node::exchange::Outbound;
+use fc_node::node::{Request as CtRequest, Requests};
+
+use crate::core::reason_counter;
+use crate::extents::ReservationId;
+use crate::wire::{self, Header, Message, Reason, Reply, Request};
+
+use super::Shared;
+
+pub(super) async fn serve(shared: Arc<Shared>, mut requests: Requests) {
+    while let Some(req) = requests.next().await {
+        tokio::spawn(answer(shared.clone(), req));
+    }
+}
+
+async fn answer(shared: Arc<Shared>, mut req: CtRequest) {
+    let Some(first) = req.take() else {
+        return;
+    };
+    let peer = req.peer();
+    let port_name = shared
+        .node
+        .sessions()
+        .into_iter()
+        .find(|s| s.port_id == peer)
+        .map(|s| s.port_name);
+    let key = &shared.config.key;
+    let count = |reason: Reason| {
+        shared.with(|inner, _| inner.core.count(reason_counter(reason)));
+        reason
+    };
+    let answer = match wire::decode(&first.payload, key) {
+        Err(e) => Err(count(e.reason())),
+        Ok(Message::Request(h, _)) if Some(h.sender) != port_name => {
+            Err(count(Reason::FOREIGN))
+        }
+        Ok(Message::Request(h, r)) => {
+            let kind = r.kind();
+            shared
+                .with(|inner, now| match r {
+                    Request::Reserve(res) => {
+                        inner.core.admit(now, &h, kind)?;
+                        let id = ReservationId {
+                            builder: h.sender,
+                            id: res.id,
+                        };
+                        let got = inner.extents.reserve(
+                            now,
+                            id,
+                            res.media,
+                            res.bytes,
+                            u64::from(res.ttl_ms),
+                        );
+                        Ok(Reply::Reserved(got))
+                    }
+                    Request::Release { id } => {
+                        inner.core.admit(now, &h, kind)?;
+                        let id = ReservationId {
+                            builder: h.sender,
+                            id,
+                        };
+                        if inner.extents.release(id) {
+                            Ok(Reply::Ack)
+                        } else {
+                            inner.core.count(reason_counter(Reason::NO_RESERVATION));
+                            Err(Reason::NO_RESERVATION)
+                        }
+                    }
+                    Request::Commit { id, name } => {
+                        inner.core.admit(now, &h, kind)?;
+                        let id = ReservationId {
+                            builder: h.sender,
+                            id,
+                        };
+                        if inner.extents.commit(id, &name) {
+                            Ok(Reply::Ack)
+                        } else {
+                            inner.core.count(reason_counter(Reason::NO_RESERVATION));
+                            Err(Reason::NO_RESERVATION)
+                        }
+                    }
+                    other => inner.core.handle_request(now, h, other),
+                })
+                .map(|reply| (h, kind, reply))
+        }
+        // A reply or a reject where a request belongs.
+        Ok(_) => Err(count(Reason::MALFORMED)),
+    };
+    let msg = match answer {
+        Ok((h, kind, reply)) => {
+            let header = shared.with(|inner, _| Header {
+                sender: shared.config.port_name,
+                generation: inner.core.durable().generation,
+                seq: h.seq,
+            });
+            Message::Reply(header, kind, reply)
+        }
+        Err(reason) => {
+            tracing::debug!(from = %peer, reason = reason.name(), "controller message rejected");
+            Message::Reject(reason)
+        }
+    };
+    req.reply(Outbound::new(
+        RCtl::SOLICITED_CONTROL,
+        wire::encode(&msg, key),
+    ));
+}
