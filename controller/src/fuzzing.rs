@@ -3,7 +3,7 @@
 //! corpus. A panic here is a finding: the decoder panicked on hostile input, or a message does
 //! not survive its own encoding.
 
-use crate::wire::{decode, encode, Key, MAC_LEN};
+use crate::wire::{decode, encode, Key, Message, MAC_LEN};
 
 /// The key the fuzz target and its seeds sign with.
 pub const KEY: &[u8] = b"fcsan fuzzing key";
@@ -34,4 +34,14 @@ fn round_trip(data: &[u8], key: &Key) {
         Ok(again) => assert_eq!(again, msg, "value changed through encode/decode"),
         Err(e) => panic!("own encoding {bytes:02x?} of {msg:?} does not decode: {e}"),
     }
+}
+
+/// The file name of the seed of catalogue message `i`: `catalogue-01-heartbeat-request`.
+pub fn seed_name(i: usize, msg: &Message) -> String {
+    let (kind, what) = match msg {
+        Message::Request(_, r) => (r.kind().name(), "request"),
+        Message::Reply(_, k, _) => (k.name(), "reply"),
+        Message::Reject(_) => ("any", "reject"),
+    };
+    format!("catalogue-{:02}-{}-{what}", i + 1, kind.to_ascii_lowercase())
 }
