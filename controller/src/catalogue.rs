@@ -122,17 +122,12 @@ pub fn tombstone() -> Record {
     }
 }
 
-/// The conversation: every request from A, each followed by B's reply, then a reject.
+/// The conversation: every request from A, each followed by B's reply; then a HEARTBEAT of an
+/// older generation of A, which B rejects as stale.
 pub fn messages() -> Vec<Message> {
     let claimed_at = 1_795_478_400_500;
     let requests = [
-        Request::Heartbeat(Heartbeat {
-            name: "ctl-a".into(),
-            site: "paris".into(),
-            fc_id: A_ID,
-            api: "http://10.0.0.1:8080".into(),
-            versions: versions(),
-        }),
+        heartbeat(),
         Request::Update(vec![tombstone(), live_record()]),
         Request::Pull(Pull {
             versions: versions(),
@@ -161,8 +156,25 @@ pub fn messages() -> Vec<Message> {
         out.push(Message::Request(a(seq), request));
         out.push(Message::Reply(b(seq), kind, reply(kind)));
     }
+    // A HEARTBEAT from A's generation before, which B has seen past: rejected.
+    let stale = Header {
+        generation: 2,
+        ..a(8)
+    };
+    out.push(Message::Request(stale, heartbeat()));
     out.push(Message::Reject(Reason::STALE));
     out
+}
+
+/// A's HEARTBEAT.
+fn heartbeat() -> Request {
+    Request::Heartbeat(Heartbeat {
+        name: "ctl-a".into(),
+        site: "paris".into(),
+        fc_id: A_ID,
+        api: "http://10.0.0.1:8080".into(),
+        versions: versions(),
+    })
 }
 
 /// B's reply to a request of `kind`.

@@ -36,12 +36,17 @@ fn round_trip(data: &[u8], key: &Key) {
     }
 }
 
-/// The file name of the seed of catalogue message `i`: `catalogue-01-heartbeat-request`.
+/// The file name of the seed of catalogue message `i`: `catalogue-01-heartbeat-request`,
+/// `catalogue-16-reject`.
 pub fn seed_name(i: usize, msg: &Message) -> String {
-    let (kind, what) = match msg {
-        Message::Request(_, r) => (r.kind().name(), "request"),
-        Message::Reply(_, k, _) => (k.name(), "reply"),
-        Message::Reject(_) => ("any", "reject"),
-    };
-    format!("catalogue-{:02}-{}-{what}", i + 1, kind.to_ascii_lowercase())
+    let n = i + 1;
+    match msg {
+        Message::Request(_, r) => format!("catalogue-{n:02}-{}-request", lower(r.kind().name())),
+        Message::Reply(_, k, _) => format!("catalogue-{n:02}-{}-reply", lower(k.name())),
+        Message::Reject(_) => format!("catalogue-{n:02}-reject"),
+    }
+}
+
+fn lower(name: &str) -> String {
+    name.to_ascii_lowercase()
 }
