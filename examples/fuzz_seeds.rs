@@ -1,6 +1,7 @@
 //! Writes the fuzz targets' seed corpora (`fuzz/corpus/<target>/`) from the catalogue of every
 //! message kind: `cargo run --example fuzz_seeds`. The files are checked in and replayed as tests
-//! by `fc-frames/tests/fuzz_corpus.rs` and `fcip/tests/fuzz_corpus.rs`.
+//! by `fc-frames/tests/fuzz_corpus.rs`, `fcip/tests/fuzz_corpus.rs` and
+//! `controller/tests/fuzz_corpus.rs`.
 //!
 //! With FCIP captures as arguments (what `fcsan up --fcip-capture FILE` writes: one FCIP frame
 //! a TCP segment), their TCP streams seed `encap`, `fsf` and `engine` too:
@@ -12,6 +13,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use bytes::BytesMut;
+use controller::wire::{encode, Key};
 use fc_frames::encap::{emit_encapsulated, EncapHeader, EncapHeaderRepr, PFlags, Timestamp};
 use fc_frames::frame::fc_crc;
 use fc_frames::{FcFrame, FcType, RCtl};
@@ -51,6 +53,7 @@ fn main() -> io::Result<()> {
         }
     }
     catalogue_fcip(&mut seeds, &frames)?;
+    controller_msg(&mut seeds)?;
     for path in std::env::args_os().skip(1).map(PathBuf::from) {
         capture_fcip(&mut seeds, &path)?;
     }
@@ -70,6 +73,17 @@ impl Seeds {
         self.n += 1;
         fs::write(dir.join(name), bytes)
     }
+}
+
+/// The controllers' messages, one of every kind (request, reply, reject), signed with the key
+/// the `controller_msg` target decodes with.
+fn controller_msg(seeds: &mut Seeds) -> io::Result<()> {
+    let key = Key::new(controller::fuzzing::KEY);
+    for (i, msg) in controller::catalogue::messages().iter().enumerate() {
+        let name = controller::fuzzing::seed_name(i, msg);
+        seeds.write("controller_msg", &name, &encode(msg, &key))?;
+    }
+    Ok(())
 }
 
 /// The catalogue's time stamp for frame `i`: START plus `i` milliseconds, in SNTP format.

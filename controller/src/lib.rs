@@ -7,11 +7,13 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod catalogue;
 pub mod core;
+pub mod driver;
 pub mod extents;
+pub mod fuzzing;
 pub mod model;
 pub mod real;
 pub mod sim;
-pub mod wire;
-pub mod driver;
 pub mod store;
+pub mod wire;

@@ -42,6 +42,11 @@ pub const FORMAT: u8 = 1;
 pub const HEADER_LEN: usize = 28;
 /// Length of the HMAC that ends a signed CT_IU.
 pub const MAC_LEN: usize = 32;
+/// Longest text field (names, site, URL): its length travels in one byte.
+pub const MAX_TEXT_LEN: usize = 255;
+/// Most entries of a list (records, vector entries, rows, masking, extents): its count travels
+/// in two bytes.
+pub const MAX_LIST_LEN: usize = 0xFFFF;
 
 /// What a message is about; the low byte of the request's command code (0x0E00 + kind).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -62,6 +67,22 @@ impl Kind {
     pub const RELEASE: Kind = Kind(0x06);
     /// A builder made a reservation part of a volume.
     pub const COMMIT: Kind = Kind(0x07);
+
+    /// Every kind, in code order.
+    pub const ALL: [Kind; 7] = [
+        Kind::HEARTBEAT,
+        Kind::UPDATE,
+        Kind::PULL,
+        Kind::CLAIM,
+        Kind::RESERVE,
+        Kind::RELEASE,
+        Kind::COMMIT,
+    ];
+
+    /// Whether this is one of the kinds above.
+    pub const fn is_known(self) -> bool {
+        self.0 >= 0x01 && self.0 <= 0x07
+    }
 
     /// The CT command code of a request of this kind.
     pub const fn command(self) -> CtCommand {
@@ -260,6 +281,22 @@ pub enum Reply {
     Claimed(Claimed),
     /// RESERVE answered: the extents now held (may be less than asked, or none).
     Reserved(Vec<RealExtent>),
+}
+
+impl Reply {
+    /// Whether this is the reply a request of `kind` gets: [`Reply::Ack`] for HEARTBEAT, RELEASE
+    /// and COMMIT, [`Reply::Updated`] for UPDATE, [`Reply::Pulled`] for PULL,
+    /// [`Reply::Claimed`] for CLAIM, [`Reply::Reserved`] for RESERVE.
+    pub fn answers(&self, kind: Kind) -> bool {
+        matches!(
+            (self, kind),
+            (Reply::Ack, Kind::HEARTBEAT | Kind::RELEASE | Kind::COMMIT)
+                | (Reply::Updated(_), Kind::UPDATE)
+                | (Reply::Pulled(_), Kind::PULL)
+                | (Reply::Claimed(_), Kind::CLAIM)
+                | (Reply::Reserved(_), Kind::RESERVE)
+        )
+    }
 }
 
 /// The answer to PULL.
