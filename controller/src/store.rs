@@ -92,32 +92,57 @@ impl Store {
     }
 
     fn load(&self) -> Result<Durable, LoadError> {
-        let tx = self.db.begin_read().map_err(|e| LoadError::Db(Box::new(e.into())))?;
+        let tx = self
+            .db
+            .begin_read()
+            .map_err(|e| LoadError::Db(Box::new(e.into())))?;
         let mut d = Durable::default();
-        let meta = tx.open_table(META).map_err(|e| LoadError::Db(Box::new(e.into())))?;
-        if let Some(g) = meta.get("generation").map_err(|e| LoadError::Db(Box::new(e.into())))? {
+        let meta = tx
+            .open_table(META)
+            .map_err(|e| LoadError::Db(Box::new(e.into())))?;
+        if let Some(g) = meta
+            .get("generation")
+            .map_err(|e| LoadError::Db(Box::new(e.into())))?
+        {
             d.generation = u32::try_from(g.value()).unwrap_or(u32::MAX);
         }
-        let records = tx.open_table(RECORDS).map_err(|e| LoadError::Db(Box::new(e.into())))?;
-        for row in records.iter().map_err(|e| LoadError::Db(Box::new(e.into())))? {
+        let records = tx
+            .open_table(RECORDS)
+            .map_err(|e| LoadError::Db(Box::new(e.into())))?;
+        for row in records
+            .iter()
+            .map_err(|e| LoadError::Db(Box::new(e.into())))?
+        {
             let (_, v) = row.map_err(|e| LoadError::Db(Box::new(e.into())))?;
             let r = decode_record(v.value()).map_err(|e| LoadError::Corrupt(e.to_string()))?;
             d.records.insert(r.key.clone(), r);
         }
-        let versions = tx.open_table(VERSIONS).map_err(|e| LoadError::Db(Box::new(e.into())))?;
-        for row in versions.iter().map_err(|e| LoadError::Db(Box::new(e.into())))? {
+        let versions = tx
+            .open_table(VERSIONS)
+            .map_err(|e| LoadError::Db(Box::new(e.into())))?;
+        for row in versions
+            .iter()
+            .map_err(|e| LoadError::Db(Box::new(e.into())))?
+        {
             let (k, v) = row.map_err(|e| LoadError::Db(Box::new(e.into())))?;
             let (g, n) = v.value();
             d.versions.raise(Wwn::from_u64(k.value()), Stamp::new(g, n));
         }
-        let log = tx.open_table(LOG).map_err(|e| LoadError::Db(Box::new(e.into())))?;
+        let log = tx
+            .open_table(LOG)
+            .map_err(|e| LoadError::Db(Box::new(e.into())))?;
         for row in log.iter().map_err(|e| LoadError::Db(Box::new(e.into())))? {
             let (k, v) = row.map_err(|e| LoadError::Db(Box::new(e.into())))?;
             let r = decode_record(v.value()).map_err(|e| LoadError::Corrupt(e.to_string()))?;
             d.log.insert(k.value(), r);
         }
-        let acked = tx.open_table(ACKED).map_err(|e| LoadError::Db(Box::new(e.into())))?;
-        for row in acked.iter().map_err(|e| LoadError::Db(Box::new(e.into())))? {
+        let acked = tx
+            .open_table(ACKED)
+            .map_err(|e| LoadError::Db(Box::new(e.into())))?;
+        for row in acked
+            .iter()
+            .map_err(|e| LoadError::Db(Box::new(e.into())))?
+        {
             let (k, v) = row.map_err(|e| LoadError::Db(Box::new(e.into())))?;
             let (g, n) = v.value();
             d.acked.insert(Wwn::from_u64(k.value()), Stamp::new(g, n));
@@ -153,26 +178,34 @@ impl Store {
                         log: ls,
                     } => {
                         for r in rs {
-                            records.insert(record_key(r).as_slice(), encode_record(r).as_slice()).map_err(db)?;
+                            records
+                                .insert(record_key(r).as_slice(), encode_record(r).as_slice())
+                                .map_err(db)?;
                         }
                         for (o, s) in vs {
                             let old = versions
-                                .get(o.to_u64()).map_err(db)?
+                                .get(o.to_u64())
+                                .map_err(db)?
                                 .map(|v| {
                                     let (g, n) = v.value();
                                     Stamp::new(g, n)
                                 })
                                 .unwrap_or(Stamp::ZERO);
                             if *s > old {
-                                versions.insert(o.to_u64(), (s.generation, s.version)).map_err(db)?;
+                                versions
+                                    .insert(o.to_u64(), (s.generation, s.version))
+                                    .map_err(db)?;
                             }
                         }
                         for r in ls {
-                            log.insert(r.stamp.version, encode_record(r).as_slice()).map_err(db)?;
+                            log.insert(r.stamp.version, encode_record(r).as_slice())
+                                .map_err(db)?;
                         }
                     }
                     Persist::Acked { peer, stamp } => {
-                        acked.insert(peer.to_u64(), (stamp.generation, stamp.version)).map_err(db)?;
+                        acked
+                            .insert(peer.to_u64(), (stamp.generation, stamp.version))
+                            .map_err(db)?;
                     }
                     Persist::Truncate { through } => {
                         let through = *through;

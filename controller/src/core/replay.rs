@@ -83,7 +83,11 @@ mod tests {
         assert_eq!(accept(&mut w, 1, 200), Ok(()));
         assert_eq!(accept(&mut w, 1, 200 - WINDOW), Err(Reason::REPLAYED));
         assert_eq!(accept(&mut w, 1, 200 - WINDOW + 1), Ok(()));
-        assert_eq!(accept(&mut w, 0, 500), Ok(()), "generation 0 is never stale");
+        assert_eq!(
+            accept(&mut w, 0, 500),
+            Ok(()),
+            "generation 0 is never stale"
+        );
         assert_eq!(accept(&mut w, 2, 1000), Ok(()));
         assert_eq!(accept(&mut w, 1, 2000), Err(Reason::STALE));
         assert_eq!(

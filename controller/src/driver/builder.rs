@@ -231,9 +231,13 @@ impl Shared {
             match h.peer {
                 None => self.with(|inner, _| {
                     let me = inner.core.identity().wwpn;
-                    inner
-                        .extents
-                        .commit(ReservationId { builder: me, id: h.id }, &name);
+                    inner.extents.commit(
+                        ReservationId {
+                            builder: me,
+                            id: h.id,
+                        },
+                        &name,
+                    );
                 }),
                 Some(w) => {
                     let msg = self.with(|inner, _| {
@@ -280,8 +284,7 @@ impl Shared {
             .collect();
         for n in 1u64.. {
             if let Ok(v) = VolumeName::new(format!("vol-{site}-{n}")) {
-                if inner.core.volume(&v).is_none()
-                    && !inner.core.records().any(|r| r.key.name == v)
+                if inner.core.volume(&v).is_none() && !inner.core.records().any(|r| r.key.name == v)
                 {
                     return v;
                 }
@@ -339,7 +342,10 @@ impl Shared {
             match h.peer {
                 None => self.with(|inner, _| {
                     let me = inner.core.identity().wwpn;
-                    inner.extents.release(ReservationId { builder: me, id: h.id });
+                    inner.extents.release(ReservationId {
+                        builder: me,
+                        id: h.id,
+                    });
                 }),
                 Some(w) if !h.extents.is_empty() => {
                     let msg = reservation_request(&mut self.lock(), Request::Release { id: h.id });
@@ -447,7 +453,12 @@ impl Shared {
             .ok_or_else(|| BuildError::Unreachable(format!("array {array}")))
     }
 
-    async fn read_virtual(&self, body: &VolumeBody, off: u64, len: u64) -> Result<Bytes, BuildError> {
+    async fn read_virtual(
+        &self,
+        body: &VolumeBody,
+        off: u64,
+        len: u64,
+    ) -> Result<Bytes, BuildError> {
         let mut out = Vec::with_capacity(len as usize);
         for (e, at, n) in Self::pieces(body, off, len) {
             let bs = u64::from(e.block_size.max(1));
@@ -469,7 +480,12 @@ impl Shared {
         Ok(Bytes::from(out))
     }
 
-    async fn write_virtual(&self, body: &VolumeBody, off: u64, data: Bytes) -> Result<(), BuildError> {
+    async fn write_virtual(
+        &self,
+        body: &VolumeBody,
+        off: u64,
+        data: Bytes,
+    ) -> Result<(), BuildError> {
         let mut pos = 0usize;
         for (e, at, n) in Self::pieces(body, off, data.len() as u64) {
             let bs = u64::from(e.block_size.max(1));
@@ -483,7 +499,14 @@ impl Shared {
             let piece = data.slice(pos..pos + n as usize);
             pos += n as usize;
             self.initiator
-                .write(id, scsi_lun(e.lun), e.start + at / bs, piece, e.block_size, true)
+                .write(
+                    id,
+                    scsi_lun(e.lun),
+                    e.start + at / bs,
+                    piece,
+                    e.block_size,
+                    true,
+                )
                 .await
                 .map_err(|err| BuildError::Copy(format!("WRITE to array {}: {err}", e.array)))?;
         }

@@ -170,7 +170,10 @@ impl Management for Backend {
                 .filter(|p| p.state == core::PeerState::Up)
                 .count() as u64,
         );
-        counters.insert("extents.reserved_bytes".into(), inner.extents.reserved_bytes());
+        counters.insert(
+            "extents.reserved_bytes".into(),
+            inner.extents.reserved_bytes(),
+        );
         CountersView { counters }
     }
 }

@@ -369,7 +369,9 @@ impl Shared {
         let _ = now;
     }
 
-    fn claims_lock(&self) -> std::sync::MutexGuard<'_, HashMap<VolumeName, oneshot::Sender<ClaimOutcome>>> {
+    fn claims_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<VolumeName, oneshot::Sender<ClaimOutcome>>> {
         self.claims.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -648,9 +650,6 @@ pub enum CallError {
 }
 
 /// The request and reply kinds a reservation exchange uses (for the builder).
-pub(crate) fn reservation_request(
-    inner: &mut Inner,
-    request: Request,
-) -> Message {
+pub(crate) fn reservation_request(inner: &mut Inner, request: Request) -> Message {
     Message::Request(inner.core.header(), request)
 }

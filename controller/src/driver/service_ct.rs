@@ -38,9 +38,7 @@ async fn answer(shared: Arc<Shared>, mut req: CtRequest) {
     };
     let answer = match wire::decode(&first.payload, key) {
         Err(e) => Err(count(e.reason())),
-        Ok(Message::Request(h, _)) if Some(h.sender) != port_name => {
-            Err(count(Reason::FOREIGN))
-        }
+        Ok(Message::Request(h, _)) if Some(h.sender) != port_name => Err(count(Reason::FOREIGN)),
         Ok(Message::Request(h, r)) => {
             let kind = r.kind();
             shared
