@@ -39,7 +39,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use controller::api::Management;
+use controller::driver::{Controller, ControllerConfig};
+use controller::wire::Key;
 
 use fabric::{Config, DefaultZone, PortId, SwitchHandle, Zone, ZoneSet, Zoning};
 use fc_frames::scsi::Lun;
@@ -114,6 +119,12 @@ impl WwnScheme {
         self.name(0x20, node_number(n, false))
     }
 
+    /// The port (and node) name of the controller of the site of `domain`:
+    /// `23:00:00:00:TT:TT:00:DD`.
+    pub fn controller_port(self, domain: u8) -> Wwn {
+        self.name(0x23, u16::from(domain))
+    }
+
     fn name(self, naa: u8, low: u16) -> Wwn {
         Wwn::from_u64(u64::from(naa) << 56 | u64::from(self.tag) << 16 | u64::from(low))
     }
@@ -161,6 +172,10 @@ impl From<SwitchId> for SiteId {
     }
 }
 
+/// A site's virtualization controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ControllerId(usize);
+
 /// A member of a zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Member {
@@ -168,6 +183,14 @@ pub enum Member {
     Host(HostId),
     /// An array's port.
     Array(ArrayId),
+    /// A controller's port.
+    Controller(ControllerId),
+}
+
+impl From<ControllerId> for Member {
+    fn from(c: ControllerId) -> Member {
+        Member::Controller(c)
+    }
 }
 
 impl From<HostId> for Member {
@@ -295,6 +318,9 @@ pub enum InvalidTopology {
     /// More hosts or arrays than the WWN scheme names.
     #[error("more than {MAX_NODES} hosts or arrays")]
     TooManyNodes,
+    /// Two controllers on one site.
+    #[error("site {0} has two controllers")]
+    TwoControllers(String),
     /// A gateway has more links than inter-switch ports are left after [`ISL_PORT_BASE`].
     #[error("site {0} has too many links")]
     TooManyLinks(String),
@@ -333,6 +359,9 @@ pub struct Topology {
     links: Vec<LinkDecl>,
     arrays: Vec<(usize, ArraySpec)>,
     hosts: Vec<HostDecl>,
+    controllers: Vec<usize>,
+    heartbeat: Duration,
+    key: Vec<u8>,
     zone_set: String,
     zones: Vec<(String, Vec<Member>)>,
 }
@@ -358,6 +387,9 @@ impl Topology {
             links: Vec::new(),
             arrays: Vec::new(),
             hosts: Vec::new(),
+            controllers: Vec::new(),
+            heartbeat: Duration::from_secs(1),
+            key: b"fcsan topology controllers".to_vec(),
             zone_set: "production".into(),
             zones: Vec::new(),
         }
@@ -445,6 +477,24 @@ impl Topology {
         self.hosts[host.0].timeout = timeout;
     }
 
+    /// The virtualization controller of `site` (one a site): named `ctl-SITE`, its database
+    /// `ctl-SITE.redb` in the data folder, its management API on a loopback port. Controllers
+    /// are zoned with each other and with every array when the topology has zones.
+    pub fn controller(&mut self, site: impl Into<SiteId>) -> ControllerId {
+        self.controllers.push(site.into().0);
+        ControllerId(self.controllers.len() - 1)
+    }
+
+    /// The controllers' heartbeat interval (1 s unless set).
+    pub fn controller_heartbeat(&mut self, interval: Duration) {
+        self.heartbeat = interval;
+    }
+
+    /// The controllers' shared key (a fixed one unless set).
+    pub fn controller_key(&mut self, key: &[u8]) {
+        self.key = key.to_vec();
+    }
+
     /// A zone called `name` of `members`.
     pub fn zone(&mut self, name: &str, members: impl IntoIterator<Item = Member>) {
         self.zones
@@ -461,6 +511,9 @@ impl Topology {
         match member.into() {
             Member::Host(h) => self.scheme.host_port(number(h.0)),
             Member::Array(a) => self.scheme.array_port(number(a.0)),
+            Member::Controller(c) => self
+                .scheme
+                .controller_port(self.sites[self.controllers[c.0]].domain),
         }
     }
 
@@ -482,6 +535,11 @@ impl Topology {
         }
         if self.arrays.len() > MAX_NODES || self.hosts.len() > MAX_NODES {
             return Err(InvalidTopology::TooManyNodes);
+        }
+        for (i, s) in self.controllers.iter().enumerate() {
+            if self.controllers[..i].contains(s) {
+                return Err(InvalidTopology::TwoControllers(self.sites[*s].name.clone()));
+            }
         }
         for (i, l) in self.links.iter().enumerate() {
             let name = |s: usize| self.sites[s].name.clone();
@@ -557,13 +615,23 @@ impl Topology {
             (1..=site.ports).map(PortId),
         );
         if !self.zones.is_empty() {
-            let zones = self
+            let mut zones: Vec<Zone> = self
                 .zones
                 .iter()
                 .map(|(name, members)| {
                     Zone::new(name.clone(), members.iter().map(|&m| self.port_name(m)))
                 })
                 .collect();
+            if !self.controllers.is_empty() {
+                // Controllers see each other and every array (their real volumes).
+                let members = (0..self.controllers.len())
+                    .map(|c| Member::Controller(ControllerId(c)))
+                    .chain((0..self.arrays.len()).map(|a| Member::Array(ArrayId(a))));
+                zones.push(Zone::new(
+                    "controllers".to_owned(),
+                    members.map(|m| self.port_name(m)).collect::<Vec<_>>(),
+                ));
+            }
             config.zoning = Zoning {
                 active: Some(ZoneSet {
                     name: self.zone_set.clone(),
@@ -645,11 +713,58 @@ impl Topology {
                 }
             })
             .collect();
+        let mut controllers = Vec::with_capacity(self.controllers.len());
+        for &site in &self.controllers {
+            controllers.push(self.start_controller(site, &sites[site], data).await?);
+        }
         Ok(Running {
             sites,
             links,
             arrays,
             hosts,
+            controllers,
+        })
+    }
+
+    /// Starts the controller of `site`, and its management API on a loopback port.
+    async fn start_controller(
+        &self,
+        site: usize,
+        running: &RunningSite,
+        data: &Path,
+    ) -> Result<RunningController, StartError> {
+        let decl = &self.sites[site];
+        let name = format!("ctl-{}", decl.name.to_lowercase());
+        let listener = bind(LOOPBACK).await?;
+        let api = local_addr(&listener, LOOPBACK)?;
+        let mut config = ControllerConfig::new(
+            &name,
+            &decl.name,
+            self.scheme.controller_port(decl.domain),
+            data.join(format!("{name}.redb")),
+            Key::new(&self.key),
+        );
+        config.heartbeat = self.heartbeat;
+        config.api_url = format!("http://{api}");
+        let controller =
+            Controller::start(config, tcp_connector(running.addr)).map_err(|source| {
+                StartError::Controller {
+                    name: name.clone(),
+                    source,
+                }
+            })?;
+        let backend: Arc<dyn Management> = Arc::new(controller.backend());
+        tokio::spawn(async move {
+            if let Err(e) = controller::api::serve(listener, backend).await {
+                tracing::error!(error = %e, "management API stopped");
+            }
+        });
+        Ok(RunningController {
+            name,
+            site: SiteId(site),
+            port_name: self.scheme.controller_port(decl.domain),
+            controller: Arc::new(controller),
+            api,
         })
     }
 
@@ -805,6 +920,31 @@ pub struct RunningHost {
     pub initiator: Initiator,
 }
 
+/// A running controller.
+#[derive(Clone)]
+pub struct RunningController {
+    /// Its name (`ctl-SITE`).
+    pub name: String,
+    /// Its site.
+    pub site: SiteId,
+    /// Its port name.
+    pub port_name: Wwn,
+    /// The controller.
+    pub controller: Arc<Controller>,
+    /// Where its management API listens (`http://ADDR`).
+    pub api: SocketAddr,
+}
+
+impl std::fmt::Debug for RunningController {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningController")
+            .field("name", &self.name)
+            .field("port_name", &self.port_name)
+            .field("api", &self.api)
+            .finish()
+    }
+}
+
 /// Everything a [`Topology`] started. Each accessor panics when given an id of another
 /// topology that this one does not have.
 #[derive(Debug)]
@@ -813,6 +953,7 @@ pub struct Running {
     links: Vec<RunningLink>,
     arrays: Vec<RunningArray>,
     hosts: Vec<RunningHost>,
+    controllers: Vec<RunningController>,
 }
 
 impl Running {
@@ -849,6 +990,16 @@ impl Running {
         &self.sites
     }
 
+    /// A controller.
+    pub fn controller(&self, controller: ControllerId) -> &RunningController {
+        &self.controllers[controller.0]
+    }
+
+    /// Every controller, in declaration order.
+    pub fn controllers(&self) -> &[RunningController] {
+        &self.controllers
+    }
+
     /// Bounces every connection of the link (the dialer dials them again).
     pub fn bounce(&self, link: LinkId) {
         let l = &self.links[link.0];
@@ -856,8 +1007,11 @@ impl Running {
         self.gateway(l.dialer).bounce(listener);
     }
 
-    /// Logs every host and array out of the fabric and stops them.
+    /// Logs every controller, host and array out of the fabric and stops them.
     pub async fn shutdown(&self) {
+        for c in &self.controllers {
+            c.controller.shutdown().await;
+        }
         for h in &self.hosts {
             h.initiator.node().shutdown().await;
         }

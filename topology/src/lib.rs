@@ -25,9 +25,9 @@ pub mod roles;
 pub mod switch;
 
 pub use builder::{
-    ArrayId, ArraySpec, GatewayId, HostId, InvalidTopology, LinkId, Member, Running, RunningArray,
-    RunningHost, RunningLink, RunningSite, SiteId, SwitchId, Topology, WwnScheme, BLOCK_SIZE,
-    DEFAULT_PORTS, ISL_PORT_BASE, K_A_TOV, MAX_NODES,
+    ArrayId, ArraySpec, ControllerId, GatewayId, HostId, InvalidTopology, LinkId, Member, Running,
+    RunningArray, RunningController, RunningHost, RunningLink, RunningSite, SiteId, SwitchId,
+    Topology, WwnScheme, BLOCK_SIZE, DEFAULT_PORTS, ISL_PORT_BASE, K_A_TOV, MAX_NODES,
 };
 pub use data::write_random;
 pub use switch::{capture_switch, start_switch, tcp_connector, RunningSwitch};
@@ -86,6 +86,15 @@ pub enum StartError {
         /// Why.
         #[source]
         source: io::Error,
+    },
+    /// A controller could not start.
+    #[error("controller {name}")]
+    Controller {
+        /// Its name.
+        name: String,
+        /// Why.
+        #[source]
+        source: controller::driver::StartError,
     },
     /// A disk array could not open its LUN files.
     #[error("disk array {name}")]

@@ -264,7 +264,7 @@ impl Controller {
     }
 
     /// Stops the tasks and logs the node out.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         for t in &self.tasks {
             t.abort();
         }
@@ -401,17 +401,19 @@ impl Shared {
                     .flatten()
                     .min()
             };
-            let wait = deadline.map_or(Duration::from_secs(1), |d| {
-                Duration::from_millis(d.saturating_sub(now_ms()))
-            });
+            let now = now_ms();
+            if deadline.is_some_and(|d| d <= now) {
+                self.with(|inner, now| {
+                    inner.core.handle_timeout(now);
+                    inner.extents.expire(now);
+                });
+                continue;
+            }
+            let wait = deadline.map_or(Duration::from_secs(1), |d| Duration::from_millis(d - now));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = self.wake.notified() => continue,
+                _ = self.wake.notified() => {}
             }
-            self.with(|inner, now| {
-                inner.core.handle_timeout(now);
-                inner.extents.expire(now);
-            });
         }
     }
 
