@@ -71,6 +71,15 @@ enum Command {
         /// No progress bars.
         #[arg(long)]
         quiet: bool,
+        /// Number of sites, each a gateway with a controller (2 to 16).
+        #[arg(long, default_value_t = 2)]
+        sites: usize,
+        /// Join every site to every other by FCIP (default: a chain A-B-C-...).
+        #[arg(long)]
+        mesh: bool,
+        /// Keep running after the report, printing each controller's API URL, until Ctrl-C.
+        #[arg(long)]
+        stay: bool,
     },
     /// Run a fabric switch from a TOML file; prints the name server and counters on exit.
     Switch {
@@ -242,6 +251,9 @@ fn run(cli: Cli) -> Result<()> {
             capture,
             fcip_capture,
             quiet,
+            sites,
+            mesh,
+            stay,
         } => {
             let opts = up::UpOptions {
                 file_bytes: file_size,
@@ -258,6 +270,9 @@ fn run(cli: Cli) -> Result<()> {
                     }
                 },
                 progress: !quiet,
+                sites,
+                mesh,
+                stay,
             };
             runtime()?.block_on(up::up(opts, &mut out))
         }

@@ -1,32 +1,39 @@
-//! `fcsan up`: two SANs joined by an FCIP link, in one process on loopback TCP.
+//! `fcsan up`: SANs joined by FCIP links, each with its virtualization controller, in one
+//! process on loopback TCP.
 //!
 //! ```text
 //!  site A (domain 01)                                   site B (domain 02)
 //!  host ─┐                                                ┌─ array "hdd" (15k, 7200 rpm LUNs)
-//!        ├─ gateway A ══ FCIP link, 2 TCP connections ══ gateway B
-//!  array "ssd" (2 SSD LUNs, tape) ─┘                      └
+//!  ctl-a ┼─ gateway A ══ FCIP link, 2 TCP connections ══ gateway B ─ ctl-b
+//!  array "ssd" (2 SSD LUNs, tape) ─┘                      └  (sites C.. with --sites N)
 //! ```
 //!
 //! The host on site A finds both arrays with the name server (the one on site B through the
 //! gateways' name server exchange), lists every LUN with its tier, writes a file to a LUN on
 //! site B and reads it back verified, then prints both name servers, the switches' counters,
-//! the FCIP link's counters and where the FCIP capture went. The two sites are a
+//! the FCIP link's counters and where the FCIP capture went. Then controller A builds a volume
+//! from site A's SSD, and every controller shows it (PATENT.md figures 3 and 4). With
+//! `--sites N` the sites are a chain (or a full mesh) of N gateways, each with a controller and
+//! an array; `--stay` keeps everything running for `fcsan volume --api URL`. The sites are a
 //! [`topology::Topology`], which names every port.
 
 use std::io;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use controller::api::{BuildSpec, Management};
+use controller::model::{MediaType, VolumeName};
 use fc_frames::scsi::Lun;
 use fc_node::fcp::{discovery, transfer};
 use fc_node::scsi::Tier;
-use topology::{write_random, ArraySpec, Topology};
+use topology::{write_random, ArraySpec, ControllerId, GatewayId, Running, Topology};
 
 use crate::progress;
 use crate::report::{
     capture_line, counters_table, human, links_table, lun_line, name_server_table,
 };
+use crate::volume::{map_table, peers_table, real_tables, volumes_table};
 
 /// Options of `fcsan up`.
 #[derive(Debug, Clone)]
@@ -41,6 +48,12 @@ pub struct UpOptions {
     pub fcip_capture: PathBuf,
     /// Show progress bars.
     pub progress: bool,
+    /// Number of sites (2 or more).
+    pub sites: usize,
+    /// Join every site to every other (else a chain).
+    pub mesh: bool,
+    /// Keep running after the report until Ctrl-C.
+    pub stay: bool,
 }
 
 /// Size of every LUN.
@@ -58,10 +71,29 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
             tmp.path().to_path_buf()
         }
     };
+    if !(2..=MAX_SITES).contains(&opts.sites) {
+        bail!("--sites takes 2 to {MAX_SITES}, not {}", opts.sites);
+    }
     let mut t = Topology::new();
     let a = t.gateway("A", 1);
     let b = t.gateway("B", 2);
     let link = t.link(a, b, CONNECTIONS);
+    let mut gateways = vec![a, b];
+    for i in 2..opts.sites {
+        let name = site_name(i);
+        let g = t.gateway(&name, i as u8 + 1);
+        // Each site dials the ones before it: a chain to the previous, or all of them.
+        let dial: Vec<GatewayId> = if opts.mesh {
+            gateways.clone()
+        } else {
+            vec![gateways[i - 1]]
+        };
+        for d in dial {
+            t.link(g, d, 1);
+        }
+        gateways.push(g);
+    }
+    let controllers: Vec<ControllerId> = gateways.iter().map(|&g| t.controller(g)).collect();
     if let Some(c) = &opts.capture {
         t.capture(a, c);
     }
@@ -79,6 +111,11 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
             .disk(Tier::FastHdd, LUN_BYTES)
             .disk(Tier::SlowHdd, LUN_BYTES),
     );
+    for (i, &g) in gateways.iter().enumerate().skip(2) {
+        let tier = [Tier::Ssd, Tier::FastHdd, Tier::SlowHdd][i % 3];
+        let name = format!("disk{}", site_name(i).to_lowercase());
+        t.array(g, ArraySpec::new(name).disk(tier, LUN_BYTES));
+    }
     let host = t.host(a);
     t.zone("host-a", [host.into(), ssd.into(), hdd.into()]);
     let san = t.start(&dir).await?;
@@ -196,6 +233,132 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
             c.display()
         )?;
     }
+    controllers_report(&san, &controllers, out).await?;
+    if opts.stay {
+        writeln!(out, "\nRunning until Ctrl-C. Management APIs:")?;
+        for &c in &controllers {
+            let rc = san.controller(c);
+            writeln!(
+                out,
+                "  {} (site {}): http://{}",
+                rc.name,
+                san.site(rc.site).name,
+                rc.api
+            )?;
+        }
+        writeln!(
+            out,
+            "e.g. fcsan volume --api http://{} build --type ssd --capacity 16MiB --name vol2",
+            san.controller(controllers[0]).api
+        )?;
+        out.flush()?;
+        tokio::signal::ctrl_c().await?;
+    }
     san.shutdown().await;
+    Ok(())
+}
+
+/// Most sites `--sites` takes.
+pub const MAX_SITES: usize = 16;
+
+/// The name of the `i`th site (from 0): A, B, ..., P.
+fn site_name(i: usize) -> String {
+    char::from(b'A' + i as u8).to_string()
+}
+
+/// The controllers' part: every controller ready with its peers, a volume built on site A and
+/// shown by every controller, the figure 3 and figure 4 tables.
+async fn controllers_report(
+    san: &Running,
+    controllers: &[ControllerId],
+    out: &mut dyn io::Write,
+) -> Result<()> {
+    let n = controllers.len();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for &c in controllers {
+        let ctl = &san.controller(c).controller;
+        loop {
+            let (ready, up) = ctl.inspect(|core| {
+                let up = core
+                    .peers()
+                    .filter(|p| p.state == controller::core::PeerState::Up)
+                    .count();
+                (core.is_ready(), up)
+            });
+            if ready && up == n - 1 && !ctl.real_volumes().is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "controller {} did not find its {} peers and its arrays",
+                    san.controller(c).name,
+                    n - 1
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let first = san.controller(controllers[0]);
+    writeln!(
+        out,
+        "\n{n} controllers up, each heartbeating to the other {} as FC exchanges (CT GS_TYPE 0xE0)",
+        n - 1
+    )?;
+    let spec = BuildSpec {
+        name: Some(VolumeName::new("vol1")?),
+        media: MediaType::Ssd,
+        capacity: 16 << 20,
+    };
+    let built = first
+        .controller
+        .build(spec)
+        .await
+        .map_err(|e| anyhow::anyhow!("building vol1 on site A: {e}"))?;
+    let start = Instant::now();
+    for &c in &controllers[1..] {
+        let ctl = &san.controller(c).controller;
+        while ctl.inspect(|core| core.volume(&built.key.name).cloned()) != Some(built.clone()) {
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("vol1 did not reach controller {}", san.controller(c).name);
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    writeln!(
+        out,
+        "{} built vol1 (16 MiB of SSD on site A); every controller had it {:.1} ms later",
+        first.name,
+        start.elapsed().as_secs_f64() * 1000.0
+    )?;
+    for &c in controllers {
+        let rc = san.controller(c);
+        let backend = rc.controller.backend();
+        writeln!(
+            out,
+            "\n{} (site {}), mapping information (figure 4 (a)):\n{}",
+            rc.name,
+            san.site(rc.site).name,
+            volumes_table(&backend.volumes().await)
+        )?;
+    }
+    let backend = first.controller.backend();
+    writeln!(
+        out,
+        "\nVirtual volume sectors at {} (figure 4 (b)):\n{}",
+        first.name,
+        map_table(&backend.volumes().await)
+    )?;
+    let (used, free) = real_tables(&backend.real_volumes().await);
+    writeln!(
+        out,
+        "\nReal volumes of site A at {} (figure 3 (a)):\n{used}\nFree space (figure 3 (b)):\n{free}",
+        first.name
+    )?;
+    writeln!(
+        out,
+        "\nPeers of {}:\n{}",
+        first.name,
+        peers_table(&backend.peers().await)
+    )?;
     Ok(())
 }

@@ -298,7 +298,7 @@ fn range(start: u64, len: u64) -> String {
 }
 
 /// Figure 4 (a): one row a volume.
-fn volumes_table(volumes: &[VolumeView]) -> Table {
+pub(crate) fn volumes_table(volumes: &[VolumeView]) -> Table {
     table(
         &[
             "volume",
@@ -331,7 +331,7 @@ fn volumes_table(volumes: &[VolumeView]) -> Table {
 }
 
 /// Figure 4 (b): one row a map row, ranges 1-based like the patent's.
-fn map_table(volumes: &[VolumeView]) -> Table {
+pub(crate) fn map_table(volumes: &[VolumeView]) -> Table {
     table(
         &[
             "volume",
@@ -354,7 +354,7 @@ fn map_table(volumes: &[VolumeView]) -> Table {
                         v.local_name.clone(),
                         r.array_fc_id.to_string(),
                         r.array.to_string(),
-                        r.lun.to_string(),
+                        format!("LUN{}", r.lun),
                         range(r.real_start, r.blocks),
                         r.block_size.to_string(),
                         match r.copy {
@@ -387,7 +387,7 @@ fn show_volume(out: &mut dyn Write, v: &VolumeView) -> Result<()> {
 }
 
 /// Figure 3 (a) and (b).
-fn real_tables(real: &RealVolumesView) -> (Table, Table) {
+pub(crate) fn real_tables(real: &RealVolumesView) -> (Table, Table) {
     let volumes = table(
         &[
             "volumes on it",
@@ -415,7 +415,7 @@ fn real_tables(real: &RealVolumesView) -> (Table, Table) {
                     },
                     r.array_fc_id.to_string(),
                     r.array.to_string(),
-                    r.lun.to_string(),
+                    format!("LUN{}", r.lun),
                     format_bytes(r.capacity),
                     r.media.to_string(),
                     r.block_size.to_string(),
@@ -443,7 +443,7 @@ fn real_tables(real: &RealVolumesView) -> (Table, Table) {
     (volumes, free)
 }
 
-fn peers_table(peers: &[PeerView]) -> Table {
+pub(crate) fn peers_table(peers: &[PeerView]) -> Table {
     table(
         &[
             "name", "site", "state", "WWPN", "FC_ID", "API", "heard", "versions",

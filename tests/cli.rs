@@ -44,6 +44,10 @@ fn up_runs_two_sans_joined_by_fcip_and_moves_a_file_across() {
         "FCP initiator  fcsan host",
         "10:00:00:00:c0:ff:ee:02  100   yes                        2/2       2       0",
         &format!("FCIP capture: {}", fcip.display()),
+        "FCP initiator  fcsan controller ctl-a site A",
+        "2 controllers up, each heartbeating to the other 1 as FC exchanges (CT GS_TYPE 0xE0)",
+        "ctl-a built vol1 (16 MiB of SSD on site A); every controller had it",
+        "ctl-b (site B), mapping information (figure 4 (a)):",
     ] {
         assert!(stdout.contains(want), "{want:?} missing from:\n{stdout}");
     }
@@ -55,15 +59,15 @@ fn up_runs_two_sans_joined_by_fcip_and_moves_a_file_across() {
         ),
         "{stdout}"
     );
-    // Site A: host, array and link ports up, none dropping anything (nor holding a frame past
-    // the hold time).
+    // Site A: host, array, controller and link ports up, none dropping anything (nor holding a
+    // frame past the hold time).
     let ports: Vec<&str> = stdout
         .lines()
         .skip_while(|l| !l.starts_with("Site A switch port counters"))
         .skip(2)
         .take_while(|l| !l.is_empty())
         .collect();
-    assert_eq!(ports.len(), 3, "{stdout}");
+    assert_eq!(ports.len(), 4, "{stdout}");
     assert!(
         ports
             .iter()
@@ -90,6 +94,24 @@ fn up_runs_two_sans_joined_by_fcip_and_moves_a_file_across() {
             .all(|c| c[1] > 0 && c[3] > 0 && c[5..10].iter().all(|n| *n == 0)),
         "{stdout}"
     );
+    // Controller B shows the volume controller A built, owned by A, on site A's SSD.
+    let b_rows: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("ctl-b (site B), mapping information"))
+        .skip(3)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(b_rows.len(), 1, "{stdout}");
+    for cell in [
+        "vol1",
+        "ctl-a",
+        "23:00:00:00:00:00:00:01",
+        "16 MiB",
+        "ssd",
+        "online",
+    ] {
+        assert!(b_rows[0].contains(cell), "{cell} missing: {stdout}");
+    }
     assert!(std::fs::metadata(&fcip).expect("FCIP capture").len() > 4 << 20);
     let records = fc_pcap::capture::read_file(&pcap).expect("capture readable");
     assert!(

@@ -121,6 +121,12 @@ pub struct MapRowView {
     pub copy: u8,
 }
 
+/// The LUN number operators know (`3` for LUN 3) of a LUN's 8-byte code as REPORT LUNS gives
+/// it; a LUN beyond the single-level form keeps its code.
+pub fn lun_number(code: u64) -> u64 {
+    crate::real::scsi_lun(code).index().map_or(code, u64::from)
+}
+
 impl From<&MapRow> for MapRowView {
     fn from(row: &MapRow) -> MapRowView {
         MapRowView {
@@ -128,7 +134,7 @@ impl From<&MapRow> for MapRowView {
             sectors: row.real.bytes() / SECTOR,
             array: row.real.array,
             array_fc_id: row.real.array_id,
-            lun: row.real.lun,
+            lun: lun_number(row.real.lun),
             real_start: row.real.start,
             blocks: row.real.blocks,
             block_size: row.real.block_size,

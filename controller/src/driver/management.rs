@@ -76,7 +76,7 @@ impl Management for Backend {
             .map(|v| RealVolumeView {
                 array: v.array,
                 array_fc_id: v.array_id,
-                lun: v.lun,
+                lun: crate::api::views::lun_number(v.lun),
                 media: v.media,
                 capacity: v.bytes(),
                 block_size: v.block_size,
