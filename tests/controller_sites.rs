@@ -446,3 +446,171 @@ async fn hostile_messages_are_rejected_and_counted() {
     assert_eq!(ctl.inspect(|core| core.durable().records.clone()), before);
     san.shutdown().await;
 }
+
+/// Delete with "keep data" ([0086]): the data is copied into the named volume first, then the
+/// volume's rows go everywhere and its extents are free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_keeping_data_copies_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Topology::new();
+    let a = t.gateway("A", 1);
+    let b = t.gateway("B", 2);
+    t.link(a, b, 1);
+    let ssd = t.array(a, ArraySpec::new("ssda").disk(Tier::Ssd, 64 * MIB));
+    t.array(b, ArraySpec::new("ssdb").disk(Tier::Ssd, 64 * MIB));
+    let host = t.host(a);
+    let ca = t.controller(a);
+    let cb = t.controller(b);
+    let san = t.start(dir.path()).await.unwrap();
+    for c in [ca, cb] {
+        let s = &san;
+        wait_for("ready with peers and arrays", || {
+            let ctl = &s.controller(c).controller;
+            peers_up(s, c) == 1
+                && ctl.inspect(|core| core.is_ready())
+                && !ctl.real_volumes().is_empty()
+        })
+        .await;
+    }
+    let ctl = san.controller(ca).controller.clone();
+    let src = ctl
+        .build(spec("src", MediaType::Ssd, 4 * MIB))
+        .await
+        .unwrap();
+    let dst = ctl
+        .build(spec("dst", MediaType::Ssd, 4 * MIB))
+        .await
+        .unwrap();
+    let row = |r: &Record| r.body.as_ref().unwrap().rows[0].real;
+    let (rs, rd) = (row(&src), row(&dst));
+    assert_ne!(rs.start, rd.start);
+
+    // The host writes a pattern where src lives on the array.
+    let init = &san.host(host).initiator;
+    init.node().wait_targets(2, WAIT).await.unwrap();
+    let array_id = init
+        .node()
+        .targets()
+        .into_iter()
+        .find(|t| t.port_name == san.array(ssd).port_name)
+        .unwrap()
+        .port_id;
+    let lun = controller::real::scsi_lun(rs.lun);
+    let pattern: Vec<u8> = (0..4 * MIB as usize)
+        .map(|i| (i * 7 + i / 4096) as u8)
+        .collect();
+    init.write(array_id, lun, rs.start, pattern.clone().into(), 512, true)
+        .await
+        .unwrap();
+
+    ctl.delete(&name("src"), Some(&name("dst"))).await.unwrap();
+    let copied = init
+        .read(array_id, lun, rd.start, (4 * MIB / 512) as u32, 512)
+        .await
+        .unwrap();
+    assert!(copied[..] == pattern[..], "dst holds src's data");
+    for c in [ca, cb] {
+        let s = &san;
+        wait_for("src gone everywhere, dst kept", || {
+            volume(s, c, "src").is_none() && volume(s, c, "dst").is_some()
+        })
+        .await;
+    }
+    let used: Vec<_> = real(&san, ca)
+        .await
+        .volumes
+        .into_iter()
+        .flat_map(|v| v.used_by)
+        .map(|u| u.volume)
+        .collect();
+    assert_eq!(used, [name("dst")], "src's extents are free again");
+    // Deleting at a controller that does not own the volume says where to do it.
+    let e = san
+        .controller(cb)
+        .controller
+        .delete(&name("dst"), None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("ctl-a"), "{e}");
+    san.shutdown().await;
+}
+
+/// A LUN holding a volume's extents vanishes from its array: the volume is marked degraded at
+/// every controller, not deleted; a new site's controller that starts later (no restart of
+/// the others) finds the others by the name server and gets the whole table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vanished_lun_degrades_and_a_new_site_joins() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Topology::new();
+    let a = t.gateway("A", 1);
+    let b = t.gateway("B", 2);
+    let c = t.gateway("C", 3);
+    t.link(a, b, 1);
+    t.link(c, b, 1);
+    let ssd = t.array(
+        a,
+        ArraySpec::new("ssda")
+            .disk(Tier::Ssd, 16 * MIB)
+            .disk(Tier::Ssd, 16 * MIB),
+    );
+    t.controller_heartbeat(Duration::from_millis(250));
+    let ca = t.controller(a);
+    let cb = t.controller(b);
+    let san = t.start(dir.path()).await.unwrap();
+    for x in [ca, cb] {
+        let s = &san;
+        wait_for("ready with peers", || {
+            let ctl = &s.controller(x).controller;
+            peers_up(s, x) == 1 && ctl.inspect(|core| core.is_ready())
+        })
+        .await;
+    }
+    let ctl = san.controller(ca).controller.clone();
+    wait_for("A's array found", || ctl.real_volumes().len() == 2).await;
+    let v = ctl
+        .build(spec("fragile", MediaType::Ssd, 8 * MIB))
+        .await
+        .unwrap();
+    let lun = controller::real::scsi_lun(v.body.as_ref().unwrap().rows[0].real.lun);
+    san.array(ssd)
+        .array
+        .target
+        .engine()
+        .remove_lun(lun)
+        .await
+        .unwrap();
+    for x in [ca, cb] {
+        let s = &san;
+        wait_for("fragile degraded everywhere", || {
+            volume(s, x, "fragile")
+                .and_then(|r| r.body)
+                .map(|b| b.state)
+                == Some(controller::model::VolumeState::Degraded)
+        })
+        .await;
+    }
+
+    // Site C's controller starts now.
+    let mut config = controller::driver::ControllerConfig::new(
+        "ctl-c",
+        "C",
+        fc_frames::Wwn::from_u64(0x2300_0000_0000_0003),
+        dir.path().join("ctl-c.redb"),
+        Key::new(b"fcsan topology controllers"),
+    );
+    config.heartbeat = Duration::from_millis(250);
+    let late =
+        controller::driver::Controller::start(config, topology::tcp_connector(san.site(c).addr))
+            .unwrap();
+    let want = ctl.inspect(|core| core.durable().records.clone());
+    wait_for("the new site has the whole table", || {
+        late.inspect(|core| core.durable().records.clone()) == want
+    })
+    .await;
+    for x in [ca, cb] {
+        let s = &san;
+        wait_for("the others see the new site", || peers_up(s, x) == 2).await;
+    }
+    late.shutdown().await;
+    san.shutdown().await;
+}

@@ -745,6 +745,7 @@ impl Topology {
             Key::new(&self.key),
         );
         config.heartbeat = self.heartbeat;
+        config.scan_period = Duration::from_secs(2);
         config.api_url = format!("http://{api}");
         let controller =
             Controller::start(config, tcp_connector(running.addr)).map_err(|source| {
