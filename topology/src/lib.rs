@@ -1,9 +1,9 @@
 //! A site's parts composed: the [`Topology`] builder (sites that are switches or FCIP gateways,
 //! disk arrays, hosts, FCIP links optionally through the WAN relay, zoning, names from a
 //! [`WwnScheme`]) that `fcsan up`, the tests and the benchmarks start their SANs with; the role
-//! configuration files ([`config`]) and each role started from its file ([`roles`]); a switch
-//! listening for node links with its capture ([`switch`]); and pseudo-random files for hosts to
-//! write ([`data`]).
+//! configuration files ([`config`]) and each role started from its file ([`roles`], the
+//! virtualization controller among them); a switch listening for node links with its capture
+//! ([`switch`]); and pseudo-random files for hosts to write ([`data`]).
 //!
 //! Everything here starts in the current tokio runtime and hands back the handles of what it
 //! started; the `fcsan` binary prints them, the tests and benchmarks drive them.
@@ -86,6 +86,15 @@ pub enum StartError {
         /// Why.
         #[source]
         source: io::Error,
+    },
+    /// A controller could not start (its database).
+    #[error("controller {name}")]
+    Controller {
+        /// Its name.
+        name: String,
+        /// Why.
+        #[source]
+        source: controller::driver::StartError,
     },
     /// A disk array could not open its LUN files.
     #[error("disk array {name}")]
