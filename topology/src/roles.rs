@@ -52,9 +52,8 @@ impl RunningController {
     /// its node out.
     pub async fn shutdown(self) {
         let _ = self.stop_api.send(());
-        match self.server.await {
-            Ok(Err(e)) => tracing::warn!(error = %e, "management API server failed"),
-            Ok(Ok(())) | Err(_) => {}
+        if let Ok(Err(e)) = self.server.await {
+            tracing::warn!(error = %e, "management API server failed");
         }
         self.controller.shutdown().await;
     }
