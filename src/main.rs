@@ -3,7 +3,7 @@
 //! - `fcsan up` runs the embedded default: two SANs joined by an FCIP link, on loopback in one
 //!   process (a gateway and a disk array on each site, a host on site A) — the host writes a
 //!   file to a LUN on site B and reads it back.
-//! - `fcsan switch|gateway|disk|host --config FILE` runs one role as its own process;
+//! - `fcsan switch|gateway|disk|host|controller --config FILE` runs one role as its own process;
 //!   `fcsan gateway --capture FILE.pcap` also records every FCIP frame for Wireshark.
 //! - `fcsan pcap show FILE` prints any FC capture (link type 225 or 224) decoded, one line a
 //!   frame; `fcsan pcap catalogue` writes the scripted capture of every message kind.
@@ -102,6 +102,14 @@ enum Command {
     /// Run a disk array from a TOML file.
     Disk {
         /// The array's configuration (see configs/disk-ssd.toml).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run a virtualization controller from a TOML file: an FC node on its site's switch that
+    /// keeps the common volume mapping with its peers, and serves the management API that
+    /// `fcsan volume` talks to.
+    Controller {
+        /// The controller's configuration (see configs/controller-a.toml).
         #[arg(long)]
         config: PathBuf,
     },
@@ -205,7 +213,10 @@ fn parse_size(s: &str) -> Result<u64, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_log = match cli.command {
-        Command::Switch { .. } | Command::Gateway { .. } | Command::Disk { .. } => "info",
+        Command::Switch { .. }
+        | Command::Gateway { .. }
+        | Command::Disk { .. }
+        | Command::Controller { .. } => "info",
         _ => "warn",
     };
     let _ = tracing_subscriber::fmt()
@@ -281,6 +292,7 @@ fn run(cli: Cli) -> Result<()> {
             runtime()?.block_on(run_gateway(&config, capture, &mut out))
         }
         Command::Disk { config } => runtime()?.block_on(run_disk(&config, &mut out)),
+        Command::Controller { config } => runtime()?.block_on(run_controller(&config, &mut out)),
         Command::Host {
             config,
             timeout,
@@ -504,6 +516,27 @@ async fn run_disk(path: &Path, out: &mut dyn Write) -> Result<()> {
     out.flush()?;
     stop_signal().await;
     array.node.shutdown().await;
+    Ok(())
+}
+
+async fn run_controller(path: &Path, out: &mut dyn Write) -> Result<()> {
+    let file = config::load_controller(path)?;
+    let running = roles::controller(&file).await?;
+    // The first line is what scripts and tests read the API's address from.
+    writeln!(out, "controller {} api {}", file.name, running.api_url())?;
+    writeln!(
+        out,
+        "site {} port {} via switch {}, database {}",
+        file.site,
+        file.port_name,
+        file.switch,
+        file.database.display()
+    )?;
+    out.flush()?;
+    stop_signal().await;
+    running.shutdown().await;
+    writeln!(out, "controller {} stopped", file.name)?;
+    out.flush()?;
     Ok(())
 }
 

@@ -1,9 +1,9 @@
 //! A site's parts composed: the [`Topology`] builder (sites that are switches or FCIP gateways,
 //! disk arrays, hosts, FCIP links optionally through the WAN relay, zoning, names from a
 //! [`WwnScheme`]) that `fcsan up`, the tests and the benchmarks start their SANs with; the role
-//! configuration files ([`config`]) and each role started from its file ([`roles`]); a switch
-//! listening for node links with its capture ([`switch`]); and pseudo-random files for hosts to
-//! write ([`data`]).
+//! configuration files ([`config`]) and each role started from its file ([`roles`], the
+//! virtualization controller among them); a switch listening for node links with its capture
+//! ([`switch`]); and pseudo-random files for hosts to write ([`data`]).
 //!
 //! Everything here starts in the current tokio runtime and hands back the handles of what it
 //! started; the `fcsan` binary prints them, the tests and benchmarks drive them.

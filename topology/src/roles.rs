@@ -1,19 +1,24 @@
 //! Each role of its own process, started from its configuration file (see [`config`]): what
-//! `fcsan switch`, `fcsan gateway`, `fcsan disk` and `fcsan host` run. Folders for captures
-//! and LUN files are created as needed.
+//! `fcsan switch`, `fcsan gateway`, `fcsan disk`, `fcsan host` and `fcsan controller` run.
+//! Folders for captures, LUN files and databases are created as needed.
 //!
 //! [`config`]: crate::config
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use controller::api;
+use controller::driver::Controller;
 use fc_node::disk::DiskArray;
 use fc_node::fcp::initiator::Initiator;
 use fc_node::node::{Node, NodeConfig, Services};
 use gateway::Gateway;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
-use crate::config::{DiskFile, GatewayFile, HostFile, NodeSection, SwitchFile};
+use crate::config::{ControllerFile, DiskFile, GatewayFile, HostFile, NodeSection, SwitchFile};
 use crate::switch::{self, bind, capture_switch, local_addr, serve_nodes, tcp_connector};
 use crate::{RunningSwitch, StartError};
 
@@ -24,6 +29,34 @@ pub struct RunningGateway {
     pub gateway: Gateway,
     /// Where its switch listens for node links.
     pub addr: SocketAddr,
+}
+
+/// A running controller and the address its management API took.
+pub struct ControllerRole {
+    /// The controller: its node on the site's switch, its database, its tasks.
+    pub controller: Controller,
+    /// Where its management API listens (`http://` this address).
+    pub api: SocketAddr,
+    /// Stops the API server, which then lets the requests under way finish.
+    stop_api: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl ControllerRole {
+    /// The management API's URL, as the controller tells its peers.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api)
+    }
+
+    /// Stops the API (after the requests under way), then the controller's tasks, and logs
+    /// its node out.
+    pub async fn shutdown(self) {
+        let _ = self.stop_api.send(());
+        if let Ok(Err(e)) = self.server.await {
+            tracing::warn!(error = %e, "management API server failed");
+        }
+        self.controller.shutdown().await;
+    }
 }
 
 /// Starts the switch of `switch.toml`.
@@ -91,6 +124,36 @@ pub fn host(file: &HostFile, command_timeout: Duration) -> Initiator {
         Services::new(),
     ))
     .with_timeout(command_timeout)
+}
+
+/// Starts the controller of `controller.toml`: binds its management API first (so that a
+/// taken address fails before anything runs), opens or creates its database, logs in through
+/// the site's switch and serves the API.
+pub async fn controller(file: &ControllerFile) -> Result<ControllerRole, StartError> {
+    parent_folder(&file.database)?;
+    let listener = bind(file.api).await?;
+    let api = local_addr(&listener, file.api)?;
+    let config = file.controller_config(format!("http://{api}"));
+    let controller = Controller::start(config, tcp_connector(file.switch)).map_err(|source| {
+        StartError::Controller {
+            name: file.name.clone(),
+            source,
+        }
+    })?;
+    let (stop_api, stopped) = oneshot::channel();
+    let server = tokio::spawn(api::serve_until(
+        listener,
+        Arc::new(controller.backend()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Ok(ControllerRole {
+        controller,
+        api,
+        stop_api,
+        server,
+    })
 }
 
 /// A node's configuration from its file's `[node]` section: names and time-outs (the ELS

@@ -296,7 +296,7 @@ fn size(
 }
 
 /// `256MiB`, `1 GB`, `4096` or `4096B` in bytes; `None` when malformed or above `u64::MAX`.
-fn size_text(s: &str) -> Option<u64> {
+pub(super) fn size_text(s: &str) -> Option<u64> {
     let s = s.trim();
     let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (number, unit) = s.split_at(digits);

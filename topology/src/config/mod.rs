@@ -2,8 +2,10 @@
 //!
 //! Each role that runs as its own process reads one file: `fcsan switch --config switch.toml`
 //! ([`load_switch`]), `fcsan gateway --config gateway.toml` ([`load_gateway`]), `fcsan disk
-//! --config disk.toml` ([`load_disk`]) and `fcsan host --config host.toml` ([`load_host`]). Loading parses the TOML, rejects unknown keys, and checks every
-//! value, so that a role gets values that are already valid ("parse, don't validate").
+//! --config disk.toml` ([`load_disk`]), `fcsan host --config host.toml` ([`load_host`]) and
+//! `fcsan controller --config controller.toml` ([`load_controller`]). Loading parses the TOML,
+//! rejects unknown keys, and checks every value, so that a role gets values that are already
+//! valid ("parse, don't validate").
 //!
 //! Every error names the file, the line and the key, in the form compilers use:
 //!
@@ -12,9 +14,11 @@
 //! ```
 //!
 //! Array elements are counted from 0 (`lun[0]` is the first `[[lun]]` table). Relative paths
-//! in a file (LUN backing files, captures) are taken relative to the file's folder. The
-//! repository's `configs/` folder holds examples that work together.
+//! in a file (LUN backing files, captures, a controller's database and key file) are taken
+//! relative to the file's folder. The repository's `configs/` folder holds examples that work
+//! together.
 
+mod controller;
 mod disk;
 mod gateway;
 mod node;
@@ -23,6 +27,7 @@ mod switch;
 
 use std::io;
 
+pub use controller::{load_controller, parse_controller, ControllerFile, DEFAULT_API};
 pub use disk::{load_disk, parse_disk, DiskFile, LunSpec, TapeSpec};
 pub use gateway::{load_gateway, parse_gateway, GatewayFile, Peer, DEFAULT_K_A_TOV_MS};
 pub use node::{load_host, parse_host, HostFile, NodeSection};
@@ -97,6 +102,13 @@ mod tests {
     const OUTSIDE: Wwn = Wwn::from_u64(0x2100_0000_0000_0002);
     const SSD: Wwn = Wwn::from_u64(0x2200_0000_0000_0001);
     const HDD: Wwn = Wwn::from_u64(0x2200_0000_0000_0002);
+
+    /// Whether `key` signs a message as the key of hex digits `hex` does.
+    pub(super) fn same_key(key: &::controller::wire::Key, hex: &str) -> bool {
+        let msg = &::controller::catalogue::messages()[0];
+        let other = ::controller::wire::Key::from_hex(hex).unwrap();
+        ::controller::wire::encode(msg, key) == ::controller::wire::encode(msg, &other)
+    }
 
     fn configs() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")
@@ -208,6 +220,46 @@ mod tests {
         ];
         let unique: std::collections::BTreeSet<_> = addrs.iter().collect();
         assert_eq!(unique.len(), addrs.len(), "{addrs:?}");
+    }
+
+    /// Each sample controller logs in to its site's sample gateway, names the other as a peer
+    /// and its site first in priority, is zoned with it at both gateways, and shares its key;
+    /// no API address is used twice or by a gateway.
+    #[test]
+    fn test_example_controllers_work_together() {
+        let a = load_controller(&configs().join("controller-a.toml")).unwrap();
+        let b = load_controller(&configs().join("controller-b.toml")).unwrap();
+        let ga = load_gateway(&configs().join("gateway-a.toml")).unwrap();
+        let gb = load_gateway(&configs().join("gateway-b.toml")).unwrap();
+        assert_eq!(a.switch, ga.switch.listen);
+        assert_eq!(b.switch, gb.switch.listen);
+        assert_eq!(
+            (a.peers.as_slice(), b.peers.as_slice()),
+            (&[b.port_name][..], &[a.port_name][..])
+        );
+        assert_eq!(
+            (a.priority.as_slice(), b.priority.as_slice()),
+            (&[b.site.clone()][..], &[a.site.clone()][..])
+        );
+        assert_ne!(a.name, b.name);
+        assert_eq!(a.database, configs().join("data/ctl-a.redb"));
+        assert_ne!(a.database, b.database);
+        assert!(same_key(&a.key, "00112233445566778899aabbccddeeff"));
+        assert!(same_key(&b.key, "00112233445566778899aabbccddeeff"));
+        for g in [&ga, &gb] {
+            assert!(g.switch.switch.zoning.zoned(a.port_name, b.port_name));
+        }
+        let addrs = [
+            a.api,
+            b.api,
+            ga.switch.listen,
+            ga.fcip_listen,
+            gb.switch.listen,
+            gb.fcip_listen,
+        ];
+        let unique: std::collections::BTreeSet<_> = addrs.iter().collect();
+        assert_eq!(unique.len(), addrs.len(), "{addrs:?}");
+        assert!(a.api.ip().is_loopback() && b.api.ip().is_loopback());
     }
 
     #[test]
