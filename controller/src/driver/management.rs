@@ -162,6 +162,11 @@ impl Management for Backend {
         let c = self.0.node.counters();
         counters.insert("node.service_requests".into(), c.service_requests);
         counters.insert("volumes".into(), inner.core.volumes().len() as u64);
+        counters.insert("ready".into(), u64::from(inner.core.is_ready()));
+        counters.insert(
+            "generation".into(),
+            u64::from(inner.core.durable().generation),
+        );
         counters.insert(
             "peers.up".into(),
             inner

@@ -107,6 +107,16 @@ pub enum StartError {
     /// Its database.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A name, site or URL too long for the heartbeat's one-byte lengths.
+    #[error("{field} has {len} bytes; at most {max}")]
+    TooLong {
+        /// Which field.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+        /// The most allowed.
+        max: usize,
+    },
 }
 
 /// Milliseconds since the Unix epoch: the controller's time (claim times are compared
@@ -150,6 +160,19 @@ pub struct Controller {
 impl Controller {
     /// Opens the database and starts the node on the link `connector` gives.
     pub fn start(config: ControllerConfig, connector: impl Connector) -> Result<Self, StartError> {
+        for (field, text, max) in [
+            ("name", &config.name, 64),
+            ("site", &config.site, 64),
+            ("api_url", &config.api_url, wire::MAX_TEXT_LEN),
+        ] {
+            if text.len() > max {
+                return Err(StartError::TooLong {
+                    field,
+                    len: text.len(),
+                    max,
+                });
+            }
+        }
         let (store, durable) = Store::open(&config.database)?;
         let now = now_ms();
         let identity = Identity {
