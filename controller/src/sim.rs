@@ -117,6 +117,9 @@ struct Node {
     restart_at: Option<u64>,
     /// Per owner, the highest vector entry this node ever had (while its database lived).
     high: BTreeMap<Wwn, Stamp>,
+    /// Its core's [`Core::poll_timeout`] as of its last flush (every change to a core is
+    /// followed by one), so that finding the next timer does not ask every core every step.
+    deadline: Option<u64>,
 }
 
 /// The harness.
@@ -178,6 +181,7 @@ impl Sim {
                 db: Durable::default(),
                 restart_at: None,
                 high: BTreeMap::new(),
+                deadline: None,
             });
         }
         for i in 0..n {
@@ -221,6 +225,7 @@ impl Sim {
     pub fn crash(&mut self, i: usize, down_ms: u64, lose_db: bool) {
         let node = &mut self.nodes[i];
         node.core = None;
+        node.deadline = None;
         if lose_db {
             node.db = Durable::default();
             node.high.clear();
@@ -306,6 +311,7 @@ impl Sim {
         {
             let node = &mut self.nodes[i];
             let Some(core) = node.core.as_mut() else {
+                node.deadline = None;
                 return;
             };
             while let Some(p) = core.poll_persist() {
@@ -319,6 +325,7 @@ impl Sim {
                     eprintln!("t={} {}: {e:?}", self.now, node.id.name);
                 }
             }
+            node.deadline = core.poll_timeout();
             for (o, s) in &node.db.versions.0 {
                 let h = node.high.entry(*o).or_insert(Stamp::ZERO);
                 if *s < *h {
@@ -428,11 +435,7 @@ impl Sim {
     pub fn run_until(&mut self, until: u64) {
         loop {
             let next_msg = self.queue.peek().map(|Reverse((t, _, _))| *t);
-            let next_timer = self
-                .nodes
-                .iter()
-                .filter_map(|n| n.core.as_ref().and_then(|c| c.poll_timeout()))
-                .min();
+            let next_timer = self.nodes.iter().filter_map(|n| n.deadline).min();
             let next_restart = self.nodes.iter().filter_map(|n| n.restart_at).min();
             let t = [next_msg, next_timer, next_restart]
                 .into_iter()
@@ -457,8 +460,8 @@ impl Sim {
                 if self.nodes[i].restart_at.is_some_and(|r| r <= t) {
                     self.start(i);
                 }
-                if let Some(core) = self.nodes[i].core.as_mut() {
-                    if core.poll_timeout().is_some_and(|d| d <= t) {
+                if self.nodes[i].deadline.is_some_and(|d| d <= t) {
+                    if let Some(core) = self.nodes[i].core.as_mut() {
                         core.handle_timeout(t);
                         self.flush(i);
                     }
