@@ -240,6 +240,9 @@ struct Peer {
     next_update_at: u64,
     pull: Option<VersionVector>,
     pull_inflight: bool,
+    /// The vector entries this peer acknowledged hearing in our heartbeats: the next one
+    /// carries only what rose since (and our own entry).
+    told: VersionVector,
 }
 
 #[derive(Debug, Clone)]
@@ -247,6 +250,8 @@ struct Outstanding {
     peer: Wwn,
     kind: Kind,
     deadline: u64,
+    /// For a heartbeat: the entries it carried.
+    told: Option<VersionVector>,
 }
 
 #[derive(Debug, Clone)]
@@ -413,6 +418,7 @@ impl Core {
                 next_update_at: now,
                 pull: None,
                 pull_inflight: false,
+                told: VersionVector::default(),
             },
         );
         self.heartbeat_to(now, wwpn);
@@ -676,7 +682,9 @@ impl Core {
             self.count("replies.unexpected");
             return;
         }
-        self.outstanding.remove(&header.seq);
+        let Some(o) = self.outstanding.remove(&header.seq) else {
+            return;
+        };
         let from = header.sender;
         self.heard(now, from);
         match (kind, reply) {
@@ -689,7 +697,13 @@ impl Core {
             }
             (Kind::PULL, Reply::Pulled(pulled)) => self.on_pulled(now, from, pulled),
             (Kind::CLAIM, Reply::Claimed(c)) => self.on_claimed(from, c),
-            (Kind::HEARTBEAT, Reply::Ack) => {}
+            (Kind::HEARTBEAT, Reply::Ack) => {
+                if let (Some(told), Some(p)) = (o.told, self.peers.get_mut(&from)) {
+                    for (owner, stamp) in told.0 {
+                        p.told.raise(owner, stamp);
+                    }
+                }
+            }
             _ => self.count("replies.unexpected"),
         }
     }
@@ -740,8 +754,12 @@ impl Core {
         if p.info.state != PeerState::Up {
             p.info.state = PeerState::Up;
             p.next_update_at = now;
+            // It may have restarted: tell it our whole vector again, and ask for what it has
+            // (a controller that restarted faster than the time-out is caught up so too).
+            p.told = VersionVector::default();
             self.events.push_back(Event::PeerUp(from));
             self.count("peers.came_up");
+            self.start_pull(now, from);
             self.push_updates(now);
         }
     }
@@ -762,8 +780,10 @@ impl Core {
             .0
             .iter()
             .any(|(o, s)| *s > self.state.versions.get(*o) && !(ready && *o == me));
-        let theirs = hb.versions.get(me);
-        p.info.versions = hb.versions;
+        for (o, s) in hb.versions.0 {
+            p.info.versions.raise(o, s);
+        }
+        let theirs = p.info.versions.get(me);
         if theirs <= own && theirs > p.info.acked {
             self.on_acked(now, from, theirs);
         }
@@ -1255,6 +1275,7 @@ impl Core {
                 peer: to,
                 kind: request.kind(),
                 deadline: now + self.config.request_timeout_ms,
+                told: None,
             },
         );
         self.transmits.push_back(Transmit {
@@ -1264,15 +1285,29 @@ impl Core {
         });
     }
 
+    /// A heartbeat to `to`: its vector holds our own entry and the entries that rose since
+    /// `to` last acknowledged one, so that in a steady state a heartbeat is a few bytes and a
+    /// controller's heartbeat bytes an interval grow with N, not N².
     fn heartbeat_to(&mut self, now: u64, to: Wwn) {
+        let me = self.me.wwpn;
+        let told = self.peers.get(&to).map(|p| &p.told);
+        let mut versions = VersionVector::default();
+        for (o, s) in &self.state.versions.0 {
+            if *o == me || told.is_none_or(|t| *s > t.get(*o)) {
+                versions.raise(*o, *s);
+            }
+        }
         let hb = Heartbeat {
             name: self.me.name.clone(),
             site: self.me.site.clone(),
             fc_id: self.me.fc_id,
             api: self.me.api.clone(),
-            versions: self.state.versions.clone(),
+            versions: versions.clone(),
         };
         self.send(now, to, Request::Heartbeat(hb));
+        if let Some(o) = self.outstanding.get_mut(&self.seq) {
+            o.told = Some(versions);
+        }
     }
 
     /// Whether `p` is up, has no UPDATE in flight and lacks own changes the log still holds.
