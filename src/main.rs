@@ -523,19 +523,24 @@ async fn run_controller(path: &Path, out: &mut dyn Write) -> Result<()> {
     let file = config::load_controller(path)?;
     let running = roles::controller(&file).await?;
     // The first line is what scripts and tests read the API's address from.
-    writeln!(out, "controller {} api {}", file.name, running.api_url())?;
+    writeln!(
+        out,
+        "controller {} api {}",
+        file.controller.name,
+        running.api_url()
+    )?;
     writeln!(
         out,
         "site {} port {} via switch {}, database {}",
-        file.site,
-        file.port_name,
+        file.controller.site,
+        file.controller.port_name,
         file.switch,
-        file.database.display()
+        file.controller.database.display()
     )?;
     out.flush()?;
     stop_signal().await;
     running.shutdown().await;
-    writeln!(out, "controller {} stopped", file.name)?;
+    writeln!(out, "controller {} stopped", file.controller.name)?;
     out.flush()?;
     Ok(())
 }

@@ -130,13 +130,13 @@ pub fn host(file: &HostFile, command_timeout: Duration) -> Initiator {
 /// taken address fails before anything runs), opens or creates its database, logs in through
 /// the site's switch and serves the API.
 pub async fn controller(file: &ControllerFile) -> Result<ControllerRole, StartError> {
-    parent_folder(&file.database)?;
+    parent_folder(&file.controller.database)?;
     let listener = bind(file.api).await?;
     let api = local_addr(&listener, file.api)?;
     let config = file.controller_config(format!("http://{api}"));
     let controller = Controller::start(config, tcp_connector(file.switch)).map_err(|source| {
         StartError::Controller {
-            name: file.name.clone(),
+            name: file.controller.name.clone(),
             source,
         }
     })?;

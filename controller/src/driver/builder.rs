@@ -97,6 +97,18 @@ struct Held {
     extents: Vec<RealExtent>,
 }
 
+/// The block size of extent `e`, checking that `n` bytes at byte `at` of it are whole blocks.
+fn block_size_of(e: &RealExtent, at: u64, n: u64) -> Result<u64, BuildError> {
+    let bs = u64::from(e.block_size.max(1));
+    if at % bs != 0 || n % bs != 0 {
+        return Err(BuildError::Copy(format!(
+            "a range not aligned to the {bs}-byte blocks of array {}",
+            e.array
+        )));
+    }
+    Ok(bs)
+}
+
 impl Shared {
     fn holder_name(&self, w: Wwn) -> String {
         let inner = self.lock();
@@ -461,13 +473,7 @@ impl Shared {
     ) -> Result<Bytes, BuildError> {
         let mut out = Vec::with_capacity(len as usize);
         for (e, at, n) in Self::pieces(body, off, len) {
-            let bs = u64::from(e.block_size.max(1));
-            if at % bs != 0 || n % bs != 0 {
-                return Err(BuildError::Copy(format!(
-                    "a range not aligned to the {bs}-byte blocks of array {}",
-                    e.array
-                )));
-            }
+            let bs = block_size_of(&e, at, n)?;
             let id = self.array_id(e.array).await?;
             let lun: Lun = scsi_lun(e.lun);
             let data = self
@@ -488,13 +494,7 @@ impl Shared {
     ) -> Result<(), BuildError> {
         let mut pos = 0usize;
         for (e, at, n) in Self::pieces(body, off, data.len() as u64) {
-            let bs = u64::from(e.block_size.max(1));
-            if at % bs != 0 || n % bs != 0 {
-                return Err(BuildError::Copy(format!(
-                    "a range not aligned to the {bs}-byte blocks of array {}",
-                    e.array
-                )));
-            }
+            let bs = block_size_of(&e, at, n)?;
             let id = self.array_id(e.array).await?;
             let piece = data.slice(pos..pos + n as usize);
             pos += n as usize;

@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use controller::driver::ControllerConfig;
@@ -71,58 +71,22 @@ const MAX_LABEL_LEN: usize = 64;
 /// `controller.toml`: what the controller role runs with.
 #[derive(Debug, Clone)]
 pub struct ControllerFile {
-    /// Its name, unique in the installation.
-    pub name: String,
-    /// Its site (SAN).
-    pub site: String,
-    /// Its N_Port_Name.
-    pub port_name: Wwn,
-    /// Its Node_Name.
-    pub node_name: Wwn,
+    /// The controller (its `api_url` is set when the API listens, see
+    /// [`ControllerFile::controller_config`]).
+    pub controller: ControllerConfig,
     /// The TCP address the site's switch takes node links on.
     pub switch: SocketAddr,
-    /// The redb database file.
-    pub database: PathBuf,
-    /// The installation's shared key.
-    pub key: Key,
     /// Where the management API listens.
     pub api: SocketAddr,
-    /// Heartbeat interval.
-    pub heartbeat: Duration,
-    /// Peers called even when the name server does not list them, in file order.
-    pub peers: Vec<Wwn>,
-    /// Sites the builder takes space from after its own, in order.
-    pub priority: Vec<String>,
-    /// How long a reservation for another SAN's builder is held without its COMMIT.
-    pub reserve_ttl: Duration,
-    /// Fallback period of the real-volume scan.
-    pub scan_period: Duration,
-    /// Period of the name server query for peer controllers.
-    pub discovery_period: Duration,
-    /// The allocation unit, in bytes.
-    pub unit_bytes: u64,
 }
 
 impl ControllerFile {
     /// The controller's configuration, telling peers its management API is at `api_url`.
     pub fn controller_config(&self, api_url: String) -> ControllerConfig {
-        let mut c = ControllerConfig::new(
-            &self.name,
-            &self.site,
-            self.port_name,
-            self.database.clone(),
-            self.key.clone(),
-        );
-        c.node_name = self.node_name;
-        c.heartbeat = self.heartbeat;
-        c.peers = self.peers.clone();
-        c.priority = self.priority.clone();
-        c.reserve_ttl = self.reserve_ttl;
-        c.scan_period = self.scan_period;
-        c.discovery_period = self.discovery_period;
-        c.unit_bytes = self.unit_bytes;
-        c.api_url = api_url;
-        c
+        ControllerConfig {
+            api_url,
+            ..self.controller.clone()
+        }
     }
 }
 
@@ -308,22 +272,19 @@ pub fn parse_controller(
         Some(v) => unit(&src, v, "controller.unit")?,
     };
 
+    let mut controller = ControllerConfig::new(&name, &site, port_name, database, key);
+    controller.node_name = node_name;
+    controller.heartbeat = heartbeat;
+    controller.peers = peers;
+    controller.priority = priority;
+    controller.reserve_ttl = reserve_ttl;
+    controller.scan_period = scan_period;
+    controller.discovery_period = discovery_period;
+    controller.unit_bytes = unit_bytes;
     Ok(ControllerFile {
-        name,
-        site,
-        port_name,
-        node_name,
+        controller,
         switch,
-        database,
-        key,
         api,
-        heartbeat,
-        peers,
-        priority,
-        reserve_ttl,
-        scan_period,
-        discovery_period,
-        unit_bytes,
     })
 }
 
@@ -388,6 +349,7 @@ fn unit(src: &Source<'_>, v: &Spanned<toml::Value>, key: &str) -> Result<u64, Co
 mod tests {
     use super::*;
     use crate::config::tests::same_key;
+    use std::path::PathBuf;
 
     const CONTROLLER: &str = "\
 [controller]
@@ -414,29 +376,35 @@ priority = [\"b\", \"c\"]
     #[test]
     fn test_parse_controller() {
         let c = parse(CONTROLLER).unwrap();
-        assert_eq!(c.name, "ctl-a");
-        assert_eq!(c.site, "a");
-        assert_eq!(c.port_name, Wwn::from_u64(0x2300_0000_0000_0001));
-        assert_eq!(c.node_name, c.port_name);
+        assert_eq!(c.controller.name, "ctl-a");
+        assert_eq!(c.controller.site, "a");
+        assert_eq!(c.controller.port_name, Wwn::from_u64(0x2300_0000_0000_0001));
+        assert_eq!(c.controller.node_name, c.controller.port_name);
         assert_eq!(c.switch, "127.0.0.1:7101".parse().unwrap());
-        assert_eq!(c.database, PathBuf::from("/etc/fcsan/ctl-a.redb"));
+        assert_eq!(
+            c.controller.database,
+            PathBuf::from("/etc/fcsan/ctl-a.redb")
+        );
         assert_eq!(c.api, "127.0.0.1:7800".parse().unwrap());
-        assert_eq!(c.heartbeat, Duration::from_millis(500));
-        assert_eq!(c.peers, vec![Wwn::from_u64(0x2300_0000_0000_0002)]);
-        assert_eq!(c.priority, vec!["b".to_owned(), "c".to_owned()]);
-        assert_eq!(c.reserve_ttl, Duration::from_secs(60));
-        assert_eq!(c.scan_period, Duration::from_secs(10));
-        assert_eq!(c.discovery_period, Duration::from_secs(2));
-        assert_eq!(c.unit_bytes, 1 << 20);
+        assert_eq!(c.controller.heartbeat, Duration::from_millis(500));
+        assert_eq!(
+            c.controller.peers,
+            vec![Wwn::from_u64(0x2300_0000_0000_0002)]
+        );
+        assert_eq!(c.controller.priority, vec!["b".to_owned(), "c".to_owned()]);
+        assert_eq!(c.controller.reserve_ttl, Duration::from_secs(60));
+        assert_eq!(c.controller.scan_period, Duration::from_secs(10));
+        assert_eq!(c.controller.discovery_period, Duration::from_secs(2));
+        assert_eq!(c.controller.unit_bytes, 1 << 20);
 
         let cc = c.controller_config("http://127.0.0.1:7800".into());
         assert_eq!(cc.name, "ctl-a");
         assert_eq!(cc.site, "a");
         assert_eq!(cc.heartbeat, Duration::from_millis(500));
-        assert_eq!(cc.priority, c.priority);
-        assert_eq!(cc.peers, c.peers);
+        assert_eq!(cc.priority, c.controller.priority);
+        assert_eq!(cc.peers, c.controller.peers);
         assert_eq!(cc.api_url, "http://127.0.0.1:7800");
-        assert_eq!(cc.database, c.database);
+        assert_eq!(cc.database, c.controller.database);
         assert!(same_key(&cc.key, "00112233445566778899aabbccddeeff"));
         assert!(!same_key(&cc.key, "00112233445566778899aabbccddeef0"));
     }
@@ -451,22 +419,23 @@ priority = [\"b\", \"c\"]
         let c = parse(&text).unwrap();
         assert_eq!(c.api, DEFAULT_API);
         assert!(c.api.ip().is_loopback());
-        assert_eq!(c.heartbeat, Duration::from_secs(1));
-        assert!(c.peers.is_empty() && c.priority.is_empty());
+        assert_eq!(c.controller.heartbeat, Duration::from_secs(1));
+        assert!(c.controller.peers.is_empty() && c.controller.priority.is_empty());
 
         let c = parse(&format!(
             "{CONTROLLER}node_name = \"23:00:00:00:00:00:01:01\"\nreserve_ttl_ms = 5000\n\
              scan_period_ms = 250\ndiscovery_period_ms = 300\nunit = \"64KiB\"\n"
         ))
         .unwrap();
-        assert_eq!(c.node_name, Wwn::from_u64(0x2300_0000_0000_0101));
-        assert_eq!(c.reserve_ttl, Duration::from_secs(5));
-        assert_eq!(c.scan_period, Duration::from_millis(250));
-        assert_eq!(c.discovery_period, Duration::from_millis(300));
-        assert_eq!(c.unit_bytes, 64 << 10);
+        assert_eq!(c.controller.node_name, Wwn::from_u64(0x2300_0000_0000_0101));
+        assert_eq!(c.controller.reserve_ttl, Duration::from_secs(5));
+        assert_eq!(c.controller.scan_period, Duration::from_millis(250));
+        assert_eq!(c.controller.discovery_period, Duration::from_millis(300));
+        assert_eq!(c.controller.unit_bytes, 64 << 10);
         assert_eq!(
             parse(&format!("{CONTROLLER}unit = 8192\n"))
                 .unwrap()
+                .controller
                 .unit_bytes,
             8192
         );
@@ -485,7 +454,10 @@ priority = [\"b\", \"c\"]
             "key_file = \"fcsan.key\"",
         );
         let c = parse_controller(&text, "controller.toml", dir.path()).unwrap();
-        assert!(same_key(&c.key, "00112233445566778899aabbccddeeff"));
+        assert!(same_key(
+            &c.controller.key,
+            "00112233445566778899aabbccddeeff"
+        ));
 
         let e = parse_controller(
             &text.replace("fcsan.key", "missing.key"),

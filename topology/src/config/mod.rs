@@ -234,20 +234,36 @@ mod tests {
         assert_eq!(a.switch, ga.switch.listen);
         assert_eq!(b.switch, gb.switch.listen);
         assert_eq!(
-            (a.peers.as_slice(), b.peers.as_slice()),
-            (&[b.port_name][..], &[a.port_name][..])
+            (a.controller.peers.as_slice(), b.controller.peers.as_slice()),
+            (&[b.controller.port_name][..], &[a.controller.port_name][..])
         );
         assert_eq!(
-            (a.priority.as_slice(), b.priority.as_slice()),
-            (&[b.site.clone()][..], &[a.site.clone()][..])
+            (
+                a.controller.priority.as_slice(),
+                b.controller.priority.as_slice()
+            ),
+            (
+                &[b.controller.site.clone()][..],
+                &[a.controller.site.clone()][..]
+            )
         );
-        assert_ne!(a.name, b.name);
-        assert_eq!(a.database, configs().join("data/ctl-a.redb"));
-        assert_ne!(a.database, b.database);
-        assert!(same_key(&a.key, "00112233445566778899aabbccddeeff"));
-        assert!(same_key(&b.key, "00112233445566778899aabbccddeeff"));
+        assert_ne!(a.controller.name, b.controller.name);
+        assert_eq!(a.controller.database, configs().join("data/ctl-a.redb"));
+        assert_ne!(a.controller.database, b.controller.database);
+        assert!(same_key(
+            &a.controller.key,
+            "00112233445566778899aabbccddeeff"
+        ));
+        assert!(same_key(
+            &b.controller.key,
+            "00112233445566778899aabbccddeeff"
+        ));
         for g in [&ga, &gb] {
-            assert!(g.switch.switch.zoning.zoned(a.port_name, b.port_name));
+            assert!(g
+                .switch
+                .switch
+                .zoning
+                .zoned(a.controller.port_name, b.controller.port_name));
         }
         let addrs = [
             a.api,
