@@ -312,8 +312,8 @@ async fn wan_split_and_heal_converge() {
 }
 
 /// A node that is no controller (a host on site A) sends the controllers' CT messages: bad
-/// bytes, a wrong key, a replay, a sender that is not its port, a reply where a request
-/// belongs. Each is answered FS_RJT with its reason and counted; the mapping does not change.
+/// bytes, a wrong key, a replay, a stale generation, a sender that is not its port, an UPDATE
+/// out of order, a reply where a request belongs. Each is answered FS_RJT with its reason and counted; the mapping does not change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_messages_are_rejected_and_counted() {
     let dir = tempfile::tempdir().unwrap();
@@ -407,11 +407,36 @@ async fn hostile_messages_are_rejected_and_counted() {
         rejected(call(wire::encode(&stale, &good)).await),
         Reason::STALE
     );
+    // Out of order: an UPDATE whose first change is version 5 of an owner nothing was heard
+    // of yet. Nothing is applied; the answer says what the controller has of that owner (none),
+    // and the gap is counted (and a PULL goes to the sender to fill it).
+    let early = Record {
+        key: controller::model::RecordKey {
+            owner: me,
+            name: name("intruded"),
+        },
+        stamp: controller::model::Stamp::new(7, 5),
+        body: None,
+    };
+    let update = Message::Request(
+        Header {
+            sender: me,
+            generation: 7,
+            seq: 13,
+        },
+        Request::Update(vec![early]),
+    );
+    match call(wire::encode(&update, &good)).await {
+        Message::Reply(_, _, wire::Reply::Updated(v)) => {
+            assert_eq!(v.get(me), controller::model::Stamp::ZERO)
+        }
+        other => panic!("expected Updated, got {other:?}"),
+    }
     let reply = Message::Reply(
         Header {
             sender: me,
             generation: 7,
-            seq: 12,
+            seq: 14,
         },
         wire::Kind::HEARTBEAT,
         wire::Reply::Ack,
@@ -437,6 +462,7 @@ async fn hostile_messages_are_rejected_and_counted() {
         ("rejected.foreign", 1),
         ("rejected.replayed", 1),
         ("rejected.stale", 1),
+        ("updates.gap", 1),
     ] {
         assert!(
             counters.get(name).copied().unwrap_or(0) >= at_least,
