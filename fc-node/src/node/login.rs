@@ -224,6 +224,8 @@ async fn discover(core: &CoreHandle, port_id: FcId, generation: u64) {
         }) => ports,
         // FS_RJT: no FCP port is visible to us (zoning, or nobody registered).
         Ok(_) => Vec::new(),
+        // A node shutting down has nothing to discover.
+        Err(NodeError::Stopped) => return,
         Err(e) => {
             tracing::warn!(error = %e, "GID_FT failed");
             return;
