@@ -286,7 +286,7 @@ pub struct RealExtent {
 impl RealExtent {
     /// Length in bytes.
     pub const fn bytes(&self) -> u64 {
-        self.blocks * self.block_size as u64
+        self.blocks.saturating_mul(self.block_size as u64)
     }
 }
 

@@ -106,6 +106,7 @@ enum Packet {
     },
     Failure {
         to: usize,
+        from: usize,
         seq: u64,
     },
 }
@@ -139,6 +140,8 @@ pub struct Sim {
     pub acked: Vec<(Wwn, VolumeName, Stamp, bool)>,
     /// Messages delivered.
     pub delivered: u64,
+    /// Databases lost by crashes.
+    pub lost_databases: u64,
     /// Bytes of heartbeats sent (as the codec would encode them, roughly: header + vector).
     pub heartbeat_entries: u64,
     violations: Vec<String>,
@@ -164,6 +167,7 @@ impl Sim {
             cut: vec![vec![false; n]; n],
             acked: Vec::new(),
             delivered: 0,
+            lost_databases: 0,
             heartbeat_entries: 0,
             violations: Vec::new(),
         };
@@ -405,6 +409,7 @@ impl Sim {
                     },
                     Err(_) => Packet::Failure {
                         to: from,
+                        from: to,
                         seq: header.seq,
                     },
                 };
@@ -421,9 +426,10 @@ impl Sim {
                     self.flush(to);
                 }
             }
-            Packet::Failure { to, seq } => {
+            Packet::Failure { to, from, seq } => {
+                let peer = self.nodes[from].id.wwpn;
                 if let Some(core) = self.nodes[to].core.as_mut() {
-                    core.handle_failure(now, seq);
+                    core.handle_failure(now, peer, seq, true);
                     self.flush(to);
                 }
             }
@@ -484,9 +490,21 @@ impl Sim {
         }
         if self.rng.chance(self.faults.crash) {
             let i = self.rng.below(n as u64) as usize;
-            if self.nodes[i].core.is_some() {
+            if let Some(core) = &self.nodes[i].core {
+                // Now and then the database goes too — only when no acknowledged change can
+                // go with it: every own change is acknowledged by a peer that is up (the log is
+                // empty and some peer is up), so the controller must get them back from its
+                // peers and take a new generation.
+                let safe = core.durable().log.is_empty()
+                    && core.peers().any(|p| {
+                        p.state == crate::core::PeerState::Up && p.acked == core.own_stamp()
+                    });
+                let lose = safe && self.rng.chance(0.3);
                 let down = 50 + self.rng.below(5 * self.config.heartbeat_ms);
-                self.crash(i, down, false);
+                self.crash(i, down, lose);
+                if lose {
+                    self.lost_databases += 1;
+                }
             }
         }
     }
@@ -590,6 +608,11 @@ impl Sim {
 /// One randomized run: `n` sites, `ops` random changes under `faults`, then heal and settle;
 /// what the checker found.
 pub fn run(seed: u64, n: usize, ops: usize, faults: Faults) -> Vec<String> {
+    run_counting(seed, n, ops, faults).0
+}
+
+/// [`run`], also saying how many databases the crashes lost.
+pub fn run_counting(seed: u64, n: usize, ops: usize, faults: Faults) -> (Vec<String>, u64) {
     let config = Config::with_heartbeat(100);
     let mut sim = Sim::new(n, seed, faults, config.clone());
     sim.run_until(sim.now + 500);
@@ -620,5 +643,5 @@ pub fn run(seed: u64, n: usize, ops: usize, faults: Faults) -> Vec<String> {
     }
     sim.heal();
     sim.run_until(sim.now + 40 * config.heartbeat_ms);
-    sim.check()
+    (sim.check(), sim.lost_databases)
 }

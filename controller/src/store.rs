@@ -106,6 +106,12 @@ impl Store {
         {
             d.generation = u32::try_from(g.value()).unwrap_or(u32::MAX);
         }
+        if let Some(r) = meta
+            .get("regaining")
+            .map_err(|e| LoadError::Db(Box::new(e.into())))?
+        {
+            d.regaining = r.value() != 0;
+        }
         let records = tx
             .open_table(RECORDS)
             .map_err(|e| LoadError::Db(Box::new(e.into())))?;
@@ -170,6 +176,7 @@ impl Store {
                 match p {
                     Persist::Generation(g) => {
                         meta.insert("generation", u64::from(*g)).map_err(db)?;
+                        meta.insert("regaining", 1).map_err(db)?;
                         log.retain(|_, _| false).map_err(db)?;
                     }
                     Persist::Apply {
@@ -201,6 +208,9 @@ impl Store {
                             log.insert(r.stamp.version, encode_record(r).as_slice())
                                 .map_err(db)?;
                         }
+                    }
+                    Persist::Regained => {
+                        meta.insert("regaining", 0).map_err(db)?;
                     }
                     Persist::Acked { peer, stamp } => {
                         acked
@@ -299,6 +309,7 @@ mod tests {
                     stamp: Stamp::new(3, 1),
                 },
                 Persist::Truncate { through: 1 },
+                Persist::Regained,
             ],
         ];
         for b in &batches {

@@ -1,11 +1,12 @@
 //! The replication core under the deterministic harness: thousands of seeds of random changes
-//! with lost, duplicated, delayed and reordered messages, partitions and crash-restarts, each
+//! with lost, duplicated, delayed and reordered messages, partitions and crash-restarts (some
+//! of them losing the database, when no acknowledged change can go with it), each
 //! checked after healing (every acknowledged change everywhere, copies equal, no vector entry
 //! gone back). A failing seed is printed; `FCSAN_SIM_SEED=N cargo test -p controller --test
 //! sim replay` replays it.
 
 use controller::core::Config;
-use controller::sim::{run, Faults, Sim};
+use controller::sim::{run, run_counting, Faults, Sim};
 
 fn seeds() -> u64 {
     std::env::var("FCSAN_SIM_SEEDS")
@@ -16,8 +17,10 @@ fn seeds() -> u64 {
 
 fn sweep(n: usize, ops: usize, faults: Faults, base: u64) {
     let mut failed = Vec::new();
+    let mut lost = 0;
     for seed in base..base + seeds() {
-        let bad = run(seed, n, ops, faults.clone());
+        let (bad, l) = run_counting(seed, n, ops, faults.clone());
+        lost += l;
         if !bad.is_empty() {
             failed.push((seed, bad));
             if failed.len() >= 3 {
@@ -33,6 +36,13 @@ fn sweep(n: usize, ops: usize, faults: Faults, base: u64) {
         eprintln!("  replay: FCSAN_SIM_SEED={seed} FCSAN_SIM_SITES={n} cargo test -p controller --test sim replay -- --nocapture");
     }
     assert!(failed.is_empty(), "{} seeds failed", failed.len());
+    if faults.crash > 0.0 && seeds() >= 100 {
+        assert!(lost > 0, "the crashes never lost a database");
+    }
+    eprintln!(
+        "{n} sites: {} seeds, {lost} databases lost on the way",
+        seeds()
+    );
 }
 
 #[test]

@@ -131,6 +131,11 @@ pub enum ClaimOutcome {
         /// Its claim time.
         claimed_at: u64,
     },
+    /// A peer refused the claim request itself (a replay or a bad generation).
+    Refused {
+        /// The peer.
+        peer: Wwn,
+    },
 }
 
 /// What happened, for the driver.
@@ -252,6 +257,8 @@ struct Outstanding {
     deadline: u64,
     /// For a heartbeat: the entries it carried.
     told: Option<VersionVector>,
+    /// For a claim: the name, and whether it gives the name back.
+    claim: Option<(VolumeName, bool)>,
 }
 
 #[derive(Debug, Clone)]
@@ -259,6 +266,8 @@ struct OwnClaim {
     at: u64,
     waiting: BTreeSet<Wwn>,
     lost: Option<(Wwn, u64)>,
+    /// A peer that refused the claim request itself.
+    refused: Option<Wwn>,
     settled: bool,
 }
 
@@ -277,8 +286,17 @@ pub struct Core {
     state: Durable,
     recovering_until: Option<u64>,
     peers: BTreeMap<Wwn, Peer>,
-    outstanding: BTreeMap<u64, Outstanding>,
-    seq: u64,
+    outstanding: BTreeMap<(Wwn, u64), Outstanding>,
+    /// Where each destination's sequence numbers start (they rise with the clock across
+    /// restarts), and the last one sent to each.
+    seq_base: u64,
+    seqs: BTreeMap<Wwn, u64>,
+    /// Peers whose whole table this controller pulled while recovering.
+    recovered_from: BTreeSet<Wwn>,
+    /// While the state is regaining (see [`Durable::regaining`]): the peers that answered a
+    /// pull for all own records; pulls from the others ask for them all (the vector's own entry
+    /// says nothing of what a lost database held).
+    own_pulled: BTreeSet<Wwn>,
     next_heartbeat: u64,
     own_claims: BTreeMap<VolumeName, OwnClaim>,
     other_claims: BTreeMap<VolumeName, OtherClaim>,
@@ -301,7 +319,10 @@ impl Core {
             outstanding: BTreeMap::new(),
             // Sequence numbers rise across restarts as long as the clock does: a restarted
             // controller's messages are not taken for replays.
-            seq: now.saturating_mul(1 << 20),
+            seq_base: now.saturating_mul(1 << 20),
+            seqs: BTreeMap::new(),
+            recovered_from: BTreeSet::new(),
+            own_pulled: BTreeSet::new(),
             next_heartbeat: now,
             own_claims: BTreeMap::new(),
             other_claims: BTreeMap::new(),
@@ -518,6 +539,13 @@ impl Core {
                 holder: r.key.owner,
             });
         }
+        if self.own_claims.contains_key(&name) {
+            // Another build of this name is under way here.
+            return Err(ChangeError::NameTaken {
+                name,
+                holder: self.me.wwpn,
+            });
+        }
         if let Some(c) = self.other_claims.get(&name) {
             if c.expires > now && (c.at, c.holder) < (now, self.me.wwpn) {
                 return Err(ChangeError::NameTaken {
@@ -533,7 +561,7 @@ impl Core {
             .map(|p| p.info.wwpn)
             .collect();
         for &to in &waiting {
-            self.send(
+            let seq = self.send(
                 now,
                 to,
                 Request::Claim(Claim {
@@ -542,6 +570,9 @@ impl Core {
                     release: false,
                 }),
             );
+            if let Some(o) = self.outstanding.get_mut(&(to, seq)) {
+                o.claim = Some((name.clone(), false));
+            }
         }
         self.own_claims.insert(
             name.clone(),
@@ -549,11 +580,17 @@ impl Core {
                 at: now,
                 waiting,
                 lost: None,
+                refused: None,
                 settled: false,
             },
         );
         self.settle_claim(&name);
         Ok(())
+    }
+
+    /// Whether a build of `name` is under way here.
+    pub fn is_claimed(&self, name: &VolumeName) -> bool {
+        self.own_claims.contains_key(name)
     }
 
     /// Gives a claim back (the build failed).
@@ -566,7 +603,7 @@ impl Core {
                 .map(|p| p.info.wwpn)
                 .collect();
             for to in up {
-                self.send(
+                let seq = self.send(
                     now,
                     to,
                     Request::Claim(Claim {
@@ -575,6 +612,9 @@ impl Core {
                         release: true,
                     }),
                 );
+                if let Some(o) = self.outstanding.get_mut(&(to, seq)) {
+                    o.claim = Some((name.clone(), true));
+                }
             }
         }
     }
@@ -586,13 +626,14 @@ impl Core {
         if c.settled {
             return;
         }
-        let outcome = match c.lost {
-            Some((holder, claimed_at)) => ClaimOutcome::Lost { holder, claimed_at },
-            None if c.waiting.is_empty() => ClaimOutcome::Won,
-            None => return,
+        let outcome = match (c.lost, c.refused) {
+            (Some((holder, claimed_at)), _) => ClaimOutcome::Lost { holder, claimed_at },
+            (None, Some(peer)) => ClaimOutcome::Refused { peer },
+            (None, None) if c.waiting.is_empty() => ClaimOutcome::Won,
+            (None, None) => return,
         };
         c.settled = true;
-        if let ClaimOutcome::Lost { .. } = outcome {
+        if outcome != ClaimOutcome::Won {
             self.own_claims.remove(name);
         }
         self.events.push_back(Event::Claim {
@@ -656,15 +697,24 @@ impl Core {
         Ok(())
     }
 
-    /// A header for a request the driver sends itself (reservations): a fresh sequence
-    /// number, not tracked by the core.
-    pub fn header(&mut self) -> Header {
-        self.seq += 1;
+    /// A header for a request the driver sends `to` itself (reservations): the next sequence
+    /// number to that peer, not tracked by the core.
+    pub fn header(&mut self, to: Wwn) -> Header {
         Header {
             sender: self.me.wwpn,
             generation: self.state.generation,
-            seq: self.seq,
+            seq: self.next_seq(to),
         }
+    }
+
+    /// The next sequence number to `to`: each receiver sees its sender's numbers rise one by
+    /// one, so its replay window holds a sender's reordered messages however many peers there
+    /// are.
+    fn next_seq(&mut self, to: Wwn) -> u64 {
+        let base = self.seq_base;
+        let s = self.seqs.entry(to).or_insert(base);
+        *s += 1;
+        *s
     }
 
     fn reject(&mut self, reason: Reason) -> Reason {
@@ -674,7 +724,8 @@ impl Core {
 
     /// Handles the reply to one of our requests.
     pub fn handle_reply(&mut self, now: u64, header: Header, kind: Kind, reply: Reply) {
-        let Some(o) = self.outstanding.get(&header.seq) else {
+        let key = (header.sender, header.seq);
+        let Some(o) = self.outstanding.get(&key) else {
             self.count("replies.unexpected");
             return;
         };
@@ -682,7 +733,7 @@ impl Core {
             self.count("replies.unexpected");
             return;
         }
-        let Some(o) = self.outstanding.remove(&header.seq) else {
+        let Some(o) = self.outstanding.remove(&key) else {
             return;
         };
         let from = header.sender;
@@ -696,7 +747,11 @@ impl Core {
                 self.push_updates(now);
             }
             (Kind::PULL, Reply::Pulled(pulled)) => self.on_pulled(now, from, pulled),
-            (Kind::CLAIM, Reply::Claimed(c)) => self.on_claimed(from, c),
+            (Kind::CLAIM, Reply::Claimed(c)) => {
+                if let Some((name, false)) = o.claim {
+                    self.on_claimed(from, &name, c);
+                }
+            }
             (Kind::HEARTBEAT, Reply::Ack) => {
                 if let (Some(told), Some(p)) = (o.told, self.peers.get_mut(&from)) {
                     for (owner, stamp) in told.0 {
@@ -708,16 +763,17 @@ impl Core {
         }
     }
 
-    /// One of our requests failed: rejected, timed out, or the peer could not be reached.
-    pub fn handle_failure(&mut self, now: u64, seq: u64) {
-        let Some(o) = self.outstanding.remove(&seq) else {
+    /// One of our requests to `to` failed: `rejected` by it, or it timed out or could not be
+    /// reached.
+    pub fn handle_failure(&mut self, now: u64, to: Wwn, seq: u64, rejected: bool) {
+        let Some(o) = self.outstanding.remove(&(to, seq)) else {
             return;
         };
         self.count(kind_counter("failed", o.kind));
-        self.failed(now, o);
+        self.failed(now, o, rejected);
     }
 
-    fn failed(&mut self, now: u64, o: Outstanding) {
+    fn failed(&mut self, now: u64, o: Outstanding, rejected: bool) {
         let retry = now + self.config.retry_ms;
         match o.kind {
             Kind::UPDATE => {
@@ -733,13 +789,16 @@ impl Core {
                 }
             }
             Kind::CLAIM => {
-                let names: Vec<VolumeName> = self
-                    .own_claims
-                    .iter_mut()
-                    .filter_map(|(n, c)| c.waiting.remove(&o.peer).then(|| n.clone()))
-                    .collect();
-                for n in names {
-                    self.settle_claim(&n);
+                // A peer that could not be reached is skipped; one that refused the request
+                // (a replay, a bad generation) makes the claim fail.
+                if let Some((name, false)) = &o.claim {
+                    if let Some(c) = self.own_claims.get_mut(name) {
+                        if c.waiting.remove(&o.peer) && rejected && c.lost.is_none() {
+                            c.refused = Some(o.peer);
+                        }
+                    }
+                    let name = name.clone();
+                    self.settle_claim(&name);
                 }
             }
             _ => {}
@@ -775,14 +834,17 @@ impl Core {
         p.info.site = hb.site;
         p.info.fc_id = Some(hb.fc_id);
         p.info.api = hb.api;
-        let behind = hb
+        for (o, s) in hb.versions.0 {
+            p.info.versions.raise(o, s);
+        }
+        // Against everything the peer has told, not only this heartbeat's entries: a pull
+        // that failed is started again at the next heartbeat.
+        let behind = p
+            .info
             .versions
             .0
             .iter()
             .any(|(o, s)| *s > self.state.versions.get(*o) && !(ready && *o == me));
-        for (o, s) in hb.versions.0 {
-            p.info.versions.raise(o, s);
-        }
         let theirs = p.info.versions.get(me);
         if theirs <= own && theirs > p.info.acked {
             self.on_acked(now, from, theirs);
@@ -817,7 +879,8 @@ impl Core {
                 self.count("updates.duplicate");
                 continue;
             }
-            let next = (r.stamp.generation == cur.generation && r.stamp.version == cur.version + 1)
+            let next = (r.stamp.generation == cur.generation
+                && cur.version.checked_add(1) == Some(r.stamp.version))
                 || (r.stamp.generation > cur.generation && r.stamp.version == 1);
             if !next {
                 gap = true;
@@ -891,8 +954,22 @@ impl Core {
         self.apply_records(now, take, versions);
         if pulled.complete {
             self.count("pulls.complete");
+            if self.state.regaining {
+                self.own_pulled.insert(from);
+                if self.is_ready() && self.peers.keys().all(|w| self.own_pulled.contains(w)) {
+                    self.persist(Persist::Regained);
+                }
+            }
             if self.recovering_until.is_some() {
-                self.finish_recovery(now);
+                self.recovered_from.insert(from);
+                let all = self
+                    .peers
+                    .values()
+                    .filter(|p| p.info.state == PeerState::Up)
+                    .all(|p| self.recovered_from.contains(&p.info.wwpn));
+                if all {
+                    self.finish_recovery(now);
+                }
             }
         } else if let Some(p) = self.peers.get_mut(&from) {
             p.pull = Some(cursor.clone());
@@ -917,8 +994,11 @@ impl Core {
             return;
         }
         p.pull_inflight = true;
-        p.pull = Some(self.state.versions.clone());
-        let versions = self.state.versions.clone();
+        let mut versions = self.state.versions.clone();
+        if self.state.regaining && !self.own_pulled.contains(&from) {
+            versions.0.remove(&self.me.wwpn);
+        }
+        p.pull = Some(versions.clone());
         let max = self.config.pull_max;
         self.count("pulls.started");
         self.send(now, from, Request::Pull(Pull { versions, max }));
@@ -927,14 +1007,19 @@ impl Core {
     /// Applies records from peers (higher stamp wins per key) and raises vector entries, in
     /// one persist; then settles name collisions with own records.
     fn apply_records(&mut self, now: u64, records: Vec<Record>, versions: Vec<(Wwn, Stamp)>) {
+        let me = self.me.wwpn;
+        let ready = self.is_ready();
         let mut changed = Vec::new();
+        // Own records this controller lacked: it lost its database and became ready before
+        // every copy came back. They are issued again under the current generation, so that
+        // peers whose vector already passed their old stamps get them too.
+        let mut regained = Vec::new();
         for r in records {
-            let newer = self
-                .state
-                .records
-                .get(&r.key)
-                .is_none_or(|old| r.stamp > old.stamp);
-            if newer {
+            let old = self.state.records.get(&r.key);
+            if ready && r.key.owner == me && old.is_none() {
+                regained.push(r.clone());
+            }
+            if old.is_none_or(|old| r.stamp > old.stamp) {
                 changed.push(r);
             }
         }
@@ -958,6 +1043,10 @@ impl Core {
         });
         if !keys.is_empty() {
             self.events.push_back(Event::Applied(keys));
+        }
+        for r in regained {
+            self.count("records.regained");
+            self.commit_own(now, r.key.name, r.body);
         }
         for name in names {
             self.other_claims.remove(&name);
@@ -1083,18 +1172,8 @@ impl Core {
         granted
     }
 
-    fn on_claimed(&mut self, from: Wwn, c: Claimed) {
-        // The reply names no claim: the peer answered every claim of ours it was sent, in
-        // order; settle the oldest one still waiting for it.
-        let name = self
-            .own_claims
-            .iter()
-            .filter(|(_, oc)| oc.waiting.contains(&from))
-            .min_by_key(|(_, oc)| oc.at)
-            .map(|(n, _)| n.clone());
-        let Some(name) = name else {
-            return;
-        };
+    fn on_claimed(&mut self, from: Wwn, name: &VolumeName, c: Claimed) {
+        let name = name.clone();
         if let Some(oc) = self.own_claims.get_mut(&name) {
             oc.waiting.remove(&from);
             if !c.granted && oc.lost.is_none() {
@@ -1108,16 +1187,16 @@ impl Core {
 
     /// Runs what is due at `now`: heartbeats, time-outs, down peers, retries, recovery.
     pub fn handle_timeout(&mut self, now: u64) {
-        let expired: Vec<u64> = self
+        let expired: Vec<(Wwn, u64)> = self
             .outstanding
             .iter()
             .filter(|(_, o)| o.deadline <= now)
-            .map(|(s, _)| *s)
+            .map(|(k, _)| *k)
             .collect();
-        for seq in expired {
-            if let Some(o) = self.outstanding.remove(&seq) {
+        for key in expired {
+            if let Some(o) = self.outstanding.remove(&key) {
                 self.count(kind_counter("timeouts", o.kind));
-                self.failed(now, o);
+                self.failed(now, o, false);
             }
         }
         let down: Vec<Wwn> = self
@@ -1261,21 +1340,23 @@ impl Core {
         self.persists.push_back(p);
     }
 
-    fn send(&mut self, now: u64, to: Wwn, request: Request) {
-        self.seq += 1;
+    /// Queues `request` to `to`; its sequence number.
+    fn send(&mut self, now: u64, to: Wwn, request: Request) -> u64 {
+        let seq = self.next_seq(to);
         let header = Header {
             sender: self.me.wwpn,
             generation: self.state.generation,
-            seq: self.seq,
+            seq,
         };
         self.count(kind_counter("sent", request.kind()));
         self.outstanding.insert(
-            self.seq,
+            (to, seq),
             Outstanding {
                 peer: to,
                 kind: request.kind(),
                 deadline: now + self.config.request_timeout_ms,
                 told: None,
+                claim: None,
             },
         );
         self.transmits.push_back(Transmit {
@@ -1283,6 +1364,7 @@ impl Core {
             header,
             request,
         });
+        seq
     }
 
     /// A heartbeat to `to`: its vector holds our own entry and the entries that rose since
@@ -1304,8 +1386,8 @@ impl Core {
             api: self.me.api.clone(),
             versions: versions.clone(),
         };
-        self.send(now, to, Request::Heartbeat(hb));
-        if let Some(o) = self.outstanding.get_mut(&self.seq) {
+        let seq = self.send(now, to, Request::Heartbeat(hb));
+        if let Some(o) = self.outstanding.get_mut(&(to, seq)) {
             o.told = Some(versions);
         }
     }

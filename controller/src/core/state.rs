@@ -22,6 +22,9 @@ pub struct Durable {
     pub log: BTreeMap<u64, Record>,
     /// Per peer, the highest own stamp it acknowledged.
     pub acked: BTreeMap<Wwn, Stamp>,
+    /// Since the last new generation, not every known peer has answered a pull for all of
+    /// this controller's own records (what a lost database held comes back from them).
+    pub regaining: bool,
 }
 
 /// One change to the durable state: one transaction.
@@ -50,6 +53,8 @@ pub enum Persist {
         /// The last version removed.
         through: u64,
     },
+    /// Every known peer has answered a pull for all own records since the new generation.
+    Regained,
 }
 
 impl Durable {
@@ -59,7 +64,9 @@ impl Durable {
             Persist::Generation(g) => {
                 self.generation = *g;
                 self.log.clear();
+                self.regaining = true;
             }
+            Persist::Regained => self.regaining = false,
             Persist::Apply {
                 records,
                 versions,

@@ -33,6 +33,9 @@ use crate::wire::{Reply, Request, Reserve};
 
 use super::{reservation_request, CallError, Shared};
 
+/// The largest volume a build takes (1 EiB): sector arithmetic stays far from overflow.
+pub const MAX_CAPACITY: u64 = 1 << 60;
+
 /// Why a build or a delete failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -71,6 +74,9 @@ pub enum BuildError {
     /// Copying data failed.
     #[error("copy failed: {0}")]
     Copy(String),
+    /// The controller's database failed a write: it takes no more changes.
+    #[error("this controller's database failed a write; it takes no changes until restarted")]
+    Failed,
 }
 
 impl From<BuildError> for ApiError {
@@ -83,6 +89,7 @@ impl From<BuildError> for ApiError {
             BuildError::NotReady => ApiError::NotReady,
             BuildError::Unreachable(peer) => ApiError::Unreachable { peer },
             BuildError::Copy(m) => ApiError::Internal(m),
+            e @ BuildError::Failed => ApiError::Internal(e.to_string()),
         }
     }
 }
@@ -120,12 +127,13 @@ impl Shared {
     }
 
     pub(crate) async fn build(self: &Arc<Self>, spec: BuildSpec) -> Result<Record, BuildError> {
-        if spec.capacity == 0 {
+        if spec.capacity == 0 || spec.capacity > MAX_CAPACITY {
             return Err(BuildError::Bad {
                 field: "capacity",
-                reason: "a volume needs a capacity above zero".into(),
+                reason: format!("a volume holds 1 byte to {MAX_CAPACITY} bytes (1 EiB)"),
             });
         }
+        self.usable()?;
         let name = match spec.name.clone() {
             Some(n) => n,
             None => self.fresh_name(),
@@ -147,6 +155,13 @@ impl Shared {
             Ok(Ok(ClaimOutcome::Lost { holder, .. })) => {
                 let holder = self.holder_name(holder);
                 return Err(BuildError::NameTaken { name, holder });
+            }
+            Ok(Ok(ClaimOutcome::Refused { peer })) => {
+                self.with(|inner, now| inner.core.release_claim(now, &name));
+                return Err(BuildError::Unreachable(format!(
+                    "controller {} (it refused the name claim)",
+                    self.holder_name(peer)
+                )));
             }
             _ => {
                 self.with(|inner, now| inner.core.release_claim(now, &name));
@@ -226,6 +241,7 @@ impl Shared {
             masking: Vec::new(),
         };
         let put = self.with(|inner, now| inner.core.put(now, name.clone(), body));
+        self.usable()?;
         if let Err(e) = put {
             self.release_all(&held).await;
             self.with(|inner, now| inner.core.release_claim(now, &name));
@@ -255,6 +271,7 @@ impl Shared {
                     let msg = self.with(|inner, _| {
                         reservation_request(
                             inner,
+                            w,
                             Request::Commit {
                                 id: h.id,
                                 name: name.clone(),
@@ -296,7 +313,9 @@ impl Shared {
             .collect();
         for n in 1u64.. {
             if let Ok(v) = VolumeName::new(format!("vol-{site}-{n}")) {
-                if inner.core.volume(&v).is_none() && !inner.core.records().any(|r| r.key.name == v)
+                if inner.core.volume(&v).is_none()
+                    && !inner.core.is_claimed(&v)
+                    && !inner.core.records().any(|r| r.key.name == v)
                 {
                     return v;
                 }
@@ -332,6 +351,7 @@ impl Shared {
         let ttl = u32::try_from(self.config.reserve_ttl.as_millis()).unwrap_or(u32::MAX);
         let msg = reservation_request(
             &mut self.lock(),
+            w,
             Request::Reserve(Reserve {
                 id,
                 media,
@@ -360,7 +380,8 @@ impl Shared {
                     });
                 }),
                 Some(w) if !h.extents.is_empty() => {
-                    let msg = reservation_request(&mut self.lock(), Request::Release { id: h.id });
+                    let msg =
+                        reservation_request(&mut self.lock(), w, Request::Release { id: h.id });
                     if let Err(e) = self.call(w, &msg).await {
                         if !matches!(e, CallError::Rejected(_)) {
                             tracing::warn!(peer = %w, error = %e, "RELEASE failed; the reservation expires");
@@ -382,6 +403,7 @@ impl Shared {
             (inner.core.volume(name).cloned(), inner.core.identity().wwpn)
         };
         let rec = rec.ok_or_else(|| BuildError::NotFound(name.clone()))?;
+        self.usable()?;
         if rec.key.owner != me {
             let owner = rec
                 .body

@@ -404,6 +404,15 @@ impl Shared {
         rx
     }
 
+    /// Err once a database write failed: nothing more may be changed or acknowledged.
+    pub(crate) fn usable(&self) -> Result<(), BuildError> {
+        if self.failed.load(Ordering::SeqCst) {
+            Err(BuildError::Failed)
+        } else {
+            Ok(())
+        }
+    }
+
     pub(crate) fn next_reservation(&self) -> u64 {
         let mut inner = self.lock();
         inner.next_reservation += 1;
@@ -451,7 +460,8 @@ impl Shared {
             }
             Err(e) => {
                 tracing::debug!(peer = %to, error = %e, "request failed");
-                self.with(|inner, now| inner.core.handle_failure(now, seq))
+                let rejected = matches!(e, CallError::Rejected(_));
+                self.with(|inner, now| inner.core.handle_failure(now, to, seq, rejected))
             }
         }
     }
@@ -674,7 +684,7 @@ pub enum CallError {
     Rejected(Reason),
 }
 
-/// The request and reply kinds a reservation exchange uses (for the builder).
-pub(crate) fn reservation_request(inner: &mut Inner, request: Request) -> Message {
-    Message::Request(inner.core.header(), request)
+/// A request the builder sends `to` another controller itself (reservations).
+pub(crate) fn reservation_request(inner: &mut Inner, to: Wwn, request: Request) -> Message {
+    Message::Request(inner.core.header(to), request)
 }

@@ -37,6 +37,8 @@ async fn answer(shared: Arc<Shared>, mut req: CtRequest) {
         reason
     };
     let answer = match wire::decode(&first.payload, key) {
+        // A controller whose database failed a write acknowledges nothing more.
+        _ if shared.usable().is_err() => Err(count(Reason::NOT_READY)),
         Err(e) => Err(count(e.reason())),
         Ok(Message::Request(h, _)) if Some(h.sender) != port_name => Err(count(Reason::FOREIGN)),
         Ok(Message::Request(h, r)) => {
@@ -86,7 +88,11 @@ async fn answer(shared: Arc<Shared>, mut req: CtRequest) {
                     }
                     other => inner.core.handle_request(now, h, other),
                 })
-                .map(|reply| (h, kind, reply))
+                // What was just applied must be durable before it is acknowledged.
+                .and_then(|reply| match shared.usable() {
+                    Ok(()) => Ok((h, kind, reply)),
+                    Err(_) => Err(Reason::NOT_READY),
+                })
         }
         // A reply or a reject where a request belongs.
         Ok(_) => Err(count(Reason::MALFORMED)),
