@@ -501,6 +501,9 @@ impl Sim {
                     });
                 let lose = safe && self.rng.chance(0.3);
                 let down = 50 + self.rng.below(5 * self.config.heartbeat_ms);
+                if std::env::var_os("FCSAN_SIM_TRACE").is_some() {
+                    eprintln!("t={} crash ctl{i} lose_db={lose}", self.now);
+                }
                 self.crash(i, down, lose);
                 if lose {
                     self.lost_databases += 1;

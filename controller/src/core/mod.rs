@@ -849,7 +849,9 @@ impl Core {
         if theirs <= own && theirs > p.info.acked {
             self.on_acked(now, from, theirs);
         }
-        if behind {
+        // While regaining, each peer is asked for all own records until it has answered.
+        let regain = self.state.regaining && !self.own_pulled.contains(&from);
+        if behind || regain {
             self.start_pull(now, from);
         }
         self.push_updates(now);
@@ -879,9 +881,10 @@ impl Core {
                 self.count("updates.duplicate");
                 continue;
             }
-            let next = (r.stamp.generation == cur.generation
-                && cur.version.checked_add(1) == Some(r.stamp.version))
-                || (r.stamp.generation > cur.generation && r.stamp.version == 1);
+            // A new generation is a gap too: nothing says how far the old one went (the
+            // owner lost its database; the pull fetches what this controller lacks of both).
+            let next = r.stamp.generation == cur.generation
+                && cur.version.checked_add(1) == Some(r.stamp.version);
             if !next {
                 gap = true;
                 break;
@@ -1010,13 +1013,18 @@ impl Core {
         let me = self.me.wwpn;
         let ready = self.is_ready();
         let mut changed = Vec::new();
-        // Own records this controller lacked: it lost its database and became ready before
-        // every copy came back. They are issued again under the current generation, so that
-        // peers whose vector already passed their old stamps get them too.
+        // Own records of an older generation newer than the copy here (or with none here):
+        // this controller lost its database and became ready before every copy came back.
+        // They are issued again under the current generation, so that peers whose vector for
+        // this controller already passed their old stamps get them too.
         let mut regained = Vec::new();
         for r in records {
             let old = self.state.records.get(&r.key);
-            if ready && r.key.owner == me && old.is_none() {
+            if ready
+                && r.key.owner == me
+                && r.stamp.generation < self.state.generation
+                && old.is_none_or(|o| r.stamp > o.stamp)
+            {
                 regained.push(r.clone());
             }
             if old.is_none_or(|old| r.stamp > old.stamp) {
@@ -1231,6 +1239,11 @@ impl Core {
             self.truncate_log();
         }
         self.other_claims.retain(|_, c| c.expires > now);
+        // A claim whose build never wrote its volume (the builder went away) lets go of the
+        // name after the claim time-out, as peers do.
+        let ttl = self.config.claim_ttl_ms;
+        self.own_claims
+            .retain(|_, c| now.saturating_sub(c.at) < ttl);
         if self.recovering_until.is_some_and(|t| t <= now) {
             self.finish_recovery(now);
         }

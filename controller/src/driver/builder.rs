@@ -141,6 +141,9 @@ impl Shared {
         // Claim the name (CONTROLLER.md "Names").
         let outcome = self.wait_claim(&name);
         let claimed = self.with(|inner, now| inner.core.claim(now, name.clone()));
+        if claimed.is_err() {
+            self.claims_lock().remove(&name);
+        }
         match claimed {
             Ok(()) => {}
             Err(ChangeError::NotReady) => return Err(BuildError::NotReady),
@@ -360,7 +363,31 @@ impl Shared {
             }),
         );
         match self.call(w, &msg).await {
-            Ok((_, _, Reply::Reserved(ex))) => ex,
+            Ok((_, _, Reply::Reserved(ex))) => {
+                // Only extents on the answering controller's own SAN (its domain), none
+                // overlapping another: anything else is not taken (and expires there).
+                let domain = self
+                    .lock()
+                    .core
+                    .peer(w)
+                    .and_then(|p| p.fc_id)
+                    .map(|id| id.domain());
+                let mut ok: Vec<RealExtent> = Vec::new();
+                for e in ex {
+                    let overlaps = ok.iter().any(|o| {
+                        o.array == e.array
+                            && o.lun == e.lun
+                            && o.start < e.start.saturating_add(e.blocks)
+                            && e.start < o.start.saturating_add(o.blocks)
+                    });
+                    if Some(e.array_id.domain()) == domain && !overlaps {
+                        ok.push(e);
+                    } else {
+                        tracing::warn!(peer = %w, extent = ?e, "RESERVE answered an extent not of its SAN, or twice; not taken");
+                    }
+                }
+                ok
+            }
             Ok(_) => Vec::new(),
             Err(e) => {
                 tracing::warn!(peer = %w, error = %e, "RESERVE failed");

@@ -9,8 +9,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use fc_frames::ct::ns::{Fc4Features, NsAccept, NsRequest, NsResponseBody};
@@ -119,12 +119,18 @@ pub enum StartError {
     },
 }
 
-/// Milliseconds since the Unix epoch: the controller's time (claim times are compared
-/// between controllers, so it is wall time).
+/// Milliseconds since the Unix epoch: the controller's time. Claim times are compared between
+/// controllers, so it is wall time — read once, then advanced by the monotonic clock, so that a
+/// step of the system clock (NTP) neither stops heartbeats nor marks every peer down.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    static START: OnceLock<(Instant, u64)> = OnceLock::new();
+    let (at, wall) = START.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        (Instant::now(), wall)
+    });
+    wall.saturating_add(u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX))
 }
 
 pub(crate) struct Inner {
