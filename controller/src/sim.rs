@@ -7,7 +7,8 @@
 //!
 //! [`Sim::check`] is the checker: after healing, every change an owner acknowledged (committed)
 //! is present everywhere, all copies of the mapping are equal, and no vector entry ever went
-//! backwards. A failing seed is printed by the tests and replays with [`run`].
+//! backwards. A failing seed is printed by the tests and replays with [`run`];
+//! `FCSAN_SIM_TRACE=1` prints every core event and every crash as it happens.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
