@@ -134,6 +134,7 @@ impl Shared {
             });
         }
         self.usable()?;
+        self.wait_scanned(std::time::Duration::from_secs(5)).await;
         let name = match spec.name.clone() {
             Some(n) => n,
             None => self.fresh_name(),

@@ -152,6 +152,8 @@ pub(crate) struct Shared {
     pub(crate) inner: Mutex<Inner>,
     wake: Notify,
     changed: watch::Sender<u64>,
+    /// True once the first scan of this site's real volumes is in.
+    scanned: watch::Sender<bool>,
     claims: Mutex<HashMap<VolumeName, oneshot::Sender<ClaimOutcome>>>,
     failed: AtomicBool,
     login: tokio::sync::Mutex<()>,
@@ -216,6 +218,7 @@ impl Controller {
         let node = Node::spawn(nc, connector, services);
         let initiator = Initiator::new(node.clone());
         let (changed, _) = watch::channel(0);
+        let (scanned, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 core,
@@ -230,6 +233,7 @@ impl Controller {
             initiator,
             wake: Notify::new(),
             changed,
+            scanned,
             claims: Mutex::new(HashMap::new()),
             failed: AtomicBool::new(false),
             login: tokio::sync::Mutex::new(()),
@@ -408,6 +412,13 @@ impl Shared {
         let (tx, rx) = oneshot::channel();
         self.claims_lock().insert(name.clone(), tx);
         rx
+    }
+
+    /// Waits (at most `limit`) for the first scan of this site's real volumes, so that a build
+    /// just after a start finds them.
+    pub(crate) async fn wait_scanned(&self, limit: Duration) {
+        let mut rx = self.scanned.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|s| *s)).await;
     }
 
     /// Err once a database write failed: nothing more may be changed or acknowledged.
@@ -600,6 +611,7 @@ impl Shared {
     /// are their controllers' to manage).
     async fn real_volumes(self: Arc<Self>) {
         let (mut rx, _task) = real::watch(self.initiator.clone(), self.config.scan_period);
+        let mut initial = true;
         loop {
             let vols: Vec<RealVolume> = {
                 let all = rx.borrow_and_update().clone();
@@ -616,6 +628,11 @@ impl Shared {
                 set_state(inner, now, &v.degraded, VolumeState::Degraded);
                 set_state(inner, now, &v.returned, VolumeState::Online);
             });
+            // The watch's first value is its empty start, not a scan.
+            if !initial {
+                self.scanned.send_replace(true);
+            }
+            initial = false;
             if rx.changed().await.is_err() {
                 return;
             }
