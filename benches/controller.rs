@@ -960,6 +960,10 @@ impl Report {
              the same if every heartbeat carried the whole vector (N entries: grows as N²); \
              gsp: gossip of fan-out {k} with whole-vector digests, computed"
         );
+        if per_n.is_empty() {
+            println!("(heartbeat bytes are measured in the simulated part: run with `-- sim`)");
+            return;
+        }
         let (lo, hi) = per_n
             .iter()
             .fold((f64::MAX, 0f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
