@@ -641,32 +641,55 @@ impl Shared {
 }
 
 /// Marks the extents the mapping uses on this site's arrays for `names` (freeing what a
-/// deleted or renamed volume left).
+/// deleted or renamed volume left). Every live record of a name keeps its extents: the one the
+/// name means under the name, another owner's (two sites that built one name while split,
+/// until the loser's rename arrives) under [`loser_label`], so that no block of either is ever
+/// free.
 fn remark(inner: &mut Inner, names: BTreeSet<VolumeName>) {
     let arrays: BTreeSet<Wwn> = inner.real.iter().map(|v| v.array).collect();
+    let mut marks: Vec<(VolumeName, Vec<RealExtent>)> = Vec::new();
     for name in &names {
         inner.extents.free_volume(name);
-    }
-    for name in names {
-        let Some(rec) = inner.core.volume(&name) else {
-            continue;
-        };
-        let Some(body) = &rec.body else {
-            continue;
-        };
-        let here: Vec<RealExtent> = body
-            .rows
-            .iter()
-            .filter(|r| arrays.contains(&r.real.array))
-            .map(|r| r.real)
-            .collect();
-        if here.is_empty() {
-            continue;
+        let winner = inner.core.volume(name).map(|r| r.key.owner);
+        for rec in inner.core.records().filter(|r| r.key.name == *name) {
+            let label = loser_label(rec.key.owner, name);
+            if label != *name {
+                inner.extents.free_volume(&label);
+            }
+            let Some(body) = &rec.body else {
+                continue;
+            };
+            let here: Vec<RealExtent> = body
+                .rows
+                .iter()
+                .filter(|r| arrays.contains(&r.real.array))
+                .map(|r| r.real)
+                .collect();
+            if here.is_empty() {
+                continue;
+            }
+            let label = if Some(rec.key.owner) == winner {
+                name.clone()
+            } else {
+                label
+            };
+            marks.push((label, here));
         }
-        if let Err(e) = inner.extents.mark_used(&name, &here) {
-            tracing::warn!(volume = %name, error = %e, "mapping overlaps another volume's extents");
+    }
+    for (label, here) in marks {
+        if let Err(e) = inner.extents.mark_used(&label, &here) {
+            tracing::warn!(volume = %label, error = %e, "mapping overlaps another volume's extents");
         }
     }
+}
+
+/// The label this site's extents of `owner`'s record of `name` go under while another
+/// owner's record holds the name: `NAME~OWNERWWPN` (hex), cut to fit a volume name.
+fn loser_label(owner: Wwn, name: &VolumeName) -> VolumeName {
+    let tail = format!("~{:016x}", owner.to_u64());
+    let keep = crate::model::MAX_NAME_LEN - tail.len();
+    let head: String = name.as_str().chars().take(keep).collect();
+    VolumeName::new(format!("{head}{tail}")).unwrap_or_else(|_| name.clone())
 }
 
 /// Sets the state of own volumes among `names`.
