@@ -326,7 +326,7 @@ impl Shared {
         let (r, transmits) = {
             let mut inner = self.lock();
             let r = f(&mut inner, now);
-            let transmits = self.settle(&mut inner, now);
+            let transmits = self.settle(&mut inner);
             (r, transmits)
         };
         for t in transmits {
@@ -338,7 +338,7 @@ impl Shared {
 
     /// Commits the core's persists, handles its events (which may change it again), and
     /// returns what it wants sent.
-    fn settle(self: &Arc<Self>, inner: &mut Inner, now: u64) -> Vec<Transmit> {
+    fn settle(self: &Arc<Self>, inner: &mut Inner) -> Vec<Transmit> {
         let mut changed = false;
         loop {
             let mut batch = Vec::new();
@@ -360,7 +360,7 @@ impl Shared {
             }
             for e in events {
                 changed = true;
-                self.event(inner, now, e);
+                self.event(inner, e);
             }
         }
         if changed {
@@ -376,7 +376,7 @@ impl Shared {
         out
     }
 
-    fn event(&self, inner: &mut Inner, now: u64, e: Event) {
+    fn event(&self, inner: &mut Inner, e: Event) {
         match e {
             Event::Applied(keys) => {
                 let names: BTreeSet<VolumeName> = keys.into_iter().map(|k| k.name).collect();
@@ -399,7 +399,6 @@ impl Shared {
                 tracing::warn!(%from, %to, "volume name lost to another site's; renamed")
             }
         }
-        let _ = now;
     }
 
     fn claims_lock(
