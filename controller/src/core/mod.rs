@@ -669,7 +669,13 @@ impl Core {
             Request::Claim(claim) => Reply::Claimed(self.on_claim(now, from, claim)),
             // Reservations live beside the core (the extent allocator); the driver answers
             // them before the core sees them.
-            Request::Reserve(_) | Request::Release { .. } | Request::Commit { .. } => {
+            // So do the I/O path's (leases, invalidations, routes).
+            Request::Reserve(_)
+            | Request::Release { .. }
+            | Request::Commit { .. }
+            | Request::Lease(_)
+            | Request::Invalidate(_)
+            | Request::Route(_) => {
                 return Err(self.reject(Reason::UNKNOWN_KIND));
             }
         };

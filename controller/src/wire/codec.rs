@@ -558,6 +558,7 @@ fn signed_message(ct_iu: &[u8], key: &Key, request: Option<Kind>) -> Result<Mess
 
 fn request_body(w: &mut Writer, request: &Request) {
     match request {
+        Request::Lease(_) | Request::Invalidate(_) | Request::Route(_) => todo!("codec helper"),
         Request::Heartbeat(hb) => {
             w.text(&hb.name);
             w.text(&hb.site);
@@ -633,6 +634,7 @@ fn request_of(r: &mut Reader<'_>, kind: Kind) -> Result<Request, WireError> {
 
 fn reply_body(w: &mut Writer, reply: &Reply) {
     match reply {
+        Reply::Leased { .. } => todo!("codec helper"),
         Reply::Ack => {}
         Reply::Updated(versions) => w.vector(versions),
         Reply::Pulled(p) => {

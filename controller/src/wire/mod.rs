@@ -67,9 +67,16 @@ impl Kind {
     pub const RELEASE: Kind = Kind(0x06);
     /// A builder made a reservation part of a volume.
     pub const COMMIT: Kind = Kind(0x07);
+    /// Ask the owner of a volume for the right to cache its data (a lease).
+    pub const LEASE: Kind = Kind(0x08);
+    /// From a volume's owner: drop cached data of a range (or everything, and the lease).
+    pub const INVALIDATE: Kind = Kind(0x09);
+    /// From a volume's owner: read the replica directly, or go back to the owner (load
+    /// switching, PATENT.md [0078]).
+    pub const ROUTE: Kind = Kind(0x0A);
 
     /// Every kind, in code order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 10] = [
         Kind::HEARTBEAT,
         Kind::UPDATE,
         Kind::PULL,
@@ -77,11 +84,14 @@ impl Kind {
         Kind::RESERVE,
         Kind::RELEASE,
         Kind::COMMIT,
+        Kind::LEASE,
+        Kind::INVALIDATE,
+        Kind::ROUTE,
     ];
 
     /// Whether this is one of the kinds above.
     pub const fn is_known(self) -> bool {
-        self.0 >= 0x01 && self.0 <= 0x07
+        self.0 >= 0x01 && self.0 <= 0x0A
     }
 
     /// The CT command code of a request of this kind.
@@ -91,7 +101,7 @@ impl Kind {
 
     /// The kind of a request's command code.
     pub const fn from_command(c: CtCommand) -> Option<Kind> {
-        if c.0 & 0xFF00 == 0x0E00 && (c.0 & 0xFF) >= 1 && (c.0 & 0xFF) <= 7 {
+        if c.0 & 0xFF00 == 0x0E00 && (c.0 & 0xFF) >= 1 && (c.0 & 0xFF) <= 0x0A {
             Some(Kind(c.0 as u8))
         } else {
             None
@@ -108,6 +118,9 @@ impl Kind {
             0x05 => "RESERVE",
             0x06 => "RELEASE",
             0x07 => "COMMIT",
+            0x08 => "LEASE",
+            0x09 => "INVALIDATE",
+            0x0A => "ROUTE",
             _ => "unknown",
         }
     }
@@ -202,7 +215,13 @@ pub enum Request {
         id: u64,
         /// The volume it became part of.
         name: VolumeName,
-    },
+    },    /// To a volume's owner: grant (or, with `release`, give back) the right to cache the
+    /// volume's data.
+    Lease(Lease),
+    /// From a volume's owner to a controller holding a lease: drop cached data.
+    Invalidate(Invalidate),
+    /// From a volume's owner to a forwarding controller: where to read from.
+    Route(Route),
 }
 
 impl Request {
@@ -216,6 +235,9 @@ impl Request {
             Request::Reserve(_) => Kind::RESERVE,
             Request::Release { .. } => Kind::RELEASE,
             Request::Commit { .. } => Kind::COMMIT,
+            Request::Lease(_) => Kind::LEASE,
+            Request::Invalidate(_) => Kind::INVALIDATE,
+            Request::Route(_) => Kind::ROUTE,
         }
     }
 }
@@ -269,9 +291,44 @@ pub struct Reserve {
 }
 
 /// A reply (FS_ACC) between controllers.
+/// LEASE: the sender asks the owner (the receiver) for the right to cache volume `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The volume (owned by the receiver).
+    pub name: VolumeName,
+    /// True: the sender gives the lease back (it caches nothing of the volume any more).
+    pub release: bool,
+}
+
+/// INVALIDATE: the owner (the sender) tells a lease holder to drop what it caches of
+/// `sectors` sectors from `start` of volume `name`; with `revoke`, everything of the volume,
+/// its lease and any direct route to a replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalidate {
+    /// The volume (owned by the sender).
+    pub name: VolumeName,
+    /// First virtual sector (512 bytes).
+    pub start: u64,
+    /// Number of sectors.
+    pub sectors: u64,
+    /// Drop everything and the lease.
+    pub revoke: bool,
+}
+
+/// ROUTE: the owner (the sender) tells a forwarding controller holding a lease to read volume
+/// `name` from its replica's real volumes directly (`replica`), or through the owner again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The volume (owned by the sender).
+    pub name: VolumeName,
+    /// True: read the in-sync replica (copy 1) directly; false: forward to the owner.
+    pub replica: bool,
+}
+
+/// A reply to a request (FS_ACC).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// Done (HEARTBEAT, RELEASE, COMMIT).
+    /// Done (HEARTBEAT, RELEASE, COMMIT, INVALIDATE, ROUTE).
     Ack,
     /// UPDATE applied: the receiver's vector for the owners the update named.
     Updated(VersionVector),
@@ -281,6 +338,12 @@ pub enum Reply {
     Claimed(Claimed),
     /// RESERVE answered: the extents now held (may be less than asked, or none).
     Reserved(Vec<RealExtent>),
+    /// LEASE granted for `ttl_ms` milliseconds from when the owner received the request
+    /// (0: refused, or released).
+    Leased {
+        /// The lease's length.
+        ttl_ms: u32,
+    },
 }
 
 impl Reply {
@@ -290,11 +353,15 @@ impl Reply {
     pub fn answers(&self, kind: Kind) -> bool {
         matches!(
             (self, kind),
-            (Reply::Ack, Kind::HEARTBEAT | Kind::RELEASE | Kind::COMMIT)
+            (
+                Reply::Ack,
+                Kind::HEARTBEAT | Kind::RELEASE | Kind::COMMIT | Kind::INVALIDATE | Kind::ROUTE
+            )
                 | (Reply::Updated(_), Kind::UPDATE)
                 | (Reply::Pulled(_), Kind::PULL)
                 | (Reply::Claimed(_), Kind::CLAIM)
                 | (Reply::Reserved(_), Kind::RESERVE)
+                | (Reply::Leased { .. }, Kind::LEASE)
         )
     }
 }
