@@ -30,17 +30,18 @@
 //! | ABORT TASK SET | the nexus's tasks on the LU | — |
 //! | CLEAR TASK SET | every task on the LU | COMMANDS CLEARED BY ANOTHER INITIATOR (2F/00) to the other nexuses that lost tasks (the Control page's TAS is 0) |
 //! | LOGICAL UNIT RESET | every task on the LU | mode pages back to their defaults (no saved values); BUS DEVICE RESET FUNCTION OCCURRED (29/03) to every other nexus |
-//! | TARGET RESET | every task on every LU | a logical unit reset of each LU |
+//! | TARGET RESET | every task on every LU the nexus sees | a logical unit reset of each of them |
 //! | I_T nexus loss ([`remove_nexus`](ScsiEngine::remove_nexus)) | the nexus's tasks everywhere | its unit attentions are forgotten with it |
 //!
 //! # Unit attentions (SAM-5 §5.14)
 //! Unit attention conditions are kept per I_T nexus and logical unit. The next command of that
 //! nexus to that LU other than INQUIRY, REPORT LUNS and REQUEST SENSE ends in CHECK CONDITION
 //! with the oldest one and clears it; REQUEST SENSE returns it and clears it.
-//! - Adding or removing a logical unit gives every known nexus REPORTED LUNS DATA HAS CHANGED
-//!   (3F/0E) once: it is reported on the nexus's next command to any LU, and then cleared for
-//!   that nexus on every LU (SPC-4 §6.33 says REPORT LUNS data changed for the target, not for
-//!   one LU).
+//! - Adding or removing a logical unit, or a change of what LUN masks answer
+//!   ([`set_mask`](ScsiEngine::set_mask), [`masks_changed`](ScsiEngine::masks_changed)), gives
+//!   every known nexus REPORTED LUNS DATA HAS CHANGED (3F/0E) once: it is reported on the
+//!   nexus's next command to any LU it sees, and then cleared for that nexus on every LU
+//!   (SPC-4 §6.33 says REPORT LUNS data changed for the target, not for one LU).
 //! - A disk whose device reports another size gives every known nexus CAPACITY DATA HAS
 //!   CHANGED (2A/09) on that LU, once; READ CAPACITY reports the new size. The engine looks at
 //!   each command; [`ScsiEngine::notice_capacity`] looks at once.
@@ -50,6 +51,28 @@
 //! Nexuses are known from [`add_nexus`](ScsiEngine::add_nexus) (FCP: a PRLI made an image
 //! pair) or from a command; [`remove_nexus`](ScsiEngine::remove_nexus) forgets one (PRLO,
 //! LOGO, link loss).
+//!
+//! # LUN masking
+//! A logical unit may have a [`LunMask`] ([`add_disk_masked`](ScsiEngine::add_disk_masked),
+//! [`set_mask`](ScsiEngine::set_mask)): a closure that says, by initiator port name, which
+//! nexuses may see it (none: every nexus). To a nexus its mask refuses, the LU is as if it
+//! did not exist, exactly as a LUN with no unit:
+//! - REPORT LUNS leaves it out; standard INQUIRY answers PERIPHERAL QUALIFIER 011b, PERIPHERAL
+//!   DEVICE TYPE 1Fh; REQUEST SENSE answers GOOD with LOGICAL UNIT NOT SUPPORTED (25/00) in
+//!   the data; every other command ends in CHECK CONDITION, ILLEGAL REQUEST / LOGICAL UNIT
+//!   NOT SUPPORTED, and it does not report or clear the nexus's unit attentions;
+//! - [`data_out_len`](ScsiEngine::data_out_len) is 0;
+//! - ABORT TASK, ABORT TASK SET, CLEAR TASK SET and LOGICAL UNIT RESET addressed to it answer
+//!   INCORRECT LOGICAL UNIT NUMBER ([`TmfError::IncorrectLun`]), and a TARGET RESET by that
+//!   nexus leaves it alone (it resets the LUs the nexus sees).
+//!
+//! The mask is asked on every command, with the engine's tables locked: it must be quick,
+//! must not call the engine, and whoever calls the engine must not hold a lock the mask
+//! takes. It may consult state that changes; when its answers may have changed, call
+//! [`masks_changed`](ScsiEngine::masks_changed): every known nexus gets REPORTED LUNS DATA
+//! HAS CHANGED, as when a LU is added or removed ([`set_mask`](ScsiEngine::set_mask) does
+//! that itself). A change of view does not touch tasks already entered: they run to their
+//! end.
 //!
 //! The clauses cited here are from memory of SPC-4 r37, SBC-3 r35 and SAM-5 (the standards'
 //! text was not at hand); the MUST sentences are paraphrased above the checks that enforce
@@ -71,6 +94,10 @@ use tokio::sync::{oneshot, Notify};
 use super::commands;
 use super::device::BlockDevice;
 use super::tasks::{Aborted, Attr, TaskSet};
+
+/// Whether the initiator port with this N_Port_Name may see a logical unit (true: it may).
+/// See the module docs, "LUN masking".
+pub type LunMask = Arc<dyn Fn(Wwn) -> bool + Send + Sync>;
 
 /// Unit attentions kept for one nexus on one LU at most; later ones are dropped (the oldest
 /// are the ones reported first).
@@ -337,8 +364,22 @@ pub(super) struct Shared {
 }
 
 struct Inventory {
-    units: BTreeMap<Lun, Arc<Unit>>,
+    units: BTreeMap<Lun, Slot>,
     nexuses: HashMap<Nexus, NexusState>,
+}
+
+/// A logical unit in the inventory, and who may see it.
+struct Slot {
+    unit: Arc<Unit>,
+    /// None: every nexus.
+    mask: Option<LunMask>,
+}
+
+impl Slot {
+    /// Whether `nexus` may see the unit.
+    fn visible_to(&self, nexus: Nexus) -> bool {
+        self.mask.as_ref().is_none_or(|m| m(nexus.initiator_port))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -538,9 +579,17 @@ impl Inventory {
         }
     }
 
-    fn unit(&self, lun: Lun) -> Result<Arc<Unit>, TmfError> {
+    /// The unit at `lun` if there is one and `nexus` may see it.
+    fn visible(&self, nexus: Nexus, lun: Lun) -> Option<&Arc<Unit>> {
         self.units
             .get(&lun)
+            .filter(|s| s.visible_to(nexus))
+            .map(|s| &s.unit)
+    }
+
+    /// The unit at `lun` for a task management function of `nexus`.
+    fn unit(&self, nexus: Nexus, lun: Lun) -> Result<Arc<Unit>, TmfError> {
+        self.visible(nexus, lun)
             .cloned()
             .ok_or(TmfError::IncorrectLun(lun))
     }
@@ -565,32 +614,65 @@ impl ScsiEngine {
         self.shared.port
     }
 
-    /// Adds a disk at `lun`; an error when the LUN is in use or the device reports zero blocks
-    /// or a zero block size. Every known nexus gets REPORTED LUNS DATA HAS CHANGED.
+    /// Adds a disk at `lun` that every nexus sees: [`add_disk_masked`](Self::add_disk_masked)
+    /// with no mask.
     pub fn add_disk(
         &self,
         lun: Lun,
         dev: Arc<dyn BlockDevice>,
         config: DiskConfig,
     ) -> Result<(), LunError> {
+        self.add_disk_masked(lun, dev, config, None)
+    }
+
+    /// Adds a disk at `lun` that only the nexuses `mask` accepts see (every nexus when
+    /// `None`); an error when the LUN is in use or the device reports zero blocks or a zero
+    /// block size. Every known nexus gets REPORTED LUNS DATA HAS CHANGED.
+    pub fn add_disk_masked(
+        &self,
+        lun: Lun,
+        dev: Arc<dyn BlockDevice>,
+        config: DiskConfig,
+        mask: Option<LunMask>,
+    ) -> Result<(), LunError> {
         let cap = Capacity::new(dev.block_count(), dev.block_size())?;
-        self.add(lun, Unit::new(Kind::Disk(Disk { dev, config }), Some(cap)))
+        let unit = Unit::new(Kind::Disk(Disk { dev, config }), Some(cap));
+        self.add(lun, unit, mask)
     }
 
     /// Adds a tape drive at `lun`; an error when the LUN is in use. Every known nexus gets
     /// REPORTED LUNS DATA HAS CHANGED.
     pub fn add_tape(&self, lun: Lun, config: TapeConfig) -> Result<(), LunError> {
-        self.add(lun, Unit::new(Kind::Tape(config), None))
+        self.add(lun, Unit::new(Kind::Tape(config), None), None)
     }
 
-    fn add(&self, lun: Lun, unit: Unit) -> Result<(), LunError> {
+    fn add(&self, lun: Lun, unit: Unit, mask: Option<LunMask>) -> Result<(), LunError> {
         let mut inv = self.shared.inventory();
         if inv.units.contains_key(&lun) {
             return Err(LunError::InUse(lun));
         }
-        inv.units.insert(lun, Arc::new(unit));
+        let unit = Arc::new(unit);
+        inv.units.insert(lun, Slot { unit, mask });
         inv.luns_changed();
         Ok(())
+    }
+
+    /// Replaces the mask of the logical unit at `lun` (`None`: every nexus sees it); every
+    /// known nexus gets REPORTED LUNS DATA HAS CHANGED. False when there is no such LUN.
+    pub fn set_mask(&self, lun: Lun, mask: Option<LunMask>) -> bool {
+        let mut inv = self.shared.inventory();
+        let Some(slot) = inv.units.get_mut(&lun) else {
+            return false;
+        };
+        slot.mask = mask;
+        inv.luns_changed();
+        true
+    }
+
+    /// The masks' answers may have changed (the state they consult changed): every known
+    /// nexus gets REPORTED LUNS DATA HAS CHANGED, and the masks are asked afresh from now on.
+    pub fn masks_changed(&self) {
+        self.shared.inventory().luns_changed();
     }
 
     /// Removes the logical unit at `lun`: commands received from now on find no LU there,
@@ -606,7 +688,7 @@ impl ScsiEngine {
             if u.is_some() {
                 inv.luns_changed();
             }
-            u
+            u.map(|s| s.unit)
         };
         let aborting = removed.map(|unit| {
             let mut a = Aborting::new();
@@ -635,7 +717,7 @@ impl ScsiEngine {
         {
             let mut inv = self.shared.inventory();
             inv.nexuses.remove(&nexus);
-            for unit in inv.units.values() {
+            for Slot { unit, .. } in inv.units.values() {
                 unit.lock().ua.remove(&nexus);
                 a.add(unit, unit.abort(|e| e.nexus == nexus));
             }
@@ -656,7 +738,7 @@ impl ScsiEngine {
     /// (SAM-5 §5.14). Returns false when there is no such LUN.
     pub fn queue_sense(&self, lun: Lun, sense: Sense) -> bool {
         let inv = self.shared.inventory();
-        let Some(unit) = inv.units.get(&lun) else {
+        let Some(Slot { unit, .. }) = inv.units.get(&lun) else {
             return false;
         };
         let mut state = unit.lock();
@@ -670,14 +752,14 @@ impl ScsiEngine {
     /// CAPACITY DATA HAS CHANGED for it. True on a change.
     pub fn notice_capacity(&self, lun: Lun) -> bool {
         let inv = self.shared.inventory();
-        let Some(unit) = inv.units.get(&lun) else {
+        let Some(Slot { unit, .. }) = inv.units.get(&lun) else {
             return false;
         };
         let mut state = unit.lock();
         unit.notice_capacity(&mut state, inv.nexuses.keys())
     }
 
-    /// The LUNs, ascending.
+    /// The LUNs, ascending, whatever their masks.
     pub fn luns(&self) -> Vec<Lun> {
         self.shared.inventory().units.keys().copied().collect()
     }
@@ -685,16 +767,16 @@ impl ScsiEngine {
     /// Tasks in the task set of `lun` now (entered, waiting or running).
     pub fn tasks(&self, lun: Lun) -> usize {
         let inv = self.shared.inventory();
-        inv.units.get(&lun).map_or(0, |u| u.lock().tasks.len())
+        inv.units.get(&lun).map_or(0, |s| s.unit.lock().tasks.len())
     }
 
     /// Data-out bytes to solicit with FCP_XFER_RDY for this command: `min(FCP_DL, what the
     /// CDB transfers)`, or 0 when the command moves no data out or will be rejected before
-    /// reading it (unknown LUN, pending unit attention for `nexus`, bad CDB, out of range, too
-    /// long or overrunning FCP_DL).
+    /// reading it (unknown LUN or one masked from `nexus`, pending unit attention for `nexus`,
+    /// bad CDB, out of range, too long or overrunning FCP_DL).
     pub fn data_out_len(&self, nexus: Nexus, lun: Lun, cdb: &[u8], fcp_dl: u32) -> u32 {
         let inv = self.shared.inventory();
-        let Some(unit) = inv.units.get(&lun) else {
+        let Some(unit) = inv.visible(nexus, lun) else {
             return 0;
         };
         let Kind::Disk(d) = &unit.kind else {
@@ -720,8 +802,8 @@ impl ScsiEngine {
 
     /// Enters a command into its logical unit's task set now, before its data-out has arrived
     /// (give that with [`Task::set_data_out`]); [`Task::run`] executes it. A command that ends
-    /// at once (no such LU, a unit attention, REPORT LUNS data) is a task that only returns
-    /// its response.
+    /// at once (no such LU, or one masked from the nexus; a unit attention; REPORT LUNS data) is
+    /// a task that only returns its response.
     pub fn enter(&self, cmd: ScsiCommand) -> Task {
         let shared = self.shared.clone();
         let op = OperationCode(cmd.cdb.first().copied().unwrap_or(0));
@@ -731,10 +813,13 @@ impl ScsiEngine {
         };
         let mut inv = self.shared.inventory();
         inv.nexuses.entry(cmd.nexus).or_default();
-        // Only REPORT LUNS needs the inventory; don't build it on the I/O path.
-        let report = (op == OperationCode::REPORT_LUNS)
-            .then(|| ReportLunsData::new(inv.units.keys().copied().collect()));
-        let Some(unit) = inv.units.get(&cmd.lun).cloned() else {
+        // Only REPORT LUNS needs the inventory; don't build it on the I/O path. It lists the
+        // LUs the nexus may see.
+        let report = (op == OperationCode::REPORT_LUNS).then(|| {
+            let luns = inv.units.iter().filter(|(_, s)| s.visible_to(cmd.nexus));
+            ReportLunsData::new(luns.map(|(&l, _)| l).collect())
+        });
+        let Some(unit) = inv.visible(cmd.nexus, cmd.lun).cloned() else {
             let report = report.unwrap_or_default();
             return done(commands::no_unit(op, &cmd.cdb, cmd.fcp_dl, report));
         };
@@ -801,14 +886,16 @@ impl ScsiEngine {
     }
 
     /// ABORT TASK (SAM-5 §7.2): aborts the task `tag` of `nexus` on `lun`. The future ends
-    /// when it has ended (if there was one), with the number aborted.
+    /// when it has ended (if there was one), with the number aborted. Like every task
+    /// management function addressed to a LUN, [`TmfError::IncorrectLun`] when there is no
+    /// such LU or its mask refuses `nexus`.
     pub fn abort_task(
         &self,
         nexus: Nexus,
         lun: Lun,
         tag: u64,
     ) -> impl Future<Output = Result<usize, TmfError>> + Send + 'static {
-        self.abort_on(lun, move |e| e.nexus == nexus && e.tag == tag)
+        self.abort_on(nexus, lun, move |e| e.nexus == nexus && e.tag == tag)
     }
 
     /// ABORT TASK SET (SAM-5 §7.3): aborts every task of `nexus` on `lun`.
@@ -817,15 +904,16 @@ impl ScsiEngine {
         nexus: Nexus,
         lun: Lun,
     ) -> impl Future<Output = Result<usize, TmfError>> + Send + 'static {
-        self.abort_on(lun, move |e| e.nexus == nexus)
+        self.abort_on(nexus, lun, move |e| e.nexus == nexus)
     }
 
     fn abort_on(
         &self,
+        nexus: Nexus,
         lun: Lun,
         pick: impl FnMut(&super::tasks::Entry) -> bool,
     ) -> impl Future<Output = Result<usize, TmfError>> + Send + 'static {
-        let aborting = self.shared.inventory().unit(lun).map(|unit| {
+        let aborting = self.shared.inventory().unit(nexus, lun).map(|unit| {
             let mut a = Aborting::new();
             a.add(&unit, unit.abort(pick));
             a
@@ -845,7 +933,7 @@ impl ScsiEngine {
         nexus: Nexus,
         lun: Lun,
     ) -> impl Future<Output = Result<usize, TmfError>> + Send + 'static {
-        let aborting = self.shared.inventory().unit(lun).map(|unit| {
+        let aborting = self.shared.inventory().unit(nexus, lun).map(|unit| {
             let aborted = unit.abort(|_| true);
             let mut state = unit.lock();
             for &n in aborted.nexuses.iter().filter(|&&n| n != nexus) {
@@ -877,7 +965,7 @@ impl ScsiEngine {
     ) -> impl Future<Output = Result<usize, TmfError>> + Send + 'static {
         let aborting = {
             let inv = self.shared.inventory();
-            inv.unit(lun).map(|unit| {
+            inv.unit(nexus, lun).map(|unit| {
                 let mut a = Aborting::new();
                 reset_unit(&inv, &unit, nexus, &mut a);
                 a
@@ -892,13 +980,13 @@ impl ScsiEngine {
     }
 
     /// TARGET RESET (SAM-5 §7.10, obsolete there but still sent by FCP initiators): a logical
-    /// unit reset of every logical unit.
+    /// unit reset of every logical unit `nexus` sees (those masked from it are left alone).
     pub fn target_reset(&self, nexus: Nexus) -> impl Future<Output = usize> + Send + 'static {
         let mut a = Aborting::new();
         {
             let inv = self.shared.inventory();
-            for unit in inv.units.values() {
-                reset_unit(&inv, unit, nexus, &mut a);
+            for slot in inv.units.values().filter(|s| s.visible_to(nexus)) {
+                reset_unit(&inv, &slot.unit, nexus, &mut a);
             }
         }
         a.wait()

@@ -3,7 +3,8 @@
 //! goes into FCP_DATA and FCP_RSP ([`ScsiResponse`]), or that the task was aborted
 //! ([`Outcome`]). It is the task manager too: task sets ordered by task attribute, unit
 //! attentions per I_T nexus, and the task management functions. Logical units are
-//! [`BlockDevice`]s (disks) or tape drives that only identify themselves.
+//! [`BlockDevice`]s (disks) or tape drives that only identify themselves; a [`LunMask`] hides
+//! one from the initiator ports it refuses (LUN masking by initiator port name).
 //!
 //! The engine does no I/O of its own: the devices do theirs, asynchronously, and the engine
 //! awaits them with no lock held, so commands to different logical units, and SIMPLE commands
@@ -36,6 +37,6 @@ mod tasks;
 
 pub use device::{BlockDevice, DeviceError, MemLun, Tier};
 pub use engine::{
-    DiskConfig, LunError, Nexus, Outcome, ScsiCommand, ScsiEngine, ScsiResponse, TapeConfig,
-    TargetPort, Task, TmfError,
+    DiskConfig, LunError, LunMask, Nexus, Outcome, ScsiCommand, ScsiEngine, ScsiResponse,
+    TapeConfig, TargetPort, Task, TmfError,
 };

@@ -722,3 +722,216 @@ async fn test_dropped_task_leaves_the_set() {
     assert_eq!(r.unwrap().response().unwrap().status, ScsiStatus::GOOD);
     assert_eq!(e.tasks(lun(0)), 0);
 }
+
+// LUN masking.
+
+const REPORT_LUNS: [u8; 12] = [0xA0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0];
+const INQUIRY: [u8; 6] = [0x12, 0, 0, 0, 36, 0];
+const NOT_SUPPORTED: (u8, u8) = (0x25, 0x00);
+
+/// The LUNs REPORT LUNS (sent to LUN 0) lists for `nexus`.
+async fn reported(e: &ScsiEngine, nexus: Nexus) -> Vec<Lun> {
+    let r = run(e, cmd(nexus, lun(0), &REPORT_LUNS, 256)).await;
+    assert_eq!(r.status, ScsiStatus::GOOD, "{:?}", r.sense);
+    ReportLunsData::parse(&r.data_in).unwrap().luns
+}
+
+/// CHECK CONDITION, ILLEGAL REQUEST with `asc`, nothing moved.
+fn illegal(r: &ScsiResponse, asc: (u8, u8)) {
+    assert_eq!(r.status, ScsiStatus::CHECK_CONDITION);
+    let s = r.sense.expect("sense");
+    assert_eq!(s.key, SenseKey::ILLEGAL_REQUEST, "{s}");
+    assert_eq!((s.additional.0, s.additional.1), asc, "{s}");
+    assert!(r.data_in.is_empty());
+}
+
+/// A mask that lets only these nexuses see the LU.
+fn only(nexuses: &[Nexus]) -> LunMask {
+    let ports: Vec<Wwn> = nexuses.iter().map(|n| n.initiator_port).collect();
+    Arc::new(move |w| ports.contains(&w))
+}
+
+/// `lun` answers `nexus` as a LUN with no unit does, and the other LUs are untouched.
+async fn invisible(e: &ScsiEngine, nexus: Nexus, l: Lun) {
+    assert!(!reported(e, nexus).await.contains(&l));
+    // INQUIRY: peripheral qualifier 3, type 1Fh.
+    let r = run(e, cmd(nexus, l, &INQUIRY, 36)).await;
+    assert_eq!(r.status, ScsiStatus::GOOD);
+    assert_eq!(r.data_in.len(), 36);
+    assert_eq!(r.data_in[0], 0x7F);
+    // VPD pages, READ, WRITE, TEST UNIT READY: LOGICAL UNIT NOT SUPPORTED.
+    illegal(
+        &run(e, cmd(nexus, l, &[0x12, 1, 0x80, 0, 0xFF, 0], 0xFF)).await,
+        NOT_SUPPORTED,
+    );
+    illegal(
+        &run(e, cmd(nexus, l, &read16(0, 1), BS)).await,
+        NOT_SUPPORTED,
+    );
+    let w = cmd(nexus, l, &write16(0, 1), BS).with_data_out(vec![0xEE; BS as usize]);
+    illegal(&run(e, w).await, NOT_SUPPORTED);
+    illegal(&run(e, cmd(nexus, l, &TUR, 0)).await, NOT_SUPPORTED);
+    // REQUEST SENSE: GOOD, with LOGICAL UNIT NOT SUPPORTED in the data.
+    let r = run(e, cmd(nexus, l, &[0x03, 0, 0, 0, 18, 0], 18)).await;
+    assert_eq!(r.status, ScsiStatus::GOOD);
+    assert_eq!(
+        (r.data_in[2], r.data_in[12], r.data_in[13]),
+        (0x05, 0x25, 0x00)
+    );
+    // Nothing is solicited for a write.
+    assert_eq!(e.data_out_len(nexus, l, &write16(0, 1), BS), 0);
+    // Task management addressed to it: as for a LUN with no unit.
+    let no_lu = Err(TmfError::IncorrectLun(l));
+    assert_eq!(e.abort_task(nexus, l, 1).await, no_lu);
+    assert_eq!(e.abort_task_set(nexus, l).await, no_lu);
+    assert_eq!(e.clear_task_set(nexus, l).await, no_lu);
+    assert_eq!(e.logical_unit_reset(nexus, l).await, no_lu);
+}
+
+#[tokio::test]
+async fn test_masked_lun_invisible_to_refused_nexus_usable_by_allowed() {
+    let (e, _) = engine();
+    let m = Arc::new(MemLun::new(64, BS, Tier::Ssd).unwrap());
+    let naa = Wwn([0x60, 0, 0, 0, 0, 0, 0, 1]);
+    e.add_disk_masked(
+        lun(1),
+        m.clone(),
+        DiskConfig::new("D1", naa),
+        Some(only(&[A])),
+    )
+    .unwrap();
+    assert_eq!(e.luns(), vec![lun(0), lun(1)], "the engine lists every LU");
+    assert_eq!(
+        e.add_disk_masked(lun(1), m.clone(), DiskConfig::new("X", naa), None),
+        Err(LunError::InUse(lun(1)))
+    );
+
+    // B: LUN 1 is not there; LUN 0 is as before.
+    invisible(&e, B, lun(1)).await;
+    assert_eq!(reported(&e, B).await, vec![lun(0)]);
+    assert_eq!(
+        run(&e, cmd(B, lun(0), &REPORT_LUNS, 256)).await.data_in,
+        Bytes::from_static(&[0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    );
+    assert_eq!(ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await), None);
+    assert_eq!(e.data_out_len(B, lun(0), &write16(0, 1), BS), BS);
+
+    // A: LUN 1 is a disk like any other.
+    assert_eq!(reported(&e, A).await, vec![lun(0), lun(1)]);
+    let r = run(&e, cmd(A, lun(1), &INQUIRY, 36)).await;
+    assert_eq!(r.status, ScsiStatus::GOOD);
+    assert_eq!(r.data_in[0], 0x00, "qualifier 0, disk");
+    assert_eq!(ua(&run(&e, cmd(A, lun(1), &TUR, 0)).await), None);
+    assert_eq!(e.data_out_len(A, lun(1), &write16(3, 1), BS), BS);
+    let w = cmd(A, lun(1), &write16(3, 1), BS).with_data_out(vec![0xAB; BS as usize]);
+    assert_eq!(run(&e, w).await.status, ScsiStatus::GOOD);
+    let r = run(&e, cmd(A, lun(1), &read16(3, 1), BS)).await;
+    assert_eq!(r.status, ScsiStatus::GOOD);
+    assert_eq!(&r.data_in[..], &[0xAB; BS as usize][..]);
+    assert_eq!(e.abort_task_set(A, lun(1)).await, Ok(0));
+    // B's refused write changed nothing.
+    let r = run(&e, cmd(A, lun(1), &read16(0, 1), BS)).await;
+    assert_eq!(&r.data_in[..], &[0; BS as usize][..]);
+
+    // A TARGET RESET by B resets the LUs B sees only: A hears of it on LUN 0, not on LUN 1.
+    assert_eq!(e.target_reset(B).await, 0);
+    assert_eq!(
+        ua(&run(&e, cmd(A, lun(1), &TUR, 0)).await),
+        None,
+        "LUN 1 was not reset"
+    );
+    assert_eq!(
+        ua(&run(&e, cmd(A, lun(0), &TUR, 0)).await),
+        Some((0x29, 0x03))
+    );
+    // And by A, both.
+    assert_eq!(e.target_reset(A).await, 0);
+    assert_eq!(
+        ua(&run(&e, cmd(B, lun(0), &TUR, 0)).await),
+        Some((0x29, 0x03))
+    );
+}
+
+#[tokio::test]
+async fn test_set_mask_reports_luns_changed_once_then_the_new_view() {
+    let (e, _) = engine();
+    let m = Arc::new(MemLun::new(64, BS, Tier::Ssd).unwrap());
+    e.add_disk(lun(1), m, DiskConfig::new("D1", Wwn::ZERO))
+        .unwrap();
+    for n in [A, B, C] {
+        e.add_nexus(n);
+        assert_eq!(reported(&e, n).await, vec![lun(0), lun(1)]);
+    }
+    assert!(!e.set_mask(lun(9), None), "no such LUN");
+    assert!(e.set_mask(lun(1), Some(only(&[A]))));
+    for n in [A, B, C] {
+        // A command to the LU it cannot see neither reports nor clears the unit attention.
+        if n != A {
+            illegal(&run(&e, cmd(n, lun(1), &TUR, 0)).await, NOT_SUPPORTED);
+        }
+        assert_eq!(ua(&run(&e, cmd(n, lun(0), &TUR, 0)).await), LUNS_CHANGED);
+        assert_eq!(ua(&run(&e, cmd(n, lun(0), &TUR, 0)).await), None, "once");
+    }
+    assert_eq!(reported(&e, A).await, vec![lun(0), lun(1)]);
+    assert_eq!(ua(&run(&e, cmd(A, lun(1), &TUR, 0)).await), None);
+    for n in [B, C] {
+        invisible(&e, n, lun(1)).await;
+    }
+    // Back to every nexus: reported again, and C sees LUN 1 once more.
+    assert!(e.set_mask(lun(1), None));
+    for n in [A, B, C] {
+        assert_eq!(ua(&run(&e, cmd(n, lun(0), &TUR, 0)).await), LUNS_CHANGED);
+        assert_eq!(ua(&run(&e, cmd(n, lun(1), &TUR, 0)).await), None, "once");
+        assert_eq!(reported(&e, n).await, vec![lun(0), lun(1)]);
+    }
+}
+
+#[tokio::test]
+async fn test_mask_consulting_changing_state_and_masks_changed() {
+    let (e, _) = engine();
+    e.add_nexus(A);
+    e.add_nexus(B);
+    let peers = Arc::new(Mutex::new(vec![A.initiator_port]));
+    let mask: LunMask = {
+        let peers = peers.clone();
+        Arc::new(move |w| peers.lock().unwrap().contains(&w))
+    };
+    let m = Arc::new(MemLun::new(64, BS, Tier::Ssd).unwrap());
+    e.add_disk_masked(lun(2), m, DiskConfig::new("D2", Wwn::ZERO), Some(mask))
+        .unwrap();
+    for n in [A, B] {
+        assert_eq!(ua(&run(&e, cmd(n, lun(0), &TUR, 0)).await), LUNS_CHANGED);
+    }
+    assert_eq!(reported(&e, A).await, vec![lun(0), lun(2)]);
+    invisible(&e, B, lun(2)).await;
+
+    // B becomes a peer, A stops being one.
+    *peers.lock().unwrap() = vec![B.initiator_port];
+    e.masks_changed();
+    for n in [A, B] {
+        assert_eq!(ua(&run(&e, cmd(n, lun(0), &TUR, 0)).await), LUNS_CHANGED);
+        assert_eq!(ua(&run(&e, cmd(n, lun(0), &TUR, 0)).await), None, "once");
+    }
+    assert_eq!(reported(&e, B).await, vec![lun(0), lun(2)]);
+    assert_eq!(ua(&run(&e, cmd(B, lun(2), &TUR, 0)).await), None);
+    assert_eq!(e.data_out_len(B, lun(2), &write16(0, 1), BS), BS);
+    invisible(&e, A, lun(2)).await;
+}
+
+#[tokio::test]
+async fn test_mask_refusing_everyone_hides_the_lun_from_all() {
+    let (e, _) = engine();
+    let m = Arc::new(MemLun::new(64, BS, Tier::Ssd).unwrap());
+    let nobody: LunMask = Arc::new(|_| false);
+    e.add_disk_masked(lun(1), m, DiskConfig::new("D1", Wwn::ZERO), Some(nobody))
+        .unwrap();
+    for n in [A, B, C] {
+        invisible(&e, n, lun(1)).await;
+        assert_eq!(reported(&e, n).await, vec![lun(0)]);
+    }
+    assert_eq!(e.luns(), vec![lun(0), lun(1)]);
+    // Removed, it is gone for the engine too; a new LU there has no mask.
+    assert_eq!(e.remove_lun(lun(1)).await, Ok(0));
+    e.add_tape(lun(1), tape()).unwrap();
+    assert_eq!(reported(&e, A).await, vec![lun(0), lun(1)]);
+}
