@@ -12,6 +12,7 @@ pub mod core;
 pub mod driver;
 pub mod extents;
 pub mod fuzzing;
+pub mod io;
 pub mod model;
 pub mod real;
 pub mod sim;

@@ -70,6 +70,8 @@ pub struct ControllerConfig {
     pub unit_bytes: u64,
     /// Its management API's URL, told to peers in heartbeats (empty: none).
     pub api_url: String,
+    /// The I/O path: cache size, lease length, load switching, replica copy rate.
+    pub io: crate::io::IoConfig,
 }
 
 impl ControllerConfig {
@@ -91,6 +93,7 @@ impl ControllerConfig {
             discovery_period: Duration::from_secs(2),
             unit_bytes: crate::extents::DEFAULT_UNIT_BYTES,
             api_url: String::new(),
+            io: crate::io::IoConfig::default(),
         }
     }
 
@@ -156,6 +159,8 @@ pub(crate) struct Shared {
     scanned: watch::Sender<bool>,
     claims: Mutex<HashMap<VolumeName, oneshot::Sender<ClaimOutcome>>>,
     failed: AtomicBool,
+    /// The FCP target of the virtual volumes and their I/O path.
+    pub(crate) io: crate::io::Io,
     login: tokio::sync::Mutex<()>,
 }
 
@@ -211,9 +216,12 @@ impl Controller {
             Access::LoggedIn,
             ct,
         );
+        let io = crate::io::Io::new(config.io.clone(), config.port_name, config.node_name);
+        io.target.install(&mut services);
         let mut nc = NodeConfig::new(config.port_name, config.node_name);
         nc.symbolic_name = config.symbolic_name();
         nc.initiator = true;
+        nc.target = true;
         nc.els_timeout = Duration::from_secs(5);
         let node = Node::spawn(nc, connector, services);
         let initiator = Initiator::new(node.clone());
@@ -237,12 +245,14 @@ impl Controller {
             claims: Mutex::new(HashMap::new()),
             failed: AtomicBool::new(false),
             login: tokio::sync::Mutex::new(()),
+            io,
         });
         let tasks = vec![
             tokio::spawn(shared.clone().timers()),
             tokio::spawn(shared.clone().discovery()),
             tokio::spawn(shared.clone().real_volumes()),
             tokio::spawn(service_ct::serve(shared.clone(), requests)),
+            tokio::spawn(crate::io::balance(Arc::downgrade(&shared))),
         ];
         shared.with(|_, _| ());
         Ok(Controller { shared, tasks })
@@ -277,6 +287,21 @@ impl Controller {
     /// The real volumes of this site as last scanned.
     pub fn real_volumes(&self) -> Vec<RealVolume> {
         self.shared.lock().real.clone()
+    }
+
+    /// The LUN volume `name` is served at here (every live volume is a LUN).
+    pub fn lun_of(&self, name: &VolumeName) -> Option<fc_frames::scsi::Lun> {
+        self.shared.io.lun_of(name)
+    }
+
+    /// The I/O counters of volume `name` here.
+    pub fn io_counters(&self, name: &VolumeName) -> Option<crate::io::IoCounters> {
+        self.shared.io.counters(name)
+    }
+
+    /// The FCP target of the virtual volumes (its engine and counters).
+    pub fn target(&self) -> &fc_node::fcp::target::Target {
+        &self.shared.io.target
     }
 
     /// Builds a volume (figure 7).
@@ -376,7 +401,11 @@ impl Shared {
         out
     }
 
-    fn event(&self, inner: &mut Inner, e: Event) {
+    fn event(self: &Arc<Self>, inner: &mut Inner, e: Event) {
+        let serve = matches!(
+            e,
+            Event::Applied(_) | Event::Ready(_) | Event::PeerUp(_) | Event::Renamed { .. }
+        );
         match e {
             Event::Applied(keys) => {
                 let names: BTreeSet<VolumeName> = keys.into_iter().map(|k| k.name).collect();
@@ -398,6 +427,9 @@ impl Shared {
             Event::Renamed { from, to } => {
                 tracing::warn!(%from, %to, "volume name lost to another site's; renamed")
             }
+        }
+        if serve {
+            self.io.sync(self, &inner.core);
         }
     }
 
@@ -511,6 +543,40 @@ impl Shared {
             Ok(_) => Err(CallError::Rejected(Reason::FOREIGN)),
             Err(e) => Err(CallError::Rejected(e.reason())),
         }
+    }
+
+    /// The N_Port_ID of port `w` (a controller or an array), logged in with.
+    pub(crate) async fn resolve_port(&self, w: Wwn) -> Option<FcId> {
+        let id = self.resolve(w).await?;
+        self.log_in(id).await.ok()?;
+        Some(id)
+    }
+
+    /// Where array `array` is now: this site's scan knows its own arrays; another site's
+    /// array is where its controller recorded it, unless the name server says otherwise.
+    pub(crate) async fn array_port(&self, array: Wwn, recorded: FcId) -> FcId {
+        {
+            let inner = self.lock();
+            if let Some(v) = inner.real.iter().find(|v| v.array == array) {
+                return v.array_id;
+            }
+            if let Some(id) = inner.routes.get(&array) {
+                return *id;
+            }
+        }
+        if self.node.sessions().iter().any(|s| s.port_id == recorded && s.port_name == array) {
+            return recorded;
+        }
+        self.resolve(array).await.unwrap_or(recorded)
+    }
+
+    /// Sends one request of the I/O path (leases, invalidations, routes) to controller `to`.
+    pub(crate) async fn send_request(&self, to: Wwn, request: Request) -> Result<Reply, CallError> {
+        let msg = {
+            let mut inner = self.lock();
+            reservation_request(&mut inner, to, request)
+        };
+        self.call(to, &msg).await.map(|(_, _, reply)| reply)
     }
 
     /// The N_Port_ID of controller `w`: from its heartbeats, the name server's answers, or a

@@ -86,6 +86,40 @@ async fn answer(shared: Arc<Shared>, mut req: CtRequest) {
                             Err(Reason::NO_RESERVATION)
                         }
                     }
+                    Request::Lease(lease) => {
+                        inner.core.admit(now, &h, kind)?;
+                        let me = inner.core.identity().wwpn;
+                        let owned = inner
+                            .core
+                            .volume(&lease.name)
+                            .is_some_and(|r| r.key.owner == me && r.body.is_some());
+                        let ttl_ms = if owned {
+                            shared.io.coherence.grant(h.sender, &lease)
+                        } else {
+                            0
+                        };
+                        Ok(Reply::Leased { ttl_ms })
+                    }
+                    Request::Invalidate(inv) => {
+                        inner.core.admit(now, &h, kind)?;
+                        // Only the volume's owner invalidates it.
+                        let key = crate::model::RecordKey {
+                            owner: h.sender,
+                            name: inv.name.clone(),
+                        };
+                        crate::io::coherence::on_invalidate(&shared, &key, &inv);
+                        Ok(Reply::Ack)
+                    }
+                    Request::Route(route) => {
+                        inner.core.admit(now, &h, kind)?;
+                        let owner = inner.core.volume(&route.name).map(|r| r.key.owner);
+                        if owner != Some(h.sender) {
+                            inner.core.count(reason_counter(Reason::FORGED_OWNER));
+                            return Err(Reason::FORGED_OWNER);
+                        }
+                        crate::io::coherence::on_route(&shared, &route);
+                        Ok(Reply::Ack)
+                    }
                     other => inner.core.handle_request(now, h, other),
                 })
                 // What was just applied must be durable before it is acknowledged.

@@ -1,0 +1,758 @@
+//! A common volume as a logical unit of the controller's FCP target (figure 6): a
+//! [`BlockDevice`] whose blocks live where the mapping says.
+//!
+//! - Owned here: the command is split at the sector map's extents and the pieces go to the
+//!   arrays concurrently, as FCP through the controller's initiator. Reads take one copy (the
+//!   primary, or the replica while the primary is over its load threshold); writes go to every
+//!   copy with FUA, and to a replica being synchronized, and are acknowledged only when all are
+//!   durable and every other controller that may cache the range has dropped it
+//!   ([`super::coherence`]). A copy that fails while another holds the data is taken out of the
+//!   mapping (recorded, durable) before the write is acknowledged; a failure of the only copy
+//!   is the CHECK CONDITION of the array.
+//! - Owned by another controller: the whole command is forwarded to the owner's virtual LUN
+//!   (this controller is an FCP initiator to it, through the gateways), and data and status are
+//!   relayed. Reads are served from the remote-read cache while this controller holds a lease.
+//!
+//! Holding during a change of the mapping ([0088]): every command holds the volume's gate
+//! shared for as long as it runs; a change takes it exclusively, so it waits for the commands
+//! of the old mapping to drain and the commands that arrive meanwhile wait for the new one.
+//! No command runs against half a mapping.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use fc_frames::scsi::{Lun, SenseKey};
+use fc_frames::{FcId, Wwn};
+use fc_node::fcp::initiator::ScsiError;
+use fc_node::node::NodeError;
+use fc_node::scsi::{BlockDevice, DeviceError, Tier};
+use tokio::task::JoinSet;
+
+use crate::driver::Shared;
+use crate::model::{MapRow, MediaType, RecordKey, VolumeBody, SECTOR};
+use crate::real::scsi_lun;
+
+use super::cache::Span;
+use super::counters::VolumeCounters;
+
+/// Longest piece one array command moves (the arrays take 8 MiB of 512-byte blocks).
+const MAX_PIECE_BYTES: u64 = 4 << 20;
+
+/// One piece of a command: `len` bytes at `at` of the command's buffer live at `lba` of
+/// `row`'s LUN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Piece {
+    pub(crate) row: MapRow,
+    pub(crate) lba: u64,
+    pub(crate) blocks: u64,
+    pub(crate) at: usize,
+    pub(crate) len: usize,
+}
+
+/// The pieces of bytes `[off, off + len)` of copy `copy` of a volume whose map is `rows`; `None`
+/// when the copy does not cover the range whole, or an extent boundary cuts a real block.
+pub(crate) fn pieces(rows: &[MapRow], copy: u8, off: u64, len: u64) -> Option<Vec<Piece>> {
+    let mut out: Vec<Piece> = Vec::new();
+    let mut covered = 0u64;
+    let end = off.checked_add(len)?;
+    let mut sorted: Vec<&MapRow> = rows.iter().filter(|r| r.copy == copy).collect();
+    sorted.sort_by_key(|r| r.virtual_start);
+    for row in sorted {
+        let start = row.virtual_start.checked_mul(SECTOR)?;
+        let stop = start.checked_add(row.real.bytes())?;
+        let a = off.max(start);
+        let b = end.min(stop);
+        if a >= b {
+            continue;
+        }
+        let bs = u64::from(row.real.block_size);
+        if bs == 0 || (a - start) % bs != 0 || (b - a) % bs != 0 {
+            return None;
+        }
+        let mut p = a;
+        while p < b {
+            let n = (b - p).min(MAX_PIECE_BYTES);
+            out.push(Piece {
+                row: *row,
+                lba: row.real.start + (p - start) / bs,
+                blocks: n / bs,
+                at: (p - off) as usize,
+                len: n as usize,
+            });
+            p += n;
+        }
+        covered += b - a;
+    }
+    (covered == len).then_some(out)
+}
+
+/// The block size a volume presents: the largest of its extents' (every one divides it, as
+/// extents are whole allocation units). The same at every controller: it comes from the record.
+pub(crate) fn block_size_of(body: &VolumeBody) -> u32 {
+    body.rows
+        .iter()
+        .map(|r| r.real.block_size)
+        .max()
+        .filter(|b| *b > 0)
+        .unwrap_or(512)
+}
+
+/// The copies a mapping lists, ascending.
+pub(crate) fn copies(body: &VolumeBody) -> Vec<u8> {
+    let mut c: Vec<u8> = body.rows.iter().map(|r| r.copy).collect();
+    c.sort_unstable();
+    c.dedup();
+    c
+}
+
+/// What an array's (or the owner's) failed command means to the engine.
+pub(crate) fn device_error(e: ScsiError) -> DeviceError {
+    match e {
+        ScsiError::CheckCondition(sense) => DeviceError::Check(sense),
+        ScsiError::Node(NodeError::TimedOut) => DeviceError::Unreachable {
+            timed_out: true,
+            source: io::Error::new(io::ErrorKind::TimedOut, e),
+        },
+        other => DeviceError::Unreachable {
+            timed_out: false,
+            source: io::Error::other(other),
+        },
+    }
+}
+
+/// Runs one command of this controller's own (to an array, or to the owner's LUN) again when
+/// it ends in a unit attention: those are news for this controller's I_T nexus (a LUN added
+/// there, a power on), not for the host whose command this is.
+pub(crate) async fn retry_attention<T, F, Fut>(mut f: F) -> Result<T, ScsiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ScsiError>>,
+{
+    let mut left = 4;
+    loop {
+        match f().await {
+            Err(ScsiError::CheckCondition(s)) if s.key == SenseKey::UNIT_ATTENTION && left > 0 => {
+                left -= 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn unreachable(what: String) -> DeviceError {
+    DeviceError::Unreachable {
+        timed_out: false,
+        source: io::Error::other(what),
+    }
+}
+
+/// A replica being brought in sync: its rows (not yet in the mapping) and how far the copy
+/// has come (bytes from the start that it holds).
+#[derive(Debug, Clone)]
+pub(crate) struct Syncing {
+    pub(crate) rows: Vec<MapRow>,
+    pub(crate) copied: Arc<AtomicU64>,
+    /// Set when a write to it failed: the copier stops.
+    pub(crate) failed: Arc<AtomicBool>,
+}
+
+/// A common volume served as a LUN.
+pub(crate) struct VirtualVolume {
+    pub(crate) key: RecordKey,
+    shared: Weak<Shared>,
+    block_size: u32,
+    blocks: u64,
+    tier: Tier,
+    /// The mapping commands run against.
+    body: RwLock<Arc<VolumeBody>>,
+    /// Commands hold it shared, changes of the mapping exclusively.
+    pub(crate) gate: tokio::sync::RwLock<()>,
+    /// Host writes hold it shared; the replica copier exclusively, one chunk at a time.
+    pub(crate) copy_gate: tokio::sync::RwLock<()>,
+    /// A replica being synchronized (owner only).
+    pub(crate) syncing: Mutex<Option<Syncing>>,
+    /// One copy taken out of the mapping at a time.
+    pub(crate) detaching: tokio::sync::Mutex<()>,
+    /// The owner's LUN as this (forwarding) controller reached it.
+    remote: Mutex<Option<(FcId, Lun)>>,
+    /// Forwarder: told by the owner to read the in-sync replica directly.
+    pub(crate) direct: AtomicBool,
+    /// Owner: reads go to the replica (the primary is over its load threshold).
+    pub(crate) switched: AtomicBool,
+    /// Commands running on the primary copy now (owner).
+    pub(crate) outstanding: AtomicU64,
+    /// Primary I/O completions in the current and last window (owner).
+    pub(crate) load: Mutex<LoadWindow>,
+    pub(crate) counters: VolumeCounters,
+}
+
+/// I/O per second on the primary over a one-second window.
+#[derive(Debug)]
+pub(crate) struct LoadWindow {
+    pub(crate) since: Instant,
+    pub(crate) count: u64,
+    pub(crate) last_rate: u64,
+}
+
+impl std::fmt::Debug for VirtualVolume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VirtualVolume")
+            .field("key", &self.key)
+            .field("blocks", &self.blocks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VirtualVolume {
+    pub(crate) fn new(shared: Weak<Shared>, key: RecordKey, body: VolumeBody) -> VirtualVolume {
+        let block_size = block_size_of(&body);
+        let blocks = (body.capacity / u64::from(block_size)).max(1);
+        let tier = match body.media {
+            MediaType::Ssd => Tier::Ssd,
+            MediaType::FastHdd => Tier::FastHdd,
+            MediaType::SlowHdd | MediaType::Tape => Tier::SlowHdd,
+        };
+        VirtualVolume {
+            key,
+            shared,
+            block_size,
+            blocks,
+            tier,
+            body: RwLock::new(Arc::new(body)),
+            gate: tokio::sync::RwLock::new(()),
+            copy_gate: tokio::sync::RwLock::new(()),
+            syncing: Mutex::new(None),
+            detaching: tokio::sync::Mutex::new(()),
+            remote: Mutex::new(None),
+            direct: AtomicBool::new(false),
+            switched: AtomicBool::new(false),
+            outstanding: AtomicU64::new(0),
+            load: Mutex::new(LoadWindow {
+                since: Instant::now(),
+                count: 0,
+                last_rate: 0,
+            }),
+            counters: VolumeCounters::default(),
+        }
+    }
+
+    /// The mapping commands run against now.
+    pub(crate) fn body(&self) -> Arc<VolumeBody> {
+        self.body.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Takes a new mapping of the volume (the caller holds the gate when it matters).
+    pub(crate) fn set_body(&self, body: VolumeBody) {
+        *self.body.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(body);
+    }
+
+    fn shared(&self) -> Result<Arc<Shared>, DeviceError> {
+        self.shared
+            .upgrade()
+            .ok_or_else(|| unreachable("the controller is stopping".into()))
+    }
+
+    fn owned_here(&self, shared: &Shared) -> bool {
+        self.key.owner == shared.config.port_name
+    }
+
+    fn check(&self, lba: u64, blocks: u64) -> Result<(u64, u64), DeviceError> {
+        match lba.checked_add(blocks) {
+            Some(end) if end <= self.blocks => Ok((
+                lba * u64::from(self.block_size),
+                blocks * u64::from(self.block_size),
+            )),
+            _ => Err(DeviceError::OutOfRange { lba, blocks }),
+        }
+    }
+
+    /// Counts one primary I/O for the load window; the IOPS of the last whole window.
+    fn tick_load(&self) {
+        let mut w = self.load.lock().unwrap_or_else(|e| e.into_inner());
+        let el = w.since.elapsed();
+        if el >= Duration::from_secs(1) {
+            w.last_rate = (w.count as f64 / el.as_secs_f64()) as u64;
+            w.count = 0;
+            w.since = Instant::now();
+        }
+        w.count += 1;
+    }
+
+    // ---- owner: the arrays ----
+
+    /// Reads `len` bytes at `off` from copy `copy`'s arrays, the pieces concurrently.
+    async fn read_copy(
+        &self,
+        shared: &Arc<Shared>,
+        rows: &[MapRow],
+        copy: u8,
+        off: u64,
+        len: u64,
+    ) -> Result<Bytes, DeviceError> {
+        let pieces = pieces(rows, copy, off, len).ok_or(DeviceError::OutOfRange {
+            lba: off / u64::from(self.block_size),
+            blocks: len / u64::from(self.block_size),
+        })?;
+        if let [p] = pieces.as_slice() {
+            return read_piece(shared, *p).await;
+        }
+        let mut set = JoinSet::new();
+        for p in pieces {
+            let shared = shared.clone();
+            set.spawn(async move { (p.at, read_piece(&shared, p).await) });
+        }
+        let mut out = BytesMut::zeroed(len as usize);
+        while let Some(r) = set.join_next().await {
+            let (at, data) = r.map_err(|e| DeviceError::Blocking(io::Error::other(e)))?;
+            let data = data?;
+            out[at..at + data.len()].copy_from_slice(&data);
+        }
+        Ok(out.freeze())
+    }
+
+    /// Reads at the owner: the primary, or the replica while switched; the other copy when the
+    /// first fails.
+    async fn owner_read(
+        &self,
+        shared: &Arc<Shared>,
+        off: u64,
+        len: u64,
+    ) -> Result<Bytes, DeviceError> {
+        let body = self.body();
+        let copies = copies(&body);
+        let first = if self.switched.load(Ordering::Relaxed) && copies.len() > 1 {
+            copies[1]
+        } else {
+            copies.first().copied().unwrap_or(0)
+        };
+        let mut order = vec![first];
+        order.extend(copies.iter().copied().filter(|c| *c != first));
+        let mut last = None;
+        for copy in order {
+            let primary = copy == copies.first().copied().unwrap_or(0);
+            if primary {
+                self.outstanding.fetch_add(1, Ordering::Relaxed);
+                self.tick_load();
+            }
+            let r = self.read_copy(shared, &body.rows, copy, off, len).await;
+            if primary {
+                self.outstanding.fetch_sub(1, Ordering::Relaxed);
+            } else {
+                self.counters.replica_reads.fetch_add(1, Ordering::Relaxed);
+            }
+            match r {
+                Ok(b) => return Ok(b),
+                Err(e) => {
+                    tracing::warn!(volume = %self.key.name, copy, error = %e, "read failed on a copy");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or(DeviceError::OutOfRange { lba: off, blocks: len }))
+    }
+
+    /// Writes at the owner: every copy (and a replica being synchronized) with FUA, then the
+    /// caches of other controllers are invalidated, then it is acknowledged.
+    async fn owner_write(
+        &self,
+        shared: &Arc<Shared>,
+        off: u64,
+        data: Bytes,
+    ) -> Result<(), DeviceError> {
+        shared.io.coherence.wait_for_old_leases().await;
+        let body = self.body();
+        let copies = copies(&body);
+        let len = data.len() as u64;
+        let syncing = self
+            .syncing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut set = JoinSet::new();
+        let mut spawn_copy = |rows: Vec<MapRow>, copy: u8, tag: Option<u8>| -> Result<(), DeviceError> {
+            let ps = pieces(&rows, copy, off, len).ok_or(DeviceError::OutOfRange {
+                lba: off / u64::from(self.block_size),
+                blocks: len / u64::from(self.block_size),
+            })?;
+            for p in ps {
+                let shared = shared.clone();
+                let piece = data.slice(p.at..p.at + p.len);
+                set.spawn(async move { (tag, write_piece(&shared, p, piece).await) });
+            }
+            Ok(())
+        };
+        for &c in &copies {
+            spawn_copy(body.rows.clone(), c, Some(c))?;
+        }
+        if let Some(s) = &syncing {
+            // The copier holds bytes below `copied`; above it, it will copy them itself, but
+            // writing there too costs nothing and keeps the rule simple: every write reaches
+            // the replica.
+            let copy = s.rows.first().map_or(1, |r| r.copy);
+            spawn_copy(s.rows.clone(), copy, None)?;
+        }
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        self.tick_load();
+        let mut failed: Vec<(u8, DeviceError)> = Vec::new();
+        let mut sync_failed = false;
+        while let Some(r) = set.join_next().await {
+            let (tag, res) = r.map_err(|e| DeviceError::Blocking(io::Error::other(e)))?;
+            if let Err(e) = res {
+                match tag {
+                    Some(c) => {
+                        if !failed.iter().any(|(f, _)| *f == c) {
+                            failed.push((c, e));
+                        }
+                    }
+                    None => sync_failed = true,
+                }
+            }
+        }
+        self.outstanding.fetch_sub(1, Ordering::Relaxed);
+        if sync_failed {
+            shared.io.abandon_sync(self);
+        }
+        if !failed.is_empty() {
+            if failed.len() == copies.len() {
+                // No copy holds it: the array's error, as it came.
+                return Err(failed.swap_remove(0).1);
+            }
+            let lost: Vec<u8> = failed.iter().map(|(c, _)| *c).collect();
+            for (c, e) in &failed {
+                tracing::error!(volume = %self.key.name, copy = c, error = %e, "a copy failed a write; it leaves the mapping");
+            }
+            shared.io.detach(shared, self, &lost).await?;
+        }
+        let sectors = len / SECTOR;
+        shared
+            .io
+            .coherence
+            .invalidate(shared, self, off / SECTOR, sectors, false)
+            .await;
+        Ok(())
+    }
+
+    // ---- forwarder: the owner ----
+
+    /// The owner's LUN of this volume: found once by its identity (VPD page 0x83), as a
+    /// multipath driver would.
+    async fn owner_lun(&self, shared: &Arc<Shared>) -> Result<(FcId, Lun), DeviceError> {
+        if let Some(a) = *self.remote.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(a);
+        }
+        let owner = self.key.owner;
+        let id = shared
+            .resolve_port(owner)
+            .await
+            .ok_or_else(|| unreachable(format!("owner controller {owner} is not reachable")))?;
+        let want = super::identity(&self.key, &self.body()).0;
+        let guess = super::lun_guess(want);
+        let mut candidates = vec![guess];
+        if let Ok(luns) = shared.initiator.report_luns(id).await {
+            candidates.extend(luns.into_iter().filter(|l| *l != guess));
+        }
+        for lun in candidates {
+            if let Ok(page) = shared.initiator.vpd(id, lun, 0x83).await {
+                if lu_naa(&page) == Some(want) {
+                    *self.remote.lock().unwrap_or_else(|e| e.into_inner()) = Some((id, lun));
+                    return Ok((id, lun));
+                }
+            }
+        }
+        Err(unreachable(format!(
+            "owner controller {owner} does not serve volume {}",
+            self.key.name
+        )))
+    }
+
+    fn forget_owner(&self) {
+        *self.remote.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    async fn forward_read(
+        &self,
+        shared: &Arc<Shared>,
+        lba: u64,
+        blocks: u64,
+    ) -> Result<Bytes, DeviceError> {
+        let (id, lun) = self.owner_lun(shared).await?;
+        let mut out = BytesMut::new();
+        let mut at = lba;
+        let per = (MAX_PIECE_BYTES / u64::from(self.block_size)).max(1);
+        while at < lba + blocks {
+            let n = per.min(lba + blocks - at);
+            let init = &shared.initiator;
+            let part = retry_attention(|| init.read(id, lun, at, n as u32, self.block_size))
+                .await
+                .map_err(|e| {
+                    self.forget_owner();
+                    device_error(e)
+                })?;
+            if n == blocks {
+                return Ok(part);
+            }
+            out.extend_from_slice(&part);
+            at += n;
+        }
+        Ok(out.freeze())
+    }
+
+    async fn forward_write(
+        &self,
+        shared: &Arc<Shared>,
+        lba: u64,
+        data: Bytes,
+        fua: bool,
+    ) -> Result<(), DeviceError> {
+        let (id, lun) = self.owner_lun(shared).await?;
+        let bs = u64::from(self.block_size);
+        let per = (MAX_PIECE_BYTES / bs).max(1);
+        let blocks = data.len() as u64 / bs;
+        let mut set = JoinSet::new();
+        let mut at = 0;
+        while at < blocks {
+            let n = per.min(blocks - at);
+            let part = data.slice((at * bs) as usize..((at + n) * bs) as usize);
+            let init = shared.initiator.clone();
+            let block_size = self.block_size;
+            set.spawn(async move {
+                retry_attention(|| init.write(id, lun, lba + at, part.clone(), block_size, fua))
+                    .await
+            });
+            at += n;
+        }
+        let mut err = None;
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => err = Some(device_error(e)),
+                Err(e) => err = Some(DeviceError::Blocking(io::Error::other(e))),
+            }
+        }
+        match err {
+            Some(e) => {
+                self.forget_owner();
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// A forwarder told to read the replica reads its rows here directly.
+    async fn direct_read(
+        &self,
+        shared: &Arc<Shared>,
+        off: u64,
+        len: u64,
+    ) -> Option<Bytes> {
+        let body = self.body();
+        let copies = copies(&body);
+        let replica = *copies.get(1)?;
+        match self.read_copy(shared, &body.rows, replica, off, len).await {
+            Ok(b) => {
+                self.counters.replica_reads.fetch_add(1, Ordering::Relaxed);
+                Some(b)
+            }
+            Err(e) => {
+                tracing::warn!(volume = %self.key.name, error = %e, "direct replica read failed; back to the owner");
+                self.direct.store(false, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+/// The logical unit's NAA name in a VPD page 0x83.
+fn lu_naa(page: &fc_frames::scsi::data::VpdPage) -> Option<Wwn> {
+    use fc_frames::scsi::data::{Association, DesignatorType, VpdPage};
+    let VpdPage::DeviceIdentification(ds) = page else {
+        return None;
+    };
+    ds.iter()
+        .find(|d| d.association == Association::LOGICAL_UNIT && d.designator_type == DesignatorType::NAA)
+        .and_then(|d| <[u8; 8]>::try_from(d.value.as_slice()).ok())
+        .map(|b| Wwn::from_u64(u64::from_be_bytes(b)))
+}
+
+async fn read_piece(shared: &Arc<Shared>, p: Piece) -> Result<Bytes, DeviceError> {
+    let id = shared
+        .array_port(p.row.real.array, p.row.real.array_id)
+        .await;
+    let init = &shared.initiator;
+    retry_attention(|| {
+        init.read(
+            id,
+            scsi_lun(p.row.real.lun),
+            p.lba,
+            p.blocks as u32,
+            p.row.real.block_size,
+        )
+    })
+    .await
+    .map_err(device_error)
+}
+
+async fn write_piece(shared: &Arc<Shared>, p: Piece, data: Bytes) -> Result<(), DeviceError> {
+    let id = shared
+        .array_port(p.row.real.array, p.row.real.array_id)
+        .await;
+    let init = &shared.initiator;
+    retry_attention(|| {
+        init.write(
+            id,
+            scsi_lun(p.row.real.lun),
+            p.lba,
+            data.clone(),
+            p.row.real.block_size,
+            true,
+        )
+    })
+    .await
+    .map_err(device_error)
+}
+
+#[async_trait]
+impl BlockDevice for VirtualVolume {
+    fn block_size(&self) -> u32 {
+        self.block_size
+    }
+
+    fn block_count(&self) -> u64 {
+        self.blocks
+    }
+
+    fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    async fn read(&self, lba: u64, blocks: u64) -> Result<Bytes, DeviceError> {
+        let (off, len) = self.check(lba, blocks)?;
+        let shared = self.shared()?;
+        let _held = self.gate.read().await;
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        self.counters.read_bytes.fetch_add(len, Ordering::Relaxed);
+        if self.owned_here(&shared) {
+            return self.owner_read(&shared, off, len).await;
+        }
+        let cache = &shared.io.cache;
+        let span = Span::new(self.key.clone(), off, len);
+        let ticket = cache.ticket(&self.key);
+        if ticket.is_some() {
+            if let Some(hit) = cache.get(&span) {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                self.counters.wan_bytes_saved.fetch_add(len, Ordering::Relaxed);
+                return Ok(hit);
+            }
+        }
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        if ticket.is_none() {
+            shared.io.coherence.want_lease(&shared, &self.key);
+        }
+        if ticket.is_some() && self.direct.load(Ordering::Relaxed) {
+            if let Some(b) = self.direct_read(&shared, off, len).await {
+                return Ok(b);
+            }
+        }
+        let data = self.forward_read(&shared, lba, blocks).await?;
+        self.counters.wan_bytes.fetch_add(len, Ordering::Relaxed);
+        if let Some(t) = ticket {
+            cache.insert(&span, data.clone(), t);
+        }
+        Ok(data)
+    }
+
+    async fn write(&self, lba: u64, data: Bytes, fua: bool) -> Result<(), DeviceError> {
+        let blocks = data.len() as u64 / u64::from(self.block_size);
+        if data.len() as u64 % u64::from(self.block_size) != 0 {
+            return Err(DeviceError::BadBufferLength {
+                len: data.len(),
+                block_size: self.block_size,
+            });
+        }
+        let (off, len) = self.check(lba, blocks)?;
+        let shared = self.shared()?;
+        let _held = self.gate.read().await;
+        self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        self.counters.write_bytes.fetch_add(len, Ordering::Relaxed);
+        if self.owned_here(&shared) {
+            let _copy = self.copy_gate.read().await;
+            return self.owner_write(&shared, off, data).await;
+        }
+        let r = self.forward_write(&shared, lba, data, fua).await;
+        self.counters.wan_bytes.fetch_add(len, Ordering::Relaxed);
+        // Whatever this controller cached of the range is older than what was written.
+        shared.io.cache.invalidate(&self.key, off, len);
+        r
+    }
+
+    async fn flush(&self) -> Result<(), DeviceError> {
+        // Every write is durable (FUA at every array) when it is acknowledged; a forwarded
+        // SYNCHRONIZE CACHE would be answered the same at the owner.
+        Ok(())
+    }
+
+    async fn unmap(&self, lba: u64, blocks: u64) -> Result<(), DeviceError> {
+        // Deallocation is written as zeros (LBPRZ holds): the real extents stay the volume's.
+        let bs = u64::from(self.block_size);
+        let mut at = lba;
+        let per = (MAX_PIECE_BYTES / bs).max(1);
+        while at < lba + blocks {
+            let n = per.min(lba + blocks - at);
+            let zeros = Bytes::from(vec![0u8; (n * bs) as usize]);
+            self.write(at, zeros, true).await?;
+            at += n;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fc_frames::FcId;
+
+    use super::*;
+    use crate::model::RealExtent;
+
+    fn row(vs: u64, copy: u8, start: u64, blocks: u64, bs: u32) -> MapRow {
+        MapRow {
+            virtual_start: vs,
+            real: RealExtent {
+                array: Wwn::from_u64(0x5000_0000_0000_0001),
+                array_id: FcId::new(1, 0, 1),
+                lun: 0,
+                start,
+                blocks,
+                block_size: bs,
+            },
+            copy,
+        }
+    }
+
+    #[test]
+    fn test_pieces_split_at_extents_and_cover_whole() {
+        // Two 1 MiB extents of 4096-byte blocks, the second elsewhere on the LUN.
+        let rows = [row(0, 0, 100, 256, 4096), row(2048, 0, 1000, 256, 4096)];
+        let p = pieces(&rows, 0, (1 << 20) - 8192, 16384).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!((p[0].lba, p[0].blocks, p[0].at, p[0].len), (354, 2, 0, 8192));
+        assert_eq!((p[1].lba, p[1].blocks, p[1].at, p[1].len), (1000, 2, 8192, 8192));
+        // Past the end, or cutting a block: no plan.
+        assert!(pieces(&rows, 0, (2 << 20) - 4096, 8192).is_none());
+        assert!(pieces(&rows, 0, 512, 4096).is_none());
+        // Another copy is its own map.
+        assert!(pieces(&rows, 1, 0, 4096).is_none());
+    }
+
+    #[test]
+    fn test_long_pieces_are_cut() {
+        let rows = [row(0, 0, 0, 4096, 4096)];
+        let p = pieces(&rows, 0, 0, 16 << 20).unwrap();
+        assert_eq!(p.len(), 4);
+        assert!(p.iter().all(|p| p.len as u64 == MAX_PIECE_BYTES));
+        assert_eq!(p[3].lba, 3072);
+    }
+}
