@@ -36,7 +36,8 @@ local BODY = PREAMBLE_LEN + HEADER_LEN
 
 local KIND = {
     [0x01] = "HEARTBEAT", [0x02] = "UPDATE", [0x03] = "PULL", [0x04] = "CLAIM",
-    [0x05] = "RESERVE", [0x06] = "RELEASE", [0x07] = "COMMIT",
+    [0x05] = "RESERVE", [0x06] = "RELEASE", [0x07] = "COMMIT", [0x08] = "LEASE",
+    [0x09] = "INVALIDATE", [0x0A] = "ROUTE",
 }
 local COMMAND = { [FS_RJT] = "FS_RJT", [FS_ACC] = "FS_ACC" }
 for k, name in pairs(KIND) do COMMAND[0x0E00 + k] = name end
@@ -130,6 +131,18 @@ local f = {
     release_id = ProtoField.uint64("fcsan.release.id", "Reservation", base.HEX),
     commit_id = ProtoField.uint64("fcsan.commit.id", "Reservation", base.HEX),
     commit_name = ProtoField.string("fcsan.commit.name", "Volume name"),
+
+    lease_name = ProtoField.string("fcsan.lease.name", "Volume name"),
+    lease_release = ProtoField.uint8("fcsan.lease.release", "Release", base.DEC, YES_NO),
+    leased_ttl = ProtoField.uint32("fcsan.leased.ttl", "Lease for (ms, 0: refused or released)", base.DEC),
+
+    inval_name = ProtoField.string("fcsan.inval.name", "Volume name"),
+    inval_start = ProtoField.uint64("fcsan.inval.start", "Start (sector)", base.DEC),
+    inval_sectors = ProtoField.uint64("fcsan.inval.sectors", "Sectors", base.DEC),
+    inval_revoke = ProtoField.uint8("fcsan.inval.revoke", "Revoke (everything and the lease)", base.DEC, YES_NO),
+
+    route_name = ProtoField.string("fcsan.route.name", "Volume name"),
+    route_replica = ProtoField.uint8("fcsan.route.replica", "Read the replica directly", base.DEC, YES_NO),
 }
 local field_list = {}
 for _, v in pairs(f) do field_list[#field_list + 1] = v end
@@ -292,6 +305,20 @@ local REQUEST_BODY = {
         c:add(t, f.commit_id, 8, "reservation id")
         c:text(t, f.commit_name, "volume name")
     end,
+    [0x08] = function(c, t)
+        c:text(t, f.lease_name, "volume name")
+        c:flag(t, f.lease_release, "release")
+    end,
+    [0x09] = function(c, t)
+        c:text(t, f.inval_name, "volume name")
+        c:add(t, f.inval_start, 8, "start sector")
+        c:add(t, f.inval_sectors, 8, "sectors")
+        c:flag(t, f.inval_revoke, "revoke")
+    end,
+    [0x0A] = function(c, t)
+        c:text(t, f.route_name, "volume name")
+        c:flag(t, f.route_replica, "replica")
+    end,
 }
 
 local function ack() end
@@ -322,6 +349,11 @@ local REPLY_BODY = {
     end,
     [0x06] = ack,
     [0x07] = ack,
+    [0x08] = function(c, t)
+        c:add(t, f.leased_ttl, 4, "ttl_ms")
+    end,
+    [0x09] = ack,
+    [0x0A] = ack,
 }
 
 local function malformed(item, pinfo, msg)
@@ -366,7 +398,7 @@ function fcsan.dissector(tvb, pinfo, tree)
         return len
     end
 
-    local is_request = command >= 0x0E01 and command <= 0x0E07
+    local is_request = command >= 0x0E00 and command <= 0x0EFF and KIND[command - 0x0E00] ~= nil
     if not is_request and command ~= FS_ACC then
         root:add_proto_expert_info(e_unknown, string.format("unknown command code 0x%04x", command))
         pinfo.cols.info:set(string.format("fcsan unknown command 0x%04x", command))

@@ -12,7 +12,8 @@ use crate::model::{
     VolumeBody, VolumeName, VolumeState,
 };
 use crate::wire::{
-    Claim, Claimed, Header, Heartbeat, Kind, Message, Pull, Pulled, Reason, Reply, Request, Reserve,
+    Claim, Claimed, Header, Heartbeat, Invalidate, Kind, Lease, Message, Pull, Pulled, Reason,
+    Reply, Request, Reserve, Route,
 };
 
 /// Controller A's N_Port_Name.
@@ -149,6 +150,23 @@ pub fn messages() -> Vec<Message> {
             id: 0x5eed_0002,
             name: name("web-02"),
         },
+        // B owns `logs-03`; A asks to cache it.
+        Request::Lease(Lease {
+            name: name("logs-03"),
+            release: false,
+        }),
+        // A owns `db-01`: B, holding a lease, drops 4 KiB of it before A acknowledges a write.
+        Request::Invalidate(Invalidate {
+            name: name("db-01"),
+            start: 2048,
+            sectors: 8,
+            revoke: false,
+        }),
+        // ... and reads its in-sync replica (copy 1) directly from now on.
+        Request::Route(Route {
+            name: name("db-01"),
+            replica: true,
+        }),
     ];
     let mut out = Vec::new();
     for (seq, request) in (1..).zip(requests) {
@@ -191,6 +209,7 @@ fn reply(kind: Kind) -> Reply {
             holder: Some((B_WWPN, 1_795_478_400_100)),
         }),
         Kind::RESERVE => Reply::Reserved(vec![extent(3, 0, 1 << 20), extent(4, 0, 1 << 20)]),
+        Kind::LEASE => Reply::Leased { ttl_ms: 10_000 },
         _ => Reply::Ack,
     }
 }

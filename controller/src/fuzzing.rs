@@ -37,7 +37,7 @@ fn round_trip(data: &[u8], key: &Key) {
 }
 
 /// The file name of the seed of catalogue message `i`: `catalogue-01-heartbeat-request`,
-/// `catalogue-16-reject`.
+/// `catalogue-22-reject`.
 pub fn seed_name(i: usize, msg: &Message) -> String {
     let n = i + 1;
     match msg {

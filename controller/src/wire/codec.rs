@@ -35,17 +35,22 @@
 //! RESERVE    id: u64 | media: u8 | bytes: u64 | ttl_ms: u32
 //! RELEASE    id: u64
 //! COMMIT     id: u64 | name: name
+//! LEASE      name: name | release: flag
+//! INVALIDATE name: name | start: u64 | sectors: u64 | revoke: flag
+//! ROUTE      name: name | replica: flag
 //! ```
 //!
 //! # Reply bodies (chosen by the kind in the header)
 //!
 //! ```text
-//! HEARTBEAT, RELEASE, COMMIT   Ack: empty
+//! HEARTBEAT, RELEASE, COMMIT,  Ack: empty
+//! INVALIDATE, ROUTE
 //! UPDATE                       Updated: vector
 //! PULL                         Pulled: complete: flag | versions: vector | records: list of record
 //! CLAIM                        Claimed: granted: flag | has holder: flag
 //!                                       [ holder: wwpn(8) | since: u64 ]   (when has holder = 1)
 //! RESERVE                      Reserved: list of extent
+//! LEASE                        Leased: ttl_ms: u32   (0: refused, or released)
 //! ```
 //!
 //! # Shared pieces
@@ -93,8 +98,9 @@ use crate::model::{
     VersionVector, VolumeBody, VolumeName, VolumeState,
 };
 use crate::wire::{
-    Claim, Claimed, Header, Heartbeat, Kind, Message, Pull, Pulled, Reason, Reply, Request,
-    Reserve, FORMAT, GS_SUBTYPE, GS_TYPE, HEADER_LEN, MAC_LEN, MAX_LIST_LEN, MAX_TEXT_LEN,
+    Claim, Claimed, Header, Heartbeat, Invalidate, Kind, Lease, Message, Pull, Pulled, Reason,
+    Reply, Request, Reserve, Route, FORMAT, GS_SUBTYPE, GS_TYPE, HEADER_LEN, MAC_LEN, MAX_LIST_LEN,
+    MAX_TEXT_LEN,
 };
 
 /// Length of the CT preamble.
@@ -558,7 +564,6 @@ fn signed_message(ct_iu: &[u8], key: &Key, request: Option<Kind>) -> Result<Mess
 
 fn request_body(w: &mut Writer, request: &Request) {
     match request {
-        Request::Lease(_) | Request::Invalidate(_) | Request::Route(_) => todo!("codec helper"),
         Request::Heartbeat(hb) => {
             w.text(&hb.name);
             w.text(&hb.site);
@@ -591,6 +596,20 @@ fn request_body(w: &mut Writer, request: &Request) {
         Request::Commit { id, name } => {
             w.u64(*id);
             w.text(name.as_str());
+        }
+        Request::Lease(lease) => {
+            w.text(lease.name.as_str());
+            w.flag(lease.release);
+        }
+        Request::Invalidate(inv) => {
+            w.text(inv.name.as_str());
+            w.u64(inv.start);
+            w.u64(inv.sectors);
+            w.flag(inv.revoke);
+        }
+        Request::Route(route) => {
+            w.text(route.name.as_str());
+            w.flag(route.replica);
         }
     }
 }
@@ -627,6 +646,20 @@ fn request_of(r: &mut Reader<'_>, kind: Kind) -> Result<Request, WireError> {
             id: r.u64("reservation id")?,
             name: r.name()?,
         },
+        Kind::LEASE => Request::Lease(Lease {
+            name: r.name()?,
+            release: r.flag("release")?,
+        }),
+        Kind::INVALIDATE => Request::Invalidate(Invalidate {
+            name: r.name()?,
+            start: r.u64("start sector")?,
+            sectors: r.u64("sectors")?,
+            revoke: r.flag("revoke")?,
+        }),
+        Kind::ROUTE => Request::Route(Route {
+            name: r.name()?,
+            replica: r.flag("replica")?,
+        }),
         // The caller checked the kind.
         other => return Err(WireError::UnknownKind(other)),
     })
@@ -634,7 +667,6 @@ fn request_of(r: &mut Reader<'_>, kind: Kind) -> Result<Request, WireError> {
 
 fn reply_body(w: &mut Writer, reply: &Reply) {
     match reply {
-        Reply::Leased { .. } => todo!("codec helper"),
         Reply::Ack => {}
         Reply::Updated(versions) => w.vector(versions),
         Reply::Pulled(p) => {
@@ -659,12 +691,15 @@ fn reply_body(w: &mut Writer, reply: &Reply) {
                 w.extent(e);
             }
         }
+        Reply::Leased { ttl_ms } => w.u32(*ttl_ms),
     }
 }
 
 fn reply_of(r: &mut Reader<'_>, kind: Kind) -> Result<Reply, WireError> {
     Ok(match kind {
-        Kind::HEARTBEAT | Kind::RELEASE | Kind::COMMIT => Reply::Ack,
+        Kind::HEARTBEAT | Kind::RELEASE | Kind::COMMIT | Kind::INVALIDATE | Kind::ROUTE => {
+            Reply::Ack
+        }
         Kind::UPDATE => Reply::Updated(r.vector()?),
         Kind::PULL => Reply::Pulled(Pulled {
             complete: r.flag("complete")?,
@@ -688,6 +723,9 @@ fn reply_of(r: &mut Reader<'_>, kind: Kind) -> Result<Reply, WireError> {
             }
             Reply::Reserved(extents)
         }
+        Kind::LEASE => Reply::Leased {
+            ttl_ms: r.u32("ttl_ms")?,
+        },
         // The caller checked the kind.
         other => return Err(WireError::UnknownKind(other)),
     })
@@ -1243,7 +1281,7 @@ mod tests {
 
     #[test]
     fn test_unknown_command() {
-        for command in [0x0E08, 0x0E00, 0x0112] {
+        for command in [0x0E0B, 0x0E00, 0x0EFF, 0x0112] {
             let e = err(&raw(command, 1, &[]));
             assert_eq!(e, WireError::UnknownCommand(CtCommand(command)));
             assert_eq!(e.reason(), Reason::UNKNOWN_KIND);
@@ -1252,8 +1290,8 @@ mod tests {
 
     #[test]
     fn test_unknown_kind_in_reply() {
-        let e = err(&reply(Kind(0x08), &[]));
-        assert_eq!(e, WireError::UnknownKind(Kind(0x08)));
+        let e = err(&reply(Kind(0x0B), &[]));
+        assert_eq!(e, WireError::UnknownKind(Kind(0x0B)));
         assert_eq!(e.reason(), Reason::UNKNOWN_KIND);
     }
 
@@ -1492,6 +1530,195 @@ mod tests {
         ));
     }
 
+    /// A volume name of the tests (valid by construction).
+    fn vol(s: &str) -> VolumeName {
+        VolumeName::new(s).expect("a valid name")
+    }
+
+    /// `body` of a request or reply (`bytes` makes its CT_IU) is exactly `msg`'s: it decodes to
+    /// `msg`, `msg` encodes to it; every shorter body is `malformed`, the last field cut short
+    /// is `Truncated { what: last, .. }`, and one byte more is trailing.
+    fn check_layout(bytes: fn(&[u8]) -> Vec<u8>, body: &[u8], msg: &Message, last: &str) {
+        let full = bytes(body);
+        assert_eq!(decode(&full, &key()).as_ref(), Ok(msg));
+        assert_eq!(encode(msg, &key()), full);
+        for len in 0..body.len() {
+            let e = err(&bytes(&body[..len]));
+            assert_eq!(e.reason(), Reason::MALFORMED, "{len}-byte body: {e}");
+            assert!(
+                matches!(e, WireError::Truncated { .. }),
+                "{len}-byte body: {e}"
+            );
+        }
+        match err(&bytes(&body[..body.len() - 1])) {
+            WireError::Truncated {
+                what,
+                needed,
+                present,
+                ..
+            } => assert_eq!((what, present + 1), (last, needed)),
+            e => panic!("the last field cut short: {e}"),
+        }
+        let overlong = [body, &[0]].concat();
+        assert_eq!(
+            err(&bytes(&overlong)),
+            WireError::TrailingBytes {
+                offset: BODY + body.len(),
+                count: 1
+            }
+        );
+    }
+
+    #[test]
+    fn test_lease_layout() {
+        // name "db-01" | release 1
+        let body = hex!("05 64622d3031 01");
+        let msg = Message::Request(
+            catalogue::a(7),
+            Request::Lease(Lease {
+                name: vol("db-01"),
+                release: true,
+            }),
+        );
+        check_layout(|b| request(Kind::LEASE, b), &body, &msg, "release");
+        let mut bad = body;
+        bad[6] = 2;
+        assert_eq!(
+            err(&request(Kind::LEASE, &bad)),
+            WireError::Flag {
+                what: "release",
+                offset: BODY + 6,
+                value: 2
+            }
+        );
+        let mut bad = body;
+        bad[3] = b' ';
+        assert_eq!(
+            err(&request(Kind::LEASE, &bad)),
+            WireError::Name {
+                offset: BODY,
+                source: NameError::BadChar(' ')
+            }
+        );
+    }
+
+    #[test]
+    fn test_invalidate_layout() {
+        // name "db-01" | start 0x800 | sectors 16 | revoke 0
+        let body = hex!("05 64622d3031 0000000000000800 0000000000000010 00");
+        let msg = Message::Request(
+            catalogue::a(7),
+            Request::Invalidate(Invalidate {
+                name: vol("db-01"),
+                start: 0x800,
+                sectors: 16,
+                revoke: false,
+            }),
+        );
+        check_layout(|b| request(Kind::INVALIDATE, b), &body, &msg, "revoke");
+        assert_eq!(
+            err(&request(Kind::INVALIDATE, &body[..10])),
+            WireError::Truncated {
+                what: "start sector",
+                offset: BODY + 6,
+                needed: 8,
+                present: 4
+            }
+        );
+        assert_eq!(
+            err(&request(Kind::INVALIDATE, &body[..20])),
+            WireError::Truncated {
+                what: "sectors",
+                offset: BODY + 14,
+                needed: 8,
+                present: 6
+            }
+        );
+        let mut bad = body;
+        bad[22] = 0xFF;
+        assert_eq!(
+            err(&request(Kind::INVALIDATE, &bad)),
+            WireError::Flag {
+                what: "revoke",
+                offset: BODY + 22,
+                value: 0xFF
+            }
+        );
+    }
+
+    #[test]
+    fn test_route_layout() {
+        // name "db-01" | replica 1
+        let body = hex!("05 64622d3031 01");
+        let msg = Message::Request(
+            catalogue::a(7),
+            Request::Route(Route {
+                name: vol("db-01"),
+                replica: true,
+            }),
+        );
+        check_layout(|b| request(Kind::ROUTE, b), &body, &msg, "replica");
+        let mut bad = body;
+        bad[6] = 2;
+        assert_eq!(
+            err(&request(Kind::ROUTE, &bad)),
+            WireError::Flag {
+                what: "replica",
+                offset: BODY + 6,
+                value: 2
+            }
+        );
+        // An empty name is no volume name.
+        assert!(matches!(
+            err(&request(Kind::ROUTE, &[0, 0])),
+            WireError::Name {
+                offset: BODY,
+                source: NameError::Empty
+            }
+        ));
+    }
+
+    #[test]
+    fn test_leased_layout() {
+        // ttl_ms 30000
+        let body = hex!("00007530");
+        let msg = Message::Reply(
+            catalogue::a(7),
+            Kind::LEASE,
+            Reply::Leased { ttl_ms: 30_000 },
+        );
+        check_layout(|b| reply(Kind::LEASE, b), &body, &msg, "ttl_ms");
+        // A refusal is a lease of 0 ms.
+        assert_eq!(
+            decode(&reply(Kind::LEASE, &[0; 4]), &key()),
+            Ok(Message::Reply(
+                catalogue::a(7),
+                Kind::LEASE,
+                Reply::Leased { ttl_ms: 0 }
+            ))
+        );
+    }
+
+    #[test]
+    fn test_invalidate_and_route_replies_are_acks() {
+        for kind in [Kind::INVALIDATE, Kind::ROUTE] {
+            let msg = Message::Reply(catalogue::a(7), kind, Reply::Ack);
+            assert_eq!(decode(&reply(kind, &[]), &key()).as_ref(), Ok(&msg));
+            assert_eq!(encode(&msg, &key()), reply(kind, &[]));
+            assert_eq!(
+                err(&reply(kind, &[0])),
+                WireError::TrailingBytes {
+                    offset: BODY,
+                    count: 1
+                }
+            );
+        }
+        // Leased answers LEASE only; Ack does not answer LEASE.
+        assert!(Reply::Leased { ttl_ms: 1 }.answers(Kind::LEASE));
+        assert!(!Reply::Ack.answers(Kind::LEASE));
+        assert!(!Reply::Leased { ttl_ms: 1 }.answers(Kind::ROUTE));
+    }
+
     #[test]
     #[should_panic(expected = "is not the reply to a PULL request")]
     fn test_encode_refuses_a_reply_that_does_not_fit() {
@@ -1673,13 +1900,31 @@ mod tests {
             ),
             any::<u64>().prop_map(|id| Request::Release { id }),
             (any::<u64>(), volume_name()).prop_map(|(id, name)| Request::Commit { id, name }),
+            (volume_name(), any::<bool>())
+                .prop_map(|(name, release)| Request::Lease(Lease { name, release })),
+            (volume_name(), any::<u64>(), any::<u64>(), any::<bool>()).prop_map(
+                |(name, start, sectors, revoke)| Request::Invalidate(Invalidate {
+                    name,
+                    start,
+                    sectors,
+                    revoke
+                })
+            ),
+            (volume_name(), any::<bool>())
+                .prop_map(|(name, replica)| Request::Route(Route { name, replica })),
         ]
     }
 
     fn reply_strategy() -> impl Strategy<Value = (Kind, Reply)> {
         prop_oneof![
-            prop::sample::select(vec![Kind::HEARTBEAT, Kind::RELEASE, Kind::COMMIT])
-                .prop_map(|k| (k, Reply::Ack)),
+            prop::sample::select(vec![
+                Kind::HEARTBEAT,
+                Kind::RELEASE,
+                Kind::COMMIT,
+                Kind::INVALIDATE,
+                Kind::ROUTE
+            ])
+            .prop_map(|k| (k, Reply::Ack)),
             vector().prop_map(|v| (Kind::UPDATE, Reply::Updated(v))),
             (vec(record(), 0..4), any::<bool>(), vector()).prop_map(
                 |(records, complete, versions)| (
@@ -1695,6 +1940,7 @@ mod tests {
                 |(granted, holder)| (Kind::CLAIM, Reply::Claimed(Claimed { granted, holder }))
             ),
             vec(real_extent(), 0..5).prop_map(|e| (Kind::RESERVE, Reply::Reserved(e))),
+            any::<u32>().prop_map(|ttl_ms| (Kind::LEASE, Reply::Leased { ttl_ms })),
         ]
     }
 

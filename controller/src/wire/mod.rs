@@ -215,7 +215,8 @@ pub enum Request {
         id: u64,
         /// The volume it became part of.
         name: VolumeName,
-    },    /// To a volume's owner: grant (or, with `release`, give back) the right to cache the
+    },
+    /// To a volume's owner: grant (or, with `release`, give back) the right to cache the
     /// volume's data.
     Lease(Lease),
     /// From a volume's owner to a controller holding a lease: drop cached data.
@@ -290,7 +291,6 @@ pub struct Reserve {
     pub ttl_ms: u32,
 }
 
-/// A reply (FS_ACC) between controllers.
 /// LEASE: the sender asks the owner (the receiver) for the right to cache volume `name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
@@ -347,17 +347,17 @@ pub enum Reply {
 }
 
 impl Reply {
-    /// Whether this is the reply a request of `kind` gets: [`Reply::Ack`] for HEARTBEAT, RELEASE
-    /// and COMMIT, [`Reply::Updated`] for UPDATE, [`Reply::Pulled`] for PULL,
-    /// [`Reply::Claimed`] for CLAIM, [`Reply::Reserved`] for RESERVE.
+    /// Whether this is the reply a request of `kind` gets: [`Reply::Ack`] for HEARTBEAT, RELEASE,
+    /// COMMIT, INVALIDATE and ROUTE, [`Reply::Updated`] for UPDATE, [`Reply::Pulled`] for PULL,
+    /// [`Reply::Claimed`] for CLAIM, [`Reply::Reserved`] for RESERVE, [`Reply::Leased`] for
+    /// LEASE.
     pub fn answers(&self, kind: Kind) -> bool {
         matches!(
             (self, kind),
             (
                 Reply::Ack,
                 Kind::HEARTBEAT | Kind::RELEASE | Kind::COMMIT | Kind::INVALIDATE | Kind::ROUTE
-            )
-                | (Reply::Updated(_), Kind::UPDATE)
+            ) | (Reply::Updated(_), Kind::UPDATE)
                 | (Reply::Pulled(_), Kind::PULL)
                 | (Reply::Claimed(_), Kind::CLAIM)
                 | (Reply::Reserved(_), Kind::RESERVE)
