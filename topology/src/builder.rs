@@ -361,6 +361,7 @@ pub struct Topology {
     hosts: Vec<HostDecl>,
     controllers: Vec<usize>,
     heartbeat: Duration,
+    controller_io: controller::io::IoConfig,
     key: Vec<u8>,
     zone_set: String,
     zones: Vec<(String, Vec<Member>)>,
@@ -389,6 +390,7 @@ impl Topology {
             hosts: Vec::new(),
             controllers: Vec::new(),
             heartbeat: Duration::from_secs(1),
+            controller_io: controller::io::IoConfig::default(),
             key: b"fcsan topology controllers".to_vec(),
             zone_set: "production".into(),
             zones: Vec::new(),
@@ -483,6 +485,12 @@ impl Topology {
     pub fn controller(&mut self, site: impl Into<SiteId>) -> ControllerId {
         self.controllers.push(site.into().0);
         ControllerId(self.controllers.len() - 1)
+    }
+
+    /// The controllers' I/O path settings: cache size, lease, load switching, replica rate
+    /// ([`controller::io::IoConfig::default`] unless set).
+    pub fn controller_io(&mut self, io: controller::io::IoConfig) {
+        self.controller_io = io;
     }
 
     /// The controllers' heartbeat interval (1 s unless set).
@@ -745,6 +753,7 @@ impl Topology {
             Key::new(&self.key),
         );
         config.heartbeat = self.heartbeat;
+        config.io = self.controller_io.clone();
         config.scan_period = Duration::from_secs(2);
         config.api_url = format!("http://{api}");
         let controller =

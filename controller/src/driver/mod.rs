@@ -564,7 +564,12 @@ impl Shared {
                 return *id;
             }
         }
-        if self.node.sessions().iter().any(|s| s.port_id == recorded && s.port_name == array) {
+        if self
+            .node
+            .sessions()
+            .iter()
+            .any(|s| s.port_id == recorded && s.port_name == array)
+        {
             return recorded;
         }
         self.resolve(array).await.unwrap_or(recorded)

@@ -58,11 +58,6 @@ impl Coherence {
         self.holders.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The lease length.
-    pub(crate) fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
     /// Owner: a LEASE request from `from` for own volume `name`; the ttl granted.
     pub(crate) fn grant(&self, from: Wwn, lease: &Lease) -> u32 {
         let mut map = self.lock();

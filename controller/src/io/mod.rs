@@ -110,7 +110,9 @@ pub(crate) struct Io {
 
 impl std::fmt::Debug for Io {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Io").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Io")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -309,11 +311,16 @@ impl Io {
         vol.switched.store(false, Ordering::Relaxed);
         let name = vol.key.name.clone();
         let put = shared.with(|inner, now| inner.core.put(now, name.clone(), next.clone()));
-        if let Err(e) = put.map_err(|e| e.to_string()).and(shared.usable().map_err(|e| e.to_string())) {
+        if let Err(e) = put
+            .map_err(|e| e.to_string())
+            .and(shared.usable().map_err(|e| e.to_string()))
+        {
             tracing::error!(volume = %name, error = %e, "could not record a lost copy");
             return Err(DeviceError::Unreachable {
                 timed_out: false,
-                source: std::io::Error::other(format!("the mapping could not record a lost copy: {e}")),
+                source: std::io::Error::other(format!(
+                    "the mapping could not record a lost copy: {e}"
+                )),
             });
         }
         vol.set_body(next);
@@ -324,12 +331,7 @@ impl Io {
     /// The replica being synchronized for `vol` failed a write: the synchronization stops (the
     /// replica never entered the mapping; nothing acknowledged depends on it).
     pub(crate) fn abandon_sync(&self, vol: &VirtualVolume) {
-        if let Some(s) = vol
-            .syncing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+        if let Some(s) = vol.syncing.lock().unwrap_or_else(|e| e.into_inner()).take() {
             s.failed.store(true, Ordering::Relaxed);
             tracing::warn!(volume = %vol.key.name, "replica write failed; its synchronization stops");
         }
