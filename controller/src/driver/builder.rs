@@ -9,15 +9,13 @@
 //! found where (S712). A reservation whose builder dies expires at its ttl; one whose COMMIT is
 //! lost becomes used anyway when the mapping arrives (the mapping is what marks extents used).
 //!
-//! Delete with keep data: copy every virtual sector into the target volume through the FCP
-//! initiator (both volumes' real extents, wherever their arrays are in the joined fabric),
-//! and only then remove the mapping; an interruption before the removal leaves the source
-//! whole.
+//! Delete with keep data: hold the source's commands ([0088]), copy every virtual sector into
+//! the target volume through the I/O path (as host I/O would: every copy of the target, its
+//! caches invalidated, each write durable), and only then remove the mapping; an interruption
+//! before the removal leaves the source whole, one after it finds the copy complete.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use fc_frames::scsi::Lun;
 use fc_frames::Wwn;
 
 use crate::api::views::FoundView;
@@ -28,7 +26,6 @@ use crate::model::{
     ControllerRef, MapRow, MediaType, RealExtent, Record, VolumeBody, VolumeName, VolumeState,
     SECTOR,
 };
-use crate::real::scsi_lun;
 use crate::wire::{Reply, Request, Reserve};
 
 use super::{reservation_request, CallError, Shared};
@@ -102,18 +99,6 @@ struct Held {
     peer: Option<Wwn>,
     id: u64,
     extents: Vec<RealExtent>,
-}
-
-/// The block size of extent `e`, checking that `n` bytes at byte `at` of it are whole blocks.
-fn block_size_of(e: &RealExtent, at: u64, n: u64) -> Result<u64, BuildError> {
-    let bs = u64::from(e.block_size.max(1));
-    if at % bs != 0 || n % bs != 0 {
-        return Err(BuildError::Copy(format!(
-            "a range not aligned to the {bs}-byte blocks of array {}",
-            e.array
-        )));
-    }
-    Ok(bs)
 }
 
 impl Shared {
@@ -444,6 +429,13 @@ impl Shared {
                 ),
             });
         }
+        // The source's commands are held from here ([0088]): none runs against the copy or
+        // the removal half done, and none runs after it (the volume is retired).
+        let vol = self.io.volume(name);
+        let _held = match &vol {
+            Some(v) => Some(v.gate.write().await),
+            None => None,
+        };
         if let Some(keep) = keep_in {
             if keep == name {
                 return Err(BuildError::Bad {
@@ -458,7 +450,7 @@ impl Shared {
                 .cloned()
                 .ok_or_else(|| BuildError::NotFound(keep.clone()))?;
             let (src, dst) = match (&rec.body, &target.body) {
-                (Some(s), Some(d)) => (s.clone(), d.clone()),
+                (Some(s), Some(d)) => (s, d),
                 _ => return Err(BuildError::NotFound(keep.clone())),
             };
             if dst.capacity < src.capacity {
@@ -470,95 +462,55 @@ impl Shared {
                     ),
                 });
             }
-            self.copy(&src, &dst).await?;
+            let v = vol
+                .as_ref()
+                .ok_or_else(|| BuildError::Copy(format!("volume {name} is not served here")))?;
+            self.copy(v, keep).await?;
         }
-        self.with(|inner, now| inner.core.remove(now, name))
+        let removed = self
+            .with(|inner, now| inner.core.remove(now, name))
             .map(|_| ())
             .map_err(|e| match e {
                 ChangeError::NotReady => BuildError::NotReady,
                 _ => BuildError::NotFound(name.clone()),
-            })
-    }
-
-    /// Copies every sector of `src` into `dst`, 1 MiB at a time, each write with FUA.
-    async fn copy(&self, src: &VolumeBody, dst: &VolumeBody) -> Result<(), BuildError> {
-        const CHUNK: u64 = 1 << 20;
-        let mut off = 0;
-        while off < src.capacity {
-            let len = CHUNK.min(src.capacity - off);
-            let data = self.read_virtual(src, off, len).await?;
-            self.write_virtual(dst, off, data).await?;
-            off += len;
-        }
-        Ok(())
-    }
-
-    /// The pieces of `[off, off + len)` (bytes) of a volume's primary copy: (row, byte offset
-    /// in the row's extent, length).
-    fn pieces(body: &VolumeBody, off: u64, len: u64) -> Vec<(RealExtent, u64, u64)> {
-        let mut out = Vec::new();
-        for row in body.rows.iter().filter(|r| r.copy == 0) {
-            let start = row.virtual_start * SECTOR;
-            let end = start + row.real.bytes();
-            let a = off.max(start);
-            let b = (off + len).min(end);
-            if a < b {
-                out.push((row.real, a - start, b - a));
+            });
+        if removed.is_ok() {
+            if let Some(v) = &vol {
+                v.retire();
             }
         }
-        out
+        removed
     }
 
-    async fn array_id(&self, array: Wwn) -> Result<fc_frames::FcId, BuildError> {
-        self.resolve(array)
-            .await
-            .ok_or_else(|| BuildError::Unreachable(format!("array {array}")))
-    }
-
-    async fn read_virtual(
-        &self,
-        body: &VolumeBody,
-        off: u64,
-        len: u64,
-    ) -> Result<Bytes, BuildError> {
-        let mut out = Vec::with_capacity(len as usize);
-        for (e, at, n) in Self::pieces(body, off, len) {
-            let bs = block_size_of(&e, at, n)?;
-            let id = self.array_id(e.array).await?;
-            let lun: Lun = scsi_lun(e.lun);
-            let data = self
-                .initiator
-                .read(id, lun, e.start + at / bs, (n / bs) as u32, e.block_size)
-                .await
-                .map_err(|err| BuildError::Copy(format!("READ from array {}: {err}", e.array)))?;
-            out.extend_from_slice(&data);
-        }
-        Ok(Bytes::from(out))
-    }
-
-    async fn write_virtual(
-        &self,
-        body: &VolumeBody,
-        off: u64,
-        data: Bytes,
+    /// Copies every sector of own volume `name` into volume `keep` through the I/O path, 1 MiB
+    /// at a time: reads from the source's copies as a host read would (the source's commands
+    /// are held by the caller), writes to the target as a host write would (to every copy it
+    /// has, its owner's caches invalidated, durable when it returns).
+    async fn copy(
+        self: &Arc<Self>,
+        src: &crate::io::volume::VirtualVolume,
+        dst: &VolumeName,
     ) -> Result<(), BuildError> {
-        let mut pos = 0usize;
-        for (e, at, n) in Self::pieces(body, off, data.len() as u64) {
-            let bs = block_size_of(&e, at, n)?;
-            let id = self.array_id(e.array).await?;
-            let piece = data.slice(pos..pos + n as usize);
-            pos += n as usize;
-            self.initiator
-                .write(
-                    id,
-                    scsi_lun(e.lun),
-                    e.start + at / bs,
-                    piece,
-                    e.block_size,
-                    true,
-                )
+        use fc_node::scsi::BlockDevice;
+        const CHUNK: u64 = 1 << 20;
+        let target = self
+            .io
+            .volume(dst)
+            .ok_or_else(|| BuildError::NotFound(dst.clone()))?;
+        let capacity = src.body().capacity;
+        let bs = u64::from(target.block_size());
+        let mut off = 0;
+        while off < capacity {
+            let len = CHUNK.min(capacity - off);
+            let data = src
+                .read_held(self, off, len)
                 .await
-                .map_err(|err| BuildError::Copy(format!("WRITE to array {}: {err}", e.array)))?;
+                .map_err(|e| BuildError::Copy(format!("reading {}: {e}", src.key.name)))?;
+            target
+                .write(off / bs, data, true)
+                .await
+                .map_err(|e| BuildError::Copy(format!("writing {dst}: {e}")))?;
+            off += len;
         }
         Ok(())
     }

@@ -211,6 +211,7 @@ impl Io {
                 .collect();
             for n in gone {
                 if let Some(e) = map.remove(&n) {
+                    e.volume.retire();
                     self.cache.forget(&e.volume.key);
                     removed.push(e.lun);
                 }

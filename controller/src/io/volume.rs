@@ -176,6 +176,8 @@ pub(crate) struct VirtualVolume {
     pub(crate) copy_gate: tokio::sync::RwLock<()>,
     /// A replica being synchronized (owner only).
     pub(crate) syncing: Mutex<Option<Syncing>>,
+    /// Deleted: commands that were held find no volume.
+    retired: AtomicBool,
     /// One copy taken out of the mapping at a time.
     pub(crate) detaching: tokio::sync::Mutex<()>,
     /// The owner's LUN as this (forwarding) controller reached it.
@@ -228,6 +230,7 @@ impl VirtualVolume {
             copy_gate: tokio::sync::RwLock::new(()),
             syncing: Mutex::new(None),
             detaching: tokio::sync::Mutex::new(()),
+            retired: AtomicBool::new(false),
             remote: Mutex::new(None),
             direct: AtomicBool::new(false),
             switched: AtomicBool::new(false),
@@ -249,6 +252,29 @@ impl VirtualVolume {
     /// Takes a new mapping of the volume (the caller holds the gate when it matters).
     pub(crate) fn set_body(&self, body: VolumeBody) {
         *self.body.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(body);
+    }
+
+    /// The volume is deleted: a command still waiting for it ends as one to no LUN.
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+    }
+
+    fn live(&self) -> Result<(), DeviceError> {
+        if self.retired.load(Ordering::SeqCst) {
+            Err(DeviceError::Check(fc_frames::scsi::Sense::lun_not_supported()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reads bytes `[off, off + len)` of an own volume whose gate the caller holds.
+    pub(crate) async fn read_held(
+        &self,
+        shared: &Arc<Shared>,
+        off: u64,
+        len: u64,
+    ) -> Result<Bytes, DeviceError> {
+        self.owner_read(shared, off, len).await
     }
 
     fn shared(&self) -> Result<Arc<Shared>, DeviceError> {
@@ -635,6 +661,7 @@ impl BlockDevice for VirtualVolume {
         let (off, len) = self.check(lba, blocks)?;
         let shared = self.shared()?;
         let _held = self.gate.read().await;
+        self.live()?;
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
         self.counters.read_bytes.fetch_add(len, Ordering::Relaxed);
         if self.owned_here(&shared) {
@@ -680,6 +707,7 @@ impl BlockDevice for VirtualVolume {
         let (off, len) = self.check(lba, blocks)?;
         let shared = self.shared()?;
         let _held = self.gate.read().await;
+        self.live()?;
         self.counters.writes.fetch_add(1, Ordering::Relaxed);
         self.counters.write_bytes.fetch_add(len, Ordering::Relaxed);
         if self.owned_here(&shared) {
