@@ -11,9 +11,10 @@ use controller::model::{MediaType, VolumeName};
 use fc_frames::scsi::data::{Association, DesignatorType, VpdPage};
 use fc_frames::scsi::Lun;
 use fc_frames::{FcId, Wwn};
+use fc_node::fcp::conformance;
 use fc_node::fcp::initiator::{Initiator, ScsiError};
 use fc_node::scsi::Tier;
-use topology::{ArraySpec, ControllerId, HostId, Running, Topology};
+use topology::{ArrayId, ArraySpec, ControllerId, HostId, Running, Topology};
 
 const WAIT: Duration = Duration::from_secs(30);
 const MIB: u64 = 1 << 20;
@@ -34,6 +35,7 @@ struct Two {
     san: Running,
     ctl: [ControllerId; 2],
     host: [HostId; 2],
+    array: ArrayId,
 }
 
 async fn two_sites(dir: &std::path::Path) -> Two {
@@ -41,7 +43,7 @@ async fn two_sites(dir: &std::path::Path) -> Two {
     let a = t.gateway("A", 1);
     let b = t.gateway("B", 2);
     t.link(a, b, 1);
-    t.array(a, ArraySpec::new("ssda").disk(Tier::Ssd, 64 * MIB));
+    let array = t.array(a, ArraySpec::new("ssda").disk(Tier::Ssd, 64 * MIB));
     t.array(b, ArraySpec::new("ssdb").disk(Tier::Ssd, 64 * MIB));
     t.controller_heartbeat(Duration::from_millis(250));
     let ca = t.controller(a);
@@ -67,6 +69,7 @@ async fn two_sites(dir: &std::path::Path) -> Two {
         san,
         ctl: [ca, cb],
         host: [ha, hb],
+        array,
     }
 }
 
@@ -123,7 +126,12 @@ fn naa(page: &VpdPage) -> Option<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_read_and_write_a_volume_owned_across_the_tunnel() {
     let dir = tempfile::tempdir().unwrap();
-    let Two { san, ctl, host } = two_sites(dir.path()).await;
+    let Two {
+        san,
+        ctl,
+        host,
+        array,
+    } = two_sites(dir.path()).await;
     let [ca, cb] = ctl;
     let ctl_a = &san.controller(ca).controller;
     let ctl_b = &san.controller(cb).controller;
@@ -205,6 +213,41 @@ async fn hosts_read_and_write_a_volume_owned_across_the_tunnel() {
             }
             other => panic!("read past the end: {other:?}"),
         }
+    }
+
+    // The array's SCSI edge cases, against the virtual LUN owned here and the one forwarded:
+    // the same answers, case by case.
+    let array_port = san.array(array).port_name;
+    let at_array = init_a
+        .node()
+        .targets()
+        .into_iter()
+        .find(|t| t.port_name == array_port)
+        .expect("host A logged in with its array")
+        .port_id;
+    let unused = |ctl: &controller::driver::Controller| {
+        (1..16383u16)
+            .rev()
+            .map(|i| Lun::from_index(i).unwrap())
+            .find(|l| !ctl.target().engine().luns().contains(l))
+            .unwrap()
+    };
+    let reference = conformance::edge_cases(
+        &init_a,
+        at_array,
+        Lun::from_index(0).unwrap(),
+        Lun::from_index(200).unwrap(),
+    )
+    .await
+    .unwrap();
+    for (init, id, lun, absent, path) in [
+        (&init_a, to_a, lun_a, unused(ctl_a), "owned here"),
+        (&init_b, to_b, lun_b, unused(ctl_b), "forwarded"),
+    ] {
+        let got = conformance::edge_cases(init, id, lun, absent)
+            .await
+            .unwrap();
+        assert_eq!(got, reference, "virtual LUN {path}");
     }
     san.shutdown().await;
 }

@@ -9,13 +9,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use fabric::driver::SwitchHandle;
 use fabric::{Config, DefaultZone, PortId, Switch, Zone, ZoneSet, Zoning};
-use fc_frames::fcp::Residual;
-use fc_frames::scsi::cdb::{Read, Write};
 use fc_frames::scsi::data::Peripheral;
-use fc_frames::scsi::{AdditionalSense, Lun, ScsiStatus, SenseKey};
+use fc_frames::scsi::{AdditionalSense, Lun, SenseKey};
 use fc_frames::{FcId, Wwn};
 use fc_node::disk::{DiskArray, LunSpec, TapeSpec};
-use fc_node::fcp::initiator::{DataPhase, Initiator, ScsiError};
+use fc_node::fcp::initiator::{Initiator, ScsiError};
 use fc_node::node::{Node, NodeConfig, NodeError, NodeState, Services};
 use fc_node::scsi::Tier;
 
@@ -172,6 +170,30 @@ async fn test_host_finds_tiered_luns_and_moves_data() {
     );
 }
 
+/// What an array LUN of 8 MiB in 512-byte blocks answers to each edge case
+/// ([`fc_node::fcp::conformance`]); a virtual volume's LUN answers the same (the controller's
+/// tests compare the two).
+const EDGE_CASES: [(&str, &str); 18] = [
+    ("READ 1 block at end", "CHECK CONDITION ILLEGAL REQUEST / LOGICAL BLOCK ADDRESS OUT OF RANGE (21/00), underrun 512"),
+    ("WRITE 1 block at end", "CHECK CONDITION ILLEGAL REQUEST / LOGICAL BLOCK ADDRESS OUT OF RANGE (21/00), underrun 512"),
+    ("READ 1 block at 2^31", "CHECK CONDITION ILLEGAL REQUEST / LOGICAL BLOCK ADDRESS OUT OF RANGE (21/00), underrun 512"),
+    ("WRITE 1 block at 2^31", "CHECK CONDITION ILLEGAL REQUEST / LOGICAL BLOCK ADDRESS OUT OF RANGE (21/00), underrun 512"),
+    ("READ 1 block at u64::MAX", "CHECK CONDITION ILLEGAL REQUEST / LOGICAL BLOCK ADDRESS OUT OF RANGE (21/00), underrun 512"),
+    ("WRITE 1 block at u64::MAX", "CHECK CONDITION ILLEGAL REQUEST / LOGICAL BLOCK ADDRESS OUT OF RANGE (21/00), underrun 512"),
+    ("READ 2 blocks from the last", "CHECK CONDITION ILLEGAL REQUEST / LOGICAL BLOCK ADDRESS OUT OF RANGE (21/00), underrun 1024"),
+    ("READ 0 blocks at the last block", "GOOD, 0 bytes"),
+    ("WRITE 0 blocks at the last block", "GOOD, 0 bytes"),
+    ("READ 0 blocks at end", "CHECK CONDITION ILLEGAL REQUEST / LOGICAL BLOCK ADDRESS OUT OF RANGE (21/00)"),
+    ("WRITE 0 blocks at end", "CHECK CONDITION ILLEGAL REQUEST / LOGICAL BLOCK ADDRESS OUT OF RANGE (21/00)"),
+    ("opcode C7h", "CHECK CONDITION ILLEGAL REQUEST / INVALID COMMAND OPERATION CODE (20/00)"),
+    ("READ with RDPROTECT", "CHECK CONDITION ILLEGAL REQUEST / INVALID FIELD IN CDB (24/00), underrun 512"),
+    ("READ 1 block, FCP_DL 2 blocks", "GOOD, 512 bytes, underrun 512"),
+    ("READ 2 blocks, FCP_DL 1 block", "GOOD, 512 bytes, overrun 512"),
+    ("WRITE 1 block, FCP_DL 2 blocks", "GOOD, 0 bytes, underrun 512"),
+    ("WRITE 2 blocks, FCP_DL 1 block", "CHECK CONDITION ILLEGAL REQUEST / INVALID FIELD IN COMMAND INFORMATION UNIT (0E/03), overrun 512"),
+    ("READ of a LUN that does not exist", "CHECK CONDITION ILLEGAL REQUEST / LOGICAL UNIT NOT SUPPORTED (25/00), underrun 512"),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_scsi_edge_cases_through_fcp() {
     let dir = tempfile::tempdir().unwrap();
@@ -179,104 +201,14 @@ async fn test_scsi_edge_cases_through_fcp() {
     let _ssd = start_disk(&sw, dir.path(), SSD, Tier::Ssd);
     let host = start_host(&sw, HOST);
     let t = target_named(&host, SSD).await;
-    let blocks = LUN_BYTES / 512;
-    let oob = (SenseKey::ILLEGAL_REQUEST, AdditionalSense::LBA_OUT_OF_RANGE);
-
-    for lba in [blocks, 1 << 31, u64::MAX] {
-        let e = host.read(t, lun(0), lba, 1, BLOCK).await.unwrap_err();
-        assert_eq!(check(&e), oob, "READ at {lba}");
-        let e = host
-            .write(t, lun(0), lba, pattern(512, 1), BLOCK, false)
-            .await
-            .unwrap_err();
-        assert_eq!(check(&e), oob, "WRITE at {lba}");
+    let cases = fc_node::fcp::conformance::edge_cases(&host, t, lun(0), lun(7))
+        .await
+        .unwrap();
+    let got: Vec<(String, String)> = cases.into_iter().map(|c| (c.case, c.outcome)).collect();
+    for (g, want) in got.iter().zip(EDGE_CASES.iter()) {
+        assert_eq!((g.0.as_str(), g.1.as_str()), *want);
     }
-    // Partial overrun: starts inside, ends outside.
-    let e = host
-        .read(t, lun(0), blocks - 1, 2, BLOCK)
-        .await
-        .unwrap_err();
-    assert_eq!(check(&e), oob);
-    // Zero-length transfers at the last LBA succeed; one past it fails.
-    for (lba, ok) in [(blocks - 1, true), (blocks, false)] {
-        let cdb = Read::new(lba, 0).to_vec();
-        let r = host.execute(t, lun(0), &cdb, DataPhase::None).await;
-        assert_eq!(r.is_ok(), ok, "zero-length READ at {lba}: {r:?}");
-        let cdb = Write::new(lba, 0).to_vec();
-        let r = host.execute(t, lun(0), &cdb, DataPhase::None).await;
-        assert_eq!(r.is_ok(), ok, "zero-length WRITE at {lba}: {r:?}");
-    }
-    // Unsupported opcode, bad CDB field.
-    let e = host
-        .execute(t, lun(0), &[0xC7, 0, 0, 0, 0, 0], DataPhase::None)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        check(&e),
-        (
-            SenseKey::ILLEGAL_REQUEST,
-            AdditionalSense::INVALID_COMMAND_OPERATION_CODE
-        )
-    );
-    let mut cdb = Read::new(0, 1).to_vec();
-    cdb[1] |= 0xE0; // RDPROTECT without protection information
-    let e = host
-        .execute(t, lun(0), &cdb, DataPhase::In(512))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        check(&e),
-        (
-            SenseKey::ILLEGAL_REQUEST,
-            AdditionalSense::INVALID_FIELD_IN_CDB
-        )
-    );
-    // Residuals: FCP_DL larger than the transfer is an underrun, smaller an overrun.
-    let c = host
-        .command(t, lun(0), &Read::new(0, 1).to_vec(), DataPhase::In(1024))
-        .await
-        .unwrap();
-    assert_eq!(
-        (c.status, c.residual, c.data.len()),
-        (ScsiStatus::GOOD, Residual::Under(512), 512)
-    );
-    let c = host
-        .command(t, lun(0), &Read::new(0, 2).to_vec(), DataPhase::In(512))
-        .await
-        .unwrap();
-    assert_eq!(
-        (c.status, c.residual, c.data.len()),
-        (ScsiStatus::GOOD, Residual::Over(512), 512)
-    );
-    let c = host
-        .command(
-            t,
-            lun(0),
-            &Write::new(0, 1).to_vec(),
-            DataPhase::Out(pattern(1024, 3)),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        (c.status, c.residual),
-        (ScsiStatus::GOOD, Residual::Under(512))
-    );
-    let c = host
-        .command(
-            t,
-            lun(0),
-            &Write::new(0, 2).to_vec(),
-            DataPhase::Out(pattern(512, 3)),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        (c.status, c.residual),
-        (ScsiStatus::CHECK_CONDITION, Residual::Over(512))
-    );
-    // A LUN that does not exist.
-    let e = host.read(t, lun(7), 0, 1, BLOCK).await.unwrap_err();
-    assert_eq!(check(&e).0, SenseKey::ILLEGAL_REQUEST);
+    assert_eq!(got.len(), EDGE_CASES.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -261,7 +261,9 @@ impl VirtualVolume {
 
     fn live(&self) -> Result<(), DeviceError> {
         if self.retired.load(Ordering::SeqCst) {
-            Err(DeviceError::Check(fc_frames::scsi::Sense::lun_not_supported()))
+            Err(DeviceError::Check(
+                fc_frames::scsi::Sense::lun_not_supported(),
+            ))
         } else {
             Ok(())
         }

@@ -12,6 +12,7 @@
 //!  none:   FCP_CMND ─►                                         ◄─ FCP_RSP (last)
 //! ```
 
+pub mod conformance;
 pub mod discovery;
 pub mod initiator;
 pub mod remote;
