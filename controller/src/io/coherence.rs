@@ -101,18 +101,20 @@ impl Coherence {
         }
     }
 
-    /// Owner: makes every holder of `vol` drop sectors `[start, start + sectors)` (with
-    /// `revoke`, everything and its lease); returns when each has answered or its lease has
-    /// run out.
+    /// Owner: makes every holder of `vol` but `except` drop sectors `[start, start + sectors)`
+    /// (with `revoke`, everything and its lease); returns when each has answered or its lease
+    /// has run out. `except` is the controller that forwarded the write: it drops the range
+    /// itself before it acknowledges its host.
     pub(crate) async fn invalidate(
         &self,
         shared: &Arc<Shared>,
         vol: &VirtualVolume,
-        start: u64,
-        sectors: u64,
+        (start, sectors): (u64, u64),
         revoke: bool,
+        except: Option<Wwn>,
     ) {
-        let holders = self.holders(&vol.key.name);
+        let mut holders = self.holders(&vol.key.name);
+        holders.retain(|(w, _)| Some(*w) != except);
         if holders.is_empty() {
             return;
         }

@@ -307,7 +307,7 @@ impl Io {
             next.state = VolumeState::Degraded;
         }
         self.coherence
-            .invalidate(shared, vol, 0, u64::MAX / 1024, true)
+            .invalidate(shared, vol, (0, u64::MAX / 1024), true, None)
             .await;
         vol.switched.store(false, Ordering::Relaxed);
         let name = vol.key.name.clone();

@@ -395,6 +395,7 @@ impl VirtualVolume {
         off: u64,
         data: Bytes,
     ) -> Result<(), DeviceError> {
+        let writer = fc_node::scsi::current_initiator();
         shared.io.coherence.wait_for_old_leases().await;
         let body = self.body();
         let copies = copies(&body);
@@ -464,7 +465,7 @@ impl VirtualVolume {
         shared
             .io
             .coherence
-            .invalidate(shared, self, off / SECTOR, sectors, false)
+            .invalidate(shared, self, (off / SECTOR, sectors), false, writer)
             .await;
         Ok(())
     }

@@ -129,6 +129,18 @@ impl Nexus {
     }
 }
 
+tokio::task_local! {
+    static INITIATOR: Wwn;
+}
+
+/// The initiator port whose command a block device is serving now: inside
+/// [`BlockDevice`](super::BlockDevice) methods the engine calls, the command's I_T nexus's
+/// initiator; `None` elsewhere. (A virtualization controller uses it to tell which controller
+/// sent a forwarded write.)
+pub fn current_initiator() -> Option<Wwn> {
+    INITIATOR.try_with(|w| *w).ok()
+}
+
 impl fmt::Display for Nexus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "I_T nexus {}", self.initiator_port)
@@ -1128,7 +1140,7 @@ impl Queued {
                 *aborted = true;
                 None
             }
-            r = cmd.execute(cdb, data_out) => Some(r),
+            r = INITIATOR.scope(nexus.initiator_port, cmd.execute(cdb, data_out)) => Some(r),
         }
     }
 }

@@ -37,6 +37,6 @@ mod tasks;
 
 pub use device::{BlockDevice, DeviceError, MemLun, Tier};
 pub use engine::{
-    DiskConfig, LunError, LunMask, Nexus, Outcome, ScsiCommand, ScsiEngine, ScsiResponse,
-    TapeConfig, TargetPort, Task, TmfError,
+    current_initiator, DiskConfig, LunError, LunMask, Nexus, Outcome, ScsiCommand, ScsiEngine,
+    ScsiResponse, TapeConfig, TargetPort, Task, TmfError,
 };
