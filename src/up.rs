@@ -25,9 +25,11 @@ use anyhow::{bail, Context, Result};
 use controller::api::{BuildSpec, Management};
 use controller::model::{MediaType, VolumeName};
 use fc_frames::scsi::Lun;
+use fc_frames::FcId;
+use fc_node::fcp::initiator::Initiator;
 use fc_node::fcp::{discovery, transfer};
 use fc_node::scsi::Tier;
-use topology::{write_random, ArraySpec, ControllerId, GatewayId, Running, Topology};
+use topology::{write_random, ArraySpec, ControllerId, GatewayId, HostId, Running, Topology};
 
 use crate::progress;
 use crate::report::{
@@ -117,7 +119,15 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
         t.array(g, ArraySpec::new(name).disk(tier, LUN_BYTES));
     }
     let host = t.host(a);
+    let host_b = t.host(b);
     t.zone("host-a", [host.into(), ssd.into(), hdd.into()]);
+    // Hosts see the controllers' virtual LUNs.
+    t.zone(
+        "hosts",
+        [host.into(), host_b.into()]
+            .into_iter()
+            .chain(controllers.iter().map(|&c| c.into())),
+    );
     let san = t.start(&dir).await?;
 
     for g in [a, b] {
@@ -234,6 +244,15 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
         )?;
     }
     controllers_report(&san, &controllers, out).await?;
+    io_report(
+        &san,
+        [host, host_b],
+        [controllers[0], controllers[1]],
+        &dir,
+        &opts,
+        out,
+    )
+    .await?;
     if opts.stay {
         writeln!(out, "\nRunning until Ctrl-C. Management APIs:")?;
         for &c in &controllers {
@@ -255,6 +274,136 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
         tokio::signal::ctrl_c().await?;
     }
     san.shutdown().await;
+    Ok(())
+}
+
+/// Capacity of the volume `fcsan up` builds.
+const VOL1_BYTES: u64 = 64 << 20;
+
+/// The host's way to controller `ctl`'s virtual LUN of `name`, its unit attentions (the LUN
+/// appeared at run time: REPORTED LUNS DATA HAS CHANGED) taken.
+async fn virtual_lun(
+    san: &Running,
+    host: HostId,
+    ctl: ControllerId,
+    name: &VolumeName,
+) -> Result<(Initiator, FcId, Lun)> {
+    let rc = san.controller(ctl);
+    let init = san.host(host).initiator.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let target = init
+            .node()
+            .targets()
+            .into_iter()
+            .find(|t| t.port_name == rc.port_name);
+        if let (Some(t), Some(lun)) = (target, rc.controller.lun_of(name)) {
+            for _ in 0..8 {
+                if init.test_unit_ready(t.port_id, lun).await.is_ok() {
+                    return Ok((init, t.port_id, lun));
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("the host found no virtual LUN of {name} at {}", rc.name);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The I/O path (figure 6): host A writes vol1 through its controller (the owner: to the
+/// array), host B reads it through its own (forwarded to A through the tunnel: a cache miss),
+/// then again (a hit: nothing crosses the WAN).
+async fn io_report(
+    san: &Running,
+    hosts: [HostId; 2],
+    ctls: [ControllerId; 2],
+    dir: &std::path::Path,
+    opts: &UpOptions,
+    out: &mut dyn io::Write,
+) -> Result<()> {
+    let name = VolumeName::new("vol1")?;
+    let bytes = opts.file_bytes.min(VOL1_BYTES);
+    let src = dir.join("vol1-file.bin");
+    write_random(&src, bytes)?;
+    let (init_a, at_a, lun_a) = virtual_lun(san, hosts[0], ctls[0], &name).await?;
+    let a = san.controller(ctls[0]);
+    let bar = progress::bar(bytes, opts.progress, "write vol1");
+    let w = transfer::write_file(&init_a, at_a, lun_a, &src, false, &mut |_, n| bar.inc(n)).await;
+    bar.finish_and_clear();
+    let w = w?;
+    writeln!(
+        out,
+        "
+host on site A wrote {} to vol1 (LUN {} of {}, the owner) in {:.2} s ({:.0} MiB/s)",
+        human(w.bytes),
+        lun_a.index().unwrap_or(0),
+        a.name,
+        w.elapsed.as_secs_f64(),
+        w.mib_per_s()
+    )?;
+    let (init_b, at_b, lun_b) = virtual_lun(san, hosts[1], ctls[1], &name).await?;
+    let b = san.controller(ctls[1]);
+    for pass in [
+        "cache miss: forwarded to ctl-a through the tunnel",
+        "cache hit",
+    ] {
+        let back = dir.join("vol1-file.readback");
+        let bar = progress::bar(bytes, opts.progress, "read vol1");
+        let r =
+            transfer::read_file(&init_b, at_b, lun_b, &back, bytes, &mut |_, n| bar.inc(n)).await;
+        bar.finish_and_clear();
+        let r = r?;
+        if std::fs::read(&src)? != std::fs::read(&back)? {
+            bail!("vol1 read at site B differs from what site A wrote");
+        }
+        writeln!(
+            out,
+            "host on site B read vol1 (LUN {} of {}) in {:.2} s ({:.0} MiB/s), identical ({pass})",
+            lun_b.index().unwrap_or(0),
+            b.name,
+            r.elapsed.as_secs_f64(),
+            r.mib_per_s()
+        )?;
+        // The lease that lets B cache vol1 is asked for on the first miss.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut rows = Vec::new();
+    for c in [a, b] {
+        if let Some(k) = c.controller.io_counters(&name) {
+            rows.push(vec![
+                c.name.clone(),
+                "vol1".to_owned(),
+                k.reads.to_string(),
+                k.writes.to_string(),
+                k.cache_hits.to_string(),
+                k.cache_misses.to_string(),
+                k.invalidations.to_string(),
+                human(k.wan_bytes),
+                human(k.wan_bytes_saved),
+                k.replica_reads.to_string(),
+            ]);
+        }
+    }
+    writeln!(
+        out,
+        "\nPer-volume I/O counters:\n{}",
+        crate::volume::plain_table(
+            &[
+                "controller",
+                "volume",
+                "reads",
+                "writes",
+                "cache hits",
+                "misses",
+                "invalidations",
+                "WAN bytes",
+                "WAN saved",
+                "replica reads",
+            ],
+            rows
+        )
+    )?;
     Ok(())
 }
 
@@ -307,7 +456,7 @@ async fn controllers_report(
     let spec = BuildSpec {
         name: Some(VolumeName::new("vol1")?),
         media: MediaType::Ssd,
-        capacity: 16 << 20,
+        capacity: VOL1_BYTES,
     };
     let built = first
         .controller
@@ -326,8 +475,9 @@ async fn controllers_report(
     }
     writeln!(
         out,
-        "{} built vol1 (16 MiB of SSD on site A); every controller had it {:.1} ms later",
+        "{} built vol1 ({} of SSD on site A); every controller had it {:.1} ms later",
         first.name,
+        human(VOL1_BYTES),
         start.elapsed().as_secs_f64() * 1000.0
     )?;
     for &c in controllers {

@@ -277,6 +277,11 @@ fn print_json(out: &mut dyn Write, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// A table in the house style (psql) of these headers and rows.
+pub(crate) fn plain_table(header: &[&str], rows: Vec<Vec<String>>) -> Table {
+    table(header, rows)
+}
+
 fn table(header: &[&str], rows: Vec<Vec<String>>) -> Table {
     let mut b = Builder::default();
     b.push_record(header.iter().copied());

@@ -45,6 +45,17 @@ impl Span {
     }
 }
 
+/// What to do about a lease ([`Cache::lease_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lease {
+    /// Send a request.
+    Ask,
+    /// One is on its way.
+    Wait,
+    /// Nothing.
+    Neither,
+}
+
 /// What a read holds while it asks the owner: the volume's cache number and epoch when it
 /// started, under a valid lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,11 +80,15 @@ struct VolumeState {
     expires: Option<Instant>,
     /// A lease request is on its way.
     asking: bool,
+    /// No new request before this (the last one failed).
+    retry_at: Option<Instant>,
 }
 
 /// The remote-read cache of one controller.
 pub(crate) struct Cache {
     chunks: Quick<(u64, u64), Bytes, ByBytes>,
+    /// Rises on every answer to a lease request: reads waiting for a lease watch it.
+    answers: tokio::sync::watch::Sender<u64>,
     volumes: Mutex<HashMap<RecordKey, VolumeState>>,
     next_id: Mutex<u64>,
     capacity: u64,
@@ -93,6 +108,7 @@ impl Cache {
         let items = usize::try_from((capacity / CHUNK).max(16)).unwrap_or(usize::MAX);
         Cache {
             chunks: Quick::with_weighter(items, capacity.max(1), ByBytes),
+            answers: tokio::sync::watch::channel(0).0,
             volumes: Mutex::new(HashMap::new()),
             next_id: Mutex::new(0),
             capacity,
@@ -119,6 +135,7 @@ impl Cache {
             epoch: 0,
             expires: None,
             asking: false,
+            retry_at: None,
         })
     }
 
@@ -177,6 +194,7 @@ impl Cache {
         };
         let valid = s.expires.is_some_and(|t| t > Instant::now());
         if !valid || s.id != ticket.id || s.epoch != ticket.epoch {
+            tracing::debug!(volume = %span.key.name, valid, id = s.id, epoch = s.epoch, ?ticket, "read not cached");
             return;
         }
         let first = span.off.div_ceil(CHUNK);
@@ -217,21 +235,33 @@ impl Cache {
         }
     }
 
-    /// Whether a lease request should go out now for `key` (none valid for more than half its
-    /// length, none on its way); marks one on its way.
-    pub(crate) fn should_ask(&self, key: &RecordKey, ttl: Duration) -> bool {
+    /// What a read without a ticket does about the lease of `key`: ask for one (this read
+    /// sends the request), wait for the answer to one on its way, or neither (no cache, or
+    /// the last request failed a moment ago). With a valid lease that is past half its
+    /// length, [`Lease::Ask`] renews it ahead.
+    pub(crate) fn lease_step(&self, key: &RecordKey, ttl: Duration) -> Lease {
         if self.capacity == 0 {
-            return false;
+            return Lease::Neither;
         }
         let now = Instant::now();
         let mut map = self.lock();
         let s = self.state(&mut map, key);
-        let fresh = s.expires.is_some_and(|t| t > now + ttl / 2);
-        if s.asking || fresh {
-            return false;
+        if s.asking {
+            return Lease::Wait;
+        }
+        if s.expires.is_some_and(|t| t > now + ttl / 2) || s.retry_at.is_some_and(|t| t > now) {
+            return Lease::Neither;
         }
         s.asking = true;
-        true
+        Lease::Ask
+    }
+
+    /// Answers to lease requests from now on ([`Cache::lease_step`]'s `Wait`: take this
+    /// before the step, then wait for a change).
+    pub(crate) fn answers(&self) -> tokio::sync::watch::Receiver<u64> {
+        let mut rx = self.answers.subscribe();
+        rx.mark_unchanged();
+        rx
     }
 
     /// The owner's answer to a lease request sent at `sent`: granted for `ttl` (zero: refused).
@@ -239,7 +269,9 @@ impl Cache {
         let mut map = self.lock();
         let s = self.state(&mut map, key);
         s.asking = false;
+        self.answers.send_modify(|n| *n += 1);
         if ttl.is_zero() {
+            s.retry_at = Some(Instant::now() + Duration::from_secs(1));
             return;
         }
         // A little less than granted: the two clocks may run at slightly different rates.
@@ -253,7 +285,9 @@ impl Cache {
     pub(crate) fn ask_failed(&self, key: &RecordKey) {
         if let Some(s) = self.lock().get_mut(key) {
             s.asking = false;
+            s.retry_at = Some(Instant::now() + Duration::from_secs(1));
         }
+        self.answers.send_modify(|n| *n += 1);
     }
 
     /// Forgets a volume that is no longer served.
@@ -288,13 +322,19 @@ mod tests {
     fn test_nothing_without_a_lease() {
         let c = Cache::new(1 << 20);
         assert!(c.ticket(&key()).is_none());
-        assert!(c.should_ask(&key(), Duration::from_secs(3)));
-        assert!(
-            !c.should_ask(&key(), Duration::from_secs(3)),
-            "one request at a time"
+        let ttl = Duration::from_secs(3);
+        assert_eq!(c.lease_step(&key(), ttl), Lease::Ask);
+        assert_eq!(c.lease_step(&key(), ttl), Lease::Wait, "one request at a time");
+        c.ask_failed(&key());
+        assert_eq!(
+            c.lease_step(&key(), ttl),
+            Lease::Neither,
+            "a failed request backs off"
         );
-        c.leased(&key(), Instant::now(), Duration::from_secs(3));
+        c.leased(&key(), Instant::now(), ttl);
         assert!(c.ticket(&key()).is_some());
+        assert_eq!(c.lease_step(&key(), ttl), Lease::Neither, "fresh");
+        c.leased(&key(), Instant::now() - ttl / 2, ttl);
     }
 
     #[test]

@@ -34,6 +34,7 @@ use crate::driver::Shared;
 use crate::model::{RecordKey, VolumeName, SECTOR};
 use crate::wire::{Invalidate, Lease, Reply, Request, Route};
 
+use super::cache::{Lease as LeaseStep, Ticket};
 use super::volume::VirtualVolume;
 
 /// The owner's side (who may cache what) and the holder's lease requests.
@@ -165,30 +166,46 @@ impl Coherence {
         }
     }
 
-    /// Holder: asks the owner of `key` for a lease, in the background, unless one is valid for
-    /// a while yet or already asked for.
-    pub(crate) fn want_lease(&self, shared: &Arc<Shared>, key: &RecordKey) {
-        if !shared.io.cache.should_ask(key, self.ttl) {
-            return;
+    /// Holder: the ticket of a read of `key` starting now. Without a lease, it asks the owner
+    /// for one and waits for the answer (one round trip, once a lease period: the reads of a
+    /// burst wait for the same answer), so that what the first reads fetch is cached too; a
+    /// lease past half its length is renewed in the background.
+    pub(crate) async fn ticket(&self, shared: &Arc<Shared>, key: &RecordKey) -> Option<Ticket> {
+        let cache = &shared.io.cache;
+        let mut answers = cache.answers();
+        let ticket = cache.ticket(key);
+        let step = cache.lease_step(key, self.ttl);
+        if step == LeaseStep::Ask {
+            let shared = shared.clone();
+            let key = key.clone();
+            tokio::spawn(async move { ask(&shared, &key).await });
         }
-        let shared = shared.clone();
-        let key = key.clone();
-        tokio::spawn(async move {
-            let sent = Instant::now();
-            let request = Request::Lease(Lease {
-                name: key.name.clone(),
-                release: false,
-            });
-            match shared.send_request(key.owner, request).await {
-                Ok(Reply::Leased { ttl_ms }) => {
-                    shared
-                        .io
-                        .cache
-                        .leased(&key, sent, Duration::from_millis(u64::from(ttl_ms)));
-                }
-                Ok(_) | Err(_) => shared.io.cache.ask_failed(&key),
-            }
-        });
+        if ticket.is_some() || step == LeaseStep::Neither {
+            return ticket;
+        }
+        let limit = self.ttl.min(Duration::from_secs(1));
+        let _ = tokio::time::timeout(limit, answers.changed()).await;
+        cache.ticket(key)
+    }
+}
+
+/// Holder: one LEASE request to the owner of `key`.
+async fn ask(shared: &Arc<Shared>, key: &RecordKey) {
+    let sent = Instant::now();
+    let request = Request::Lease(Lease {
+        name: key.name.clone(),
+        release: false,
+    });
+    let cache = &shared.io.cache;
+    match shared.send_request(key.owner, request).await {
+        Ok(Reply::Leased { ttl_ms }) => {
+            tracing::debug!(volume = %key.name, ttl_ms, "cache lease");
+            cache.leased(key, sent, Duration::from_millis(u64::from(ttl_ms)));
+        }
+        other => {
+            tracing::debug!(volume = %key.name, owner = %key.owner, answer = ?other, "no cache lease");
+            cache.ask_failed(key)
+        }
     }
 }
 

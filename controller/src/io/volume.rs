@@ -672,7 +672,7 @@ impl BlockDevice for VirtualVolume {
         }
         let cache = &shared.io.cache;
         let span = Span::new(self.key.clone(), off, len);
-        let ticket = cache.ticket(&self.key);
+        let ticket = shared.io.coherence.ticket(&shared, &self.key).await;
         if ticket.is_some() {
             if let Some(hit) = cache.get(&span) {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
@@ -683,9 +683,6 @@ impl BlockDevice for VirtualVolume {
             }
         }
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
-        if ticket.is_none() {
-            shared.io.coherence.want_lease(&shared, &self.key);
-        }
         if ticket.is_some() && self.direct.load(Ordering::Relaxed) {
             if let Some(b) = self.direct_read(&shared, off, len).await {
                 return Ok(b);
