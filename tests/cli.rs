@@ -44,9 +44,13 @@ fn up_runs_two_sans_joined_by_fcip_and_moves_a_file_across() {
         "FCP initiator  fcsan host",
         "10:00:00:00:c0:ff:ee:02  100   yes                        2/2       2       0",
         &format!("FCIP capture: {}", fcip.display()),
-        "FCP initiator  fcsan controller ctl-a site A",
+        "FCP initiator+target fcsan controller ctl-a site A",
         "2 controllers up, each heartbeating to the other 1 as FC exchanges (CT GS_TYPE 0xE0)",
-        "ctl-a built vol1 (16 MiB of SSD on site A); every controller had it",
+        "ctl-a built vol1 (64.0 MiB of SSD on site A); every controller had it",
+        "host on site A wrote 4.0 MiB to vol1 (LUN ",
+        "identical (cache miss: forwarded to ctl-a through the tunnel)",
+        "identical (cache hit)",
+        "Per-volume I/O counters:",
         "ctl-b (site B), mapping information (figure 4 (a)):",
     ] {
         assert!(stdout.contains(want), "{want:?} missing from:\n{stdout}");
@@ -106,7 +110,7 @@ fn up_runs_two_sans_joined_by_fcip_and_moves_a_file_across() {
         "vol1",
         "ctl-a",
         "23:00:00:00:00:00:00:01",
-        "16 MiB",
+        "64 MiB",
         "ssd",
         "online",
     ] {
