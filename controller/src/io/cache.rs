@@ -324,7 +324,11 @@ mod tests {
         assert!(c.ticket(&key()).is_none());
         let ttl = Duration::from_secs(3);
         assert_eq!(c.lease_step(&key(), ttl), Lease::Ask);
-        assert_eq!(c.lease_step(&key(), ttl), Lease::Wait, "one request at a time");
+        assert_eq!(
+            c.lease_step(&key(), ttl),
+            Lease::Wait,
+            "one request at a time"
+        );
         c.ask_failed(&key());
         assert_eq!(
             c.lease_step(&key(), ttl),

@@ -27,9 +27,10 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use fc_frames::scsi::{Lun, SenseKey};
 use fc_frames::{FcId, Wwn};
-use fc_node::fcp::initiator::ScsiError;
+use fc_node::fcp::initiator::{Initiator, ScsiError};
 use fc_node::node::NodeError;
 use fc_node::scsi::{BlockDevice, DeviceError, Tier};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::task::JoinSet;
 
 use crate::driver::Shared;
@@ -507,6 +508,37 @@ impl VirtualVolume {
         *self.remote.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
+    /// Runs one command to the owner's LUN. A unit attention is news for this controller's
+    /// own nexus and is retried; one that says the owner was reset or its LUNs changed (29h,
+    /// 3Fh) first finds the volume's LUN again by its identity, so that a command never goes to
+    /// whatever took the old number.
+    async fn to_owner<T, F, Fut>(
+        &self,
+        shared: &Arc<Shared>,
+        mut at: (FcId, Lun),
+        f: F,
+    ) -> Result<T, DeviceError>
+    where
+        F: Fn(Initiator, FcId, Lun) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ScsiError>>,
+    {
+        let mut left = 4;
+        loop {
+            match f(shared.initiator.clone(), at.0, at.1).await {
+                Err(ScsiError::CheckCondition(s))
+                    if s.key == SenseKey::UNIT_ATTENTION && left > 0 =>
+                {
+                    left -= 1;
+                    if matches!(s.additional.asc(), 0x29 | 0x3F) {
+                        self.forget_owner();
+                        at = self.owner_lun(shared).await?;
+                    }
+                }
+                other => return other.map_err(device_error),
+            }
+        }
+    }
+
     async fn forward_read(
         &self,
         shared: &Arc<Shared>,
@@ -519,12 +551,15 @@ impl VirtualVolume {
         let per = (MAX_PIECE_BYTES / u64::from(self.block_size)).max(1);
         while at < lba + blocks {
             let n = per.min(lba + blocks - at);
-            let init = &shared.initiator;
-            let part = retry_attention(|| init.read(id, lun, at, n as u32, self.block_size))
+            let bs = self.block_size;
+            let part = self
+                .to_owner(shared, (id, lun), |init, id, lun| async move {
+                    init.read(id, lun, at, n as u32, bs).await
+                })
                 .await
                 .map_err(|e| {
                     self.forget_owner();
-                    device_error(e)
+                    e
                 })?;
             if n == blocks {
                 return Ok(part);
@@ -546,25 +581,22 @@ impl VirtualVolume {
         let bs = u64::from(self.block_size);
         let per = (MAX_PIECE_BYTES / bs).max(1);
         let blocks = data.len() as u64 / bs;
-        let mut set = JoinSet::new();
+        let mut pieces = FuturesUnordered::new();
         let mut at = 0;
         while at < blocks {
             let n = per.min(blocks - at);
             let part = data.slice((at * bs) as usize..((at + n) * bs) as usize);
-            let init = shared.initiator.clone();
             let block_size = self.block_size;
-            set.spawn(async move {
-                retry_attention(|| init.write(id, lun, lba + at, part.clone(), block_size, fua))
-                    .await
-            });
+            pieces.push(self.to_owner(shared, (id, lun), move |init, id, lun| {
+                let part = part.clone();
+                async move { init.write(id, lun, lba + at, part, block_size, fua).await }
+            }));
             at += n;
         }
         let mut err = None;
-        while let Some(r) = set.join_next().await {
-            match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => err = Some(device_error(e)),
-                Err(e) => err = Some(DeviceError::Blocking(io::Error::other(e))),
+        while let Some(r) = pieces.next().await {
+            if let Err(e) = r {
+                err = Some(e);
             }
         }
         match err {
