@@ -557,10 +557,7 @@ impl VirtualVolume {
                     init.read(id, lun, at, n as u32, bs).await
                 })
                 .await
-                .map_err(|e| {
-                    self.forget_owner();
-                    e
-                })?;
+                .inspect_err(|_| self.forget_owner())?;
             if n == blocks {
                 return Ok(part);
             }
