@@ -224,7 +224,10 @@ impl Controller {
         nc.target = true;
         nc.els_timeout = Duration::from_secs(5);
         let node = Node::spawn(nc, connector, services);
-        let initiator = Initiator::new(node.clone());
+        // Shorter than the 20 s after which a host's exchange with this controller's target
+        // is aborted: a forwarded command that gets no answer ends as a CHECK CONDITION the
+        // host can act on (LOGICAL UNIT COMMUNICATION TIME-OUT), not as an abort.
+        let initiator = Initiator::new(node.clone()).with_timeout(Duration::from_secs(15));
         let (changed, _) = watch::channel(0);
         let (scanned, _) = watch::channel(false);
         let shared = Arc::new(Shared {
