@@ -190,7 +190,10 @@ async fn hosts_read_and_write_a_volume_owned_across_the_tunnel() {
         .unwrap();
     let n = (newer.len() / bs as usize) as u32;
     let seen = init_b.read(to_b, lun_b, 8, n, bs).await.unwrap();
-    assert_eq!(seen, newer, "B never reads data older than A's acknowledged write");
+    assert_eq!(
+        seen, newer,
+        "B never reads data older than A's acknowledged write"
+    );
     assert!(ctl_b.io_counters(&name("vol1")).unwrap().invalidations >= 1);
 
     // Bad input: past the end is a CHECK CONDITION, forwarded or not.

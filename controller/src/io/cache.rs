@@ -154,7 +154,9 @@ impl Cache {
         if last - first == 1 {
             let c = self.chunks.get(&(id, first))?;
             let from = (span.off - first * CHUNK) as usize;
-            return c.get(from..from + span.len as usize).map(|b| c.slice_ref(b));
+            return c
+                .get(from..from + span.len as usize)
+                .map(|b| c.slice_ref(b));
         }
         let mut out = BytesMut::with_capacity(span.len as usize);
         for i in first..last {
@@ -283,7 +285,11 @@ mod tests {
     }
 
     fn data(len: usize, seed: u8) -> Bytes {
-        Bytes::from((0..len).map(|i| (i as u8).wrapping_add(seed)).collect::<Vec<_>>())
+        Bytes::from(
+            (0..len)
+                .map(|i| (i as u8).wrapping_add(seed))
+                .collect::<Vec<_>>(),
+        )
     }
 
     #[test]
@@ -291,7 +297,10 @@ mod tests {
         let c = Cache::new(1 << 20);
         assert!(c.ticket(&key()).is_none());
         assert!(c.should_ask(&key(), Duration::from_secs(3)));
-        assert!(!c.should_ask(&key(), Duration::from_secs(3)), "one request at a time");
+        assert!(
+            !c.should_ask(&key(), Duration::from_secs(3)),
+            "one request at a time"
+        );
         c.leased(&key(), Instant::now(), Duration::from_secs(3));
         assert!(c.ticket(&key()).is_some());
         assert!(c.holds(&key()));
@@ -306,8 +315,14 @@ mod tests {
         let d = data(16384, 1);
         c.insert(&s, d.clone(), t);
         assert_eq!(c.get(&s).unwrap(), d);
-        assert_eq!(c.get(&Span::new(key(), 4096 + 512, 1024)).unwrap(), d.slice(4608..5632));
-        assert!(c.get(&Span::new(key(), 12288, 8192)).is_none(), "past what was read");
+        assert_eq!(
+            c.get(&Span::new(key(), 4096 + 512, 1024)).unwrap(),
+            d.slice(4608..5632)
+        );
+        assert!(
+            c.get(&Span::new(key(), 12288, 8192)).is_none(),
+            "past what was read"
+        );
         // A read not chunk-aligned keeps its whole chunks only.
         c.insert(&Span::new(key(), 20480 - 512, 4608), data(4608, 2), t);
         assert!(c.get(&Span::new(key(), 20480, 4096)).is_some());
@@ -322,9 +337,15 @@ mod tests {
         let t = c.ticket(&key()).unwrap();
         c.invalidate(&key(), 4096, 512);
         assert!(c.get(&s).is_none());
-        assert!(c.get(&Span::new(key(), 0, 4096)).is_some(), "other chunks stay");
+        assert!(
+            c.get(&Span::new(key(), 0, 4096)).is_some(),
+            "other chunks stay"
+        );
         c.insert(&s, data(8192, 9), t);
-        assert!(c.get(&s).is_none(), "data that may predate the write is not kept");
+        assert!(
+            c.get(&s).is_none(),
+            "data that may predate the write is not kept"
+        );
     }
 
     #[test]
@@ -338,12 +359,20 @@ mod tests {
         c.leased(&key(), Instant::now(), Duration::from_secs(3));
         c.ticket(&key()).unwrap();
         assert!(c.get(&s).is_none());
-        c.leased(&key(), Instant::now() - Duration::from_secs(10), Duration::from_secs(3));
+        c.leased(
+            &key(),
+            Instant::now() - Duration::from_secs(10),
+            Duration::from_secs(3),
+        );
         let k2 = RecordKey {
             name: VolumeName::new("w").unwrap(),
             ..key()
         };
-        c.leased(&k2, Instant::now() - Duration::from_secs(10), Duration::from_secs(3));
+        c.leased(
+            &k2,
+            Instant::now() - Duration::from_secs(10),
+            Duration::from_secs(3),
+        );
         assert!(c.ticket(&k2).is_none(), "an old grant is no lease");
     }
 

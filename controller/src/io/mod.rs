@@ -103,6 +103,7 @@ pub(crate) struct Io {
     pub(crate) target: Target,
     pub(crate) cache: Cache,
     pub(crate) coherence: Coherence,
+    pub(crate) replicas: replica::Replicas,
     exported: Mutex<BTreeMap<VolumeName, Exported>>,
     /// The controllers this one knows: they see every volume, masked or not.
     controllers: Arc<RwLock<HashSet<Wwn>>>,
@@ -110,7 +111,9 @@ pub(crate) struct Io {
 
 impl std::fmt::Debug for Io {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Io").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Io")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -125,6 +128,7 @@ impl Io {
             target: Target::new(Arc::new(engine)),
             cache: Cache::new(config.cache_bytes),
             coherence: Coherence::new(config.lease),
+            replicas: replica::Replicas::default(),
             exported: Mutex::new(BTreeMap::new()),
             controllers: Arc::new(RwLock::new(HashSet::new())),
             config,
@@ -309,11 +313,16 @@ impl Io {
         vol.switched.store(false, Ordering::Relaxed);
         let name = vol.key.name.clone();
         let put = shared.with(|inner, now| inner.core.put(now, name.clone(), next.clone()));
-        if let Err(e) = put.map_err(|e| e.to_string()).and(shared.usable().map_err(|e| e.to_string())) {
+        if let Err(e) = put
+            .map_err(|e| e.to_string())
+            .and(shared.usable().map_err(|e| e.to_string()))
+        {
             tracing::error!(volume = %name, error = %e, "could not record a lost copy");
             return Err(DeviceError::Unreachable {
                 timed_out: false,
-                source: std::io::Error::other(format!("the mapping could not record a lost copy: {e}")),
+                source: std::io::Error::other(format!(
+                    "the mapping could not record a lost copy: {e}"
+                )),
             });
         }
         vol.set_body(next);
@@ -324,14 +333,10 @@ impl Io {
     /// The replica being synchronized for `vol` failed a write: the synchronization stops (the
     /// replica never entered the mapping; nothing acknowledged depends on it).
     pub(crate) fn abandon_sync(&self, vol: &VirtualVolume) {
-        if let Some(s) = vol
-            .syncing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+        if let Some(s) = vol.syncing.lock().unwrap_or_else(|e| e.into_inner()).take() {
             s.failed.store(true, Ordering::Relaxed);
-            tracing::warn!(volume = %vol.key.name, "replica write failed; its synchronization stops");
+            let copied = s.copied.load(Ordering::Relaxed);
+            tracing::warn!(volume = %vol.key.name, copied, "replica write failed; its synchronization stops");
         }
     }
 

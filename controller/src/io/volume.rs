@@ -285,7 +285,7 @@ impl VirtualVolume {
     // ---- owner: the arrays ----
 
     /// Reads `len` bytes at `off` from copy `copy`'s arrays, the pieces concurrently.
-    async fn read_copy(
+    pub(crate) async fn read_copy(
         &self,
         shared: &Arc<Shared>,
         rows: &[MapRow],
@@ -352,7 +352,10 @@ impl VirtualVolume {
                 }
             }
         }
-        Err(last.unwrap_or(DeviceError::OutOfRange { lba: off, blocks: len }))
+        Err(last.unwrap_or(DeviceError::OutOfRange {
+            lba: off,
+            blocks: len,
+        }))
     }
 
     /// Writes at the owner: every copy (and a replica being synchronized) with FUA, then the
@@ -373,18 +376,19 @@ impl VirtualVolume {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let mut set = JoinSet::new();
-        let mut spawn_copy = |rows: Vec<MapRow>, copy: u8, tag: Option<u8>| -> Result<(), DeviceError> {
-            let ps = pieces(&rows, copy, off, len).ok_or(DeviceError::OutOfRange {
-                lba: off / u64::from(self.block_size),
-                blocks: len / u64::from(self.block_size),
-            })?;
-            for p in ps {
-                let shared = shared.clone();
-                let piece = data.slice(p.at..p.at + p.len);
-                set.spawn(async move { (tag, write_piece(&shared, p, piece).await) });
-            }
-            Ok(())
-        };
+        let mut spawn_copy =
+            |rows: Vec<MapRow>, copy: u8, tag: Option<u8>| -> Result<(), DeviceError> {
+                let ps = pieces(&rows, copy, off, len).ok_or(DeviceError::OutOfRange {
+                    lba: off / u64::from(self.block_size),
+                    blocks: len / u64::from(self.block_size),
+                })?;
+                for p in ps {
+                    let shared = shared.clone();
+                    let piece = data.slice(p.at..p.at + p.len);
+                    set.spawn(async move { (tag, write_piece(&shared, p, piece).await) });
+                }
+                Ok(())
+            };
         for &c in &copies {
             spawn_copy(body.rows.clone(), c, Some(c))?;
         }
@@ -543,12 +547,7 @@ impl VirtualVolume {
     }
 
     /// A forwarder told to read the replica reads its rows here directly.
-    async fn direct_read(
-        &self,
-        shared: &Arc<Shared>,
-        off: u64,
-        len: u64,
-    ) -> Option<Bytes> {
+    async fn direct_read(&self, shared: &Arc<Shared>, off: u64, len: u64) -> Option<Bytes> {
         let body = self.body();
         let copies = copies(&body);
         let replica = *copies.get(1)?;
@@ -573,7 +572,9 @@ fn lu_naa(page: &fc_frames::scsi::data::VpdPage) -> Option<Wwn> {
         return None;
     };
     ds.iter()
-        .find(|d| d.association == Association::LOGICAL_UNIT && d.designator_type == DesignatorType::NAA)
+        .find(|d| {
+            d.association == Association::LOGICAL_UNIT && d.designator_type == DesignatorType::NAA
+        })
         .and_then(|d| <[u8; 8]>::try_from(d.value.as_slice()).ok())
         .map(|b| Wwn::from_u64(u64::from_be_bytes(b)))
 }
@@ -596,7 +597,11 @@ async fn read_piece(shared: &Arc<Shared>, p: Piece) -> Result<Bytes, DeviceError
     .map_err(device_error)
 }
 
-async fn write_piece(shared: &Arc<Shared>, p: Piece, data: Bytes) -> Result<(), DeviceError> {
+pub(crate) async fn write_piece(
+    shared: &Arc<Shared>,
+    p: Piece,
+    data: Bytes,
+) -> Result<(), DeviceError> {
     let id = shared
         .array_port(p.row.real.array, p.row.real.array_id)
         .await;
@@ -644,7 +649,9 @@ impl BlockDevice for VirtualVolume {
         if ticket.is_some() {
             if let Some(hit) = cache.get(&span) {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                self.counters.wan_bytes_saved.fetch_add(len, Ordering::Relaxed);
+                self.counters
+                    .wan_bytes_saved
+                    .fetch_add(len, Ordering::Relaxed);
                 return Ok(hit);
             }
         }
@@ -722,7 +729,7 @@ mod tests {
             virtual_start: vs,
             real: RealExtent {
                 array: Wwn::from_u64(0x5000_0000_0000_0001),
-                array_id: FcId::new(1, 0, 1),
+                array_id: FcId::from_parts(1, 0, 1),
                 lun: 0,
                 start,
                 blocks,
@@ -738,8 +745,14 @@ mod tests {
         let rows = [row(0, 0, 100, 256, 4096), row(2048, 0, 1000, 256, 4096)];
         let p = pieces(&rows, 0, (1 << 20) - 8192, 16384).unwrap();
         assert_eq!(p.len(), 2);
-        assert_eq!((p[0].lba, p[0].blocks, p[0].at, p[0].len), (354, 2, 0, 8192));
-        assert_eq!((p[1].lba, p[1].blocks, p[1].at, p[1].len), (1000, 2, 8192, 8192));
+        assert_eq!(
+            (p[0].lba, p[0].blocks, p[0].at, p[0].len),
+            (354, 2, 0, 8192)
+        );
+        assert_eq!(
+            (p[1].lba, p[1].blocks, p[1].at, p[1].len),
+            (1000, 2, 8192, 8192)
+        );
         // Past the end, or cutting a block: no plan.
         assert!(pieces(&rows, 0, (2 << 20) - 4096, 8192).is_none());
         assert!(pieces(&rows, 0, 512, 4096).is_none());
