@@ -361,6 +361,7 @@ pub struct Topology {
     hosts: Vec<HostDecl>,
     controllers: Vec<usize>,
     heartbeat: Duration,
+    io: controller::io::IoConfig,
     key: Vec<u8>,
     zone_set: String,
     zones: Vec<(String, Vec<Member>)>,
@@ -389,6 +390,7 @@ impl Topology {
             hosts: Vec::new(),
             controllers: Vec::new(),
             heartbeat: Duration::from_secs(1),
+            io: controller::io::IoConfig::default(),
             key: b"fcsan topology controllers".to_vec(),
             zone_set: "production".into(),
             zones: Vec::new(),
@@ -488,6 +490,12 @@ impl Topology {
     /// The controllers' heartbeat interval (1 s unless set).
     pub fn controller_heartbeat(&mut self, interval: Duration) {
         self.heartbeat = interval;
+    }
+
+    /// The controllers' I/O path: cache, leases, load switching, replica copy rate (the
+    /// defaults of [`IoConfig`](controller::io::IoConfig) unless set).
+    pub fn controller_io(&mut self, io: controller::io::IoConfig) {
+        self.io = io;
     }
 
     /// The controllers' shared key (a fixed one unless set).
@@ -745,6 +753,7 @@ impl Topology {
             Key::new(&self.key),
         );
         config.heartbeat = self.heartbeat;
+        config.io = self.io.clone();
         config.scan_period = Duration::from_secs(2);
         config.api_url = format!("http://{api}");
         let controller =

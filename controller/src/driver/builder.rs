@@ -342,10 +342,11 @@ impl Shared {
     }
 
     /// Reserves `bytes` of `media` from `sans` in their order (figure 7, S703-S711), each SAN
-    /// asked for what is still missing. No extent on an array of `avoid` is taken: this SAN's
-    /// allocator passes those arrays over, and a peer that answers with one has its
-    /// reservation released and counts as having found nothing. What is held, and the bytes
-    /// still missing (0: enough).
+    /// asked for what is still missing. No extent on an array of `avoid`, or on an array that
+    /// has left the fabric (the last scan may still list it), is taken: this SAN's allocator
+    /// passes those arrays over, and a peer that answers with one has its reservation
+    /// released and counts as having found nothing. What is held, and the bytes still missing
+    /// (0: enough).
     pub(crate) async fn reserve_from(
         self: &Arc<Self>,
         sans: &[San],
@@ -353,6 +354,9 @@ impl Shared {
         bytes: u64,
         avoid: &BTreeSet<Wwn>,
     ) -> (Vec<Held>, u64) {
+        let mut avoid = avoid.clone();
+        avoid.extend(self.io.lost.all());
+        let avoid = &avoid;
         let mut held: Vec<Held> = Vec::new();
         let mut remaining = bytes;
         for San {

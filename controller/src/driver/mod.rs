@@ -255,6 +255,7 @@ impl Controller {
             tokio::spawn(shared.clone().real_volumes()),
             tokio::spawn(service_ct::serve(shared.clone(), requests)),
             tokio::spawn(crate::io::balance(Arc::downgrade(&shared))),
+            tokio::spawn(crate::io::watch_arrays(Arc::downgrade(&shared))),
         ];
         shared.with(|_, _| ());
         Ok(Controller { shared, tasks })

@@ -150,6 +150,23 @@ fn unreachable(what: String) -> DeviceError {
     }
 }
 
+/// One command counted in a volume's load for as long as it lives (dropped with it when the
+/// command is cancelled too).
+struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn new(n: &'a AtomicU64) -> InFlight<'a> {
+        n.fetch_add(1, Ordering::Relaxed);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A replica being brought in sync: its rows (not yet in the mapping) and how far the copy
 /// has come (bytes from the start that it holds).
 #[derive(Debug, Clone)]
@@ -183,7 +200,9 @@ pub(crate) struct VirtualVolume {
     pub(crate) direct: AtomicBool,
     /// Owner: reads go to the replica (the primary is over its load threshold).
     pub(crate) switched: AtomicBool,
-    /// Commands running on the primary copy now (owner).
+    /// Commands running at the owner now, whichever copy serves them: the load the primary
+    /// would carry were its reads not switched (so that switching them away does not by
+    /// itself switch them back).
     pub(crate) outstanding: AtomicU64,
     /// Primary I/O completions in the current and last window (owner).
     pub(crate) load: Mutex<LoadWindow>,
@@ -331,21 +350,19 @@ impl VirtualVolume {
         };
         let mut order = vec![first];
         order.extend(copies.iter().copied().filter(|c| *c != first));
+        let _load = InFlight::new(&self.outstanding);
+        self.tick_load();
         let mut last = None;
         for copy in order {
             let primary = copy == copies.first().copied().unwrap_or(0);
-            if primary {
-                self.outstanding.fetch_add(1, Ordering::Relaxed);
-                self.tick_load();
-            }
             let r = self.read_copy(shared, &body.rows, copy, off, len).await;
-            if primary {
-                self.outstanding.fetch_sub(1, Ordering::Relaxed);
-            } else {
-                self.counters.replica_reads.fetch_add(1, Ordering::Relaxed);
-            }
             match r {
-                Ok(b) => return Ok(b),
+                Ok(b) => {
+                    if !primary {
+                        self.counters.replica_reads.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Ok(b);
+                }
                 Err(e) => {
                     tracing::warn!(volume = %self.key.name, copy, error = %e, "read failed on a copy");
                     last = Some(e);
@@ -399,7 +416,7 @@ impl VirtualVolume {
             let copy = s.rows.first().map_or(1, |r| r.copy);
             spawn_copy(s.rows.clone(), copy, None)?;
         }
-        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        let load = InFlight::new(&self.outstanding);
         self.tick_load();
         let mut failed: Vec<(u8, DeviceError)> = Vec::new();
         let mut sync_failed = false;
@@ -416,7 +433,7 @@ impl VirtualVolume {
                 }
             }
         }
-        self.outstanding.fetch_sub(1, Ordering::Relaxed);
+        drop(load);
         if sync_failed {
             shared.io.abandon_sync(self);
         }
@@ -429,7 +446,7 @@ impl VirtualVolume {
             for (c, e) in &failed {
                 tracing::error!(volume = %self.key.name, copy = c, error = %e, "a copy failed a write; it leaves the mapping");
             }
-            shared.io.detach(shared, self, &lost).await?;
+            shared.io.detach(shared, self, &body, &lost).await?;
         }
         let sectors = len / SECTOR;
         shared
@@ -579,22 +596,41 @@ fn lu_naa(page: &fc_frames::scsi::data::VpdPage) -> Option<Wwn> {
         .map(|b| Wwn::from_u64(u64::from_be_bytes(b)))
 }
 
+/// Runs `cmd` on array `array`, unless the array has left the fabric or until it does
+/// ([`super::lost`]): then it fails at once, as unreachable.
+async fn on_array<T>(
+    shared: &Shared,
+    array: Wwn,
+    cmd: impl std::future::Future<Output = Result<T, ScsiError>>,
+) -> Result<T, DeviceError> {
+    let lost = &shared.io.lost;
+    let gone = || unreachable(format!("array {array} has left the fabric"));
+    if lost.is_lost(array) {
+        return Err(gone());
+    }
+    tokio::select! {
+        r = cmd => r.map_err(device_error),
+        () = lost.wait(array) => Err(gone()),
+    }
+}
+
 async fn read_piece(shared: &Arc<Shared>, p: Piece) -> Result<Bytes, DeviceError> {
-    let id = shared
-        .array_port(p.row.real.array, p.row.real.array_id)
-        .await;
-    let init = &shared.initiator;
-    retry_attention(|| {
-        init.read(
-            id,
-            scsi_lun(p.row.real.lun),
-            p.lba,
-            p.blocks as u32,
-            p.row.real.block_size,
-        )
+    let real = p.row.real;
+    on_array(shared, real.array, async {
+        let id = shared.array_port(real.array, real.array_id).await;
+        let init = &shared.initiator;
+        retry_attention(|| {
+            init.read(
+                id,
+                scsi_lun(real.lun),
+                p.lba,
+                p.blocks as u32,
+                real.block_size,
+            )
+        })
+        .await
     })
     .await
-    .map_err(device_error)
 }
 
 pub(crate) async fn write_piece(
@@ -602,22 +638,23 @@ pub(crate) async fn write_piece(
     p: Piece,
     data: Bytes,
 ) -> Result<(), DeviceError> {
-    let id = shared
-        .array_port(p.row.real.array, p.row.real.array_id)
-        .await;
-    let init = &shared.initiator;
-    retry_attention(|| {
-        init.write(
-            id,
-            scsi_lun(p.row.real.lun),
-            p.lba,
-            data.clone(),
-            p.row.real.block_size,
-            true,
-        )
+    let real = p.row.real;
+    on_array(shared, real.array, async {
+        let id = shared.array_port(real.array, real.array_id).await;
+        let init = &shared.initiator;
+        retry_attention(|| {
+            init.write(
+                id,
+                scsi_lun(real.lun),
+                p.lba,
+                data.clone(),
+                real.block_size,
+                true,
+            )
+        })
+        .await
     })
     .await
-    .map_err(device_error)
 }
 
 #[async_trait]
