@@ -55,7 +55,8 @@ struct San {
 }
 
 impl San {
-    async fn start(dir: &std::path::Path, arrays: &[(&str, bool)]) -> San {
+    /// Starts it, the replica copier held to `rate` bytes a second.
+    async fn start(dir: &std::path::Path, arrays: &[(&str, bool)], rate: u64) -> San {
         let mut t = Topology::new();
         let a = t.gateway("A", 1);
         let b = t.gateway("B", 2);
@@ -70,8 +71,7 @@ impl San {
         t.controller_heartbeat(Duration::from_millis(250));
         t.controller_io(IoConfig {
             switch_outstanding: 2,
-            // 16 MiB take about two seconds: long enough for the writers to race the copy.
-            replica_rate: 8 * MIB,
+            replica_rate: rate,
             ..IoConfig::default()
         });
         let ca = t.controller(a);
@@ -398,7 +398,8 @@ fn arrays_of(rec: &Record, copy: u8) -> Vec<Wwn> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_added_under_load_then_reads_switch_to_it() {
     let dir = tempfile::tempdir().unwrap();
-    let s = San::start(dir.path(), &[("ssda", true), ("ssdb", false)]).await;
+    // 16 MiB take two seconds at least: long enough for the writers to race the copy.
+    let s = San::start(dir.path(), &[("ssda", true), ("ssdb", false)], 8 * MIB).await;
     let ssda = s.san.array(s.arrays[0]).port_name;
     let ssdb = s.san.array(s.arrays[1]).port_name;
     let disk = s.volume("vol1").await;
@@ -528,6 +529,7 @@ async fn primary_array_dies_mid_stream_then_a_new_replica_resyncs() {
     let s = San::start(
         dir.path(),
         &[("ssda", true), ("ssdb", false), ("ssdc", true)],
+        8 * MIB,
     )
     .await;
     let [ssda, ssdb, ssdc] = [0, 1, 2].map(|i| s.san.array(s.arrays[i]).port_name);
@@ -596,5 +598,68 @@ async fn primary_array_dies_mid_stream_then_a_new_replica_resyncs() {
     assert!(s.read_copy("vol2", 0).await == want, "copy 0");
     assert!(s.read_copy("vol2", 1).await == want, "copy 1");
     check_through_host(&disk, &model2).await;
+    s.san.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_whose_array_dies_while_syncing_is_dropped() {
+    use controller::api::Management;
+
+    let dir = tempfile::tempdir().unwrap();
+    // 16 MiB take eight seconds at least: the replica's array dies well before the end.
+    let s = San::start(dir.path(), &[("ssda", true), ("ssdb", false)], 2 * MIB).await;
+    let ssda = s.san.array(s.arrays[0]).port_name;
+    let disk = s.volume("vol3").await;
+    let stream = Stream::start(&disk, 4, BTreeMap::new());
+    stream.more_writes(10).await;
+    let st = s
+        .ctl(0)
+        .add_replica(
+            &name("vol3"),
+            ReplicaSpec {
+                media: None,
+                site: Some("B".into()),
+            },
+        )
+        .await
+        .expect("replica started");
+    assert_eq!(st.state, ReplicaPhase::Syncing);
+    let reserved = |i: usize| {
+        let backend = s.ctl(i).backend();
+        async move { backend.counters().await.counters["extents.reserved_bytes"] }
+    };
+    assert_eq!(
+        reserved(1).await,
+        VOLUME,
+        "B holds the replica's extents for A"
+    );
+    s.san.array(s.arrays[1]).array.node.shutdown().await;
+    let start = Instant::now();
+    let failed = loop {
+        let st = s.ctl(0).replica_state(&name("vol3")).unwrap();
+        if st.state == ReplicaPhase::Failed {
+            break st;
+        }
+        assert_eq!(st.state, ReplicaPhase::Syncing, "{st:?}");
+        assert!(start.elapsed() < WAIT, "the replica never failed: {st:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(failed.copied < VOLUME, "{failed:?}");
+    assert!(failed.reason.is_some(), "{failed:?}");
+    // The host never noticed: the replica was not in the mapping.
+    stream.more_writes(40).await;
+    let model = stream.stop().await;
+    for i in 0..2 {
+        let r = s.record(i, "vol3").unwrap();
+        assert_eq!(arrays_of(&r, 0), [ssda]);
+        assert_eq!(arrays_of(&r, 1), Vec::<Wwn>::new());
+        assert_eq!(r.body.unwrap().state, VolumeState::Online);
+    }
+    let start = Instant::now();
+    while reserved(1).await != 0 {
+        assert!(start.elapsed() < WAIT, "B's reservation never released");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check_through_host(&disk, &model).await;
     s.san.shutdown().await;
 }

@@ -113,8 +113,8 @@ pub(crate) async fn watch(shared: Weak<Shared>) {
     }
 }
 
-/// Asks the name server for every array of the mapping that `pages` cover (every one for
-/// `None`), and for every lost one.
+/// Asks the name server for every array of the mapping, and every port logged in with, that
+/// `pages` cover (every one for `None`), and for every lost one.
 async fn check(shared: &Arc<Shared>, pages: Option<&[RscnPage]>) {
     let arrays: BTreeMap<Wwn, FcId> = {
         let inner = shared.lock();
@@ -129,6 +129,18 @@ async fn check(shared: &Arc<Shared>, pages: Option<&[RscnPage]>) {
         }
         a
     };
+    // And the arrays of the replicas being synchronized (the mapping does not list them yet),
+    // and every port this node is logged in with.
+    let mut arrays = arrays;
+    for (_, v) in shared.io.volumes() {
+        let syncing = v.syncing.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for row in syncing.iter().flat_map(|s| s.rows.iter()) {
+            arrays.insert(row.real.array, row.real.array_id);
+        }
+    }
+    for s in shared.node.sessions() {
+        arrays.entry(s.port_name).or_insert(s.port_id);
+    }
     let io = &shared.io;
     for (port, id) in arrays {
         let lost = io.lost.is_lost(port);
