@@ -520,6 +520,35 @@ async fn replica_added_under_load_then_reads_switch_to_it() {
         quiet.replica_reads,
         "a read with no load goes to the primary"
     );
+
+    // Masking, recorded by the owner: every controller hides the volume from other hosts.
+    let other = Wwn::from_u64(0x2100_0000_0000_00ff);
+    let e = s
+        .ctl(1)
+        .set_masking(&name("vol1"), vec![other])
+        .unwrap_err();
+    assert!(e.to_string().contains("ctl-a"), "{e}");
+    s.ctl(0).set_masking(&name("vol1"), vec![other]).unwrap();
+    for i in 0..2 {
+        wait_for("the masking at every controller", || {
+            s.record(i, "vol1").unwrap().body.unwrap().masking == [other]
+        })
+        .await;
+    }
+    match disk.init.read(disk.id, disk.lun, 0, per, BS).await {
+        Err(ScsiError::CheckCondition(sense)) => {
+            assert_eq!(sense.key, SenseKey::ILLEGAL_REQUEST, "{sense:?}")
+        }
+        other => panic!("a masked volume answered {other:?}"),
+    }
+    let me = s.san.host(s.host).port_name;
+    s.ctl(0)
+        .set_masking(&name("vol1"), vec![other, me])
+        .unwrap();
+    let back = retry_attention(|| disk.init.read(disk.id, disk.lun, 0, per, BS))
+        .await
+        .expect("visible again");
+    assert!(back[..] == want[..BLOCK as usize]);
     s.san.shutdown().await;
 }
 

@@ -59,7 +59,7 @@ pub struct IoConfig {
     /// every command, whichever copy serves it: counting only the primary's would send the
     /// reads back as soon as moving them had relieved it, and flap.
     pub switch_outstanding: u32,
-    /// The replica copier's rate limit in bytes per second.
+    /// The replica copier's rate limit in bytes per second (0: none); see [`replica`].
     pub replica_rate: u64,
 }
 
