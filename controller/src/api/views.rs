@@ -461,7 +461,7 @@ impl BuildSpec {
     }
 }
 
-/// A request to add a replica to a volume (PATENT.md [0098]-[0100]): the body of
+/// A request to add a replica to a volume (PATENT.md \[0098\]-\[0100\]): the body of
 /// `POST /v1/volumes/{name}/replicas`. Both fields may be left out (and the body too).
 ///
 /// ```text

@@ -81,17 +81,6 @@ impl Lost {
     }
 }
 
-/// Whether the RSCN page covers `id` (port, area, domain or fabric address format).
-fn covers(page: &RscnPage, id: FcId) -> bool {
-    let (a, b) = (page.affected.to_u32(), id.to_u32());
-    match page.format.0 {
-        0 => a == b,
-        1 => a >> 8 == b >> 8,
-        2 => a >> 16 == b >> 16,
-        _ => true,
-    }
-}
-
 /// Watches the RSCNs of the controller's node for the whole of its life.
 pub(crate) async fn watch(shared: Weak<Shared>) {
     let mut events = match shared.upgrade() {
@@ -144,7 +133,8 @@ async fn check(shared: &Arc<Shared>, pages: Option<&[RscnPage]>) {
     let io = &shared.io;
     for (port, id) in arrays {
         let lost = io.lost.is_lost(port);
-        let covered = pages.is_none_or(|p| p.iter().any(|page| covers(page, id)));
+        let covered =
+            pages.is_none_or(|p| p.iter().any(|page| page.format.covers(page.affected, id)));
         if !lost && !covered {
             continue;
         }
@@ -161,26 +151,7 @@ async fn check(shared: &Arc<Shared>, pages: Option<&[RscnPage]>) {
 
 #[cfg(test)]
 mod tests {
-    use fc_frames::els::RscnAddressFormat;
-
     use super::*;
-
-    #[test]
-    fn test_rscn_page_covers() {
-        let id = FcId::from_parts(1, 2, 0);
-        let page = |format, affected| RscnPage {
-            format: RscnAddressFormat(format),
-            affected,
-            ..RscnPage::default()
-        };
-        assert!(covers(&page(0, id), id));
-        assert!(!covers(&page(0, FcId::from_parts(1, 2, 1)), id));
-        assert!(covers(&page(1, FcId::from_parts(1, 2, 7)), id));
-        assert!(!covers(&page(1, FcId::from_parts(1, 3, 0)), id));
-        assert!(covers(&page(2, FcId::from_parts(1, 9, 9)), id));
-        assert!(!covers(&page(2, FcId::from_parts(2, 2, 0)), id));
-        assert!(covers(&page(3, FcId::from_parts(9, 9, 9)), id));
-    }
 
     #[tokio::test]
     async fn test_wait_ends_when_lost() {

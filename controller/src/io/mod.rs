@@ -6,7 +6,7 @@
 //! - [`cache`] and [`coherence`]: the remote-read cache and the leases and invalidations that
 //!   keep it from ever returning data older than an acknowledged write.
 //! - [`replica`]: a replica synchronized in the background, then mirrored; load switching
-//!   ([`balance`]).
+//!   (`balance`).
 //! - `lost`: arrays that left the fabric, noticed from RSCNs, so that a command to one fails
 //!   at once and another copy takes over before any host gives up.
 //!

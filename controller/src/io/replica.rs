@@ -1,8 +1,9 @@
 //! Replicas: a copy of a volume on another real volume, here or on another SAN, brought in
 //! sync by a background copy while the volume stays in use, then mirrored synchronously
-//! (PATENT.md [0069], [0098]-[0100]).
+//! (PATENT.md \[0069\], \[0098\]-\[0100\]).
 //!
-//! Adding one ([`add`]), at the volume's owner:
+//! Adding one (`add`, which [`Controller::add_replica`](crate::driver::Controller::add_replica)
+//! calls), at the volume's owner:
 //!
 //! 1. Space: the volume's capacity of the type asked (the volume's by default) is reserved
 //!    the way the builder reserves it (figure 7, S703-S711, the same functions): from the
@@ -21,12 +22,12 @@
 //!    [`IoConfig::replica_rate`](super::IoConfig::replica_rate) by pacing: chunk *n* starts
 //!    no earlier than *n* MiB / rate after the first, so the average never passes the rate and
 //!    a burst is one chunk.
-//! 4. Done: the volume's commands are drained and held ([0088]), the rows go into the mapping
+//! 4. Done: the volume's commands are drained and held (\[0088\]), the rows go into the mapping
 //!    (recorded and propagated like any change), the held commands run against the new
 //!    mapping, and from then on every write is mirrored before it is acknowledged. The
 //!    reservations are committed.
 //!
-//! A failure of the copy, of a host write to the replica ([`super::Io::abandon_sync`]), of a
+//! A failure of the copy, of a host write to the replica (`Io::abandon_sync`), of a
 //! renewal, or the volume's deletion stops it: host writes to the replica end first (the copy
 //! gate), then the extents are released, and the state says why. A restart of the controller
 //! leaves the replica out of the mapping: nothing acknowledged ever depended on it.
