@@ -10,11 +10,12 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
 use controller::api::views::{
-    format_bytes, parse_capacity, CountersView, ErrorBody, FoundView, PeerView, RealVolumesView,
-    VolumeView,
+    format_bytes, parse_capacity, CountersView, ErrorBody, FoundView, MapRowView, PeerView,
+    RealVolumesView, ReplicaPhase, ReplicaState, VolumeIoView, VolumeView,
 };
-use controller::api::BuildSpec;
+use controller::api::{BuildSpec, MaskingSpec, ReplicaSpec};
 use controller::model::{MediaType, VolumeName};
+use fc_frames::Wwn;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tabled::builder::Builder;
@@ -68,6 +69,37 @@ enum VolumeCommand {
         /// First copy the volume's data into this other volume.
         #[arg(long, value_name = "OTHER")]
         keep_data_in: Option<VolumeName>,
+    },
+    /// Add a replica to a volume (PATENT.md [0098]-[0100]): copied in the background while
+    /// the volume stays in use, then every write mirrored. Ask the volume's owner.
+    Replica {
+        /// The common volume name.
+        name: VolumeName,
+        /// The replica's media type; left out, the volume's.
+        #[arg(long = "type", value_name = "TYPE")]
+        media: Option<MediaType>,
+        /// The site (SAN) to put it on; left out, this controller's SAN first, then the
+        /// others by priority, off the arrays that hold the volume when it can.
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// A volume's I/O at this controller: its LUN, counters, and replica (syncing, in sync,
+    /// failed).
+    Io {
+        /// The common volume name.
+        name: VolumeName,
+    },
+    /// Set the hosts that may see a volume (LUN masking), at every controller. Ask the
+    /// volume's owner.
+    Mask {
+        /// The common volume name.
+        name: VolumeName,
+        /// The hosts' port names (WWPNs), e.g. 21:00:00:24:ff:00:00:01.
+        #[arg(value_name = "HOST", required_unless_present = "all_hosts")]
+        hosts: Vec<Wwn>,
+        /// Let every host see it (no masking).
+        #[arg(long, conflicts_with = "hosts")]
+        all_hosts: bool,
     },
     /// The controller's real volumes (figure 3 (a)) and their free space by type (figure 3 (b)).
     Real,
@@ -152,6 +184,50 @@ pub fn run(args: VolumeArgs, out: &mut dyn Write) -> Result<()> {
                 None => writeln!(out, "deleted {name}")?,
             }
         }
+        VolumeCommand::Replica { name, media, site } => {
+            let body = serde_json::to_value(ReplicaSpec { media, site })?;
+            let path = format!("/v1/volumes/{name}/replicas");
+            let text = api.call("POST", &path, Some(body), json)?;
+            if json {
+                return print_json(out, &text);
+            }
+            let st: ReplicaState = decode(&text)?;
+            writeln!(
+                out,
+                "replica of {name} started; `fcsan volume io {name}` follows it"
+            )?;
+            show_replica(out, &st)?;
+        }
+        VolumeCommand::Io { name } => {
+            let text = api.call("GET", &format!("/v1/volumes/{name}/io"), None, json)?;
+            if json {
+                return print_json(out, &text);
+            }
+            let io: VolumeIoView = decode(&text)?;
+            match io.lun {
+                Some(lun) => writeln!(out, "{name} is LUN {lun} at this controller")?,
+                None => writeln!(out, "{name} is not served at this controller")?,
+            }
+            writeln!(out, "{}", io_table(&io))?;
+            if let Some(st) = &io.replica {
+                writeln!(out)?;
+                show_replica(out, st)?;
+            }
+        }
+        VolumeCommand::Mask {
+            name,
+            hosts,
+            all_hosts: _,
+        } => {
+            let body = serde_json::to_value(MaskingSpec { hosts })?;
+            let path = format!("/v1/volumes/{name}/masking");
+            let text = api.call("PUT", &path, Some(body), json)?;
+            if json {
+                return print_json(out, &text);
+            }
+            let v: VolumeView = decode(&text)?;
+            show_volume(out, &v)?;
+        }
         VolumeCommand::Real => {
             let text = api.call("GET", "/v1/real-volumes", None, json)?;
             if json {
@@ -233,6 +309,7 @@ impl Api {
             ("GET", _) => self.agent.get(&url).call(),
             ("DELETE", _) => self.agent.delete(&url).call(),
             ("POST", Some(b)) => self.agent.post(&url).send_json(b),
+            ("PUT", Some(b)) => self.agent.put(&url).send_json(b),
             _ => bail!("{method} {path}: not a request this client makes"),
         };
         let mut response =
@@ -338,38 +415,111 @@ pub(crate) fn volumes_table(volumes: &[VolumeView]) -> Table {
 /// Figure 4 (b): one row a map row, ranges 1-based like the patent's.
 pub(crate) fn map_table(volumes: &[VolumeView]) -> Table {
     table(
-        &[
-            "volume",
-            "virtual sectors (512 B, 1-based)",
-            "local name",
-            "storage FC_ID",
-            "storage WWPN",
-            "LUN",
-            "real blocks (1-based)",
-            "block",
-            "copy",
-        ],
+        &MAP_HEADER,
         volumes
             .iter()
-            .flat_map(|v| {
-                v.rows.iter().map(|r| {
-                    vec![
-                        v.name.to_string(),
-                        range(r.virtual_start, r.sectors),
-                        v.local_name.clone(),
-                        r.array_fc_id.to_string(),
-                        r.array.to_string(),
-                        format!("LUN{}", r.lun),
-                        range(r.real_start, r.blocks),
-                        r.block_size.to_string(),
-                        match r.copy {
-                            0 => "primary".to_owned(),
-                            n => format!("replica {n}"),
-                        },
-                    ]
-                })
-            })
+            .flat_map(|v| v.rows.iter().map(|r| map_row(&v.name, &v.local_name, r)))
             .collect(),
+    )
+}
+
+const MAP_HEADER: [&str; 9] = [
+    "volume",
+    "virtual sectors (512 B, 1-based)",
+    "local name",
+    "storage FC_ID",
+    "storage WWPN",
+    "LUN",
+    "real blocks (1-based)",
+    "block",
+    "copy",
+];
+
+/// One row of figure 4 (b).
+fn map_row(volume: &VolumeName, local_name: &str, r: &MapRowView) -> Vec<String> {
+    vec![
+        volume.to_string(),
+        range(r.virtual_start, r.sectors),
+        local_name.to_owned(),
+        r.array_fc_id.to_string(),
+        r.array.to_string(),
+        format!("LUN{}", r.lun),
+        range(r.real_start, r.blocks),
+        r.block_size.to_string(),
+        match r.copy {
+            0 => "primary".to_owned(),
+            n => format!("replica {n}"),
+        },
+    ]
+}
+
+/// A replica's state, and its rows (figure 4 (b); while syncing, not in the mapping yet).
+fn show_replica(out: &mut dyn Write, st: &ReplicaState) -> Result<()> {
+    let done = if st.total == 0 {
+        100.0
+    } else {
+        st.copied as f64 * 100.0 / st.total as f64
+    };
+    let t = table(
+        &[
+            "volume", "replica", "copies", "copy", "copied", "rate", "limit", "reason",
+        ],
+        vec![vec![
+            st.volume.to_string(),
+            st.state.to_string(),
+            st.copies.to_string(),
+            st.copy.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+            format!(
+                "{} of {} ({done:.0}%)",
+                format_bytes(st.copied),
+                format_bytes(st.total)
+            ),
+            format!("{}/s", format_bytes(st.rate)),
+            if st.rate_limit == 0 {
+                "none".to_owned()
+            } else {
+                format!("{}/s", format_bytes(st.rate_limit))
+            },
+            st.reason.clone().unwrap_or_else(|| "-".to_owned()),
+        ]],
+    );
+    writeln!(out, "{t}")?;
+    if !st.rows.is_empty() {
+        let rows = st
+            .rows
+            .iter()
+            .map(|r| map_row(&st.volume, "-", r))
+            .collect();
+        writeln!(out)?;
+        if st.state == ReplicaPhase::Syncing {
+            writeln!(out, "its rows, not in the mapping until it is in sync:")?;
+        }
+        writeln!(out, "{}", table(&MAP_HEADER, rows))?;
+    }
+    Ok(())
+}
+
+/// A volume's counters at the answering controller.
+fn io_table(io: &VolumeIoView) -> Table {
+    let c = &io.counters;
+    table(
+        &["counter", "value"],
+        [
+            ("reads", c.reads.to_string()),
+            ("writes", c.writes.to_string()),
+            ("read", format_bytes(c.read_bytes)),
+            ("written", format_bytes(c.write_bytes)),
+            ("cache hits", c.cache_hits.to_string()),
+            ("cache misses", c.cache_misses.to_string()),
+            ("invalidations", c.invalidations.to_string()),
+            ("WAN", format_bytes(c.wan_bytes)),
+            ("WAN saved", format_bytes(c.wan_bytes_saved)),
+            ("replica reads", c.replica_reads.to_string()),
+            ("route changes", c.route_changes.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| vec![k.to_owned(), v])
+        .collect(),
     )
 }
 

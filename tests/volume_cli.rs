@@ -536,3 +536,92 @@ fn test_api_from_the_environment() {
         ]
     ));
 }
+
+#[test]
+fn test_replica_io_and_mask() {
+    let s = server();
+    let out = ok(s.volume(&["replica", "vol1", "--type", "ssd", "--site", "b"]));
+    assert!(out.contains("replica of vol1 started"), "{out}");
+    assert!(
+        has_row(
+            &out,
+            &[
+                "vol1",
+                "syncing",
+                "2",
+                "2",
+                "4 MiB of 8 MiB (50%)",
+                "100 MiB/s",
+                "100 MiB/s",
+                "-"
+            ]
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("not in the mapping until it is in sync"),
+        "{out}"
+    );
+    assert!(
+        cells(&out)
+            .iter()
+            .any(|r| r.last().map(String::as_str) == Some("replica 2")),
+        "{out}"
+    );
+    // The server's refusals, with its message and status.
+    let o = s.volume(&["replica", "vol1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("is being synchronized; wait for it (409 Conflict)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = s.volume(&["replica", "vol2"]);
+    assert!(
+        stderr(&o).contains("volume vol2 is owned by controller ctl-b; ask that controller"),
+        "{}",
+        stderr(&o)
+    );
+
+    let out = ok(s.volume(&["io", "vol1"]));
+    assert!(out.contains("vol1 is LUN 5 at this controller"), "{out}");
+    assert!(has_row(&out, &["replica reads", "3"]), "{out}");
+    assert!(has_row(&out, &["read", "640 KiB"]), "{out}");
+    assert!(
+        cells(&out)
+            .iter()
+            .any(|r| r.get(1).map(String::as_str) == Some("syncing")),
+        "{out}"
+    );
+    let json_out = ok(s.volume(&["--json", "io", "vol1"]));
+    let v: Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(v["lun"], 5);
+    assert_eq!(v["replica"]["state"], "syncing");
+
+    let out = ok(s.volume(&[
+        "mask",
+        "vol1",
+        "21:00:00:24:ff:00:00:01",
+        "21000024ff000002",
+    ]));
+    assert!(
+        out.contains("visible to hosts 21:00:00:24:ff:00:00:01, 21:00:00:24:ff:00:00:02"),
+        "{out}"
+    );
+    let out = ok(s.volume(&["mask", "vol1", "--all-hosts"]));
+    assert!(out.contains("visible to every host"), "{out}");
+    let o = s.volume(&["mask", "vol2", "--all-hosts"]);
+    assert!(stderr(&o).contains("409 Conflict"), "{}", stderr(&o));
+
+    // Bad arguments never reach the server.
+    for args in [
+        &["replica", "vol1", "--type", "floppy"][..],
+        &["mask", "vol1", "21:00"],
+        &["mask", "vol1"],
+        &["mask", "vol1", "--all-hosts", "21:00:00:24:ff:00:00:01"],
+        &["io", "a b"],
+    ] {
+        let o = s.volume(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    }
+}

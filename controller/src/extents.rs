@@ -417,6 +417,20 @@ impl Extents {
         bytes: u64,
         ttl_ms: u64,
     ) -> Vec<RealExtent> {
+        self.reserve_avoiding(now_ms, id, media, bytes, ttl_ms, &BTreeSet::new())
+    }
+
+    /// [`reserve`](Self::reserve), taking nothing on the arrays of `avoid` (a replica keeps
+    /// off the arrays that hold the volume's other copies).
+    pub fn reserve_avoiding(
+        &mut self,
+        now_ms: u64,
+        id: ReservationId,
+        media: MediaType,
+        bytes: u64,
+        ttl_ms: u64,
+        avoid: &BTreeSet<Wwn>,
+    ) -> Vec<RealExtent> {
         let expires_ms = now_ms.saturating_add(ttl_ms);
         if let Some(r) = self.reservations.get_mut(&id) {
             r.expires_ms = expires_ms;
@@ -426,6 +440,7 @@ impl Extents {
             return Vec::new();
         }
         let mut runs = self.runs(media);
+        runs.retain(|r| !avoid.contains(&r.key.array));
         let mut taken: Vec<(Run, u64)> = Vec::new();
         if media == MediaType::Tape {
             taken.extend(runs.first().map(|r| (*r, r.blocks)));

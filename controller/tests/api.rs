@@ -497,3 +497,212 @@ async fn test_unknown_routes_and_wrong_methods() {
     // The server is still there after all of it.
     assert_eq!(get(addr, "/v1/volumes").await.status, 200);
 }
+
+#[tokio::test]
+async fn test_add_replica() {
+    let (addr, _) = start().await;
+    let path = "/v1/volumes/vol1/replicas";
+    let a = get(addr, path).await;
+    assert_eq!(a.status, 200, "{}", a.json);
+    assert_eq!(a.json["state"], "in-sync");
+    assert_eq!(a.json["copies"], 2);
+    assert_eq!(a.json["rows"][0]["copy"], 1);
+
+    let a = send(addr, "POST", path, Some(br#"{"type": "ssd", "site": "b"}"#)).await;
+    assert_eq!(a.status, 202, "{}", a.json);
+    assert_eq!(a.header("location"), Some(path));
+    assert_eq!(a.json["volume"], "vol1");
+    assert_eq!(a.json["state"], "syncing");
+    assert_eq!(a.json["copy"], 2);
+    assert_eq!(a.json["total"], 8 << 20);
+    assert_eq!(a.json["copied"], 4 << 20);
+    assert_eq!(a.json["rate_limit"], 100 << 20);
+    assert_eq!(a.json["reason"], Value::Null);
+    assert_eq!(get(addr, path).await.json, a.json);
+
+    // One replica at a time.
+    let a = send(addr, "POST", path, None).await;
+    assert_eq!(a.status, 409, "{}", a.json);
+    assert_eq!(a.json["field"], "name");
+    assert!(a.error().contains("being synchronized"), "{}", a.error());
+
+    // Only the owner adds one.
+    let a = send(addr, "POST", "/v1/volumes/vol2/replicas", None).await;
+    assert_eq!(a.status, 409, "{}", a.json);
+    assert_eq!(
+        a.json,
+        json!({
+            "error": "volume vol2 is owned by controller ctl-b; ask that controller",
+            "field": "name", "holder": "ctl-b",
+        })
+    );
+    let a = get(addr, "/v1/volumes/vol2/replicas").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json["state"], "none");
+    assert_eq!(a.json["copies"], 1);
+
+    let a = send(addr, "POST", "/v1/volumes/nope/replicas", None).await;
+    assert_eq!(a.status, 404);
+    assert_eq!(a.json, json!({"error": "no volume named nope"}));
+    assert_eq!(get(addr, "/v1/volumes/nope/replicas").await.status, 404);
+    assert_bad(
+        &send(addr, "POST", "/v1/volumes/a%20b/replicas", None).await,
+        "name",
+        "not ' '",
+    );
+    assert_bad(
+        &get(addr, "/v1/volumes/a%20b/replicas").await,
+        "name",
+        "not ' '",
+    );
+    let a = send(addr, "DELETE", path, None).await;
+    assert_eq!(a.status, 405);
+    assert_eq!(a.header("allow"), Some("GET,HEAD,POST"));
+}
+
+#[tokio::test]
+async fn test_add_replica_bad_requests() {
+    let (addr, backend) = start().await;
+    let path = "/v1/volumes/vol1/replicas";
+    for (body, field, words) in [
+        ("{", "body", "not valid JSON"),
+        ("[1]", "body", "expected a JSON object"),
+        ("\"ssd\"", "body", "expected a JSON object"),
+        (
+            r#"{"type": "ssd", "copies": 2}"#,
+            "body",
+            "unknown field \"copies\"",
+        ),
+        (
+            r#"{"type": "floppy"}"#,
+            "type",
+            "unknown media type \"floppy\"",
+        ),
+        (r#"{"type": 3}"#, "type", "expected a string, not a number"),
+        (r#"{"type": "tape"}"#, "type", "tape"),
+        (r#"{"site": ""}"#, "site", "1 to 64 bytes, not 0"),
+        (
+            r#"{"site": ["b"]}"#,
+            "site",
+            "expected a string, not an array",
+        ),
+        (r#"{"site": "zz"}"#, "site", "no controller of site \"zz\""),
+    ] {
+        let a = send(addr, "POST", path, Some(body.as_bytes())).await;
+        assert_bad(&a, field, words);
+    }
+    let long = format!(r#"{{"site": "{}"}}"#, "s".repeat(65));
+    assert_bad(
+        &send(addr, "POST", path, Some(long.as_bytes())).await,
+        "site",
+        "not 65",
+    );
+    // A site whose controller is down.
+    let a = send(addr, "POST", path, Some(br#"{"site": "c"}"#)).await;
+    assert_eq!(a.status, 504, "{}", a.json);
+    backend.fail_next(ApiError::NotReady);
+    assert_eq!(send(addr, "POST", path, None).await.status, 503);
+    // Nothing was started by any of them: a body of blanks is every field left out.
+    assert_eq!(get(addr, path).await.json["state"], "in-sync");
+    let a = send(addr, "POST", path, Some(b"  \n")).await;
+    assert_eq!(a.status, 202, "{}", a.json);
+    assert_eq!(a.json["state"], "syncing");
+}
+
+#[tokio::test]
+async fn test_volume_io() {
+    let (addr, _) = start().await;
+    let a = get(addr, "/v1/volumes/vol1/io").await;
+    assert_eq!(a.status, 200, "{}", a.json);
+    assert_eq!(a.json["lun"], 5);
+    assert_eq!(a.json["counters"]["replica_reads"], 3);
+    assert_eq!(a.json["counters"]["route_changes"], 2);
+    assert_eq!(a.json["counters"]["cache_hits"], 0);
+    assert_eq!(a.json["replica"]["state"], "in-sync");
+    assert_eq!(get(addr, "/v1/volumes/nope/io").await.status, 404);
+    assert_bad(&get(addr, "/v1/volumes/a%20b/io").await, "name", "not ' '");
+    let a = send(addr, "POST", "/v1/volumes/vol1/io", Some(b"{}")).await;
+    assert_eq!(a.status, 405);
+    assert_eq!(a.header("allow"), Some("GET,HEAD"));
+}
+
+#[tokio::test]
+async fn test_masking() {
+    let (addr, _) = start().await;
+    let path = "/v1/volumes/vol1/masking";
+    let a = send(
+        addr,
+        "PUT",
+        path,
+        Some(br#"{"hosts": ["21:00:00:24:ff:00:00:01", "21000024ff000002", "21-00-00-24-ff-00-00-01"]}"#),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.json);
+    assert_eq!(
+        a.json["masking"],
+        json!(["21:00:00:24:ff:00:00:01", "21:00:00:24:ff:00:00:02"])
+    );
+    assert_eq!(get(addr, "/v1/volumes/vol1").await.json, a.json);
+    let a = send(addr, "PUT", path, Some(br#"{"hosts": []}"#)).await;
+    assert_eq!(a.status, 200, "{}", a.json);
+    assert_eq!(a.json["masking"], json!([]));
+
+    let many: Vec<String> = (0..1025).map(|i| format!("21000024ff{i:06x}")).collect();
+    let many = serde_json::to_string(&json!({ "hosts": many })).unwrap();
+    for (body, field, words) in [
+        ("", "body", "not valid JSON"),
+        ("[]", "body", "expected a JSON object"),
+        (
+            r#"{"hosts": [], "lun": 3}"#,
+            "body",
+            "unknown field \"lun\"",
+        ),
+        ("{}", "hosts", "missing"),
+        (r#"{"hosts": null}"#, "hosts", "missing"),
+        (
+            r#"{"hosts": "21:00:00:24:ff:00:00:01"}"#,
+            "hosts",
+            "not a string",
+        ),
+        (
+            r#"{"hosts": [7]}"#,
+            "hosts",
+            "entry 0: expected a WWPN string, not a number",
+        ),
+        (
+            r#"{"hosts": ["21:00:00:24:ff:00:00:01", "21:00"]}"#,
+            "hosts",
+            "entry 1",
+        ),
+        (many.as_str(), "hosts", "at most 1024 hosts, not 1025"),
+    ] {
+        let a = send(addr, "PUT", path, Some(body.as_bytes())).await;
+        assert_bad(&a, field, words);
+    }
+    let a = send(
+        addr,
+        "PUT",
+        "/v1/volumes/vol2/masking",
+        Some(br#"{"hosts": []}"#),
+    )
+    .await;
+    assert_eq!(a.status, 409, "{}", a.json);
+    assert_eq!(a.json["holder"], "ctl-b");
+    assert_eq!(a.json["field"], "name");
+    let a = send(
+        addr,
+        "PUT",
+        "/v1/volumes/nope/masking",
+        Some(br#"{"hosts": []}"#),
+    )
+    .await;
+    assert_eq!(a.status, 404);
+    assert_bad(
+        &send(addr, "PUT", "/v1/volumes/a%20b/masking", Some(b"{}")).await,
+        "name",
+        "not ' '",
+    );
+    let a = get(addr, path).await;
+    assert_eq!(a.status, 405);
+    assert_eq!(a.header("allow"), Some("PUT"));
+}

@@ -8,13 +8,18 @@
 //! | `GET /v1/volumes/{name}` | 200 | `VolumeView` | 400 bad name, 404 |
 //! | `POST /v1/volumes` | 201, `Location` | `VolumeView` of the volume built (figure 7) | 400, 409, 503, 504, 507 |
 //! | `DELETE /v1/volumes/{name}[?keep=OTHER]` | 204 | none; with `keep`, the data is first copied to `OTHER` (PATENT.md \[0086\]) | 400, 404, 503, 504 |
+//! | `POST /v1/volumes/{name}/replicas` | 202, `Location` | `ReplicaState`, syncing: a replica is being made from the body `{"type"?, "site"?}` ([`ReplicaSpec`], PATENT.md \[0098\]-\[0100\]) | 400, 404, 409 (not the owner; a replica already syncing), 503, 504, 507 |
+//! | `GET /v1/volumes/{name}/replicas` | 200 | `ReplicaState`: `none`, `syncing` (bytes copied of the total, rate), `in-sync` or `failed` (and why) | 400 bad name, 404 |
+//! | `GET /v1/volumes/{name}/io` | 200 | `VolumeIoView`: `{"lun", "counters", "replica"}` at the answering controller | 400 bad name, 404 |
+//! | `PUT /v1/volumes/{name}/masking` | 200 | `VolumeView`, its `masking` set from the body `{"hosts": [WWPN, ...]}` ([`MaskingSpec`]; `[]`: every host) | 400, 404, 409 (not the owner), 503 |
 //! | `GET /v1/real-volumes` | 200 | `RealVolumesView` of the answering controller's SAN (figure 3) | |
 //! | `GET /v1/peers` | 200 | `[PeerView]`, itself first | |
 //! | `GET /v1/counters` | 200 | `CountersView` | |
 //!
 //! Every error is a status with a JSON body `{"error": "..."}` ([`views::ErrorBody`]), which
-//! for a 400 also names the `field`, for a 409 the `holder` of the name and for a 507 what was
-//! `found` where. Nothing a client sends makes the server panic: a body that is not JSON, not
+//! for a 400 also names the `field`, for a 409 the `holder` of the name (or, with `field`
+//! `name`, the controller that owns the volume: only it changes the volume) and for a 507 what
+//! was `found` where. Nothing a client sends makes the server panic: a body that is not JSON, not
 //! an object, has a field of the wrong type or one it does not know, a bad name in the path or
 //! the query — each is a 400 that says which field; an unknown path is a 404 and a method a
 //! path does not take a 405 (with `Allow`), both in JSON too. A build's body is read as JSON
@@ -32,17 +37,17 @@ use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::model::VolumeName;
 use views::{
     format_bytes, CountersView, ErrorBody, FieldError, FoundView, PeerView, RealVolumesView,
-    VolumeView,
+    ReplicaState, VolumeIoView, VolumeView,
 };
 
-pub use views::BuildSpec;
+pub use views::{BuildSpec, MaskingSpec, ReplicaSpec};
 
 /// What the API asks of the controller. The engine implements it; the HTTP layer only reads
 /// requests, calls it and writes its answers.
@@ -58,6 +63,24 @@ pub trait Management: Send + Sync + 'static {
     /// Deletes a volume; with `keep_in`, first copies its data into that volume
     /// (PATENT.md \[0086\]).
     async fn delete(&self, name: &VolumeName, keep_in: Option<VolumeName>) -> Result<(), ApiError>;
+    /// Adds a replica to a volume this controller owns (PATENT.md \[0098\]-\[0100\]): space
+    /// reserved, the copy started in the background; answers the replica's state (syncing).
+    async fn add_replica(
+        &self,
+        name: &VolumeName,
+        spec: ReplicaSpec,
+    ) -> Result<ReplicaState, ApiError>;
+    /// The volume's replica: being made (with its progress), in sync, failed, or none.
+    async fn replica(&self, name: &VolumeName) -> Result<ReplicaState, ApiError>;
+    /// The volume's I/O at this controller: its LUN, counters and replica.
+    async fn volume_io(&self, name: &VolumeName) -> Result<VolumeIoView, ApiError>;
+    /// Sets the hosts that may see a volume this controller owns (empty: every host);
+    /// answers the volume.
+    async fn set_masking(
+        &self,
+        name: &VolumeName,
+        spec: MaskingSpec,
+    ) -> Result<VolumeView, ApiError>;
     /// The controller's own SAN (figure 3).
     async fn real_volumes(&self) -> RealVolumesView;
     /// Itself and the peers it knows.
@@ -74,7 +97,8 @@ pub enum ApiError {
     /// 400: a request field is wrong.
     #[error("{field}: {reason}")]
     BadRequest {
-        /// The field (`name`, `type`, `capacity`, `keep`, `body`, `path`, `query`).
+        /// The field (`name`, `type`, `capacity`, `keep`, `site`, `hosts`, `body`, `path`,
+        /// `query`).
         field: &'static str,
         /// Why, for a person.
         reason: String,
@@ -89,6 +113,23 @@ pub enum ApiError {
         name: VolumeName,
         /// The controller that holds it.
         holder: String,
+    },
+    /// 409: the volume is owned by another controller, and only its owner changes it.
+    #[error("volume {name} is owned by controller {owner}; ask that controller")]
+    NotOwner {
+        /// The volume.
+        name: VolumeName,
+        /// The controller that owns it.
+        owner: String,
+    },
+    /// 409: the volume is in the middle of another change that must end first (a replica
+    /// being synchronized).
+    #[error("volume {name} is busy: {reason}")]
+    Busy {
+        /// The volume.
+        name: VolumeName,
+        /// With what.
+        reason: String,
     },
     /// 507: the SANs asked (figure 7, S703-S711) did not have enough free space of the type.
     #[error("{}", insufficient(found))]
@@ -139,7 +180,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::NameTaken { .. } => StatusCode::CONFLICT,
+            ApiError::NameTaken { .. } | ApiError::NotOwner { .. } | ApiError::Busy { .. } => {
+                StatusCode::CONFLICT
+            }
             ApiError::Insufficient { .. } => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unreachable { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -156,6 +199,11 @@ impl ApiError {
         match self {
             ApiError::BadRequest { field, .. } => body.field = Some((*field).to_owned()),
             ApiError::NameTaken { holder, .. } => body.holder = Some(holder.clone()),
+            ApiError::NotOwner { owner, .. } => {
+                body.field = Some("name".to_owned());
+                body.holder = Some(owner.clone());
+            }
+            ApiError::Busy { .. } => body.field = Some("name".to_owned()),
             ApiError::Insufficient { found } => body.found = found.clone(),
             _ => {}
         }
@@ -232,6 +280,12 @@ pub fn router(backend: Backend) -> Router {
     Router::new()
         .route("/v1/volumes", get(list_volumes).post(build_volume))
         .route("/v1/volumes/{name}", get(show_volume).delete(delete_volume))
+        .route(
+            "/v1/volumes/{name}/replicas",
+            get(show_replica).post(add_replica),
+        )
+        .route("/v1/volumes/{name}/io", get(volume_io))
+        .route("/v1/volumes/{name}/masking", put(set_masking))
         .route("/v1/real-volumes", get(real_volumes))
         .route("/v1/peers", get(peers))
         .route("/v1/counters", get(counters))
@@ -275,12 +329,7 @@ async fn build_volume(
     State(backend): State<Backend>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Refusal> {
-    let body = body.map_err(|r| Refusal::Rejected {
-        status: r.status(),
-        field: "body",
-        reason: r.body_text(),
-    })?;
-    let spec = BuildSpec::from_json(&body)?;
+    let spec = BuildSpec::from_json(&body_bytes(body)?)?;
     let view = backend.build(spec).await?;
     let location = format!("/v1/volumes/{}", view.name);
     Ok((
@@ -328,6 +377,58 @@ async fn delete_volume(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A request body, or the refusal of the extractor (413 past the limit).
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Refusal> {
+    body.map_err(|r| Refusal::Rejected {
+        status: r.status(),
+        field: "body",
+        reason: r.body_text(),
+    })
+}
+
+async fn add_replica(
+    State(backend): State<Backend>,
+    name: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Refusal> {
+    let name = path_name(name)?;
+    let spec = ReplicaSpec::from_json(&body_bytes(body)?)?;
+    let state = backend.add_replica(&name, spec).await?;
+    let location = format!("/v1/volumes/{name}/replicas");
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(state),
+    )
+        .into_response())
+}
+
+async fn show_replica(
+    State(backend): State<Backend>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<ReplicaState>, Refusal> {
+    let name = path_name(name)?;
+    Ok(Json(backend.replica(&name).await?))
+}
+
+async fn volume_io(
+    State(backend): State<Backend>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<VolumeIoView>, Refusal> {
+    let name = path_name(name)?;
+    Ok(Json(backend.volume_io(&name).await?))
+}
+
+async fn set_masking(
+    State(backend): State<Backend>,
+    name: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<VolumeView>, Refusal> {
+    let name = path_name(name)?;
+    let spec = MaskingSpec::from_json(&body_bytes(body)?)?;
+    Ok(Json(backend.set_masking(&name, spec).await?))
+}
+
 async fn real_volumes(State(backend): State<Backend>) -> Json<RealVolumesView> {
     Json(backend.real_volumes().await)
 }
@@ -345,7 +446,7 @@ async fn no_route(method: Method, uri: Uri) -> Refusal {
         status: StatusCode::NOT_FOUND,
         field: "path",
         reason: format!(
-            "no such resource: {method} {} (the API is under /v1/: volumes, real-volumes, peers, counters)",
+            "no such resource: {method} {} (the API is under /v1/: volumes, volumes/NAME/replicas, volumes/NAME/io, volumes/NAME/masking, real-volumes, peers, counters)",
             uri.path()
         ),
     }

@@ -14,6 +14,9 @@
 //! | [`RealVolumesView`], [`RealVolumeView`], [`UseView`], [`FreeView`] | `GET /v1/real-volumes` | figure 3 (a), (b) |
 //! | [`PeerView`], [`VersionView`] | `GET /v1/peers` | the peers of figure 5's exchange |
 //! | [`CountersView`] | `GET /v1/counters` | |
+//! | [`ReplicaSpec`], [`ReplicaState`] | `POST`, `GET /v1/volumes/{name}/replicas` | \[0098\]-\[0100\] |
+//! | [`VolumeIoView`] | `GET /v1/volumes/{name}/io` | figure 6, \[0074\]-\[0078\] |
+//! | [`MaskingSpec`] | `PUT /v1/volumes/{name}/masking` | |
 //! | [`ErrorBody`], [`FoundView`] | every error | figure 7, S712 |
 
 use std::collections::BTreeMap;
@@ -313,11 +316,12 @@ pub struct ErrorBody {
     /// What went wrong, for a person.
     pub error: String,
     /// What part of the request was wrong: for a 400 the field (`name`, `type`, `capacity`,
-    /// `keep`, `body`, `path`, `query`); `body` for a 413, `path` for the 404 of an unknown
-    /// route, `method` for a 405.
+    /// `keep`, `site`, `hosts`, `body`, `path`, `query`); `name` for a 409 about a volume
+    /// (owned elsewhere, or busy); `body` for a 413, `path` for the 404 of an unknown route,
+    /// `method` for a 405.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// For a 409: the controller that holds the name.
+    /// For a 409: the controller that holds the name, or owns the volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holder: Option<String>,
     /// For a 507: what was found where.
@@ -454,6 +458,235 @@ impl BuildSpec {
             media,
             capacity,
         })
+    }
+}
+
+/// A request to add a replica to a volume (PATENT.md \[0098\]-\[0100\]): the body of
+/// `POST /v1/volumes/{name}/replicas`. Both fields may be left out (and the body too).
+///
+/// ```text
+/// {}
+/// {"type": "fast-hdd", "site": "B"}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ReplicaSpec {
+    /// The media type of the replica's extents; `None`: the volume's.
+    #[serde(
+        rename = "type",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "text::serialize_opt"
+    )]
+    pub media: Option<MediaType>,
+    /// The site (SAN) to put it on; `None`: the builder's order (this SAN first, then the
+    /// others by priority), keeping off the arrays that hold the volume's copies when it can.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+}
+
+/// Longest site name a request may give.
+pub const MAX_SITE_LEN: usize = 64;
+
+impl ReplicaSpec {
+    /// The fields a request may hold.
+    pub const FIELDS: [&'static str; 2] = ["type", "site"];
+
+    /// Reads a request body (empty: every field left out), naming the field that is wrong:
+    /// not JSON or not an object, or a field it does not know (`body`); a type that is not a
+    /// [`MediaType`] (`type`); a site that is not a name of 1 to 64 bytes (`site`).
+    pub fn from_json(body: &[u8]) -> Result<ReplicaSpec, FieldError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(ReplicaSpec::default());
+        }
+        let fields = object(body, "{\"type\": \"ssd\", \"site\": \"B\"}")?;
+        if let Some(unknown) = fields.keys().find(|k| !Self::FIELDS.contains(&k.as_str())) {
+            return Err(FieldError::new(
+                "body",
+                format_args!("unknown field {unknown:?} (the fields are type and site)"),
+            ));
+        }
+        let media = match fields.get("type") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => {
+                Some(MediaType::from_str(s).map_err(|e| FieldError::new("type", e))?)
+            }
+            Some(other) => {
+                return Err(FieldError::new(
+                    "type",
+                    format_args!("expected a string, not {}", kind(other)),
+                ))
+            }
+        };
+        let site = match fields.get("site") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.is_empty() || s.len() > MAX_SITE_LEN => {
+                return Err(FieldError::new(
+                    "site",
+                    format_args!("a site name has 1 to {MAX_SITE_LEN} bytes, not {}", s.len()),
+                ))
+            }
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                return Err(FieldError::new(
+                    "site",
+                    format_args!("expected a string, not {}", kind(other)),
+                ))
+            }
+        };
+        Ok(ReplicaSpec { media, site })
+    }
+}
+
+/// Most hosts a volume's masking lists.
+pub const MAX_MASKED_HOSTS: usize = 1024;
+
+/// The hosts that may see a volume: the body of `PUT /v1/volumes/{name}/masking`. An empty
+/// list lets every host see it.
+///
+/// ```text
+/// {"hosts": ["21:00:00:24:ff:00:00:01", "21000024ff000002"]}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct MaskingSpec {
+    /// The hosts' port names (WWPNs), without duplicates, in the order given.
+    #[serde(serialize_with = "text_vec::serialize")]
+    pub hosts: Vec<Wwn>,
+}
+
+impl MaskingSpec {
+    /// Reads a request body, naming the field that is wrong: not JSON, not an object, a field
+    /// it does not know (`body`); `hosts` missing, not a list, more than
+    /// [`MAX_MASKED_HOSTS`], or holding something that is not a WWPN (`hosts`).
+    pub fn from_json(body: &[u8]) -> Result<MaskingSpec, FieldError> {
+        let fields = object(body, "{\"hosts\": [\"21:00:00:24:ff:00:00:01\"]}")?;
+        if let Some(unknown) = fields.keys().find(|k| k.as_str() != "hosts") {
+            return Err(FieldError::new(
+                "body",
+                format_args!("unknown field {unknown:?} (the only field is hosts)"),
+            ));
+        }
+        let list = match fields.get("hosts") {
+            None | Some(Value::Null) => {
+                return Err(FieldError::new(
+                    "hosts",
+                    "missing (a list of host WWPNs; [] lets every host see the volume)",
+                ))
+            }
+            Some(Value::Array(list)) => list,
+            Some(other) => {
+                return Err(FieldError::new(
+                    "hosts",
+                    format_args!("expected a list of WWPNs, not {}", kind(other)),
+                ))
+            }
+        };
+        if list.len() > MAX_MASKED_HOSTS {
+            return Err(FieldError::new(
+                "hosts",
+                format_args!("at most {MAX_MASKED_HOSTS} hosts, not {}", list.len()),
+            ));
+        }
+        let mut hosts = Vec::with_capacity(list.len());
+        for (i, v) in list.iter().enumerate() {
+            let Value::String(s) = v else {
+                return Err(FieldError::new(
+                    "hosts",
+                    format_args!("entry {i}: expected a WWPN string, not {}", kind(v)),
+                ));
+            };
+            let w: Wwn = s
+                .parse()
+                .map_err(|e| FieldError::new("hosts", format_args!("entry {i}: {e}")))?;
+            if !hosts.contains(&w) {
+                hosts.push(w);
+            }
+        }
+        Ok(MaskingSpec { hosts })
+    }
+}
+
+/// Where a replica stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplicaPhase {
+    /// The volume has no replica, and none is being made.
+    None,
+    /// A replica is being copied in the background; it is not in the mapping yet.
+    Syncing,
+    /// The mapping lists a replica: every write goes to it before it is acknowledged.
+    InSync,
+    /// The last replica asked for was not made (its extents are free again).
+    Failed,
+}
+
+impl ReplicaPhase {
+    /// The name the API shows.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ReplicaPhase::None => "none",
+            ReplicaPhase::Syncing => "syncing",
+            ReplicaPhase::InSync => "in-sync",
+            ReplicaPhase::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for ReplicaPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A volume's replica as its owner sees it: the answer of `POST` and `GET
+/// /v1/volumes/{name}/replicas`. Another controller knows only what the mapping says
+/// (`none` or `in-sync`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaState {
+    /// The common volume name.
+    #[serde(with = "text")]
+    pub volume: VolumeName,
+    /// `"none"`, `"syncing"`, `"in-sync"` or `"failed"`.
+    pub state: ReplicaPhase,
+    /// Copies in the mapping now, the primary included (1: no replica).
+    pub copies: u8,
+    /// The copy number of the replica being made, or last made.
+    pub copy: Option<u8>,
+    /// Bytes copied so far (all of them once in sync).
+    pub copied: u64,
+    /// Bytes to copy: the volume's capacity in whole blocks.
+    pub total: u64,
+    /// The copy's average speed so far, bytes per second.
+    pub rate: u64,
+    /// The copier's limit, bytes per second (0: none).
+    pub rate_limit: u64,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// The replica's rows (figure 4 (b)): those being filled while syncing, those of every
+    /// replica copy in the mapping once in sync.
+    pub rows: Vec<MapRowView>,
+}
+
+/// A volume's I/O at the answering controller: the answer of `GET /v1/volumes/{name}/io`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeIoView {
+    /// The LUN it is served at here (`null`: not served).
+    pub lun: Option<u16>,
+    /// Its counters here.
+    pub counters: crate::io::IoCounters,
+    /// Its replica, as this controller knows it.
+    pub replica: Option<ReplicaState>,
+}
+
+/// A request body that must be a JSON object: its fields, or a `body` error whose message
+/// shows `example`.
+fn object(body: &[u8], example: &str) -> Result<serde_json::Map<String, Value>, FieldError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| FieldError::new("body", format_args!("not valid JSON: {e}")))?;
+    match value {
+        Value::Object(fields) => Ok(fields),
+        _ => Err(FieldError::new(
+            "body",
+            format_args!("expected a JSON object such as {example}"),
+        )),
     }
 }
 

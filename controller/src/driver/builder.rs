@@ -14,6 +14,7 @@
 //! caches invalidated, each write durable), and only then remove the mapping; an interruption
 //! before the removal leaves the source whole, one after it finds the copy complete.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use fc_frames::Wwn;
@@ -33,7 +34,7 @@ use super::{reservation_request, CallError, Shared};
 /// The largest volume a build takes (1 EiB): sector arithmetic stays far from overflow.
 pub const MAX_CAPACITY: u64 = 1 << 60;
 
-/// Why a build or a delete failed.
+/// Why a build, a delete or another change of a volume (a replica, its masking) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -62,6 +63,22 @@ pub enum BuildError {
     /// No such volume.
     #[error("no volume named {0}")]
     NotFound(VolumeName),
+    /// The volume is another controller's: only its owner changes it.
+    #[error("volume {name} is owned by controller {owner}; ask that controller")]
+    NotOwner {
+        /// The volume.
+        name: VolumeName,
+        /// Its owner's name.
+        owner: String,
+    },
+    /// The volume is in the middle of another change that must end first.
+    #[error("volume {name} is busy: {reason}")]
+    Busy {
+        /// The volume.
+        name: VolumeName,
+        /// With what.
+        reason: String,
+    },
     /// The controller is still recovering.
     #[error("not ready")]
     NotReady,
@@ -83,6 +100,8 @@ impl From<BuildError> for ApiError {
             BuildError::NameTaken { name, holder } => ApiError::NameTaken { name, holder },
             BuildError::Insufficient { found } => ApiError::Insufficient { found },
             BuildError::NotFound(n) => ApiError::NotFound(n),
+            BuildError::NotOwner { name, owner } => ApiError::NotOwner { name, owner },
+            BuildError::Busy { name, reason } => ApiError::Busy { name, reason },
             BuildError::NotReady => ApiError::NotReady,
             BuildError::Unreachable(peer) => ApiError::Unreachable { peer },
             BuildError::Copy(m) => ApiError::Internal(m),
@@ -91,14 +110,57 @@ impl From<BuildError> for ApiError {
     }
 }
 
-/// One reservation the builder holds.
-struct Held {
-    site: String,
-    controller: String,
+/// A SAN space is asked of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct San {
+    /// Its site.
+    pub(crate) site: String,
+    /// Its controller's name.
+    pub(crate) controller: String,
+    /// Its controller; `None`: this one, whose allocator is asked directly.
+    pub(crate) peer: Option<Wwn>,
+}
+
+/// One reservation a builder (or a replica being made) holds: extents of one SAN, reserved
+/// under `id` until committed, released or expired.
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    pub(crate) site: String,
+    pub(crate) controller: String,
     /// `None`: this controller's own allocator.
-    peer: Option<Wwn>,
-    id: u64,
-    extents: Vec<RealExtent>,
+    pub(crate) peer: Option<Wwn>,
+    pub(crate) id: u64,
+    pub(crate) media: MediaType,
+    /// What was asked of this SAN (a renewal asks the same).
+    pub(crate) asked: u64,
+    pub(crate) extents: Vec<RealExtent>,
+}
+
+/// What the reservations found where, for an answer of "not enough" (S712).
+pub(crate) fn found(held: &[Held], media: MediaType) -> Vec<FoundView> {
+    held.iter()
+        .map(|h| FoundView {
+            site: h.site.clone(),
+            controller: h.controller.clone(),
+            media,
+            bytes: h.extents.iter().map(RealExtent::bytes).sum(),
+        })
+        .collect()
+}
+
+/// The sector map of the reserved extents, in order from virtual sector 0, as copy `copy`.
+pub(crate) fn rows_of(held: &[Held], copy: u8) -> Vec<MapRow> {
+    let mut rows = Vec::new();
+    let mut virtual_start = 0;
+    for e in held.iter().flat_map(|h| h.extents.iter()) {
+        rows.push(MapRow {
+            virtual_start,
+            real: *e,
+            copy,
+        });
+        virtual_start += e.bytes() / SECTOR;
+    }
+    rows
 }
 
 impl Shared {
@@ -158,67 +220,18 @@ impl Shared {
             }
         }
         // Reserve (S703-S711).
-        let mut held: Vec<Held> = Vec::new();
-        let mut remaining = spec.capacity;
-        for (site, controller, peer) in self.sans_in_priority() {
-            if remaining == 0 {
-                break;
-            }
-            let id = self.next_reservation();
-            let extents = match peer {
-                None => self.with(|inner, now| {
-                    let me = inner.core.identity().wwpn;
-                    let ttl = self.config.reserve_ttl.as_millis() as u64;
-                    inner.extents.reserve(
-                        now,
-                        ReservationId { builder: me, id },
-                        spec.media,
-                        remaining,
-                        ttl,
-                    )
-                }),
-                Some(w) => self.reserve_at(w, id, spec.media, remaining).await,
-            };
-            let got: u64 = extents.iter().map(RealExtent::bytes).sum();
-            let got = if spec.media == MediaType::Tape && !extents.is_empty() {
-                remaining
-            } else {
-                got
-            };
-            remaining = remaining.saturating_sub(got);
-            held.push(Held {
-                site,
-                controller,
-                peer,
-                id,
-                extents,
-            });
-        }
+        let sans = self.sans_in_priority();
+        let (held, remaining) = self
+            .reserve_from(&sans, spec.media, spec.capacity, &BTreeSet::new())
+            .await;
         if remaining > 0 {
-            let found = held
-                .iter()
-                .map(|h| FoundView {
-                    site: h.site.clone(),
-                    controller: h.controller.clone(),
-                    media: spec.media,
-                    bytes: h.extents.iter().map(RealExtent::bytes).sum(),
-                })
-                .collect();
+            let found = found(&held, spec.media);
             self.release_all(&held).await;
             self.with(|inner, now| inner.core.release_claim(now, &name));
             return Err(BuildError::Insufficient { found });
         }
         // The mapping (S707), propagated by the core (S708).
-        let mut rows = Vec::new();
-        let mut virtual_start = 0;
-        for e in held.iter().flat_map(|h| h.extents.iter()) {
-            rows.push(MapRow {
-                virtual_start,
-                real: *e,
-                copy: 0,
-            });
-            virtual_start += e.bytes() / SECTOR;
-        }
+        let rows = rows_of(&held, 0);
         let body = VolumeBody {
             owner: self.me_ref(),
             local_name: name.to_string(),
@@ -244,38 +257,7 @@ impl Shared {
             });
         }
         // COMMIT (the mapping marks them used anyway; this ends the ttl early).
-        for h in &held {
-            match h.peer {
-                None => self.with(|inner, _| {
-                    let me = inner.core.identity().wwpn;
-                    inner.extents.commit(
-                        ReservationId {
-                            builder: me,
-                            id: h.id,
-                        },
-                        &name,
-                    );
-                }),
-                Some(w) => {
-                    let msg = self.with(|inner, _| {
-                        reservation_request(
-                            inner,
-                            w,
-                            Request::Commit {
-                                id: h.id,
-                                name: name.clone(),
-                            },
-                        )
-                    });
-                    let me = self.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = me.call(w, &msg).await {
-                            tracing::warn!(peer = %w, error = %e, "COMMIT failed; the mapping will mark the extents");
-                        }
-                    });
-                }
-            }
-        }
+        self.commit_all(&held, &name);
         let rec = self.lock().core.volume(&name).cloned();
         rec.ok_or(BuildError::NotFound(name))
     }
@@ -314,9 +296,13 @@ impl Shared {
     }
 
     /// This SAN first, then the up peers in the configured priority, then the rest by site.
-    fn sans_in_priority(&self) -> Vec<(String, String, Option<Wwn>)> {
+    pub(crate) fn sans_in_priority(&self) -> Vec<San> {
         let inner = self.lock();
-        let mut out = vec![(self.config.site.clone(), self.config.name.clone(), None)];
+        let mut out = vec![San {
+            site: self.config.site.clone(),
+            controller: self.config.name.clone(),
+            peer: None,
+        }];
         let mut peers: Vec<(usize, String, String, Wwn)> = inner
             .core
             .peers()
@@ -332,8 +318,152 @@ impl Shared {
             })
             .collect();
         peers.sort();
-        out.extend(peers.into_iter().map(|(_, s, n, w)| (s, n, Some(w))));
+        out.extend(peers.into_iter().map(|(_, site, controller, w)| San {
+            site,
+            controller,
+            peer: Some(w),
+        }));
         out
+    }
+
+    /// Reserves `bytes` of `media` from `sans` in their order (figure 7, S703-S711), each SAN
+    /// asked for what is still missing. No extent on an array of `avoid`, or on an array that
+    /// has left the fabric (the last scan may still list it), is taken: this SAN's allocator
+    /// passes those arrays over, and a peer that answers with one has its reservation
+    /// released and counts as having found nothing. What is held, and the bytes still missing
+    /// (0: enough).
+    pub(crate) async fn reserve_from(
+        self: &Arc<Self>,
+        sans: &[San],
+        media: MediaType,
+        bytes: u64,
+        avoid: &BTreeSet<Wwn>,
+    ) -> (Vec<Held>, u64) {
+        let mut avoid = avoid.clone();
+        avoid.extend(self.io.lost.all());
+        let avoid = &avoid;
+        let mut held: Vec<Held> = Vec::new();
+        let mut remaining = bytes;
+        for San {
+            site,
+            controller,
+            peer,
+        } in sans.iter().cloned()
+        {
+            if remaining == 0 {
+                break;
+            }
+            let id = self.next_reservation();
+            let extents = match peer {
+                None => self.with(|inner, now| {
+                    let me = inner.core.identity().wwpn;
+                    let ttl = self.config.reserve_ttl.as_millis() as u64;
+                    inner.extents.reserve_avoiding(
+                        now,
+                        ReservationId { builder: me, id },
+                        media,
+                        remaining,
+                        ttl,
+                        avoid,
+                    )
+                }),
+                Some(w) => self.reserve_at(w, id, media, remaining).await,
+            };
+            let mut h = Held {
+                site,
+                controller,
+                peer,
+                id,
+                media,
+                asked: remaining,
+                extents: Vec::new(),
+            };
+            h.extents = extents;
+            if h.extents.iter().any(|e| avoid.contains(&e.array)) {
+                self.release_all(std::slice::from_ref(&h)).await;
+                h.extents.clear();
+            }
+            let got: u64 = h.extents.iter().map(RealExtent::bytes).sum();
+            let got = if media == MediaType::Tape && !h.extents.is_empty() {
+                remaining
+            } else {
+                got
+            };
+            remaining = remaining.saturating_sub(got);
+            held.push(h);
+        }
+        (held, remaining)
+    }
+
+    /// Renews every reservation of `held` (the same id again: each SAN keeps the same
+    /// extents for another ttl). An error names the SAN that did not renew them, or gave
+    /// other extents (it forgot the reservation: a restart, or the ttl ran out).
+    pub(crate) async fn renew_all(self: &Arc<Self>, held: &[Held]) -> Result<(), String> {
+        for h in held.iter().filter(|h| !h.extents.is_empty()) {
+            let now_have = match h.peer {
+                None => self.with(|inner, now| {
+                    let me = inner.core.identity().wwpn;
+                    let ttl = self.config.reserve_ttl.as_millis() as u64;
+                    inner.extents.reserve(
+                        now,
+                        ReservationId {
+                            builder: me,
+                            id: h.id,
+                        },
+                        h.media,
+                        h.asked,
+                        ttl,
+                    )
+                }),
+                Some(w) => self.reserve_at(w, h.id, h.media, h.asked).await,
+            };
+            if now_have != h.extents {
+                return Err(format!(
+                    "controller {} of site {} no longer holds the reserved extents",
+                    h.controller, h.site
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// COMMITs every reservation of `held` to volume `name`, once the mapping lists their
+    /// extents (the mapping marks them used anyway; this ends the ttl early). A peer's COMMIT
+    /// goes in the background.
+    pub(crate) fn commit_all(self: &Arc<Self>, held: &[Held], name: &VolumeName) {
+        for h in held {
+            match h.peer {
+                None => self.with(|inner, _| {
+                    let me = inner.core.identity().wwpn;
+                    inner.extents.commit(
+                        ReservationId {
+                            builder: me,
+                            id: h.id,
+                        },
+                        name,
+                    );
+                }),
+                Some(_) if h.extents.is_empty() => {}
+                Some(w) => {
+                    let msg = self.with(|inner, _| {
+                        reservation_request(
+                            inner,
+                            w,
+                            Request::Commit {
+                                id: h.id,
+                                name: name.clone(),
+                            },
+                        )
+                    });
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = me.call(w, &msg).await {
+                            tracing::debug!(peer = %w, error = %e, "COMMIT failed; the mapping will mark the extents");
+                        }
+                    });
+                }
+            }
+        }
     }
 
     async fn reserve_at(&self, w: Wwn, id: u64, media: MediaType, bytes: u64) -> Vec<RealExtent> {
@@ -382,7 +512,8 @@ impl Shared {
         }
     }
 
-    async fn release_all(self: &Arc<Self>, held: &[Held]) {
+    /// Gives back every reservation of `held`.
+    pub(crate) async fn release_all(self: &Arc<Self>, held: &[Held]) {
         for h in held {
             match h.peer {
                 None => self.with(|inner, _| {
@@ -422,11 +553,9 @@ impl Shared {
                 .body
                 .as_ref()
                 .map_or_else(|| rec.key.owner.to_string(), |b| b.owner.name.clone());
-            return Err(BuildError::Bad {
-                field: "name",
-                reason: format!(
-                    "volume {name} is owned by controller {owner}; delete it at that controller"
-                ),
+            return Err(BuildError::NotOwner {
+                name: name.clone(),
+                owner,
             });
         }
         // The source's commands are held from here ([0088]): none runs against the copy or

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use fc_frames::FcId;
 
 use crate::api::views::{
-    CountersView, FreeView, PeerState, PeerView, RealVolumeView, RealVolumesView, UseView,
-    VersionView, VolumeView,
+    CountersView, FreeView, PeerState, PeerView, RealVolumeView, RealVolumesView, ReplicaState,
+    UseView, VersionView, VolumeIoView, VolumeView,
 };
-use crate::api::{ApiError, BuildSpec, Management};
+use crate::api::{ApiError, BuildSpec, Management, MaskingSpec, ReplicaSpec};
 use crate::core;
 use crate::model::{VersionVector, VolumeName};
 
@@ -65,6 +65,37 @@ impl Management for Backend {
 
     async fn delete(&self, name: &VolumeName, keep_in: Option<VolumeName>) -> Result<(), ApiError> {
         Ok(self.0.delete(name, keep_in.as_ref()).await?)
+    }
+
+    async fn add_replica(
+        &self,
+        name: &VolumeName,
+        spec: ReplicaSpec,
+    ) -> Result<ReplicaState, ApiError> {
+        Ok(crate::io::replica::add(&self.0, name, spec).await?)
+    }
+
+    async fn replica(&self, name: &VolumeName) -> Result<ReplicaState, ApiError> {
+        crate::io::replica::state(&self.0, name).ok_or_else(|| ApiError::NotFound(name.clone()))
+    }
+
+    async fn volume_io(&self, name: &VolumeName) -> Result<VolumeIoView, ApiError> {
+        let replica = crate::io::replica::state(&self.0, name)
+            .ok_or_else(|| ApiError::NotFound(name.clone()))?;
+        Ok(VolumeIoView {
+            lun: self.0.io.lun_of(name).and_then(|l| l.index()),
+            counters: self.0.io.counters(name).unwrap_or_default(),
+            replica: Some(replica),
+        })
+    }
+
+    async fn set_masking(
+        &self,
+        name: &VolumeName,
+        spec: MaskingSpec,
+    ) -> Result<VolumeView, ApiError> {
+        let rec = self.0.set_masking(name, spec.hosts)?;
+        VolumeView::from_record(&rec).ok_or_else(|| ApiError::NotFound(name.clone()))
     }
 
     async fn real_volumes(&self) -> RealVolumesView {

@@ -36,6 +36,7 @@ mod management;
 mod service_ct;
 
 pub use builder::BuildError;
+pub(crate) use builder::{found, rows_of, Held, San};
 pub use management::Backend;
 
 /// How a controller is set up.
@@ -136,6 +137,7 @@ pub fn now_ms() -> u64 {
     wall.saturating_add(u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The controller's state under its one lock.
 pub(crate) struct Inner {
     pub(crate) core: Core,
     store: Store,
@@ -256,6 +258,7 @@ impl Controller {
             tokio::spawn(shared.clone().real_volumes()),
             tokio::spawn(service_ct::serve(shared.clone(), requests)),
             tokio::spawn(crate::io::balance(Arc::downgrade(&shared))),
+            tokio::spawn(crate::io::watch_arrays(Arc::downgrade(&shared))),
         ];
         shared.with(|_, _| ());
         Ok(Controller { shared, tasks })
@@ -322,6 +325,37 @@ impl Controller {
         keep_in: Option<&VolumeName>,
     ) -> Result<(), BuildError> {
         self.shared.delete(name, keep_in).await
+    }
+
+    /// Adds a replica to own volume `name` (PATENT.md \[0098\]-\[0100\], [`crate::io::replica`]):
+    /// space reserved the way the builder reserves it (on `spec.site`, or this SAN first and
+    /// then the others by priority, off the arrays of the volume's copies when it can), the
+    /// volume copied into it in the background while it stays in use, then its rows put in
+    /// the mapping. Answers at once, the replica syncing; [`replica_state`](Self::replica_state)
+    /// follows it to in-sync (or failed, and why).
+    pub async fn add_replica(
+        &self,
+        name: &VolumeName,
+        spec: crate::api::ReplicaSpec,
+    ) -> Result<crate::api::views::ReplicaState, BuildError> {
+        crate::io::replica::add(&self.shared, name, spec).await
+    }
+
+    /// The replica of volume `name` as this controller knows it (the owner: syncing with its
+    /// progress, in-sync, failed and why; another controller: what the mapping says); `None`
+    /// when there is no live volume of that name.
+    pub fn replica_state(&self, name: &VolumeName) -> Option<crate::api::views::ReplicaState> {
+        crate::io::replica::state(&self.shared, name)
+    }
+
+    /// Sets the hosts that may see own volume `name` (empty: every host), in its record, so
+    /// that every controller masks its LUN alike.
+    pub fn set_masking(
+        &self,
+        name: &VolumeName,
+        hosts: Vec<Wwn>,
+    ) -> Result<crate::model::Record, BuildError> {
+        self.shared.set_masking(name, hosts)
     }
 
     /// Stops the tasks and logs the node out.
@@ -462,6 +496,51 @@ impl Shared {
         } else {
             Ok(())
         }
+    }
+
+    /// Sets own volume `name`'s masking (see [`Controller::set_masking`]).
+    pub(crate) fn set_masking(
+        self: &Arc<Self>,
+        name: &VolumeName,
+        hosts: Vec<Wwn>,
+    ) -> Result<crate::model::Record, BuildError> {
+        self.usable()?;
+        let rec = self.with(|inner, now| {
+            let me = inner.core.identity().wwpn;
+            let rec = inner
+                .core
+                .volume(name)
+                .cloned()
+                .ok_or_else(|| BuildError::NotFound(name.clone()))?;
+            let mut body = rec
+                .body
+                .clone()
+                .ok_or_else(|| BuildError::NotFound(name.clone()))?;
+            if rec.key.owner != me {
+                return Err(BuildError::NotOwner {
+                    name: name.clone(),
+                    owner: body.owner.name,
+                });
+            }
+            if body.masking == hosts {
+                return Ok(rec);
+            }
+            body.masking = hosts;
+            inner
+                .core
+                .put(now, name.clone(), body)
+                .map_err(|e| match e {
+                    core::ChangeError::NotReady => BuildError::NotReady,
+                    _ => BuildError::NotFound(name.clone()),
+                })?;
+            inner
+                .core
+                .volume(name)
+                .cloned()
+                .ok_or_else(|| BuildError::NotFound(name.clone()))
+        })?;
+        self.usable()?;
+        Ok(rec)
     }
 
     pub(crate) fn next_reservation(&self) -> u64 {

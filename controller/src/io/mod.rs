@@ -5,7 +5,10 @@
 //!   owner's virtual LUN otherwise; held while its mapping changes.
 //! - [`cache`] and [`coherence`]: the remote-read cache and the leases and invalidations that
 //!   keep it from ever returning data older than an acknowledged write.
-//! - [`replica`]: a replica synchronized in the background, then mirrored; load switching.
+//! - [`replica`]: a replica synchronized in the background, then mirrored; load switching
+//!   (`balance`).
+//! - `lost`: arrays that left the fabric, noticed from RSCNs, so that a command to one fails
+//!   at once and another copy takes over before any host gives up.
 //!
 //! Every live volume of the mapping is a LUN here, with the same identity at every controller
 //! (VPD page 0x83 NAA name and page 0x80 serial derived from the record's owner, name and
@@ -18,6 +21,7 @@
 pub mod cache;
 pub mod coherence;
 pub mod counters;
+mod lost;
 pub mod replica;
 pub mod volume;
 
@@ -50,10 +54,12 @@ pub struct IoConfig {
     /// How long a cache lease lasts; an owner that cannot reach a holder waits this long at
     /// most before it acknowledges a write.
     pub lease: Duration,
-    /// Commands in flight on a volume's primary copy, averaged over a second, past which its
-    /// reads go to the replica (load switching); back below half of it.
+    /// Commands in flight on a volume at its owner, averaged over about a second, past which
+    /// its reads go to the replica (load switching); back below half of it. The count is of
+    /// every command, whichever copy serves it: counting only the primary's would send the
+    /// reads back as soon as moving them had relieved it, and flap.
     pub switch_outstanding: u32,
-    /// The replica copier's rate limit in bytes per second.
+    /// The replica copier's rate limit in bytes per second (0: none); see [`replica`].
     pub replica_rate: u64,
 }
 
@@ -103,6 +109,8 @@ pub(crate) struct Io {
     pub(crate) target: Target,
     pub(crate) cache: Cache,
     pub(crate) coherence: Coherence,
+    pub(crate) replicas: replica::Replicas,
+    pub(crate) lost: lost::Lost,
     exported: Mutex<BTreeMap<VolumeName, Exported>>,
     /// The controllers this one knows: they see every volume, masked or not.
     controllers: Arc<RwLock<HashSet<Wwn>>>,
@@ -127,6 +135,8 @@ impl Io {
             target: Target::new(Arc::new(engine)),
             cache: Cache::new(config.cache_bytes),
             coherence: Coherence::new(config.lease),
+            replicas: replica::Replicas::default(),
+            lost: lost::Lost::default(),
             exported: Mutex::new(BTreeMap::new()),
             controllers: Arc::new(RwLock::new(HashSet::new())),
             config,
@@ -275,18 +285,20 @@ impl Io {
         }
     }
 
-    /// Takes the copies whose rows hold the extents of `lost` out of own volume `vol`'s
-    /// mapping (the rest renumbered from 0, the volume degraded), durably, after revoking
-    /// every cache lease (a holder may read the replica directly). Commands need not be held:
-    /// every copy left has every acknowledged write.
+    /// Takes copies `lost` of mapping `body` (the one the failed command ran against) out of
+    /// own volume `vol`'s mapping (the rest renumbered from 0, the volume degraded), durably,
+    /// after revoking every cache lease (a holder may read the replica directly). Commands
+    /// need not be held: every copy left has every acknowledged write. The copies are found by
+    /// their extents, not their numbers: another command's detach may have renumbered them
+    /// since `body` was read (and then this one has nothing left to do).
     pub(crate) async fn detach(
         &self,
         shared: &Arc<Shared>,
         vol: &VirtualVolume,
+        body: &VolumeBody,
         lost: &[u8],
     ) -> Result<(), DeviceError> {
         let _one = vol.detaching.lock().await;
-        let body = vol.body();
         let lost_rows: Vec<_> = body
             .rows
             .iter()
@@ -334,7 +346,8 @@ impl Io {
     pub(crate) fn abandon_sync(&self, vol: &VirtualVolume) {
         if let Some(s) = vol.syncing.lock().unwrap_or_else(|e| e.into_inner()).take() {
             s.failed.store(true, Ordering::Relaxed);
-            tracing::warn!(volume = %vol.key.name, "replica write failed; its synchronization stops");
+            let copied = s.copied.load(Ordering::Relaxed);
+            tracing::warn!(volume = %vol.key.name, copied, "replica write failed; its synchronization stops");
         }
     }
 
@@ -350,7 +363,8 @@ fn volume_block(v: &VirtualVolume) -> u32 {
 }
 
 /// Load switching (PATENT.md [0074]-[0078], [0097]): every 100 ms the owner samples each own
-/// volume's commands in flight on the primary; past the threshold (averaged over a second) its
+/// volume's commands in flight (all of them, whichever copy serves them: see
+/// [`IoConfig::switch_outstanding`]); past the threshold (averaged over about a second) its
 /// reads go to the replica and forwarding controllers are told to read the replica directly;
 /// below half of it, back.
 pub(crate) async fn balance(shared: Weak<Shared>) {
@@ -385,4 +399,9 @@ pub(crate) async fn balance(shared: Weak<Shared>) {
             }
         }
     }
+}
+
+/// Watches for arrays that leave the fabric (see `lost`), for the life of the controller.
+pub(crate) async fn watch_arrays(shared: Weak<Shared>) {
+    lost::watch(shared).await;
 }

@@ -151,6 +151,23 @@ fn unreachable(what: String) -> DeviceError {
     }
 }
 
+/// One command counted in a volume's load for as long as it lives (dropped with it when the
+/// command is cancelled too).
+struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn new(n: &'a AtomicU64) -> InFlight<'a> {
+        n.fetch_add(1, Ordering::Relaxed);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A replica being brought in sync: its rows (not yet in the mapping) and how far the copy
 /// has come (bytes from the start that it holds).
 #[derive(Debug, Clone)]
@@ -187,7 +204,9 @@ pub(crate) struct VirtualVolume {
     pub(crate) direct: AtomicBool,
     /// Owner: reads go to the replica (the primary is over its load threshold).
     pub(crate) switched: AtomicBool,
-    /// Commands running on the primary copy now (owner).
+    /// Commands running at the owner now, whichever copy serves them: the load the primary
+    /// would carry were its reads not switched (so that switching them away does not by
+    /// itself switch them back).
     pub(crate) outstanding: AtomicU64,
     /// Primary I/O completions in the current and last window (owner).
     pub(crate) load: Mutex<LoadWindow>,
@@ -315,7 +334,7 @@ impl VirtualVolume {
     // ---- owner: the arrays ----
 
     /// Reads `len` bytes at `off` from copy `copy`'s arrays, the pieces concurrently.
-    async fn read_copy(
+    pub(crate) async fn read_copy(
         &self,
         shared: &Arc<Shared>,
         rows: &[MapRow],
@@ -361,21 +380,19 @@ impl VirtualVolume {
         };
         let mut order = vec![first];
         order.extend(copies.iter().copied().filter(|c| *c != first));
+        let _load = InFlight::new(&self.outstanding);
+        self.tick_load();
         let mut last = None;
         for copy in order {
             let primary = copy == copies.first().copied().unwrap_or(0);
-            if primary {
-                self.outstanding.fetch_add(1, Ordering::Relaxed);
-                self.tick_load();
-            }
             let r = self.read_copy(shared, &body.rows, copy, off, len).await;
-            if primary {
-                self.outstanding.fetch_sub(1, Ordering::Relaxed);
-            } else {
-                self.counters.replica_reads.fetch_add(1, Ordering::Relaxed);
-            }
             match r {
-                Ok(b) => return Ok(b),
+                Ok(b) => {
+                    if !primary {
+                        self.counters.replica_reads.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Ok(b);
+                }
                 Err(e) => {
                     tracing::warn!(volume = %self.key.name, copy, error = %e, "read failed on a copy");
                     last = Some(e);
@@ -430,7 +447,7 @@ impl VirtualVolume {
             let copy = s.rows.first().map_or(1, |r| r.copy);
             spawn_copy(s.rows.clone(), copy, None)?;
         }
-        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        let load = InFlight::new(&self.outstanding);
         self.tick_load();
         let mut failed: Vec<(u8, DeviceError)> = Vec::new();
         let mut sync_failed = false;
@@ -447,7 +464,7 @@ impl VirtualVolume {
                 }
             }
         }
-        self.outstanding.fetch_sub(1, Ordering::Relaxed);
+        drop(load);
         if sync_failed {
             shared.io.abandon_sync(self);
         }
@@ -460,7 +477,7 @@ impl VirtualVolume {
             for (c, e) in &failed {
                 tracing::error!(volume = %self.key.name, copy = c, error = %e, "a copy failed a write; it leaves the mapping");
             }
-            shared.io.detach(shared, self, &lost).await?;
+            shared.io.detach(shared, self, &body, &lost).await?;
         }
         let sectors = len / SECTOR;
         shared
@@ -638,41 +655,65 @@ fn lu_naa(page: &fc_frames::scsi::data::VpdPage) -> Option<Wwn> {
         .map(|b| Wwn::from_u64(u64::from_be_bytes(b)))
 }
 
-async fn read_piece(shared: &Arc<Shared>, p: Piece) -> Result<Bytes, DeviceError> {
-    let id = shared
-        .array_port(p.row.real.array, p.row.real.array_id)
-        .await;
-    let init = &shared.initiator;
-    retry_attention(|| {
-        init.read(
-            id,
-            scsi_lun(p.row.real.lun),
-            p.lba,
-            p.blocks as u32,
-            p.row.real.block_size,
-        )
-    })
-    .await
-    .map_err(device_error)
+/// Runs `cmd` on array `array`, unless the array has left the fabric or until it does
+/// ([`super::lost`]): then it fails at once, as unreachable.
+async fn on_array<T>(
+    shared: &Shared,
+    array: Wwn,
+    cmd: impl std::future::Future<Output = Result<T, ScsiError>>,
+) -> Result<T, DeviceError> {
+    let lost = &shared.io.lost;
+    let gone = || unreachable(format!("array {array} has left the fabric"));
+    if lost.is_lost(array) {
+        return Err(gone());
+    }
+    tokio::select! {
+        r = cmd => r.map_err(device_error),
+        () = lost.wait(array) => Err(gone()),
+    }
 }
 
-async fn write_piece(shared: &Arc<Shared>, p: Piece, data: Bytes) -> Result<(), DeviceError> {
-    let id = shared
-        .array_port(p.row.real.array, p.row.real.array_id)
-        .await;
-    let init = &shared.initiator;
-    retry_attention(|| {
-        init.write(
-            id,
-            scsi_lun(p.row.real.lun),
-            p.lba,
-            data.clone(),
-            p.row.real.block_size,
-            true,
-        )
+async fn read_piece(shared: &Arc<Shared>, p: Piece) -> Result<Bytes, DeviceError> {
+    let real = p.row.real;
+    on_array(shared, real.array, async {
+        let id = shared.array_port(real.array, real.array_id).await;
+        let init = &shared.initiator;
+        retry_attention(|| {
+            init.read(
+                id,
+                scsi_lun(real.lun),
+                p.lba,
+                p.blocks as u32,
+                real.block_size,
+            )
+        })
+        .await
     })
     .await
-    .map_err(device_error)
+}
+
+pub(crate) async fn write_piece(
+    shared: &Arc<Shared>,
+    p: Piece,
+    data: Bytes,
+) -> Result<(), DeviceError> {
+    let real = p.row.real;
+    on_array(shared, real.array, async {
+        let id = shared.array_port(real.array, real.array_id).await;
+        let init = &shared.initiator;
+        retry_attention(|| {
+            init.write(
+                id,
+                scsi_lun(real.lun),
+                p.lba,
+                data.clone(),
+                real.block_size,
+                true,
+            )
+        })
+        .await
+    })
+    .await
 }
 
 #[async_trait]

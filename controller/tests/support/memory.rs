@@ -3,7 +3,8 @@
 //! with three real volumes, the volumes of PATENT.md's figure 4 example (`vol1` with a replica
 //! on this site, `vol2` owned by `ctl-b` on site `b`), two peers and a few counters. Builds take
 //! space from the first real volume of the type with room (a bump allocator: a delete does not
-//! give space back); `fail_next` makes the next build or delete fail with the error put there.
+//! give space back); `fail_next` makes the next build, delete, replica or masking change fail
+//! with the error put there. A replica added stays syncing, half copied, at 100 MiB/s.
 
 #![allow(dead_code)]
 
@@ -12,9 +13,10 @@ use std::sync::{Arc, Mutex};
 
 use controller::api::views::{
     CountersView, FoundView, FreeView, MapRowView, PeerState, PeerView, RealVolumeView,
-    RealVolumesView, UseView, VersionView, VolumeView,
+    RealVolumesView, ReplicaPhase, ReplicaState, UseView, VersionView, VolumeIoView, VolumeView,
 };
-use controller::api::{ApiError, BuildSpec, Management};
+use controller::api::{ApiError, BuildSpec, Management, MaskingSpec, ReplicaSpec};
+use controller::io::IoCounters;
 use controller::model::{MediaType, VolumeName, VolumeState};
 use fc_frames::{FcId, Wwn};
 
@@ -38,6 +40,8 @@ struct State {
     volumes: BTreeMap<VolumeName, VolumeView>,
     luns: Vec<Lun>,
     built: u32,
+    /// Replicas being made: volume → (copy, rows).
+    syncing: BTreeMap<VolumeName, (u8, Vec<MapRowView>)>,
 }
 
 pub struct Memory {
@@ -153,6 +157,7 @@ impl Memory {
                 volumes,
                 luns,
                 built: 1,
+                syncing: BTreeMap::new(),
             }),
             fail_next: Mutex::new(None),
         })
@@ -160,6 +165,22 @@ impl Memory {
 
     pub fn fail_next(&self, e: ApiError) {
         *self.fail_next.lock().unwrap() = Some(e);
+    }
+
+    /// Volume `name`, when `ctl-a` (this backend) owns it.
+    fn owned(&self, name: &VolumeName) -> Result<VolumeView, ApiError> {
+        let st = self.state.lock().unwrap();
+        let view = st
+            .volumes
+            .get(name)
+            .ok_or_else(|| ApiError::NotFound(name.clone()))?;
+        if view.owner != "ctl-a" {
+            return Err(ApiError::NotOwner {
+                name: name.clone(),
+                owner: view.owner.clone(),
+            });
+        }
+        Ok(view.clone())
     }
 
     fn failure(&self) -> Result<(), ApiError> {
@@ -266,6 +287,129 @@ impl Management for Memory {
             Some(_) => Ok(()),
             None => Err(ApiError::NotFound(name.clone())),
         }
+    }
+
+    async fn add_replica(
+        &self,
+        name: &VolumeName,
+        spec: ReplicaSpec,
+    ) -> Result<ReplicaState, ApiError> {
+        self.failure()?;
+        let view = self.owned(name)?;
+        if self.state.lock().unwrap().syncing.contains_key(name) {
+            return Err(ApiError::Busy {
+                name: name.clone(),
+                reason: "its replica (copy 2) is being synchronized; wait for it".into(),
+            });
+        }
+        let media = spec.media.unwrap_or(view.media);
+        if media == MediaType::Tape {
+            return Err(ApiError::BadRequest {
+                field: "type",
+                reason: "a tape cannot hold a replica".into(),
+            });
+        }
+        match spec.site.as_deref() {
+            None | Some("a") | Some("b") => {}
+            Some("c") => {
+                return Err(ApiError::Unreachable {
+                    peer: "ctl-c of site c".into(),
+                })
+            }
+            Some(other) => {
+                return Err(ApiError::BadRequest {
+                    field: "site",
+                    reason: format!(
+                        "no controller of site {other:?} is known (the sites are a, b)"
+                    ),
+                })
+            }
+        }
+        let copy = view.rows.iter().map(|r| r.copy).max().unwrap_or(0) + 1;
+        let rows: Vec<MapRowView> = view
+            .rows
+            .iter()
+            .filter(|r| r.copy == 0)
+            .map(|r| MapRowView {
+                copy,
+                real_start: r.real_start + (1 << 20),
+                ..r.clone()
+            })
+            .collect();
+        self.state
+            .lock()
+            .unwrap()
+            .syncing
+            .insert(name.clone(), (copy, rows));
+        self.replica(name).await
+    }
+
+    async fn replica(&self, name: &VolumeName) -> Result<ReplicaState, ApiError> {
+        let st = self.state.lock().unwrap();
+        let view = st
+            .volumes
+            .get(name)
+            .ok_or_else(|| ApiError::NotFound(name.clone()))?;
+        let copies = view.rows.iter().map(|r| r.copy).max().unwrap_or(0) + 1;
+        let mut state = ReplicaState {
+            volume: name.clone(),
+            state: ReplicaPhase::None,
+            copies,
+            copy: None,
+            copied: 0,
+            total: view.capacity,
+            rate: 0,
+            rate_limit: 100 << 20,
+            reason: None,
+            rows: Vec::new(),
+        };
+        if let Some((copy, rows)) = st.syncing.get(name) {
+            state.state = ReplicaPhase::Syncing;
+            state.copy = Some(*copy);
+            state.copied = view.capacity / 2;
+            state.rate = 100 << 20;
+            state.rows = rows.clone();
+        } else if copies > 1 {
+            state.state = ReplicaPhase::InSync;
+            state.copy = Some(copies - 1);
+            state.copied = view.capacity;
+            state.rows = view.rows.iter().filter(|r| r.copy > 0).cloned().collect();
+        }
+        Ok(state)
+    }
+
+    async fn volume_io(&self, name: &VolumeName) -> Result<VolumeIoView, ApiError> {
+        let replica = self.replica(name).await?;
+        Ok(VolumeIoView {
+            lun: Some(if name.as_str() == "vol1" { 5 } else { 9 }),
+            counters: IoCounters {
+                reads: 10,
+                writes: 4,
+                read_bytes: 10 << 16,
+                write_bytes: 4 << 16,
+                replica_reads: 3,
+                route_changes: 2,
+                ..IoCounters::default()
+            },
+            replica: Some(replica),
+        })
+    }
+
+    async fn set_masking(
+        &self,
+        name: &VolumeName,
+        spec: MaskingSpec,
+    ) -> Result<VolumeView, ApiError> {
+        self.failure()?;
+        self.owned(name)?;
+        let mut st = self.state.lock().unwrap();
+        let view = st
+            .volumes
+            .get_mut(name)
+            .ok_or_else(|| ApiError::NotFound(name.clone()))?;
+        view.masking = spec.hosts;
+        view.version += 1;
+        Ok(view.clone())
     }
 
     async fn real_volumes(&self) -> RealVolumesView {
