@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use controller::api::views::ReplicaPhase;
 use controller::api::{BuildSpec, Management};
 use controller::model::{MediaType, VolumeName};
 use fc_frames::scsi::Lun;
@@ -253,6 +254,11 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
         out,
     )
     .await?;
+    writeln!(
+        out,
+        "\nFCIP link after the I/O path, gateway A's side:\n{}",
+        links_table(&san.gateway(a).links())
+    )?;
     if opts.stay {
         writeln!(out, "\nRunning until Ctrl-C. Management APIs:")?;
         for &c in &controllers {
@@ -368,6 +374,47 @@ host on site A wrote {} to vol1 (LUN {} of {}, the owner) in {:.2} s ({:.0} MiB/
         // The lease that lets B cache vol1 is asked for on the first miss.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // A replica of vol1 on site B: copied in the background, then mirrored.
+    let start = Instant::now();
+    a.controller
+        .add_replica(
+            &name,
+            controller::api::ReplicaSpec {
+                // Site B has disks, no SSD.
+                media: Some(MediaType::FastHdd),
+                site: Some(san.site(b.site).name.clone()),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("adding a replica of vol1 on site B: {e}"))?;
+    loop {
+        let st = a.controller.replica_state(&name).context("vol1 vanished")?;
+        match st.state {
+            ReplicaPhase::InSync => break,
+            ReplicaPhase::Failed => bail!(
+                "the replica of vol1 failed: {}",
+                st.reason.unwrap_or_default()
+            ),
+            _ if start.elapsed() > Duration::from_secs(120) => {
+                bail!("the replica of vol1 was not in sync after 2 minutes")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    writeln!(
+        out,
+        "\n{} added a replica of vol1 on site B's 15k disk: {} copied through the tunnel in {secs:.2} s ({:.0} MiB/s), then in the mapping; writes now go to both",
+        a.name,
+        human(VOL1_BYTES),
+        VOL1_BYTES as f64 / (1 << 20) as f64 / secs,
+    )?;
+    writeln!(
+        out,
+        "Virtual volume sectors at {} (figure 4 (b)), with the replica:\n{}",
+        b.name,
+        map_table(&b.controller.backend().volumes().await)
+    )?;
     let mut rows = Vec::new();
     for c in [a, b] {
         if let Some(k) = c.controller.io_counters(&name) {

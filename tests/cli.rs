@@ -51,6 +51,9 @@ fn up_runs_two_sans_joined_by_fcip_and_moves_a_file_across() {
         "identical (cache miss: forwarded to ctl-a through the tunnel)",
         "identical (cache hit)",
         "Per-volume I/O counters:",
+        "added a replica of vol1 on site B's 15k disk",
+        "replica 1",
+        "FCIP link after the I/O path",
         "ctl-b (site B), mapping information (figure 4 (a)):",
     ] {
         assert!(stdout.contains(want), "{want:?} missing from:\n{stdout}");
