@@ -186,11 +186,12 @@ impl Site {
 /// The SANs of one test, in a temporary folder, and the runtime of the WAN relays when the
 /// links go through them.
 struct Sans {
-    dir: tempfile::TempDir,
+    // Dropped in this order: the processes, the relays, their runtime, then the folder.
     sites: Vec<Site>,
+    relays: Vec<Relay>,
     /// Runs the relays (and the test's own FC host, when it has one).
     rt: tokio::runtime::Runtime,
-    relays: Vec<Relay>,
+    dir: tempfile::TempDir,
 }
 
 impl Sans {
@@ -262,10 +263,10 @@ impl Sans {
             s.gateway = Some(gw);
         }
         let mut sans = Sans {
-            dir,
             sites,
-            rt,
             relays,
+            rt,
+            dir,
         };
         for i in 0..sans.sites.len() {
             sans.start_disk(i);
