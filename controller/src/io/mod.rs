@@ -206,7 +206,7 @@ impl Io {
         });
         let engine = self.target.engine();
         let mut removed = Vec::new();
-        {
+        let masked = {
             let mut map = self.lock();
             let wanted: HashSet<&VolumeName> = want.iter().map(|(k, _)| &k.name).collect();
             let gone: Vec<VolumeName> = map
@@ -276,8 +276,11 @@ impl Io {
                     }
                 }
             }
-        }
-        if peers_changed {
+            map.values().any(|e| !e.masking.is_empty())
+        };
+        // Only masks consult the controllers: with none, a new peer changes no host's view,
+        // and a unit attention to every host (REPORTED LUNS DATA HAS CHANGED) would be noise.
+        if peers_changed && masked {
             engine.masks_changed();
         }
         for lun in removed {

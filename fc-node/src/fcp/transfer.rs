@@ -8,6 +8,12 @@
 //! length of each chunk as it is done: acknowledged by the LUN (a write, in the order the
 //! commands end), or handed on (a read, in file order). The `fcsan` binary draws a progress bar
 //! with it.
+//!
+//! A command that ends in a unit attention (SAM-5 §5.14: REPORTED LUNS DATA HAS CHANGED when
+//! a LUN is added anywhere on the target — a virtualization controller's volumes come and go
+//! at run time — a power on, CAPACITY DATA HAS CHANGED) was not performed: reporting the
+//! condition cleared it, so the command is sent again, as an operating system's SCSI layer
+//! does, up to [`ATTENTIONS`] times.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -16,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use fc_frames::scsi::data::Capacity;
-use fc_frames::scsi::Lun;
+use fc_frames::scsi::{Lun, SenseKey};
 use fc_frames::FcId;
 use tokio::task::{JoinError, JoinSet};
 
@@ -26,6 +32,8 @@ use super::initiator::{Initiator, ScsiError};
 pub const CHUNK: usize = 1 << 20;
 /// Commands in flight.
 pub const QUEUE_DEPTH: usize = 8;
+/// Unit attentions one command is sent again after, at most.
+pub const ATTENTIONS: usize = 8;
 
 /// Why a transfer failed.
 #[derive(Debug, thiserror::Error)]
@@ -146,14 +154,32 @@ impl Transfer {
     }
 }
 
+/// Runs `command` again while it ends in a unit attention (it was not performed), at most
+/// [`ATTENTIONS`] times more.
+async fn past_attentions<T, F, Fut>(mut command: F) -> Result<T, ScsiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ScsiError>>,
+{
+    let mut left = ATTENTIONS;
+    loop {
+        match command().await {
+            Err(ScsiError::CheckCondition(s)) if s.key == SenseKey::UNIT_ATTENTION && left > 0 => {
+                tracing::info!(sense = %s, "unit attention: the command is sent again");
+                left -= 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn capacity(
     init: &Initiator,
     target: FcId,
     lun: Lun,
     len: u64,
 ) -> Result<Capacity, TransferError> {
-    let cap = init
-        .read_capacity(target, lun)
+    let cap = past_attentions(|| init.read_capacity(target, lun))
         .await
         .map_err(TransferError::ReadCapacity)?;
     let capacity = cap.bytes().unwrap_or(u64::MAX);
@@ -207,7 +233,7 @@ pub async fn write_file(
             }
             let init = init.clone();
             set.spawn(async move {
-                init.write(target, lun, lba, data, bs as u32, fua)
+                past_attentions(|| init.write(target, lun, lba, data.clone(), bs as u32, fua))
                     .await
                     .map_err(|source| TransferError::Write { lba, source })
                     .map(|()| (at, n as u64))
@@ -232,7 +258,7 @@ pub async fn write_file(
             source: Box::new(e),
         });
     }
-    init.synchronize_cache(target, lun)
+    past_attentions(|| init.synchronize_cache(target, lun))
         .await
         .map_err(TransferError::SynchronizeCache)?;
     Ok(Transfer {
@@ -352,7 +378,7 @@ async fn stream(
             let init = init.clone();
             let offset = next;
             queue.push_back(tokio::spawn(async move {
-                let r = init.read(target, lun, lba, blocks, bs as u32).await;
+                let r = past_attentions(|| init.read(target, lun, lba, blocks, bs as u32)).await;
                 r.map(|mut d| {
                     d.truncate(n as usize);
                     (offset, d)
@@ -401,6 +427,45 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn test_unit_attentions_are_passed_a_bounded_number_of_times() {
+        use fc_frames::scsi::{AdditionalSense, Sense};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let changed = Sense::unit_attention(AdditionalSense::REPORTED_LUNS_DATA_HAS_CHANGED);
+        // Two attentions, then the command is performed.
+        let sent = AtomicUsize::new(0);
+        let r = past_attentions(|| async {
+            match sent.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(ScsiError::CheckCondition(changed)),
+                _ => Ok(7),
+            }
+        })
+        .await;
+        assert_eq!(r.unwrap(), 7);
+        assert_eq!(sent.load(Ordering::SeqCst), 3);
+
+        // Another CHECK CONDITION is the command's answer: not sent again.
+        let sent = AtomicUsize::new(0);
+        let r: Result<(), _> = past_attentions(|| async {
+            sent.fetch_add(1, Ordering::SeqCst);
+            Err(ScsiError::CheckCondition(Sense::lba_out_of_range()))
+        })
+        .await;
+        assert!(matches!(r, Err(ScsiError::CheckCondition(s)) if s == Sense::lba_out_of_range()));
+        assert_eq!(sent.load(Ordering::SeqCst), 1);
+
+        // A target that never stops reporting one: the attention, after ATTENTIONS more tries.
+        let sent = AtomicUsize::new(0);
+        let r: Result<(), _> = past_attentions(|| async {
+            sent.fetch_add(1, Ordering::SeqCst);
+            Err(ScsiError::CheckCondition(changed))
+        })
+        .await;
+        assert!(matches!(r, Err(ScsiError::CheckCondition(s)) if s == changed));
+        assert_eq!(sent.load(Ordering::SeqCst), ATTENTIONS + 1);
+    }
 
     #[test]
     fn test_acked_prefix_is_contiguous() {

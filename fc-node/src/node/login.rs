@@ -27,7 +27,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use fc_frames::ct::ns::{
-    Fc4Features, Fc4Types, NsAccept, NsRequest, NsResponse, NsResponseBody, SymbolicName,
+    Fc4Features, Fc4Types, NsAccept, NsExplanation, NsRequest, NsResponse, NsResponseBody,
+    SymbolicName,
 };
 use fc_frames::els::prli::{PrliPage, PrliRepr, PrliResponseCode, TYPE_FCP};
 use fc_frames::els::{ElsCode, ElsReply, ElsRequest, RscnPage, Scr, ScrFunction};
@@ -255,10 +256,13 @@ async fn discover(core: &CoreHandle, port_id: FcId, generation: u64) {
         if core.state().generation() != Some(generation) {
             return;
         }
+        // An image pair already made, either way: with a target we logged in to, or with a
+        // port that logged in with us and told us in its PRLI that it is no target (a host).
+        // A PLOGI now would replace that login and end its image pair, aborting its tasks.
         if core
             .sessions()
             .get(&id)
-            .is_some_and(RemotePort::is_fcp_target)
+            .is_some_and(|p| p.is_fcp_target() || p.fcp.is_some())
         {
             continue;
         }
@@ -272,7 +276,11 @@ async fn discover(core: &CoreHandle, port_id: FcId, generation: u64) {
 }
 
 /// Whether the name server says `id` offers the FCP target function (unknown counts as yes:
-/// PRLI will tell).
+/// PRLI will tell). A port that has registered its FC-4 TYPEs but not yet their features
+/// (GFF_ID between its RFT_ID and its RFF_ID) is no target yet: its RFF_ID brings an RSCN,
+/// and with it another look. Logging in with it now would race its own login with us (a
+/// host's), and a PLOGI that lands after the host's replaces its login and ends its image
+/// pair.
 async fn is_target(core: &CoreHandle, id: FcId) -> bool {
     match ns_request(core, &NsRequest::gff_id(id)).await {
         Ok(NsResponse {
@@ -281,6 +289,10 @@ async fn is_target(core: &CoreHandle, id: FcId) -> bool {
         }) => map
             .iter()
             .any(|(t, f)| t == TYPE_FCP && f.contains(Fc4Features::TARGET)),
+        Ok(NsResponse {
+            body: NsResponseBody::Reject(r),
+            ..
+        }) if r.explanation == NsExplanation::FC4_FEATURES_NOT_REGISTERED => false,
         _ => true,
     }
 }
@@ -303,7 +315,19 @@ async fn relogin_affected(core: &CoreHandle, pages: &[RscnPage], generation: u64
             Ok(ElsReply::Login(acc)) if acc.port_name == port.port_name => continue,
             Ok(_) | Err(_) => {}
         }
-        if core.sessions().remove(&port.port_id).is_some() {
+        // The PDISC may have taken a while (no answer from a port that left): the port at
+        // that address may have logged in with us meanwhile (a new process on the same switch
+        // port), replacing the session this checked. That login stands: dropping it, or a
+        // PLOGI over it, would end its image pair and abort its tasks.
+        let dropped = {
+            let mut sessions = core.sessions();
+            match sessions.get(&port.port_id) {
+                Some(now) if !now.originated => continue,
+                Some(_) => sessions.remove(&port.port_id),
+                None => None,
+            }
+        };
+        if let Some(port) = dropped {
             core.session_event(SessionEvent::Closed {
                 port,
                 reason: SessionEnd::Dropped,

@@ -24,10 +24,21 @@
 //! discovery_period_ms = 2000             # optional, default 2000: name server query
 //! unit = "1MiB"                          # optional, default 1 MiB: the allocation unit,
 //!                                        # a multiple of 4096 bytes
+//! # The I/O path (its virtual LUNs):
+//! cache = "256MiB"                       # optional, default 256 MiB: other SANs' data
+//!                                        # kept for reads here; 0 for no cache
+//! lease_ms = 3000                        # optional, default 3000: a cache lease's life, and
+//!                                        # the longest an owner's write waits for a holder
+//!                                        # it cannot reach
+//! switch_outstanding = 16                # optional, default 16: commands in flight on a
+//!                                        # primary copy past which reads go to the replica
+//! replica_rate = "200MiB"                # optional, default 200 MiB (per second): the
+//!                                        # replica copier's limit
 //! ```
 //!
 //! Durations are whole milliseconds in keys ending `_ms`, as `e_d_tov_ms` and `k_a_tov_ms`
-//! are in the other files.
+//! are in the other files. Sizes and rates are whole bytes, or a string with a unit as
+//! `disk.toml`'s sizes (`"64MiB"`, `"1GB"`); a rate may end in `/s` (`"200MiB/s"`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -37,6 +48,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use controller::driver::ControllerConfig;
+use controller::io::IoConfig;
 use controller::wire::Key;
 use fc_frames::Wwn;
 use serde::Deserialize;
@@ -60,6 +72,11 @@ const DEFAULT_DISCOVERY_PERIOD_MS: i64 = 2_000;
 const DEFAULT_UNIT_BYTES: u64 = controller::extents::DEFAULT_UNIT_BYTES;
 /// Every allocation unit is a whole number of blocks of any LUN (block sizes go up to 4096).
 const UNIT_ALIGN: u64 = 4096;
+/// Cache leases: 10 ms to 1 minute. A write waits up to a lease for a holder the owner cannot
+/// reach, so a lease far above the hosts' command time-out would make their writes time out.
+const LEASE_MS: Range<i64> = 10..60_001;
+/// Commands in flight past which reads switch to the replica: 1 to 65535.
+const SWITCH_OUTSTANDING: Range<i64> = 1..65_536;
 /// Heartbeats: 10 ms (loopback tests) to 1 minute.
 const HEARTBEAT_MS: Range<i64> = 10..60_001;
 /// Other periods and hold times: 10 ms to one hour.
@@ -117,6 +134,10 @@ struct RawController {
     scan_period_ms: Option<Spanned<i64>>,
     discovery_period_ms: Option<Spanned<i64>>,
     unit: Option<Spanned<toml::Value>>,
+    cache: Option<Spanned<toml::Value>>,
+    lease_ms: Option<Spanned<i64>>,
+    switch_outstanding: Option<Spanned<i64>>,
+    replica_rate: Option<Spanned<toml::Value>>,
 }
 
 /// Loads `controller.toml` from `path`; relative paths in it are taken from its folder.
@@ -271,6 +292,7 @@ pub fn parse_controller(
         None => DEFAULT_UNIT_BYTES,
         Some(v) => unit(&src, v, "controller.unit")?,
     };
+    let io = io_config(&src, c)?;
 
     let mut controller = ControllerConfig::new(&name, &site, port_name, database, key);
     controller.node_name = node_name;
@@ -281,6 +303,7 @@ pub fn parse_controller(
     controller.scan_period = scan_period;
     controller.discovery_period = discovery_period;
     controller.unit_bytes = unit_bytes;
+    controller.io = io;
     Ok(ControllerFile {
         controller,
         switch,
@@ -316,31 +339,85 @@ fn hex_key(
     Key::from_hex(text).map_err(|e| src.error(v.span(), key, e))
 }
 
+/// The I/O path's keys, each the default of [`IoConfig`] when left out.
+fn io_config(src: &Source<'_>, c: &RawController) -> Result<IoConfig, ConfigFileError> {
+    let mut io = IoConfig::default();
+    if let Some(v) = &c.cache {
+        io.cache_bytes = bytes(src, v, "controller.cache", "cache", "256MiB", false)?;
+    }
+    if let Some(v) = &c.lease_ms {
+        let ms: u64 = source::in_range(src, v, "controller.lease_ms", LEASE_MS, "lease (ms)")?;
+        io.lease = Duration::from_millis(ms);
+    }
+    if let Some(v) = &c.switch_outstanding {
+        io.switch_outstanding = source::in_range(
+            src,
+            v,
+            "controller.switch_outstanding",
+            SWITCH_OUTSTANDING,
+            "commands in flight",
+        )?;
+    }
+    if let Some(v) = &c.replica_rate {
+        let rate = bytes(src, v, "controller.replica_rate", "rate", "200MiB/s", true)?;
+        if rate == 0 {
+            return Err(src.error(
+                v.span(),
+                "controller.replica_rate",
+                "rate 0 would never copy a replica: give bytes per second, such as \"200MiB/s\"",
+            ));
+        }
+        io.replica_rate = rate;
+    }
+    Ok(io)
+}
+
+/// Bytes as an integer or a size string (`"64MiB"`; with `per_second`, also `"64MiB/s"`);
+/// `what` names the value in errors ("cache"), `example` is a good one.
+fn bytes(
+    src: &Source<'_>,
+    v: &Spanned<toml::Value>,
+    key: &str,
+    what: &str,
+    example: &str,
+    per_second: bool,
+) -> Result<u64, ConfigFileError> {
+    let err = |message: String| src.error(v.span(), key, message);
+    match v.get_ref() {
+        toml::Value::Integer(n) => {
+            u64::try_from(*n).map_err(|_| err(format!("{what} {n} is negative")))
+        }
+        toml::Value::String(s) => {
+            let text = match s.trim_end().strip_suffix("/s") {
+                Some(t) if per_second => t,
+                _ => s.as_str(),
+            };
+            size_text(text).ok_or_else(|| {
+                err(format!(
+                    "bad size {s:?} (expected whole bytes, or a whole number with B, KiB, \
+                     MiB, GiB, TiB, KB, MB, GB or TB, such as \"{example}\")"
+                ))
+            })
+        }
+        other => Err(err(format!(
+            "a {what} is an integer number of bytes or a string such as \"{example}\", not a {}",
+            other.type_str()
+        ))),
+    }
+}
+
 /// The allocation unit: bytes as an integer or a size string, a positive multiple of 4096.
 fn unit(src: &Source<'_>, v: &Spanned<toml::Value>, key: &str) -> Result<u64, ConfigFileError> {
-    let err = |message: String| src.error(v.span(), key, message);
-    let bytes = match v.get_ref() {
-        toml::Value::Integer(n) => {
-            u64::try_from(*n).map_err(|_| err(format!("unit {n} is negative")))?
-        }
-        toml::Value::String(s) => size_text(s).ok_or_else(|| {
-            err(format!(
-                "bad size {s:?} (expected whole bytes, or a whole number with B, KiB, MiB, \
-                 GiB, TiB, KB, MB, GB or TB, such as \"1MiB\")"
-            ))
-        })?,
-        other => {
-            return Err(err(format!(
-                "a unit is an integer number of bytes or a string such as \"1MiB\", not a {}",
-                other.type_str()
-            )))
-        }
-    };
+    let bytes = bytes(src, v, key, "unit", "1MiB", false)?;
     if bytes == 0 || bytes % UNIT_ALIGN != 0 {
-        return Err(err(format!(
-            "unit {bytes} bytes is not a positive multiple of {UNIT_ALIGN} (whole blocks of \
-             every block size)"
-        )));
+        return Err(src.error(
+            v.span(),
+            key,
+            format!(
+                "unit {bytes} bytes is not a positive multiple of {UNIT_ALIGN} (whole blocks \
+                 of every block size)"
+            ),
+        ));
     }
     Ok(bytes)
 }
@@ -438,6 +515,124 @@ priority = [\"b\", \"c\"]
                 .controller
                 .unit_bytes,
             8192
+        );
+    }
+
+    #[test]
+    fn test_io_keys() {
+        // Left out: the I/O path's defaults.
+        let c = parse(CONTROLLER).unwrap();
+        assert_eq!(c.controller.io, IoConfig::default());
+        assert_eq!(c.controller_config(String::new()).io, IoConfig::default());
+
+        let c = parse(&format!(
+            "{CONTROLLER}cache = \"64MiB\"\nlease_ms = 500\nswitch_outstanding = 4\n\
+             replica_rate = \"10MiB/s\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.controller.io,
+            IoConfig {
+                cache_bytes: 64 << 20,
+                lease: Duration::from_millis(500),
+                switch_outstanding: 4,
+                replica_rate: 10 << 20,
+            }
+        );
+        assert_eq!(c.controller_config(String::new()).io, c.controller.io);
+
+        // Integers are bytes; 0 is no cache; a rate needs no "/s"; the bounds are taken.
+        let c = parse(&format!(
+            "{CONTROLLER}cache = 0\nlease_ms = 10\nswitch_outstanding = 65535\n\
+             replica_rate = 1000000\n"
+        ))
+        .unwrap();
+        assert_eq!(c.controller.io.cache_bytes, 0);
+        assert_eq!(c.controller.io.lease, Duration::from_millis(10));
+        assert_eq!(c.controller.io.switch_outstanding, 65535);
+        assert_eq!(c.controller.io.replica_rate, 1_000_000);
+        let c = parse(&format!(
+            "{CONTROLLER}cache = \"1GB\"\nlease_ms = 60000\nswitch_outstanding = 1\n\
+             replica_rate = \"1GiB\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.controller.io.cache_bytes, 1_000_000_000);
+        assert_eq!(c.controller.io.lease, Duration::from_secs(60));
+        assert_eq!(c.controller.io.switch_outstanding, 1);
+        assert_eq!(c.controller.io.replica_rate, 1 << 30);
+    }
+
+    #[test]
+    fn test_bad_io_keys() {
+        assert_eq!(
+            err(&format!("{CONTROLLER}cache = -1\n")),
+            "controller.toml:12: key controller.cache: cache -1 is negative"
+        );
+        assert_eq!(
+            err(&format!("{CONTROLLER}cache = \"lots\"\n")),
+            "controller.toml:12: key controller.cache: bad size \"lots\" (expected whole \
+             bytes, or a whole number with B, KiB, MiB, GiB, TiB, KB, MB, GB or TB, such as \
+             \"256MiB\")"
+        );
+        assert_eq!(
+            err(&format!("{CONTROLLER}cache = \"64MiB/s\"\n")),
+            "controller.toml:12: key controller.cache: bad size \"64MiB/s\" (expected whole \
+             bytes, or a whole number with B, KiB, MiB, GiB, TiB, KB, MB, GB or TB, such as \
+             \"256MiB\")"
+        );
+        assert_eq!(
+            err(&format!("{CONTROLLER}cache = true\n")),
+            "controller.toml:12: key controller.cache: a cache is an integer number of bytes \
+             or a string such as \"256MiB\", not a boolean"
+        );
+        assert_eq!(
+            err(&format!("{CONTROLLER}lease_ms = 0\n")),
+            "controller.toml:12: key controller.lease_ms: lease (ms) 0 is outside 10..=60000"
+        );
+        assert_eq!(
+            err(&format!("{CONTROLLER}lease_ms = 60001\n")),
+            "controller.toml:12: key controller.lease_ms: lease (ms) 60001 is outside \
+             10..=60000"
+        );
+        assert_eq!(
+            err(&format!("{CONTROLLER}lease_ms = \"3s\"\n")),
+            "controller.toml:12: key controller.lease_ms: invalid type: string \"3s\", \
+             expected an integer"
+        );
+        assert_eq!(
+            err(&format!("{CONTROLLER}switch_outstanding = 0\n")),
+            "controller.toml:12: key controller.switch_outstanding: commands in flight 0 is \
+             outside 1..=65535"
+        );
+        assert_eq!(
+            err(&format!("{CONTROLLER}switch_outstanding = 65536\n")),
+            "controller.toml:12: key controller.switch_outstanding: commands in flight 65536 \
+             is outside 1..=65535"
+        );
+        assert_eq!(
+            err(&format!("{CONTROLLER}replica_rate = 0\n")),
+            "controller.toml:12: key controller.replica_rate: rate 0 would never copy a \
+             replica: give bytes per second, such as \"200MiB/s\""
+        );
+        assert_eq!(
+            err(&format!("{CONTROLLER}replica_rate = \"0MiB/s\"\n")),
+            "controller.toml:12: key controller.replica_rate: rate 0 would never copy a \
+             replica: give bytes per second, such as \"200MiB/s\""
+        );
+        assert_eq!(
+            err(&format!("{CONTROLLER}replica_rate = \"fast\"\n")),
+            "controller.toml:12: key controller.replica_rate: bad size \"fast\" (expected \
+             whole bytes, or a whole number with B, KiB, MiB, GiB, TiB, KB, MB, GB or TB, such \
+             as \"200MiB/s\")"
+        );
+        assert_eq!(
+            err(&format!("{CONTROLLER}replica_rate = -5\n")),
+            "controller.toml:12: key controller.replica_rate: rate -5 is negative"
+        );
+        assert_eq!(
+            err(&format!("{CONTROLLER}replica_rate = 2.5\n")),
+            "controller.toml:12: key controller.replica_rate: a rate is an integer number of \
+             bytes or a string such as \"200MiB/s\", not a float"
         );
     }
 
@@ -631,7 +826,8 @@ priority = [\"b\", \"c\"]
             "controller.toml:12: key controller.heartbeat: unknown field `heartbeat`, expected \
              one of `name`, `site`, `port_name`, `node_name`, `switch`, `database`, `key`, \
              `key_file`, `api`, `heartbeat_ms`, `peers`, `priority`, `reserve_ttl_ms`, \
-             `scan_period_ms`, `discovery_period_ms`, `unit`"
+             `scan_period_ms`, `discovery_period_ms`, `unit`, `cache`, `lease_ms`, \
+             `switch_outstanding`, `replica_rate`"
         );
         assert_eq!(
             err(&CONTROLLER.replace("database = \"ctl-a.redb\"\n", "")),

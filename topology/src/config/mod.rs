@@ -228,6 +228,7 @@ mod tests {
     #[test]
     fn test_example_controllers_work_together() {
         let a = load_controller(&configs().join("controller-a.toml")).unwrap();
+        assert_eq!(a.controller.io, ::controller::io::IoConfig::default());
         let b = load_controller(&configs().join("controller-b.toml")).unwrap();
         let ga = load_gateway(&configs().join("gateway-a.toml")).unwrap();
         let gb = load_gateway(&configs().join("gateway-b.toml")).unwrap();
