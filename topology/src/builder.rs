@@ -44,6 +44,7 @@ use std::time::Duration;
 
 use controller::api::Management;
 use controller::driver::{Controller, ControllerConfig};
+use controller::io::IoConfig;
 use controller::wire::Key;
 
 use fabric::{Config, DefaultZone, PortId, SwitchHandle, Zone, ZoneSet, Zoning};
@@ -362,6 +363,7 @@ pub struct Topology {
     controllers: Vec<usize>,
     heartbeat: Duration,
     key: Vec<u8>,
+    io: IoConfig,
     zone_set: String,
     zones: Vec<(String, Vec<Member>)>,
 }
@@ -390,6 +392,7 @@ impl Topology {
             controllers: Vec::new(),
             heartbeat: Duration::from_secs(1),
             key: b"fcsan topology controllers".to_vec(),
+            io: IoConfig::default(),
             zone_set: "production".into(),
             zones: Vec::new(),
         }
@@ -488,6 +491,12 @@ impl Topology {
     /// The controllers' heartbeat interval (1 s unless set).
     pub fn controller_heartbeat(&mut self, interval: Duration) {
         self.heartbeat = interval;
+    }
+
+    /// The controllers' I/O path settings: cache size, lease length, load switching, replica
+    /// copy rate ([`IoConfig::default`] unless set).
+    pub fn controller_io(&mut self, io: IoConfig) {
+        self.io = io;
     }
 
     /// The controllers' shared key (a fixed one unless set).
@@ -745,6 +754,7 @@ impl Topology {
             Key::new(&self.key),
         );
         config.heartbeat = self.heartbeat;
+        config.io = self.io.clone();
         config.scan_period = Duration::from_secs(2);
         config.api_url = format!("http://{api}");
         let controller =
