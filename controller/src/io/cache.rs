@@ -69,6 +69,8 @@ struct VolumeState {
     expires: Option<Instant>,
     /// A lease request is on its way.
     asking: bool,
+    /// When a read last asked for a ticket.
+    read_at: Option<Instant>,
 }
 
 /// The remote-read cache of one controller.
@@ -119,6 +121,7 @@ impl Cache {
             epoch: 0,
             expires: None,
             asking: false,
+            read_at: None,
         })
     }
 
@@ -131,6 +134,7 @@ impl Cache {
         let now = Instant::now();
         let mut map = self.lock();
         let s = self.state(&mut map, key);
+        s.read_at = Some(now);
         match s.expires {
             Some(t) if t > now => Some(Ticket {
                 id: s.id,
@@ -259,6 +263,14 @@ impl Cache {
         self.lock().remove(key);
     }
 
+    /// Whether a read of `key` asked for a ticket within `within`.
+    pub(crate) fn read_within(&self, key: &RecordKey, within: Duration) -> bool {
+        self.lock()
+            .get(key)
+            .and_then(|s| s.read_at)
+            .is_some_and(|t| t.elapsed() <= within)
+    }
+
     /// Whether a lease is held for `key` now.
     pub(crate) fn holds(&self, key: &RecordKey) -> bool {
         self.lock()
@@ -345,6 +357,19 @@ mod tests {
         };
         c.leased(&k2, Instant::now() - Duration::from_secs(10), Duration::from_secs(3));
         assert!(c.ticket(&k2).is_none(), "an old grant is no lease");
+    }
+
+    #[test]
+    fn test_reads_are_remembered() {
+        let c = Cache::new(1 << 20);
+        assert!(!c.read_within(&key(), Duration::from_secs(30)));
+        assert!(c.ticket(&key()).is_none());
+        assert!(
+            c.read_within(&key(), Duration::from_secs(30)),
+            "a read without a lease counts"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!c.read_within(&key(), Duration::from_millis(1)));
     }
 
     #[test]
