@@ -172,7 +172,20 @@ impl Cache {
 
     /// Keeps the whole chunks of `data` (the bytes of `span`), if the lease still holds and no
     /// invalidation of the volume came since `ticket` was taken.
+    ///
+    /// Each chunk is a copy of its bytes, made before the lock is taken: a slice of `data` would
+    /// keep the whole read's buffer (up to 4 MiB) alive as long as any one of its chunks stays,
+    /// and the cache would hold far more memory than its weight says.
     pub(crate) fn insert(&self, span: &Span, data: Bytes, ticket: Ticket) {
+        let first = span.off.div_ceil(CHUNK);
+        let last = (span.off + span.len) / CHUNK;
+        let chunks: Vec<(u64, Bytes)> = (first..last)
+            .filter_map(|i| {
+                let from = (i * CHUNK - span.off) as usize;
+                let bytes = data.get(from..from + CHUNK as usize)?;
+                Some((i, Bytes::copy_from_slice(bytes)))
+            })
+            .collect();
         let map = self.lock();
         let Some(s) = map.get(&span.key) else {
             return;
@@ -181,12 +194,8 @@ impl Cache {
         if !valid || s.id != ticket.id || s.epoch != ticket.epoch {
             return;
         }
-        let first = span.off.div_ceil(CHUNK);
-        let last = (span.off + span.len) / CHUNK;
-        for i in first..last {
-            let from = (i * CHUNK - span.off) as usize;
-            self.chunks
-                .insert((s.id, i), data.slice(from..from + CHUNK as usize));
+        for (i, chunk) in chunks {
+            self.chunks.insert((s.id, i), chunk);
         }
     }
 
@@ -370,6 +379,22 @@ mod tests {
         );
         std::thread::sleep(Duration::from_millis(5));
         assert!(!c.read_within(&key(), Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn test_a_chunk_does_not_pin_the_read() {
+        let c = Cache::new(1 << 20);
+        c.leased(&key(), Instant::now(), Duration::from_secs(3));
+        let d = data(65536, 4);
+        let t = c.ticket(&key()).unwrap();
+        c.insert(&Span::new(key(), 0, 65536), d.clone(), t);
+        let hit = c.get(&Span::new(key(), 8192, 4096)).unwrap();
+        assert_eq!(hit, d.slice(8192..12288));
+        let whole = d.as_ptr_range();
+        assert!(
+            !whole.contains(&hit.as_ptr()),
+            "the cached chunk is a slice of the 64 KiB read, which it keeps alive"
+        );
     }
 
     #[test]
