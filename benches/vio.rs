@@ -193,17 +193,24 @@ fn section(dir: &Path, lun: &Path, name: &str, s: Section) -> Result<Figures> {
 }
 
 /// One figure of a section alone for [`PROFILE_TIME`], to profile it: `-- SECTION OP` with OP
-/// one of `seq-read`, `seq-write`, `rand-read`, `rand-write` (`direct`: host A to array A;
+/// one of `seq-read`, `seq-write`, `rand-read`, `rand-write`, `seq-write-fua`, `rand-write-fua` (`direct`: host A to array A;
 /// `local`: through controller A; `remote`, `cache`: host B through controller B, the cache
 /// warmed first in `cache`; `wan`: host B to array A across the relay). The environment's
 /// `VIO_QD` and `VIO_TIME` (seconds) override the queue depth and the time.
-fn profile(section_name: &str, op: &str) -> Result<()> {
-    let op = match op {
+fn profile(section_name: &str, op_name: &str) -> Result<()> {
+    let op = match op_name {
         "seq-read" => Op::SeqRead,
         "seq-write" => Op::SeqWrite { fua: false },
         "rand-read" => Op::RandRead,
         "rand-write" => Op::RandWrite { fua: false },
-        other => bail!("no operation named {other} (seq-read, seq-write, rand-read, rand-write)"),
+        "seq-write-fua" => Op::SeqWrite { fua: true },
+        // The topology idle: its own CPU (heartbeats, timers).
+        "idle" => Op::SeqRead,
+        "rand-write-fua" => Op::RandWrite { fua: true },
+        other => bail!(
+            "no operation named {other} (seq-read, seq-write, rand-read, rand-write, \
+             seq-write-fua, rand-write-fua)"
+        ),
     };
     let s = match section_name {
         "direct" => Section::Direct,
@@ -244,12 +251,26 @@ fn profile(section_name: &str, op: &str) -> Result<()> {
             "{section_name} {op:?} at QD {qd} for {time:?}: pid {}",
             std::process::id()
         );
-        let r = run(way, op, qd, time).await?;
+        let r = match op_name {
+            "idle" => {
+                let t = Timing::start();
+                tokio::time::sleep(time).await;
+                let r = t.stop(1, SMALL);
+                println!(
+                    "{section_name} idle: {:.1} ms CPU a second",
+                    r.cpu.unwrap_or_default().as_secs_f64() * 1e3 / r.elapsed.as_secs_f64()
+                );
+                b.running.shutdown().await;
+                return Ok(());
+            }
+            _ => run(way, op, qd, time).await?,
+        };
         println!(
-            "{section_name} {op:?}: {:.1} {} ({:.0} µs CPU a command)",
+            "{section_name} {op:?}: {:.1} {} ({:.0} µs CPU a command, {:.2} cores)",
             r.rate(),
             if r.len == BIG { "MiB/s" } else { "IOPS" },
-            r.cpu_per_command().unwrap_or(f64::NAN)
+            r.cpu_per_command().unwrap_or(f64::NAN),
+            r.cpu.unwrap_or_default().as_secs_f64() / r.elapsed.as_secs_f64()
         );
         b.running.shutdown().await;
         Ok::<_, anyhow::Error>(())
@@ -327,6 +348,9 @@ impl Bench {
         let ha = t.host(a);
         let hb = t.host(b);
         let running = t.start(dir).await?;
+        // An owner acknowledges no write for one lease length after it starts (a lease granted
+        // before it started may still be held): no round may fall into that time.
+        let writable = tokio::time::Instant::now() + IoConfig::default().lease;
         for c in [ca, cb] {
             wait_ready(&running, c).await?;
         }
@@ -370,6 +394,7 @@ impl Bench {
                 );
             }
         }
+        tokio::time::sleep_until(writable).await;
         eprintln!(
             "{s:?}: topology up, volume at A's LUN {:?} from block {base}",
             real_lun.index()
@@ -1046,7 +1071,7 @@ impl Report {
             (2 * WAN_DELAY).as_millis(),
             WAN_BPS / 1_000_000_000,
             WAN_BPS as f64 / 8.0 * (2 * WAN_DELAY).as_secs_f64() / 1e6,
-            REMOTE_SEQ_QD as u64 * BIG >> 20,
+            (REMOTE_SEQ_QD as u64 * BIG) >> 20,
         );
         header();
         let cap = cap_mib();
