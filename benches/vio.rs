@@ -46,11 +46,16 @@
 //!   commands the latency bound (queue depth ÷ round trip); and host B straight to array A
 //!   through the same relay. Target ≥ 80 % of the cap for 1 MiB transfers.
 //! - `cache` (c): as (b), through the same relay, with a cache of [`CACHE_BYTES`] at each
-//!   controller: host B reads the whole volume once (the warm-up), then its reads are
-//!   measured beside host A's direct reads. Target ≥ 0.9 × direct.
+//!   controller: host B reads the whole volume twice (the warm-up; the second pass's misses are
+//!   reported), then its reads are measured beside host A's direct reads, with controller B's
+//!   hit and miss counts. Target ≥ 0.9 × direct. Then host B's writes while controller B holds
+//!   the lease (the owner invalidates B's cache before it acknowledges).
+//!
+//! Every section waits one lease length after its controllers start before its first round:
+//! an owner acknowledges no write before that.
 //!
 //! Run with `cargo bench --bench vio`; `-- direct`, `-- local`, `-- remote` or `-- cache` runs
-//! one section (with its reference).
+//! one section (with its reference); `-- SECTION OP` runs one figure alone (see [`profile`]).
 
 // As the other benches: 1 MiB buffers come and go with every command.
 #[global_allocator]
