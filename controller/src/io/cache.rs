@@ -82,6 +82,8 @@ struct VolumeState {
     asking: bool,
     /// No new request before this (the last one failed).
     retry_at: Option<Instant>,
+    /// When a read last asked for a ticket.
+    read_at: Option<Instant>,
 }
 
 /// The remote-read cache of one controller.
@@ -136,6 +138,7 @@ impl Cache {
             expires: None,
             asking: false,
             retry_at: None,
+            read_at: None,
         })
     }
 
@@ -148,6 +151,7 @@ impl Cache {
         let now = Instant::now();
         let mut map = self.lock();
         let s = self.state(&mut map, key);
+        s.read_at = Some(now);
         match s.expires {
             Some(t) if t > now => Some(Ticket {
                 id: s.id,
@@ -187,7 +191,20 @@ impl Cache {
 
     /// Keeps the whole chunks of `data` (the bytes of `span`), if the lease still holds and no
     /// invalidation of the volume came since `ticket` was taken.
+    ///
+    /// Each chunk is a copy of its bytes, made before the lock is taken: a slice of `data` would
+    /// keep the whole read's buffer (up to 4 MiB) alive as long as any one of its chunks stays,
+    /// and the cache would hold far more memory than its weight says.
     pub(crate) fn insert(&self, span: &Span, data: Bytes, ticket: Ticket) {
+        let first = span.off.div_ceil(CHUNK);
+        let last = (span.off + span.len) / CHUNK;
+        let chunks: Vec<(u64, Bytes)> = (first..last)
+            .filter_map(|i| {
+                let from = (i * CHUNK - span.off) as usize;
+                let bytes = data.get(from..from + CHUNK as usize)?;
+                Some((i, Bytes::copy_from_slice(bytes)))
+            })
+            .collect();
         let map = self.lock();
         let Some(s) = map.get(&span.key) else {
             return;
@@ -197,12 +214,8 @@ impl Cache {
             tracing::debug!(volume = %span.key.name, valid, id = s.id, epoch = s.epoch, ?ticket, "read not cached");
             return;
         }
-        let first = span.off.div_ceil(CHUNK);
-        let last = (span.off + span.len) / CHUNK;
-        for i in first..last {
-            let from = (i * CHUNK - span.off) as usize;
-            self.chunks
-                .insert((s.id, i), data.slice(from..from + CHUNK as usize));
+        for (i, chunk) in chunks {
+            self.chunks.insert((s.id, i), chunk);
         }
     }
 
@@ -293,6 +306,22 @@ impl Cache {
     /// Forgets a volume that is no longer served.
     pub(crate) fn forget(&self, key: &RecordKey) {
         self.lock().remove(key);
+    }
+
+    /// Whether a read of `key` asked for a ticket within `within`.
+    pub(crate) fn read_within(&self, key: &RecordKey, within: Duration) -> bool {
+        self.lock()
+            .get(key)
+            .and_then(|s| s.read_at)
+            .is_some_and(|t| t.elapsed() <= within)
+    }
+
+    /// Whether a lease is held for `key` now.
+    pub(crate) fn holds(&self, key: &RecordKey) -> bool {
+        self.lock()
+            .get(key)
+            .and_then(|s| s.expires)
+            .is_some_and(|t| t > Instant::now())
     }
 }
 
@@ -409,6 +438,35 @@ mod tests {
             Duration::from_secs(3),
         );
         assert!(c.ticket(&k2).is_none(), "an old grant is no lease");
+    }
+
+    #[test]
+    fn test_reads_are_remembered() {
+        let c = Cache::new(1 << 20);
+        assert!(!c.read_within(&key(), Duration::from_secs(30)));
+        assert!(c.ticket(&key()).is_none());
+        assert!(
+            c.read_within(&key(), Duration::from_secs(30)),
+            "a read without a lease counts"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!c.read_within(&key(), Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn test_a_chunk_does_not_pin_the_read() {
+        let c = Cache::new(1 << 20);
+        c.leased(&key(), Instant::now(), Duration::from_secs(3));
+        let d = data(65536, 4);
+        let t = c.ticket(&key()).unwrap();
+        c.insert(&Span::new(key(), 0, 65536), d.clone(), t);
+        let hit = c.get(&Span::new(key(), 8192, 4096)).unwrap();
+        assert_eq!(hit, d.slice(8192..12288));
+        let whole = d.as_ptr_range();
+        assert!(
+            !whole.contains(&hit.as_ptr()),
+            "the cached chunk is a slice of the 64 KiB read, which it keeps alive"
+        );
     }
 
     #[test]

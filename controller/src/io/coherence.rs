@@ -189,6 +189,22 @@ impl Coherence {
     }
 }
 
+impl Coherence {
+    /// Holder: renews the lease of `key` in the background when it is past half its life.
+    pub(crate) fn renew(&self, shared: &Arc<Shared>, key: &RecordKey) {
+        if shared.io.cache.lease_step(key, self.ttl) == LeaseStep::Ask {
+            let shared = shared.clone();
+            let key = key.clone();
+            tokio::spawn(async move { ask(&shared, &key).await });
+        }
+    }
+
+    /// The lease length.
+    pub(crate) fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}
+
 /// Holder: one LEASE request to the owner of `key`.
 async fn ask(shared: &Arc<Shared>, key: &RecordKey) {
     let sent = Instant::now();

@@ -365,11 +365,17 @@ fn volume_block(v: &VirtualVolume) -> u32 {
     v.block_size().max(1)
 }
 
+/// Lease lengths after a volume's last read during which a forwarding controller keeps
+/// renewing its cache lease; past that the lease lapses, and the owner's writes stop waiting
+/// for this controller's invalidation.
+const KEEP_LEASES: u32 = 10;
+
 /// Load switching (PATENT.md [0074]-[0078], [0097]): every 100 ms the owner samples each own
 /// volume's commands in flight (all of them, whichever copy serves them: see
 /// [`IoConfig::switch_outstanding`]); past the threshold (averaged over about a second) its
 /// reads go to the replica and forwarding controllers are told to read the replica directly;
-/// below half of it, back.
+/// below half of it, back. On the same tick a forwarding controller renews the cache leases of
+/// the volumes read lately ([`KEEP_LEASES`]).
 pub(crate) async fn balance(shared: Weak<Shared>) {
     let mut avg: std::collections::HashMap<VolumeName, f64> = std::collections::HashMap::new();
     loop {
@@ -378,8 +384,17 @@ pub(crate) async fn balance(shared: Weak<Shared>) {
             return;
         };
         let threshold = f64::from(shared.io.config.switch_outstanding.max(1));
+        let ttl = shared.io.coherence.ttl();
         for (_, v) in shared.io.volumes() {
             if v.key.owner != shared.config.port_name {
+                // A holder renews its lease at half its life while the volume is read, even
+                // from the cache alone, and for KEEP_LEASES lease lengths after the last read:
+                // a lease that runs out drops everything cached under it.
+                if shared.io.cache.holds(&v.key)
+                    && shared.io.cache.read_within(&v.key, ttl * KEEP_LEASES)
+                {
+                    shared.io.coherence.renew(&shared, &v.key);
+                }
                 continue;
             }
             let now = v.outstanding.load(Ordering::Relaxed) as f64;
