@@ -11,15 +11,18 @@
 //!   still holds every change it acknowledged, and its peer converges to the same table.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
+
+#[path = "support/processes.rs"]
+mod processes;
+use processes::{fcsan, last_word, Proc};
 
 const KEY: &str = "00112233445566778899aabbccddeeff";
 /// The controllers' heartbeat: a volume must be everywhere within one of these.
@@ -27,88 +30,6 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 /// How long the SANs may take to come up and find each other.
 const SETTLE: Duration = Duration::from_secs(30);
 const MIB: u64 = 1 << 20;
-
-fn fcsan() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_fcsan"));
-    c.env("NO_COLOR", "1").env_remove("FCSAN_API");
-    c
-}
-
-/// A role's process, killed when dropped; its stdout lines arrive on a channel, its stderr
-/// goes to a log file in the test's folder.
-struct Proc {
-    child: Child,
-    lines: Receiver<String>,
-    name: String,
-}
-
-impl Proc {
-    fn spawn(dir: &Path, role: &str, config: &Path, name: &str) -> Proc {
-        // Appended to: a restarted role's log follows its first run's.
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(format!("{name}.log")))
-            .expect("log file");
-        let mut child = fcsan()
-            .arg(role)
-            .arg("--config")
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start fcsan {role} {name}: {e}"));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        // Read every line, so that the role never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Proc {
-            child,
-            lines,
-            name: name.to_owned(),
-        }
-    }
-
-    /// The first line `pred` accepts, within `SETTLE`.
-    fn line(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + SETTLE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if pred(&l) => return l,
-                Ok(_) => {}
-                Err(e) => panic!("{}: no line with {what} ({e})", self.name),
-            }
-        }
-    }
-
-    /// SIGKILL, and wait for the process to be gone.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The last word of `line`.
-fn last_word(line: &str) -> String {
-    line.split_whitespace()
-        .last()
-        .unwrap_or_default()
-        .to_owned()
-}
 
 /// One SAN: its gateway, its disk array and its controller.
 struct Site {
