@@ -412,8 +412,8 @@ host on site A wrote {} to vol1 (LUN {} of {}, the owner) in {:.2} s ({:.0} MiB/
     writeln!(
         out,
         "Virtual volume sectors at {} (figure 4 (b)), with the replica:\n{}",
-        b.name,
-        map_table(&b.controller.backend().volumes().await)
+        a.name,
+        map_table(&a.controller.backend().volumes().await)
     )?;
     let mut rows = Vec::new();
     for c in [a, b] {
