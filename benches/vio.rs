@@ -74,9 +74,9 @@ use controller::driver::Controller;
 use controller::io::{IoConfig, IoCounters};
 use controller::model::{MediaType, VolumeName};
 use controller::real::scsi_lun;
-use fc_frames::scsi::{Lun, SenseKey};
+use fc_frames::scsi::Lun;
 use fc_frames::{FcId, Wwn};
-use fc_node::fcp::initiator::{Initiator, ScsiError};
+use fc_node::fcp::initiator::{past_attentions, Initiator, ScsiError};
 use fc_node::scsi::Tier;
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
@@ -564,11 +564,13 @@ async fn run(p: &Way, op: Op, qd: usize, time: Duration) -> Result<Round> {
                 let lba = p.base + slot * u64::from(blocks);
                 match op {
                     Op::SeqRead | Op::RandRead => {
-                        attention(|| p.init.read(p.id, p.lun, lba, blocks, BLOCK)).await?;
+                        past_attentions(4, || p.init.read(p.id, p.lun, lba, blocks, BLOCK)).await?;
                     }
                     Op::SeqWrite { fua } | Op::RandWrite { fua } => {
-                        attention(|| p.init.write(p.id, p.lun, lba, data.clone(), BLOCK, fua))
-                            .await?;
+                        past_attentions(4, || {
+                            p.init.write(p.id, p.lun, lba, data.clone(), BLOCK, fua)
+                        })
+                        .await?;
                     }
                 }
                 if counting.load(Ordering::Relaxed) {
@@ -590,27 +592,9 @@ async fn run(p: &Way, op: Op, qd: usize, time: Duration) -> Result<Round> {
         commands += r.context("a bench task panicked")??;
     }
     if op.writes() {
-        attention(|| p.init.synchronize_cache(p.id, p.lun)).await?;
+        past_attentions(4, || p.init.synchronize_cache(p.id, p.lun)).await?;
     }
     Ok(timing.stop(commands, len))
-}
-
-/// Runs a command again when it ends in a unit attention (news of the I_T nexus, such as a
-/// LUN added at the controller), a few times.
-async fn attention<T, F, Fut>(mut f: F) -> Result<T, ScsiError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, ScsiError>>,
-{
-    let mut left = 4;
-    loop {
-        match f().await {
-            Err(ScsiError::CheckCondition(s)) if s.key == SenseKey::UNIT_ATTENTION && left > 0 => {
-                left -= 1;
-            }
-            other => return other,
-        }
-    }
 }
 
 // ---- the sections -----------------------------------------------------------------------------
@@ -795,7 +779,7 @@ async fn pass(p: &Way) -> Result<()> {
                     return Ok::<_, anyhow::Error>(());
                 }
                 let lba = p.base + i * u64::from(blocks);
-                attention(|| p.init.read(p.id, p.lun, lba, blocks, BLOCK)).await?;
+                past_attentions(4, || p.init.read(p.id, p.lun, lba, blocks, BLOCK)).await?;
             }
         });
     }

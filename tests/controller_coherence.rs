@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use controller::api::BuildSpec;
 use controller::io::IoConfig;
-use controller::model::{MediaType, VolumeName};
+use controller::model::MediaType;
 use fc_frames::scsi::Lun;
 use fc_frames::FcId;
 use fc_node::fcp::initiator::{Initiator, ScsiError};
@@ -25,24 +25,15 @@ use fc_node::scsi::Tier;
 use topology::{ArraySpec, ControllerId, Running, Topology};
 use wan_relay::Impairment;
 
-const WAIT: Duration = Duration::from_secs(30);
+#[path = "support/sites.rs"]
+mod sites;
+use sites::{name, wait_for, WAIT};
+
 const MIB: u64 = 1 << 20;
 /// Blocks the workload touches (4 KiB each, 64 KiB apart: each its own cache chunk).
 const BLOCKS: u64 = 24;
 const BLOCK: usize = 4096;
 const RUN: Duration = Duration::from_secs(20);
-
-fn name(s: &str) -> VolumeName {
-    VolumeName::new(s).unwrap()
-}
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// xorshift64*: the test's choices from one printed seed.
 #[derive(Clone)]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use controller::api::BuildSpec;
-use controller::model::{MediaType, VolumeName};
+use controller::model::MediaType;
 use fc_frames::scsi::data::{Association, DesignatorType, VpdPage};
 use fc_frames::scsi::Lun;
 use fc_frames::{FcId, Wwn};
@@ -16,20 +16,11 @@ use fc_node::fcp::initiator::{Initiator, ScsiError};
 use fc_node::scsi::Tier;
 use topology::{ArrayId, ArraySpec, ControllerId, HostId, Running, Topology};
 
-const WAIT: Duration = Duration::from_secs(30);
+#[path = "support/sites.rs"]
+mod sites;
+use sites::{controllers_ready, name, wait_for, WAIT};
+
 const MIB: u64 = 1 << 20;
-
-fn name(s: &str) -> VolumeName {
-    VolumeName::new(s).unwrap()
-}
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 struct Two {
     san: Running,
@@ -51,20 +42,7 @@ async fn two_sites(dir: &std::path::Path) -> Two {
     let ha = t.host(a);
     let hb = t.host(b);
     let san = t.start(dir).await.expect("topology starts");
-    for c in [ca, cb] {
-        let s = &san;
-        wait_for("controllers ready with their arrays", || {
-            let ctl = &s.controller(c).controller;
-            !ctl.real_volumes().is_empty()
-                && ctl.inspect(|core| {
-                    core.is_ready()
-                        && core
-                            .peers()
-                            .any(|p| p.state == controller::core::PeerState::Up)
-                })
-        })
-        .await;
-    }
+    controllers_ready(&san, &[ca, cb]).await;
     Two {
         san,
         ctl: [ca, cb],

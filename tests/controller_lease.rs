@@ -14,18 +14,13 @@ use fc_node::fcp::initiator::{Initiator, ScsiError};
 use fc_node::scsi::Tier;
 use topology::{ArraySpec, Topology};
 
-const WAIT: Duration = Duration::from_secs(30);
+#[path = "support/sites.rs"]
+mod sites;
+use sites::{wait_for, WAIT};
+
 const MIB: u64 = 1 << 20;
 /// Short leases, so that a pause of several lease lengths is short.
 const LEASE: Duration = Duration::from_millis(400);
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// The host's way to the port `wwpn`, and TEST UNIT READY until its unit attentions are
 /// consumed.

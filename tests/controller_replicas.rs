@@ -19,32 +19,23 @@ use bytes::Bytes;
 use controller::api::views::{ReplicaPhase, ReplicaState};
 use controller::api::{BuildSpec, ReplicaSpec};
 use controller::io::IoConfig;
-use controller::model::{MapRow, MediaType, Record, VolumeName, VolumeState};
+use controller::model::{MapRow, MediaType, Record, VolumeState};
 use fc_frames::scsi::{Lun, SenseKey};
 use fc_frames::{FcId, Wwn};
-use fc_node::fcp::initiator::{Initiator, ScsiError};
+use fc_node::fcp::initiator::{past_attentions, Initiator, ScsiError};
 use fc_node::scsi::Tier;
 use topology::{ArrayId, ArraySpec, ControllerId, HostId, Running, Topology};
 
-const WAIT: Duration = Duration::from_secs(60);
+#[path = "support/sites.rs"]
+mod sites;
+use sites::{controllers_ready, name, wait_for, WAIT};
+
 const MIB: u64 = 1 << 20;
 /// The volume's size, and the writers' block.
 const VOLUME: u64 = 16 * MIB;
 const BLOCK: u64 = 64 * 1024;
 const BS: u32 = 512;
 const WRITERS: u64 = 4;
-
-fn name(s: &str) -> VolumeName {
-    VolumeName::new(s).unwrap()
-}
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// The system: sites A and B, controllers on both, the host on A; arrays as `arrays` says.
 struct San {
@@ -78,20 +69,7 @@ impl San {
         let cb = t.controller(b);
         let host = t.host(a);
         let san = t.start(dir).await.expect("topology starts");
-        for c in [ca, cb] {
-            let s = &san;
-            wait_for("controllers ready with their arrays and each other", || {
-                let ctl = &s.controller(c).controller;
-                !ctl.real_volumes().is_empty()
-                    && ctl.inspect(|core| {
-                        core.is_ready()
-                            && core
-                                .peers()
-                                .any(|p| p.state == controller::core::PeerState::Up)
-                    })
-            })
-            .await;
-        }
+        controllers_ready(&san, &[ca, cb]).await;
         San {
             san,
             ctl: [ca, cb],
@@ -167,9 +145,10 @@ impl San {
             let mut at = 0;
             while at < r.real.blocks {
                 let n = per.min(r.real.blocks - at);
-                let data = retry_attention(|| init.read(id, lun, r.real.start + at, n as u32, bs))
-                    .await
-                    .expect("read the array");
+                let data =
+                    past_attentions(8, || init.read(id, lun, r.real.start + at, n as u32, bs))
+                        .await
+                        .expect("read the array");
                 out.extend_from_slice(&data);
                 at += n;
             }
@@ -199,21 +178,6 @@ struct Disk {
     init: Initiator,
     id: FcId,
     lun: Lun,
-}
-
-/// Runs a command again on UNIT ATTENTION, as a host does (they are news, not failures).
-async fn retry_attention<T, F, Fut>(mut f: F) -> Result<T, ScsiError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, ScsiError>>,
-{
-    for _ in 0..8 {
-        match f().await {
-            Err(ScsiError::CheckCondition(s)) if s.key == SenseKey::UNIT_ATTENTION => continue,
-            other => return other,
-        }
-    }
-    f().await
 }
 
 /// A little xorshift: the tests' randomness, seeded.
@@ -275,7 +239,7 @@ impl Stream {
                         let block = (rng.next() % (blocks / WRITERS)) * WRITERS + w;
                         let data = rng.bytes(BLOCK as usize);
                         let lba = block * BLOCK / u64::from(BS);
-                        let r = retry_attention(|| {
+                        let r = past_attentions(8, || {
                             disk.init
                                 .write(disk.id, disk.lun, lba, data.clone(), BS, false)
                         })
@@ -293,7 +257,7 @@ impl Stream {
                         let block = (rng.next() % (blocks / WRITERS)) * WRITERS + w;
                         let lba = block * BLOCK / u64::from(BS);
                         let want = model.lock().unwrap().get(&block).cloned();
-                        match retry_attention(|| disk.init.read(disk.id, disk.lun, lba, per, BS))
+                        match past_attentions(8, || disk.init.read(disk.id, disk.lun, lba, per, BS))
                             .await
                         {
                             Ok(got) => {
@@ -366,7 +330,7 @@ async fn check_through_host(disk: &Disk, model: &BTreeMap<u64, Bytes>) {
     let want = expected(model);
     let per = (MIB / u64::from(BS)) as u32;
     for i in 0..VOLUME / MIB {
-        let got = retry_attention(|| {
+        let got = past_attentions(8, || {
             disk.init
                 .read(disk.id, disk.lun, i * MIB / u64::from(BS), per, BS)
         })
@@ -473,7 +437,7 @@ async fn replica_added_under_load_then_reads_switch_to_it() {
                 let per = (BLOCK / u64::from(BS)) as u32;
                 while !stop.load(Ordering::Relaxed) {
                     let block = rng.next() % (VOLUME / BLOCK);
-                    let got = retry_attention(|| {
+                    let got = past_attentions(8, || {
                         disk.init
                             .read(disk.id, disk.lun, block * BLOCK / u64::from(BS), per, BS)
                     })
@@ -545,7 +509,7 @@ async fn replica_added_under_load_then_reads_switch_to_it() {
     s.ctl(0)
         .set_masking(&name("vol1"), vec![other, me])
         .unwrap();
-    let back = retry_attention(|| disk.init.read(disk.id, disk.lun, 0, per, BS))
+    let back = past_attentions(8, || disk.init.read(disk.id, disk.lun, 0, per, BS))
         .await
         .expect("visible again");
     assert!(back[..] == want[..BLOCK as usize]);

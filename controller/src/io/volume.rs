@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use fc_frames::scsi::{Lun, SenseKey};
 use fc_frames::{FcId, Wwn};
-use fc_node::fcp::initiator::{Initiator, ScsiError};
+use fc_node::fcp::initiator::{past_attentions, Initiator, ScsiError};
 use fc_node::node::NodeError;
 use fc_node::scsi::{BlockDevice, DeviceError, Tier};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -39,6 +39,11 @@ use crate::real::scsi_lun;
 
 use super::cache::Span;
 use super::counters::VolumeCounters;
+
+/// Unit attentions a command of this controller's own (to an array, or to the owner's LUN)
+/// goes past: they are news for its I_T nexus (a LUN added there, a power on), not for the
+/// host whose command this is.
+const ATTENTIONS: usize = 4;
 
 /// Longest piece one array command moves (the arrays take 8 MiB of 512-byte blocks).
 const MAX_PIECE_BYTES: u64 = 4 << 20;
@@ -125,25 +130,6 @@ pub(crate) fn device_error(e: ScsiError) -> DeviceError {
     }
 }
 
-/// Runs one command of this controller's own (to an array, or to the owner's LUN) again when
-/// it ends in a unit attention: those are news for this controller's I_T nexus (a LUN added
-/// there, a power on), not for the host whose command this is.
-pub(crate) async fn retry_attention<T, F, Fut>(mut f: F) -> Result<T, ScsiError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, ScsiError>>,
-{
-    let mut left = 4;
-    loop {
-        match f().await {
-            Err(ScsiError::CheckCondition(s)) if s.key == SenseKey::UNIT_ATTENTION && left > 0 => {
-                left -= 1;
-            }
-            other => return other,
-        }
-    }
-}
-
 fn unreachable(what: String) -> DeviceError {
     DeviceError::Unreachable {
         timed_out: false,
@@ -173,7 +159,6 @@ impl Drop for InFlight<'_> {
 #[derive(Debug, Clone)]
 pub(crate) struct Syncing {
     pub(crate) rows: Vec<MapRow>,
-    #[allow(dead_code)] // The copier's progress: read by the replica copier (in progress).
     pub(crate) copied: Arc<AtomicU64>,
     /// Set when a write to it failed: the copier stops.
     pub(crate) failed: Arc<AtomicBool>,
@@ -678,7 +663,7 @@ async fn read_piece(shared: &Arc<Shared>, p: Piece) -> Result<Bytes, DeviceError
     on_array(shared, real.array, async {
         let id = shared.array_port(real.array, real.array_id).await;
         let init = &shared.initiator;
-        retry_attention(|| {
+        past_attentions(ATTENTIONS, || {
             init.read(
                 id,
                 scsi_lun(real.lun),
@@ -701,7 +686,7 @@ pub(crate) async fn write_piece(
     on_array(shared, real.array, async {
         let id = shared.array_port(real.array, real.array_id).await;
         let init = &shared.initiator;
-        retry_attention(|| {
+        past_attentions(ATTENTIONS, || {
             init.write(
                 id,
                 scsi_lun(real.lun),

@@ -35,7 +35,7 @@ use fc_frames::scsi::data::{
     Capacity, InquiryData, ReadCapacity16Data, ReportLunsData, UnmapDescriptor, UnmapParameterList,
     Vpd, VpdPage,
 };
-use fc_frames::scsi::{Lun, ScsiStatus, Sense};
+use fc_frames::scsi::{Lun, ScsiStatus, Sense, SenseKey};
 use fc_frames::{FcId, FcType, RCtl};
 use tokio::sync::oneshot;
 
@@ -606,6 +606,26 @@ impl DataIn {
             (_, Some(buf)) => buf.freeze(),
             (Some(b), None) => b,
             (None, None) => Bytes::new(),
+        }
+    }
+}
+
+/// Runs `command` again while it ends in a unit attention (it was not performed: the attention
+/// is news for the I_T nexus — a LUN added, a power on — not a failure), at most `again` times
+/// more; then whatever it ended in.
+pub async fn past_attentions<T, F, Fut>(again: usize, mut command: F) -> Result<T, ScsiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ScsiError>>,
+{
+    let mut left = again;
+    loop {
+        match command().await {
+            Err(ScsiError::CheckCondition(s)) if s.key == SenseKey::UNIT_ATTENTION && left > 0 => {
+                tracing::debug!(sense = %s, "unit attention: the command is sent again");
+                left -= 1;
+            }
+            other => return other,
         }
     }
 }

@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use fc_frames::scsi::data::Capacity;
-use fc_frames::scsi::{Lun, SenseKey};
+use fc_frames::scsi::Lun;
 use fc_frames::FcId;
 use tokio::task::{JoinError, JoinSet};
 
-use super::initiator::{Initiator, ScsiError};
+use super::initiator::{past_attentions, Initiator, ScsiError};
 
 /// Bytes per command.
 pub const CHUNK: usize = 1 << 20;
@@ -154,32 +154,13 @@ impl Transfer {
     }
 }
 
-/// Runs `command` again while it ends in a unit attention (it was not performed), at most
-/// [`ATTENTIONS`] times more.
-async fn past_attentions<T, F, Fut>(mut command: F) -> Result<T, ScsiError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, ScsiError>>,
-{
-    let mut left = ATTENTIONS;
-    loop {
-        match command().await {
-            Err(ScsiError::CheckCondition(s)) if s.key == SenseKey::UNIT_ATTENTION && left > 0 => {
-                tracing::info!(sense = %s, "unit attention: the command is sent again");
-                left -= 1;
-            }
-            other => return other,
-        }
-    }
-}
-
 async fn capacity(
     init: &Initiator,
     target: FcId,
     lun: Lun,
     len: u64,
 ) -> Result<Capacity, TransferError> {
-    let cap = past_attentions(|| init.read_capacity(target, lun))
+    let cap = past_attentions(ATTENTIONS, || init.read_capacity(target, lun))
         .await
         .map_err(TransferError::ReadCapacity)?;
     let capacity = cap.bytes().unwrap_or(u64::MAX);
@@ -233,10 +214,12 @@ pub async fn write_file(
             }
             let init = init.clone();
             set.spawn(async move {
-                past_attentions(|| init.write(target, lun, lba, data.clone(), bs as u32, fua))
-                    .await
-                    .map_err(|source| TransferError::Write { lba, source })
-                    .map(|()| (at, n as u64))
+                past_attentions(ATTENTIONS, || {
+                    init.write(target, lun, lba, data.clone(), bs as u32, fua)
+                })
+                .await
+                .map_err(|source| TransferError::Write { lba, source })
+                .map(|()| (at, n as u64))
             });
         }
         while !set.is_empty() {
@@ -258,7 +241,7 @@ pub async fn write_file(
             source: Box::new(e),
         });
     }
-    past_attentions(|| init.synchronize_cache(target, lun))
+    past_attentions(ATTENTIONS, || init.synchronize_cache(target, lun))
         .await
         .map_err(TransferError::SynchronizeCache)?;
     Ok(Transfer {
@@ -378,7 +361,10 @@ async fn stream(
             let init = init.clone();
             let offset = next;
             queue.push_back(tokio::spawn(async move {
-                let r = past_attentions(|| init.read(target, lun, lba, blocks, bs as u32)).await;
+                let r = past_attentions(ATTENTIONS, || {
+                    init.read(target, lun, lba, blocks, bs as u32)
+                })
+                .await;
                 r.map(|mut d| {
                     d.truncate(n as usize);
                     (offset, d)
@@ -436,7 +422,7 @@ mod tests {
         let changed = Sense::unit_attention(AdditionalSense::REPORTED_LUNS_DATA_HAS_CHANGED);
         // Two attentions, then the command is performed.
         let sent = AtomicUsize::new(0);
-        let r = past_attentions(|| async {
+        let r = past_attentions(ATTENTIONS, || async {
             match sent.fetch_add(1, Ordering::SeqCst) {
                 0 | 1 => Err(ScsiError::CheckCondition(changed)),
                 _ => Ok(7),
@@ -448,7 +434,7 @@ mod tests {
 
         // Another CHECK CONDITION is the command's answer: not sent again.
         let sent = AtomicUsize::new(0);
-        let r: Result<(), _> = past_attentions(|| async {
+        let r: Result<(), _> = past_attentions(ATTENTIONS, || async {
             sent.fetch_add(1, Ordering::SeqCst);
             Err(ScsiError::CheckCondition(Sense::lba_out_of_range()))
         })
@@ -458,7 +444,7 @@ mod tests {
 
         // A target that never stops reporting one: the attention, after ATTENTIONS more tries.
         let sent = AtomicUsize::new(0);
-        let r: Result<(), _> = past_attentions(|| async {
+        let r: Result<(), _> = past_attentions(ATTENTIONS, || async {
             sent.fetch_add(1, Ordering::SeqCst);
             Err(ScsiError::CheckCondition(changed))
         })
