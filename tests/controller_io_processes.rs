@@ -347,7 +347,7 @@ impl Sans {
     /// the unit attentions it gets past (info).
     fn host_command(&self, i: usize, args: &[&str]) -> Command {
         let mut c = fcsan();
-        c.env("RUST_LOG", "warn,fc_node::fcp::transfer=info")
+        c.env("RUST_LOG", "warn,fc_node::fcp::initiator=info")
             .arg("host")
             .arg("--config")
             .arg(self.host_file(i, 1))

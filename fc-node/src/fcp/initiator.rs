@@ -622,7 +622,7 @@ where
     loop {
         match command().await {
             Err(ScsiError::CheckCondition(s)) if s.key == SenseKey::UNIT_ATTENTION && left > 0 => {
-                tracing::debug!(sense = %s, "unit attention: the command is sent again");
+                tracing::info!(sense = %s, "unit attention: the command is sent again");
                 left -= 1;
             }
             other => return other,
