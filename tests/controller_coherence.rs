@@ -183,7 +183,7 @@ async fn no_read_returns_data_older_than_an_acknowledged_write() {
                 core.is_ready()
                     && core
                         .peers()
-                        .filter(|p| p.state == controller::core::PeerState::Up)
+                        .filter(|p| p.state == controller::core::PeerState::Up && p.fc_id.is_some())
                         .count()
                         == 2
             })

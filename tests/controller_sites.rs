@@ -50,7 +50,7 @@ fn volume(san: &Running, c: ControllerId, n: &str) -> Option<Record> {
 fn peers_up(san: &Running, c: ControllerId) -> usize {
     san.controller(c).controller.inspect(|core| {
         core.peers()
-            .filter(|p| p.state == controller::core::PeerState::Up)
+            .filter(|p| p.state == controller::core::PeerState::Up && p.fc_id.is_some())
             .count()
     })
 }
@@ -83,7 +83,7 @@ async fn three_sites(dir: &std::path::Path) -> (Running, [ControllerId; 3]) {
     let san = t.start(dir).await.expect("topology starts");
     for c in [ca, cb, cc] {
         let s = &san;
-        wait_for("every controller sees its two peers", || {
+        wait_for("every controller has heard both peers' heartbeats", || {
             peers_up(s, c) == 2
         })
         .await;

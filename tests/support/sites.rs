@@ -32,9 +32,9 @@ pub async fn controllers_ready(san: &Running, controllers: &[ControllerId]) {
             !ctl.real_volumes().is_empty()
                 && ctl.inspect(|core| {
                     core.is_ready()
-                        && core
-                            .peers()
-                            .any(|p| p.state == controller::core::PeerState::Up)
+                        && core.peers().any(|p| {
+                            p.state == controller::core::PeerState::Up && p.fc_id.is_some()
+                        })
                 })
         })
         .await;

@@ -306,7 +306,9 @@ impl Shared {
         let mut peers: Vec<(usize, String, String, Wwn)> = inner
             .core
             .peers()
-            .filter(|p| p.state == crate::core::PeerState::Up)
+            // A peer heard from before its first heartbeat has no domain yet: its extents
+            // could not be checked as its SAN's, so it is not asked until it has one.
+            .filter(|p| p.state == crate::core::PeerState::Up && p.fc_id.is_some())
             .map(|p| {
                 let rank = self
                     .config
