@@ -467,3 +467,170 @@ end
 
 -- See the header comment: 0xFF is FC_CT's "unknown server", where GS_TYPE 0xE0 lands.
 DissectorTable.get("fcct.server"):add(0xFF, fcsan)
+
+-- ---------------------------------------------------------------------------------------------
+-- FCIP without Decode As (RFC 3821, RFC 3643).
+--
+-- Wireshark 4.0's FCIP dissector has no name a script could call and no port of its own: it is
+-- a TCP heuristic for fcip.target_port (3225), and the LBMSRS heuristic claims FCIP segments
+-- before it, even there (PROTOCOLS.md). So this file carries its own FCIP dissector, "fcsan_fcip":
+-- the encapsulation header (words 0-6) and the Special Frame in a tree of their own, and the
+-- encapsulated frame handed, with its SOF and EOF turned into the ordered sets of pcap link type
+-- 225, to Wireshark's "fcsof" dissector, which checks the FC CRC and dissects FC, ELS, FC_CT,
+-- dNS, SW_ILS, FCP and SCSI (and, through "fcct.server" above, the controllers' messages).
+--
+-- It registers in "tcp.port" on 3225 and on every TCP port no other dissector holds: TCP tries
+-- port dissectors before heuristics, so FCIP is found on whatever port the capture's gateway
+-- listened on. On a segment that does not start with a valid encapsulation header it returns 0,
+-- and TCP goes on to the heuristics as before. Several FCIP frames in one segment and one frame
+-- over several segments are reassembled (TCP's "allow subdissectors to reassemble" is on by
+-- default).
+
+local fcip = Proto("fcsan_fcip", "FCIP (fcsan)")
+local fp = {
+    protocol = ProtoField.uint8("fcsan_fcip.protocol", "Protocol", base.DEC),
+    version = ProtoField.uint8("fcsan_fcip.version", "Version", base.DEC),
+    pflags = ProtoField.uint8("fcsan_fcip.pflags", "pFlags", base.HEX),
+    flags = ProtoField.uint8("fcsan_fcip.flags", "Flags", base.HEX),
+    length = ProtoField.uint16("fcsan_fcip.length", "Frame Length (words)", base.DEC),
+    ts_sec = ProtoField.uint32("fcsan_fcip.ts_sec", "Time Stamp (seconds)", base.DEC),
+    ts_frac = ProtoField.uint32("fcsan_fcip.ts_frac", "Time Stamp (fraction)", base.HEX),
+    crc = ProtoField.uint32("fcsan_fcip.crc", "Header CRC", base.HEX),
+    sof = ProtoField.uint8("fcsan_fcip.sof", "SOF", base.HEX),
+    eof = ProtoField.uint8("fcsan_fcip.eof", "EOF", base.HEX),
+    sf = ProtoField.bool("fcsan_fcip.sf", "Special Frame"),
+    srcwwn = ProtoField.bytes("fcsan_fcip.srcwwn", "Source Fabric Entity WWN", base.COLON),
+    srcid = ProtoField.bytes("fcsan_fcip.srcid", "Source FC/FCIP Entity Identifier"),
+    nonce = ProtoField.bytes("fcsan_fcip.nonce", "Connection Nonce"),
+    connflags = ProtoField.uint8("fcsan_fcip.connflags", "Connection Usage Flags", base.HEX),
+    conncode = ProtoField.uint16("fcsan_fcip.conncode", "Connection Usage Code", base.HEX),
+    dstwwn = ProtoField.bytes("fcsan_fcip.dstwwn", "Destination Fabric Entity WWN", base.COLON),
+    katov = ProtoField.uint32("fcsan_fcip.katov", "K_A_TOV (ms)", base.DEC),
+}
+fcip.fields = {
+    fp.protocol, fp.version, fp.pflags, fp.flags, fp.length, fp.ts_sec, fp.ts_frac, fp.crc,
+    fp.sof, fp.eof, fp.sf, fp.srcwwn, fp.srcid, fp.nonce, fp.connflags, fp.conncode, fp.dstwwn,
+    fp.katov,
+}
+local fcip_bad = ProtoExpert.new("fcsan_fcip.bad", "FCIP frame with an unknown SOF or EOF",
+    expert.group.MALFORMED, expert.severity.ERROR)
+fcip.experts = { fcip_bad }
+
+local FCIP_HEADER = 28
+local FSF_LEN = 76
+-- FC-FS-4 ordered sets (the first form of each EOF: after negative running disparity), as
+-- fc-frames writes them into link type 225 captures.
+local SOF_SET = {
+    [0x28] = "BCB55858", [0x29] = "BCB55959", [0x2D] = "BCB55555", [0x2E] = "BCB55656",
+    [0x31] = "BCB53939", [0x35] = "BCB53535", [0x36] = "BCB53636", [0x39] = "BCB51919",
+}
+local EOF_SET = {
+    [0x41] = "BC95D5D5", [0x42] = "BC957575", [0x44] = "BC959999", [0x46] = "BC959595",
+    [0x49] = "BC8AD5D5", [0x4E] = "BC8A9595", [0x4F] = "BC8A9999", [0x50] = "BC95F5F5",
+}
+
+-- The frame length in words when `tvb` holds a valid encapsulation header at `at` (RFC 3821
+-- §5.6: protocol 1, version 1, word 1 a copy of word 0, the complements right, 15 < length
+-- < 545), else nil.
+local function fcip_length(tvb, at)
+    local w0 = tvb(at, 4):uint()
+    if w0 ~= 0x0101FEFE or tvb(at + 4, 4):uint() ~= w0 then
+        return nil
+    end
+    local pflags, res = tvb(at + 8, 1):uint(), tvb(at + 9, 1):uint()
+    if tvb(at + 10, 1):uint() ~= bit32.bxor(pflags, 0xFF)
+        or tvb(at + 11, 1):uint() ~= bit32.bxor(res, 0xFF) then
+        return nil
+    end
+    local fl, nfl = tvb(at + 12, 2):uint(), tvb(at + 14, 2):uint()
+    if bit32.bxor(fl, nfl) ~= 0xFFFF then
+        return nil
+    end
+    local words = bit32.band(fl, 0x3FF)
+    if words <= 15 or words >= 545 then
+        return nil
+    end
+    return words
+end
+
+local fcsof = Dissector.get("fcsof")
+
+local function fcip_one(tvb, pinfo, root, at, len)
+    local t = root:add(fcip, tvb(at, len))
+    t:add(fp.protocol, tvb(at, 1))
+    t:add(fp.version, tvb(at + 1, 1))
+    local pflags = tvb(at + 8, 1):uint()
+    t:add(fp.pflags, tvb(at + 8, 1))
+    t:add(fp.flags, tvb(at + 12, 1), bit32.rshift(tvb(at + 12, 1):uint(), 2))
+    t:add(fp.length, tvb(at + 12, 2), bit32.band(tvb(at + 12, 2):uint(), 0x3FF))
+    t:add(fp.ts_sec, tvb(at + 16, 4))
+    t:add(fp.ts_frac, tvb(at + 20, 4))
+    t:add(fp.crc, tvb(at + 24, 4))
+    if bit32.band(pflags, 0x01) == 1 then
+        t:add(fp.sf, tvb(at + 8, 1), true)
+        if len >= FSF_LEN then
+            t:add(fp.srcwwn, tvb(at + 32, 8))
+            t:add(fp.srcid, tvb(at + 40, 8))
+            t:add(fp.nonce, tvb(at + 48, 8))
+            t:add(fp.connflags, tvb(at + 56, 1))
+            t:add(fp.conncode, tvb(at + 58, 2))
+            t:add(fp.dstwwn, tvb(at + 60, 8))
+            t:add(fp.katov, tvb(at + 68, 4))
+        end
+        pinfo.cols.protocol = "FCIP"
+        pinfo.cols.info = bit32.band(pflags, 0x80) ~= 0 and "Special Frame (changed)" or "Special Frame"
+        return
+    end
+    local sof = tvb(at + FCIP_HEADER, 1):uint()
+    local eof = tvb(at + len - 4, 1):uint()
+    t:add(fp.sof, tvb(at + FCIP_HEADER, 1))
+    t:add(fp.eof, tvb(at + len - 4, 1))
+    local sof_set, eof_set = SOF_SET[sof], EOF_SET[eof]
+    if not sof_set or not eof_set then
+        t:add_proto_expert_info(fcip_bad)
+        return
+    end
+    -- SOF ordered set, FC header, payload and CRC as they came, EOF ordered set: link type 225.
+    local frame = ByteArray.new(sof_set)
+    frame:append(tvb(at + FCIP_HEADER + 4, len - FCIP_HEADER - 8):bytes())
+    frame:append(ByteArray.new(eof_set))
+    fcsof:call(frame:tvb("Encapsulated FC frame"), pinfo, root)
+end
+
+function fcip.dissector(tvb, pinfo, tree)
+    local total = tvb:len()
+    local at = 0
+    while at < total do
+        local left = total - at
+        if left < 16 then
+            pinfo.desegment_offset = at
+            pinfo.desegment_len = DESEGMENT_ONE_MORE_SEGMENT
+            return total
+        end
+        local words = fcip_length(tvb, at)
+        if not words then
+            -- Not FCIP (at the start: let TCP ask the others), or a broken stream: the rest
+            -- shows as data.
+            return at
+        end
+        local len = words * 4
+        if left < len then
+            pinfo.desegment_offset = at
+            pinfo.desegment_len = len - left
+            return total
+        end
+        fcip_one(tvb, pinfo, tree, at, len)
+        at = at + len
+    end
+    return total
+end
+
+do
+    local tcp_port = DissectorTable.get("tcp.port")
+    tcp_port:add(3225, fcip)
+    for port = 1, 65535 do
+        if port ~= 3225 and tcp_port:get_dissector(port) == nil then
+            tcp_port:add(port, fcip)
+        end
+    end
+end

@@ -45,6 +45,11 @@ mod volume;
     about = "Software Fibre Channel SAN, FCIP gateway and virtualization controllers"
 )]
 struct Cli {
+    /// More log detail on standard error: -v info, -vv debug (a span per exchange with its
+    /// OX_ID, S_ID and D_ID, per volume command), -vvv trace. RUST_LOG, when set, decides
+    /// instead (e.g. RUST_LOG=fc_node=debug,controller=info).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -212,12 +217,15 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_log = match cli.command {
-        Command::Switch { .. }
-        | Command::Gateway { .. }
-        | Command::Disk { .. }
-        | Command::Controller { .. } => "info",
-        _ => "warn",
+    let default_log = match (cli.verbose, &cli.command) {
+        (0, Command::Switch { .. })
+        | (0, Command::Gateway { .. })
+        | (0, Command::Disk { .. })
+        | (0, Command::Controller { .. })
+        | (1, _) => "info",
+        (0, _) => "warn",
+        (2, _) => "debug",
+        _ => "trace",
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

@@ -232,8 +232,8 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
     let stats = san.gateway(a).capture_stats().unwrap_or_default();
     writeln!(
         out,
-        "FCIP capture: {p} ({})\n  every FCIP frame both ways; in Wireshark decode TCP port {port} as FCIP, \
-         or: tshark -r {p} -d tcp.port=={port},fcip",
+        "FCIP capture: {p} ({})\n  every FCIP frame both ways: tshark -X lua_script:captures/fcsan.lua -r {p} \
+         (finds FCIP on port {port}), or without the script: tshark -r {p} -d tcp.port=={port},fcip",
         capture_line(&stats)
     )?;
     if let Some(c) = &opts.capture {

@@ -82,6 +82,10 @@ enum VolumeCommand {
         /// others by priority, off the arrays that hold the volume when it can.
         #[arg(long)]
         site: Option<String>,
+        /// Follow the copy (a progress bar on a terminal) until the replica is in sync;
+        /// fail if it fails.
+        #[arg(long)]
+        wait: bool,
     },
     /// A volume's I/O at this controller: its LUN, counters, and replica (syncing, in sync,
     /// failed).
@@ -184,19 +188,39 @@ pub fn run(args: VolumeArgs, out: &mut dyn Write) -> Result<()> {
                 None => writeln!(out, "deleted {name}")?,
             }
         }
-        VolumeCommand::Replica { name, media, site } => {
+        VolumeCommand::Replica {
+            name,
+            media,
+            site,
+            wait,
+        } => {
             let body = serde_json::to_value(ReplicaSpec { media, site })?;
             let path = format!("/v1/volumes/{name}/replicas");
             let text = api.call("POST", &path, Some(body), json)?;
-            if json {
+            if json && !wait {
                 return print_json(out, &text);
             }
-            let st: ReplicaState = decode(&text)?;
-            writeln!(
-                out,
-                "replica of {name} started; `fcsan volume io {name}` follows it"
-            )?;
-            show_replica(out, &st)?;
+            let mut st: ReplicaState = decode(&text)?;
+            if !json {
+                writeln!(
+                    out,
+                    "replica of {name} started; `fcsan volume io {name}` follows it"
+                )?;
+            }
+            if wait {
+                st = follow_replica(&api, &name, st)?;
+            }
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&st)?)?;
+            } else {
+                show_replica(out, &st)?;
+            }
+            if st.state == ReplicaPhase::Failed {
+                bail!(
+                    "the replica of {name} failed: {}",
+                    st.reason.as_deref().unwrap_or("no reason given")
+                );
+            }
         }
         VolumeCommand::Io { name } => {
             let text = api.call("GET", &format!("/v1/volumes/{name}/io"), None, json)?;
@@ -451,6 +475,25 @@ fn map_row(volume: &VolumeName, local_name: &str, r: &MapRowView) -> Vec<String>
             n => format!("replica {n}"),
         },
     ]
+}
+
+/// Polls the volume's replica until it is in sync or failed, with a progress bar of the
+/// bytes copied on a terminal.
+fn follow_replica(api: &Api, name: &VolumeName, mut st: ReplicaState) -> Result<ReplicaState> {
+    let show = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let bar = crate::progress::bar(st.total, show, &format!("replica of {name}"));
+    let path = format!("/v1/volumes/{name}/io");
+    while st.state == ReplicaPhase::Syncing {
+        bar.set_length(st.total);
+        bar.set_position(st.copied);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let io: VolumeIoView = decode(&api.call("GET", &path, None, false)?)?;
+        st = io
+            .replica
+            .ok_or_else(|| anyhow!("{name} no longer reports a replica"))?;
+    }
+    bar.finish_and_clear();
+    Ok(st)
 }
 
 /// A replica's state, and its rows (figure 4 (b); while syncing, not in the mapping yet).

@@ -677,6 +677,10 @@ fn three_sans_host_on_c_reaches_a_volume_owned_by_a_through_b() {
     );
     let wrote = ok("fcsan host write at C", &out, &sans);
     assert!(wrote.starts_with("wrote 8.0 MiB"), "{wrote}");
+    // A replica on B, followed to the end by the CLI: the reads below see the same bytes.
+    let replica = sans.volume(0, &["replica", "chain", "--site", "b", "--wait"]);
+    assert!(replica.contains("in-sync"), "{replica}");
+    assert!(replica.contains("16 MiB of 16 MiB (100%)"), "{replica}");
     for (site, what) in [(2, "C"), (0, "A")] {
         let lun = sans.virtual_lun(site, 16 * MIB).to_string();
         let back = sans.path(&format!("back-{what}.bin"));

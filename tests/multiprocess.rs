@@ -214,6 +214,23 @@ fn hosts_find_luns_move_64_mib_and_zoning_holds() {
         "{list}"
     );
     assert!(list.contains("LUN 1   tape"), "{list}");
+    // -vv: every command in a span with its exchange's OX_ID, S_ID and D_ID.
+    let out = san.host(HOST, &["-vv", "list"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.lines().any(|l| l.contains("fcp_command{d_id=010")
+            && l.contains(" op=0x12 ox_id=0x")
+            && l.contains("command ended")),
+        "{log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("exchange opened")
+            && l.contains("ox_id=0x")
+            && l.contains("s_id=01")
+            && l.contains("d_id=fffffc")),
+        "{log}"
+    );
     assert!(
         list.contains("LUN 0   disk  slow-hdd  262144 x 512 B"),
         "{list}"

@@ -19,7 +19,8 @@
 //! "previous segment not captured"), and the segments that are written stay consistent.
 //!
 //! tshark/Wireshark 4.0.17 lets its LBMSRS heuristic claim such segments before the FCIP one
-//! does, even on port 3225: open these captures with `-d tcp.port==3225,fcip` (Decode As).
+//! does, even on port 3225: open these captures with `captures/fcsan.lua`, whose own FCIP
+//! dissector finds them on any port, or with `-d tcp.port==PORT,fcip` (Decode As).
 
 use std::collections::HashMap;
 use std::fmt;

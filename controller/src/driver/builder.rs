@@ -23,6 +23,7 @@ use crate::api::views::FoundView;
 use crate::api::{ApiError, BuildSpec};
 use crate::core::{ChangeError, ClaimOutcome};
 use crate::extents::ReservationId;
+use crate::io::progress::Progress;
 use crate::model::{
     ControllerRef, MapRow, MediaType, RealExtent, Record, VolumeBody, VolumeName, VolumeState,
     SECTOR,
@@ -630,19 +631,26 @@ impl Shared {
             .ok_or_else(|| BuildError::NotFound(dst.clone()))?;
         let capacity = src.body().capacity;
         let bs = u64::from(target.block_size());
+        let mut progress = Progress::start(format!("{} into {dst}", src.key.name), capacity);
         let mut off = 0;
-        while off < capacity {
-            let len = CHUNK.min(capacity - off);
-            let data = src
-                .read_held(self, off, len)
-                .await
-                .map_err(|e| BuildError::Copy(format!("reading {}: {e}", src.key.name)))?;
-            target
-                .write(off / bs, data, true)
-                .await
-                .map_err(|e| BuildError::Copy(format!("writing {dst}: {e}")))?;
-            off += len;
+        let copied = async {
+            while off < capacity {
+                let len = CHUNK.min(capacity - off);
+                let data = src
+                    .read_held(self, off, len)
+                    .await
+                    .map_err(|e| format!("reading {}: {e}", src.key.name))?;
+                target
+                    .write(off / bs, data, true)
+                    .await
+                    .map_err(|e| format!("writing {dst}: {e}"))?;
+                off += len;
+                progress.at(off);
+            }
+            Ok::<(), String>(())
         }
-        Ok(())
+        .await;
+        progress.end(copied.as_ref().map(|_| ()).map_err(String::as_str));
+        copied.map_err(BuildError::Copy)
     }
 }

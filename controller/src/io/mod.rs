@@ -22,6 +22,7 @@ pub mod cache;
 pub mod coherence;
 pub mod counters;
 mod lost;
+pub(crate) mod progress;
 pub mod replica;
 pub mod volume;
 

@@ -45,6 +45,7 @@ use crate::driver::{found, rows_of, BuildError, Held, San, Shared};
 use crate::model::{MapRow, MediaType, VolumeBody, VolumeName, VolumeState};
 use crate::wire::MAX_LIST_LEN;
 
+use super::progress::Progress;
 use super::volume::{block_size_of, copies, pieces, write_piece, Syncing, VirtualVolume};
 
 /// Bytes the copier moves at a time.
@@ -295,7 +296,8 @@ async fn reserve(
 /// Copies the primary into the job's rows, then puts them into the mapping; or gives up and
 /// releases them.
 async fn copier(weak: Weak<Shared>, vol: Arc<VirtualVolume>, job: Arc<Job>, held: Vec<Held>) {
-    let result = copy_all(&weak, &vol, &job, &held).await;
+    let progress = Progress::start(format!("replica of {}", vol.key.name), job.total);
+    let result = copy_all(&weak, &vol, &job, &held, progress).await;
     let Some(shared) = weak.upgrade() else {
         // The controller stopped: its own reservations are gone with it, the peers' expire.
         return;
@@ -337,6 +339,19 @@ async fn copy_all(
     vol: &Arc<VirtualVolume>,
     job: &Job,
     held: &[Held],
+    mut progress: Progress,
+) -> Result<(), String> {
+    let result = copy_chunks(weak, vol, job, held, &mut progress).await;
+    progress.end(result.as_ref().map(|_| ()).map_err(String::as_str));
+    result
+}
+
+async fn copy_chunks(
+    weak: &Weak<Shared>,
+    vol: &Arc<VirtualVolume>,
+    job: &Job,
+    held: &[Held],
+    progress: &mut Progress,
 ) -> Result<(), String> {
     let (rate, ttl) = match weak.upgrade() {
         Some(s) => (s.io.config.replica_rate, s.config.reserve_ttl),
@@ -390,6 +405,7 @@ async fn copy_all(
         }
         off += len;
         job.copied.store(off, Ordering::Relaxed);
+        progress.at(off);
     }
     Ok(())
 }

@@ -32,6 +32,7 @@ use fc_node::node::NodeError;
 use fc_node::scsi::{BlockDevice, DeviceError, Tier};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::driver::Shared;
 use crate::model::{MapRow, MediaType, RecordKey, VolumeBody, SECTOR};
@@ -701,21 +702,9 @@ pub(crate) async fn write_piece(
     .await
 }
 
-#[async_trait]
-impl BlockDevice for VirtualVolume {
-    fn block_size(&self) -> u32 {
-        self.block_size
-    }
-
-    fn block_count(&self) -> u64 {
-        self.blocks
-    }
-
-    fn tier(&self) -> Tier {
-        self.tier
-    }
-
-    async fn read(&self, lba: u64, blocks: u64) -> Result<Bytes, DeviceError> {
+impl VirtualVolume {
+    /// A host read, in its volume span.
+    async fn read_in_span(&self, lba: u64, blocks: u64) -> Result<Bytes, DeviceError> {
         let (off, len) = self.check(lba, blocks)?;
         let shared = self.shared()?;
         let _held = self.gate.read().await;
@@ -730,6 +719,7 @@ impl BlockDevice for VirtualVolume {
         let ticket = shared.io.coherence.ticket(&shared, &self.key).await;
         if ticket.is_some() {
             if let Some(hit) = cache.get(&span) {
+                tracing::debug!("served from the cache");
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
                 self.counters
                     .wan_bytes_saved
@@ -743,6 +733,7 @@ impl BlockDevice for VirtualVolume {
                 return Ok(b);
             }
         }
+        tracing::debug!("forwarded to the owner");
         let data = self.forward_read(&shared, lba, blocks).await?;
         self.counters.wan_bytes.fetch_add(len, Ordering::Relaxed);
         if let Some(t) = ticket {
@@ -751,7 +742,8 @@ impl BlockDevice for VirtualVolume {
         Ok(data)
     }
 
-    async fn write(&self, lba: u64, data: Bytes, fua: bool) -> Result<(), DeviceError> {
+    /// A host write, in its volume span.
+    async fn write_in_span(&self, lba: u64, data: Bytes, fua: bool) -> Result<(), DeviceError> {
         let blocks = data.len() as u64 / u64::from(self.block_size);
         if data.len() as u64 % u64::from(self.block_size) != 0 {
             return Err(DeviceError::BadBufferLength {
@@ -774,6 +766,33 @@ impl BlockDevice for VirtualVolume {
         // Whatever this controller cached of the range is older than what was written.
         shared.io.cache.invalidate(&self.key, off, len);
         r
+    }
+}
+
+#[async_trait]
+impl BlockDevice for VirtualVolume {
+    fn block_size(&self) -> u32 {
+        self.block_size
+    }
+
+    fn block_count(&self) -> u64 {
+        self.blocks
+    }
+
+    fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    async fn read(&self, lba: u64, blocks: u64) -> Result<Bytes, DeviceError> {
+        let span = tracing::debug_span!("volume", name = %self.key.name, op = "read", lba, blocks);
+        self.read_in_span(lba, blocks).instrument(span).await
+    }
+
+    async fn write(&self, lba: u64, data: Bytes, fua: bool) -> Result<(), DeviceError> {
+        let blocks = data.len() as u64 / u64::from(self.block_size);
+        let span =
+            tracing::debug_span!("volume", name = %self.key.name, op = "write", lba, blocks, fua);
+        self.write_in_span(lba, data, fua).instrument(span).await
     }
 
     async fn flush(&self) -> Result<(), DeviceError> {

@@ -38,6 +38,7 @@ use fc_frames::scsi::data::{
 use fc_frames::scsi::{Lun, ScsiStatus, Sense, SenseKey};
 use fc_frames::{FcId, FcType, RCtl};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use crate::exchange::Outbound;
 use crate::node::{Node, NodeError};
@@ -198,6 +199,32 @@ impl Initiator {
     /// Sends one command and returns how it ended; `Err` only when it did not end with an
     /// FCP_RSP carrying a SCSI status.
     pub async fn command(
+        &self,
+        target: FcId,
+        lun: Lun,
+        cdb: &[u8],
+        phase: DataPhase,
+    ) -> Result<Completion, ScsiError> {
+        // The OX_ID is filled in when the node has opened the exchange.
+        let span = tracing::debug_span!(
+            "fcp_command",
+            d_id = %target,
+            %lun,
+            op = format_args!("0x{:02x}", cdb.first().copied().unwrap_or(0)),
+            ox_id = tracing::field::Empty,
+        );
+        let done = self
+            .command_in_span(target, lun, cdb, phase)
+            .instrument(span.clone())
+            .await;
+        span.in_scope(|| match &done {
+            Ok(c) => tracing::debug!(status = ?c.status, data = c.data.len(), "command ended"),
+            Err(e) => tracing::debug!(error = %e, "command failed"),
+        });
+        done
+    }
+
+    async fn command_in_span(
         &self,
         target: FcId,
         lun: Lun,

@@ -57,6 +57,16 @@ pub use service::{
     Service, ServiceKey, Services, SessionEnd, SessionEvent,
 };
 
+/// An exchange ID as logs show it: four hex digits, as Wireshark does.
+#[derive(Debug, Clone, Copy)]
+struct Xid(u16);
+
+impl fmt::Display for Xid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{:04x}", self.0)
+    }
+}
+
 /// Events kept for a slow [`Node::events`] receiver before it lags.
 const EVENT_CAPACITY: usize = 1024;
 
@@ -286,7 +296,8 @@ impl Sequence {
 }
 
 pub(crate) enum XEvent {
-    Started(ExchangeId),
+    /// The exchange manager opened it, with this OX_ID.
+    Started(ExchangeId, u16),
     Sequence(Sequence),
     Failed(NodeError),
 }
@@ -316,7 +327,12 @@ impl Exchange {
     pub async fn next(&mut self) -> Result<Sequence, NodeError> {
         loop {
             match self.events.recv().await {
-                Some(XEvent::Started(id)) => self.id = Some(id),
+                Some(XEvent::Started(id, ox_id)) => {
+                    self.id = Some(id);
+                    // The caller's span (an FCP command's, say) learns its OX_ID, when it
+                    // has that field.
+                    tracing::Span::current().record("ox_id", tracing::field::display(Xid(ox_id)));
+                }
                 Some(XEvent::Sequence(s)) => {
                     if s.is_last() {
                         self.done = true;
@@ -1049,7 +1065,15 @@ impl Core {
                 events,
             } => match self.em.originate(now, d_id, fc_type, seq, timeout) {
                 Ok(id) => {
-                    let _ = events.send(XEvent::Started(id));
+                    let ox_id = self.em.exchange(id).map_or(0, |x| x.ox_id);
+                    tracing::debug!(
+                        ox_id = %Xid(ox_id),
+                        s_id = %self.em.local_id(),
+                        %d_id,
+                        %fc_type,
+                        "exchange opened"
+                    );
+                    let _ = events.send(XEvent::Started(id, ox_id));
                     self.waiters.insert(id, (key, events));
                     self.pending.insert(key, id);
                 }
@@ -1209,6 +1233,7 @@ impl Core {
                     Event::Overrun { .. } => (NodeError::Overrun, Ended::Overrun),
                     _ => (NodeError::AbortedByPeer, Ended::AbortedByPeer),
                 };
+                tracing::debug!(%id, error = %e, "exchange ended without its last sequence");
                 if let Some((key, tx)) = self.waiters.remove(&id) {
                     let _ = tx.send(XEvent::Failed(e));
                     self.pending.remove(&key);
@@ -1238,6 +1263,15 @@ impl Core {
     /// for a first sequence, by the routing table of [`service`].
     fn inbound(&mut self, id: ExchangeId, seq: Sequence) {
         let now = self.now();
+        // What the services do with it, and the tasks they start for it, log in its span.
+        let span = tracing::debug_span!(
+            "exchange",
+            ox_id = %Xid(seq.header.ox_id),
+            s_id = %seq.header.s_id,
+            d_id = %seq.header.d_id,
+            fc_type = %seq.header.fc_type,
+        );
+        let _in_span = span.enter();
         let x = Inbound {
             generation: self.generation,
             id,
