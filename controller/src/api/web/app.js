@@ -371,18 +371,8 @@ function showError(what, answer) {
   } else {
     msg.textContent = answer.text ? `${answer.status}: ${answer.text}` : answer.status;
   }
-  const parts = [head, document.createTextNode(": "), msg];
-  const found = (answer.json && answer.json.found) || [];
-  if (found.length > 0) {
-    const ul = document.createElement("ul");
-    for (const f of found) {
-      const li = document.createElement("li");
-      li.textContent = `found ${formatBytes(f.bytes)} of ${f.media} at ${f.controller} on site ${f.site}`;
-      ul.appendChild(li);
-    }
-    parts.push(ul);
-  }
-  box.replaceChildren(...parts);
+  // A 507's message already says what was found where (its `found` list).
+  box.replaceChildren(head, document.createTextNode(": "), msg);
   box.hidden = false;
   $("notice").hidden = true;
 }
