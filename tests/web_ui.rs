@@ -181,7 +181,10 @@ impl Browser {
             "/element",
             Some(json!({"using": "css selector", "value": css})),
         );
-        v[ELEMENT].as_str().expect("an element reference").to_owned()
+        v[ELEMENT]
+            .as_str()
+            .expect("an element reference")
+            .to_owned()
     }
 
     /// Types `text` into the input `css` selects, replacing what it held.
@@ -266,7 +269,8 @@ impl Drop for Browser {
 
 /// The row of `volume` in table `rows`.
 fn row<'a>(rows: &'a [Vec<String>], volume: &str) -> Option<&'a Vec<String>> {
-    rows.iter().find(|r| r.first().map(String::as_str) == Some(volume))
+    rows.iter()
+        .find(|r| r.first().map(String::as_str) == Some(volume))
 }
 
 #[test]
@@ -355,7 +359,8 @@ fn page_builds_at_one_site_and_shows_it_at_another() {
     });
     assert_eq!(map[0][1], "1~32768", "{map:?}");
     assert!(
-        map.iter().all(|r| r[3].starts_with("01") && r[8] == "primary"),
+        map.iter()
+            .all(|r| r[3].starts_with("01") && r[8] == "primary"),
         "{map:?}"
     );
     let io = browser.wait("web1's I/O row on site B's page", |b| {

@@ -98,7 +98,11 @@ async fn test_page_script_and_style_are_served_with_their_types() {
         assert_eq!(a.status, 200, "{path}");
         assert_eq!(a.header("content-type"), Some(content_type), "{path}");
         assert_eq!(a.header("cache-control"), Some("no-store"), "{path}");
-        assert_eq!(a.header("x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(
+            a.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
         assert_eq!(a.body, body, "{path}");
     }
     let page = send(addr, "GET", "/").await;
@@ -107,15 +111,16 @@ async fn test_page_script_and_style_are_served_with_their_types() {
         .expect("the page has a Content-Security-Policy");
     assert!(csp.contains("script-src 'self'"), "{csp}");
     assert!(csp.contains("connect-src 'self'"), "{csp}");
-    assert!(page.body.contains(r#"<script src="app.js" defer></script>"#));
-    assert!(page.body.contains(r#"<link rel="stylesheet" href="style.css">"#));
+    assert!(page
+        .body
+        .contains(r#"<script src="app.js" defer></script>"#));
+    assert!(page
+        .body
+        .contains(r#"<link rel="stylesheet" href="style.css">"#));
     // Nothing from elsewhere: every src and href is this origin's.
     for attr in ["src=\"", "href=\""] {
         for url in between(&page.body, attr, '"') {
-            assert!(
-                !url.contains("//"),
-                "the page loads {url} from elsewhere"
-            );
+            assert!(!url.contains("//"), "the page loads {url} from elsewhere");
         }
     }
 
@@ -171,17 +176,16 @@ async fn test_script_page_and_api_agree() {
     let routes = between(web::APP_JS, "getJson(\"", '"');
     assert_eq!(
         routes,
-        BTreeSet::from([
-            "v1/counters",
-            "v1/peers",
-            "v1/real-volumes",
-            "v1/volumes"
-        ])
+        BTreeSet::from(["v1/counters", "v1/peers", "v1/real-volumes", "v1/volumes"])
     );
     for route in routes {
         let a = send(addr, "GET", &format!("/{route}")).await;
         assert_eq!(a.status, 200, "{route}: {}", a.body);
-        assert_eq!(a.header("content-type"), Some("application/json"), "{route}");
+        assert_eq!(
+            a.header("content-type"),
+            Some("application/json"),
+            "{route}"
+        );
     }
     assert!(web::APP_JS.contains("getJson(`v1/volumes/${encodeURIComponent(v.name)}/io`)"));
     let a = send(addr, "GET", "/v1/volumes/vol1/io").await;
