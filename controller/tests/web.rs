@@ -1,77 +1,50 @@
-//! The operator's page over real HTTP, against the in-memory backend of `support/memory.rs`: its
-//! three files with their types and headers, and the page, its script and the API agreeing (every
-//! element the script looks up is in the page; every route it polls answers JSON).
-//! `tests/web_ui.rs` at the root drives the page in headless Chromium.
+//! The operator's page through the API's axum router, against the in-memory backend of
+//! `support/memory.rs`: its three files with their types and headers, and the page, its script
+//! and the API agreeing (every element the script looks up is in the page; every route it polls
+//! answers JSON). `tests/web_ui.rs` at the root drives the page in headless Chromium over HTTP.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 
+use axum::body::Body;
+use axum::http::{Request, Response};
 use controller::api::{self, web};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt;
 
 #[path = "support/memory.rs"]
 mod memory;
 
 use memory::Memory;
 
-/// An answer: status, headers (names lower-case) and the body as text.
+/// An answer: status, a header by name, and the body as text.
 struct Answer {
     status: u16,
-    headers: Vec<(String, String)>,
+    response: Response<()>,
     body: String,
 }
 
 impl Answer {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().expect("a header of text"))
     }
 }
 
-async fn start() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(api::serve(listener, Memory::new()));
-    addr
-}
-
-/// Sends one HTTP/1.1 request without a body and reads the answer to the end of the connection.
-async fn send(addr: SocketAddr, method: &str, path: &str) -> Answer {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let req = format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
+/// One request without a body to a fresh router.
+async fn send(method: &str, path: &str) -> Answer {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Body::empty())
         .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .map(|l| {
-            let (n, v) = l.split_once(':').unwrap();
-            (n.trim().to_ascii_lowercase(), v.trim().to_owned())
-        })
-        .collect();
-    assert!(
-        !headers
-            .iter()
-            .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked")),
-        "this reader does not undo chunking"
-    );
+    let response = api::router(Memory::new()).oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
     Answer {
-        status,
-        headers,
-        body: body.to_owned(),
+        status: parts.status.as_u16(),
+        response: Response::from_parts(parts, ()),
+        body: String::from_utf8(bytes.to_vec()).unwrap(),
     }
 }
 
@@ -87,14 +60,13 @@ fn between<'a>(s: &'a str, open: &str, close: char) -> BTreeSet<&'a str> {
 
 #[tokio::test]
 async fn test_page_script_and_style_are_served_with_their_types() {
-    let addr = start().await;
     for (path, content_type, body) in [
         ("/", "text/html; charset=utf-8", web::INDEX_HTML),
         ("/index.html", "text/html; charset=utf-8", web::INDEX_HTML),
         ("/app.js", "text/javascript; charset=utf-8", web::APP_JS),
         ("/style.css", "text/css; charset=utf-8", web::STYLE_CSS),
     ] {
-        let a = send(addr, "GET", path).await;
+        let a = send("GET", path).await;
         assert_eq!(a.status, 200, "{path}");
         assert_eq!(a.header("content-type"), Some(content_type), "{path}");
         assert_eq!(a.header("cache-control"), Some("no-store"), "{path}");
@@ -105,7 +77,7 @@ async fn test_page_script_and_style_are_served_with_their_types() {
         );
         assert_eq!(a.body, body, "{path}");
     }
-    let page = send(addr, "GET", "/").await;
+    let page = send("GET", "/").await;
     let csp = page
         .header("content-security-policy")
         .expect("the page has a Content-Security-Policy");
@@ -125,17 +97,16 @@ async fn test_page_script_and_style_are_served_with_their_types() {
     }
 
     // The page is only read: other methods and other files are the API's JSON refusals.
-    let a = send(addr, "POST", "/").await;
+    let a = send("POST", "/").await;
     assert_eq!(a.status, 405);
     assert!(a.body.contains("does not take POST"), "{}", a.body);
-    let a = send(addr, "GET", "/app.css").await;
+    let a = send("GET", "/app.css").await;
     assert_eq!(a.status, 404);
     assert!(a.body.contains("the operator's page is /"), "{}", a.body);
 }
 
 #[tokio::test]
 async fn test_script_page_and_api_agree() {
-    let addr = start().await;
     // Every element the script looks up by id is in the page.
     let ids = between(web::APP_JS, "$(\"", '"');
     assert!(ids.len() > 15, "{ids:?}");
@@ -179,7 +150,7 @@ async fn test_script_page_and_api_agree() {
         BTreeSet::from(["v1/counters", "v1/peers", "v1/real-volumes", "v1/volumes"])
     );
     for route in routes {
-        let a = send(addr, "GET", &format!("/{route}")).await;
+        let a = send("GET", &format!("/{route}")).await;
         assert_eq!(a.status, 200, "{route}: {}", a.body);
         assert_eq!(
             a.header("content-type"),
@@ -188,7 +159,7 @@ async fn test_script_page_and_api_agree() {
         );
     }
     assert!(web::APP_JS.contains("getJson(`v1/volumes/${encodeURIComponent(v.name)}/io`)"));
-    let a = send(addr, "GET", "/v1/volumes/vol1/io").await;
+    let a = send("GET", "/v1/volumes/vol1/io").await;
     assert_eq!(a.status, 200, "{}", a.body);
     // The build form's types are the API's.
     for media in ["ssd", "fast-hdd", "slow-hdd", "tape"] {
