@@ -260,7 +260,10 @@ pub async fn up(opts: UpOptions, out: &mut dyn io::Write) -> Result<()> {
         links_table(&san.gateway(a).links())
     )?;
     if opts.stay {
-        writeln!(out, "\nRunning until Ctrl-C. Management APIs:")?;
+        writeln!(
+            out,
+            "\nRunning until Ctrl-C. Management APIs (open one in a browser for the operator's page):"
+        )?;
         for &c in &controllers {
             let rc = san.controller(c);
             writeln!(

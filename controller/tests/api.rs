@@ -466,8 +466,9 @@ async fn test_peers_and_counters() {
 #[tokio::test]
 async fn test_unknown_routes_and_wrong_methods() {
     let (addr, _) = start().await;
+    // `/` is the operator's page (tests/web.rs).
     for path in [
-        "/",
+        "/favicon.ico",
         "/v1",
         "/v2/volumes",
         "/v1/volumes/vol1/rows",

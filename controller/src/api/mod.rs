@@ -15,6 +15,7 @@
 //! | `GET /v1/real-volumes` | 200 | `RealVolumesView` of the answering controller's SAN (figure 3) | |
 //! | `GET /v1/peers` | 200 | `[PeerView]`, itself first | |
 //! | `GET /v1/counters` | 200 | `CountersView` | |
+//! | `GET /`, `/index.html`, `/app.js`, `/style.css` | 200 | the operator's page ([`web`]): HTML, JavaScript, CSS | |
 //!
 //! Every error is a status with a JSON body `{"error": "..."}` ([`views::ErrorBody`]), which
 //! for a 400 also names the `field`, for a 409 the `holder` of the name (or, with `field`
@@ -27,6 +28,7 @@
 //! (413 past it).
 
 pub mod views;
+pub mod web;
 
 use std::future::Future;
 use std::io;
@@ -289,6 +291,7 @@ pub fn router(backend: Backend) -> Router {
         .route("/v1/real-volumes", get(real_volumes))
         .route("/v1/peers", get(peers))
         .route("/v1/counters", get(counters))
+        .merge(web::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(backend)
@@ -446,7 +449,7 @@ async fn no_route(method: Method, uri: Uri) -> Refusal {
         status: StatusCode::NOT_FOUND,
         field: "path",
         reason: format!(
-            "no such resource: {method} {} (the API is under /v1/: volumes, volumes/NAME/replicas, volumes/NAME/io, volumes/NAME/masking, real-volumes, peers, counters)",
+            "no such resource: {method} {} (the API is under /v1/: volumes, volumes/NAME/replicas, volumes/NAME/io, volumes/NAME/masking, real-volumes, peers, counters; the operator's page is /)",
             uri.path()
         ),
     }
