@@ -34,6 +34,7 @@ use topology::config::{self, GatewayFile};
 use topology::roles::{self, RunningGateway};
 
 mod progress;
+mod relay;
 mod report;
 mod up;
 mod volume;
@@ -131,6 +132,9 @@ enum Command {
     },
     /// Manage the common virtual volumes through a controller's management API.
     Volume(volume::VolumeArgs),
+    /// Run the WAN impairment relay between two gateways: every connection to --listen is
+    /// relayed to --to, delayed and rate-limited.
+    Relay(relay::RelayArgs),
 }
 
 #[derive(clap::Args)]
@@ -216,7 +220,8 @@ fn main() -> ExitCode {
         Command::Switch { .. }
         | Command::Gateway { .. }
         | Command::Disk { .. }
-        | Command::Controller { .. } => "info",
+        | Command::Controller { .. }
+        | Command::Relay(_) => "info",
         _ => "warn",
     };
     let _ = tracing_subscriber::fmt()
@@ -302,6 +307,7 @@ fn run(cli: Cli) -> Result<()> {
             command: PcapCommand::Show { file },
         } => pcap_show(&file, &mut out),
         Command::Volume(args) => volume::run(args, &mut out),
+        Command::Relay(args) => runtime()?.block_on(relay::run(args, &mut out)),
         Command::Pcap {
             command: PcapCommand::Catalogue { out: path },
         } => {
