@@ -52,7 +52,11 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
         "kbit" | "Kbit" => 1_000,
         "Mbit" => 1_000_000,
         "Gbit" => 1_000_000_000,
-        other => return Err(format!("unknown unit {other:?} (use bit, kbit, Mbit or Gbit)")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} (use bit, kbit, Mbit or Gbit)"
+            ))
+        }
     };
     match n.checked_mul(mult) {
         Some(0) => Err("a rate of 0 passes nothing".into()),
