@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use wan_relay::{Impairment, Relay, MAX_DELAY};
+use wan_relay::{parse_rate, Impairment, Relay, MAX_DELAY};
 
 use crate::report::human;
 
@@ -36,33 +36,6 @@ fn delay_ms(s: &str) -> Result<u64, String> {
         return Err(format!("at most {} ms", MAX_DELAY.as_millis()));
     }
     Ok(n)
-}
-
-/// Bits per second from `1Gbit`, `100Mbit`, `64kbit`, `1Gbit/s` or a plain number.
-pub fn parse_rate(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let t = t.strip_suffix("/s").unwrap_or(t);
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("not a rate: {s:?} (e.g. 1Gbit, 100Mbit)"))?;
-    let mult: u64 = match unit.trim() {
-        "" | "bit" | "bps" => 1,
-        "kbit" | "Kbit" => 1_000,
-        "Mbit" => 1_000_000,
-        "Gbit" => 1_000_000_000,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} (use bit, kbit, Mbit or Gbit)"
-            ))
-        }
-    };
-    match n.checked_mul(mult) {
-        Some(0) => Err("a rate of 0 passes nothing".into()),
-        Some(bps) => Ok(bps),
-        None => Err(format!("{s} is too large")),
-    }
 }
 
 /// Runs the relay until Ctrl-C or SIGTERM, then prints what it passed.
@@ -97,21 +70,4 @@ pub async fn run(args: RelayArgs, out: &mut dyn Write) -> Result<()> {
     )?;
     out.flush()?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn test_rates() {
-        assert_eq!(parse_rate("1Gbit"), Ok(1_000_000_000));
-        assert_eq!(parse_rate("100Mbit/s"), Ok(100_000_000));
-        assert_eq!(parse_rate("64kbit"), Ok(64_000));
-        assert_eq!(parse_rate("9600"), Ok(9600));
-        assert!(parse_rate("0").is_err());
-        assert!(parse_rate("1GB").is_err());
-        assert!(parse_rate("fast").is_err());
-        assert!(parse_rate("99999999999999999999Gbit").is_err());
-    }
 }

@@ -3,7 +3,8 @@
 //! Each role that runs as its own process reads one file: `fcsan switch --config switch.toml`
 //! ([`load_switch`]), `fcsan gateway --config gateway.toml` ([`load_gateway`]), `fcsan disk
 //! --config disk.toml` ([`load_disk`]), `fcsan host --config host.toml` ([`load_host`]) and
-//! `fcsan controller --config controller.toml` ([`load_controller`]). Loading parses the TOML,
+//! `fcsan controller --config controller.toml` ([`load_controller`]); `fcsan up --config
+//! topology.toml` reads a whole installation to start in one process ([`load_topology`]). Loading parses the TOML,
 //! rejects unknown keys, and checks every value, so that a role gets values that are already
 //! valid ("parse, don't validate").
 //!
@@ -24,6 +25,7 @@ mod gateway;
 mod node;
 mod source;
 mod switch;
+mod topology;
 
 use std::io;
 
@@ -32,6 +34,9 @@ pub use disk::{load_disk, parse_disk, DiskFile, LunSpec, TapeSpec};
 pub use gateway::{load_gateway, parse_gateway, GatewayFile, Peer, DEFAULT_K_A_TOV_MS};
 pub use node::{load_host, parse_host, HostFile, NodeSection};
 pub use switch::{load_switch, parse_switch, SwitchFile};
+pub use topology::{
+    load_topology, parse_topology, Declared, LinkSpec, SiteSpec, TopologyFile,
+};
 
 /// Why a configuration file could not be loaded.
 #[derive(Debug, thiserror::Error)]
