@@ -37,6 +37,7 @@ mod progress;
 mod relay;
 mod report;
 mod up;
+mod up_config;
 mod volume;
 
 #[derive(Parser)]
@@ -81,6 +82,10 @@ enum Command {
         /// Keep running after the report, printing each controller's API URL, until Ctrl-C.
         #[arg(long)]
         stay: bool,
+        /// Start the installation a topology file describes instead (see
+        /// examples/topology.toml), print where everything listens, and run until Ctrl-C.
+        #[arg(long, conflicts_with_all = ["sites", "mesh", "stay", "file_size", "capture", "fcip_capture"])]
+        config: Option<PathBuf>,
     },
     /// Run a fabric switch from a TOML file; prints the name server and counters on exit.
     Switch {
@@ -262,6 +267,12 @@ fn run(cli: Cli) -> Result<()> {
     let mut out = io::stdout().lock();
     match cli.command {
         Command::Up {
+            config: Some(path),
+            data,
+            ..
+        } => runtime()?.block_on(up_config::run(&path, data, &mut out)),
+        Command::Up {
+            config: None,
             file_size,
             data,
             capture,

@@ -312,7 +312,11 @@ pub fn parse_controller(
 }
 
 /// A controller or site name: 1 to 64 ASCII letters, digits, `-`, `_` or `.`.
-pub(super) fn label(src: &Source<'_>, v: &Spanned<String>, key: &str) -> Result<String, ConfigFileError> {
+pub(super) fn label(
+    src: &Source<'_>,
+    v: &Spanned<String>,
+    key: &str,
+) -> Result<String, ConfigFileError> {
     let s = v.get_ref();
     let bad = s
         .chars()

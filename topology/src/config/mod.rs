@@ -34,9 +34,7 @@ pub use disk::{load_disk, parse_disk, DiskFile, LunSpec, TapeSpec};
 pub use gateway::{load_gateway, parse_gateway, GatewayFile, Peer, DEFAULT_K_A_TOV_MS};
 pub use node::{load_host, parse_host, HostFile, NodeSection};
 pub use switch::{load_switch, parse_switch, SwitchFile};
-pub use topology::{
-    load_topology, parse_topology, Declared, LinkSpec, SiteSpec, TopologyFile,
-};
+pub use topology::{load_topology, parse_topology, Declared, LinkSpec, SiteSpec, TopologyFile};
 
 /// Why a configuration file could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -241,7 +241,11 @@ pub fn load_topology(path: &Path) -> Result<TopologyFile, ConfigFileError> {
 pub fn parse_topology(text: &str, file_name: &str) -> Result<TopologyFile, ConfigFileError> {
     let src = Source::new(file_name, text);
     let raw: RawTopology = src.deserialize()?;
-    let heartbeat = match raw.controllers.as_ref().and_then(|c| c.heartbeat_ms.as_ref()) {
+    let heartbeat = match raw
+        .controllers
+        .as_ref()
+        .and_then(|c| c.heartbeat_ms.as_ref())
+    {
         None => Duration::from_secs(1),
         Some(v) => Duration::from_millis(source::in_range(
             &src,
@@ -445,11 +449,7 @@ pub fn parse_topology(text: &str, file_name: &str) -> Result<TopologyFile, Confi
                 }
                 (None, None) => spec.tape(),
                 (None, Some(s)) => {
-                    return Err(src.error(
-                        s.span(),
-                        format!("{key}.size"),
-                        "a tape has no size",
-                    ))
+                    return Err(src.error(s.span(), format!("{key}.size"), "a tape has no size"))
                 }
             };
         }
@@ -519,7 +519,10 @@ mod tests {
         assert_eq!(t.links[0].connections, 1);
         assert!(t.sites[0].controller && !t.sites[1].controller);
         let d = t.declare();
-        assert_eq!((d.sites.len(), d.controllers.len(), d.arrays.len()), (2, 1, 1));
+        assert_eq!(
+            (d.sites.len(), d.controllers.len(), d.arrays.len()),
+            (2, 1, 1)
+        );
     }
 
     /// One error a check, each naming its file, line and key.
