@@ -99,7 +99,6 @@ pub fn last_word(line: &str) -> String {
 }
 
 /// The last lines of every role's log in `dir`, for a failure message.
-#[allow(dead_code)] // Not every test that runs roles prints their logs.
 pub fn logs(dir: &Path) -> String {
     let mut out = String::new();
     let mut names: Vec<_> = std::fs::read_dir(dir)
