@@ -34,8 +34,10 @@ use topology::config::{self, GatewayFile};
 use topology::roles::{self, RunningGateway};
 
 mod progress;
+mod relay;
 mod report;
 mod up;
+mod up_config;
 mod volume;
 
 #[derive(Parser)]
@@ -85,6 +87,10 @@ enum Command {
         /// Keep running after the report, printing each controller's API URL, until Ctrl-C.
         #[arg(long)]
         stay: bool,
+        /// Start the installation a topology file describes instead (see
+        /// examples/topology.toml), print where everything listens, and run until Ctrl-C.
+        #[arg(long, conflicts_with_all = ["sites", "mesh", "stay", "file_size", "capture", "fcip_capture"])]
+        config: Option<PathBuf>,
     },
     /// Run a fabric switch from a TOML file; prints the name server and counters on exit.
     Switch {
@@ -136,6 +142,9 @@ enum Command {
     },
     /// Manage the common virtual volumes through a controller's management API.
     Volume(volume::VolumeArgs),
+    /// Run the WAN impairment relay between two gateways: every connection to --listen is
+    /// relayed to --to, delayed and rate-limited.
+    Relay(relay::RelayArgs),
 }
 
 #[derive(clap::Args)]
@@ -222,6 +231,7 @@ fn main() -> ExitCode {
         | (0, Command::Gateway { .. })
         | (0, Command::Disk { .. })
         | (0, Command::Controller { .. })
+        | (0, Command::Relay(_))
         | (1, _) => "info",
         (0, _) => "warn",
         (2, _) => "debug",
@@ -265,6 +275,12 @@ fn run(cli: Cli) -> Result<()> {
     let mut out = io::stdout().lock();
     match cli.command {
         Command::Up {
+            config: Some(path),
+            data,
+            ..
+        } => runtime()?.block_on(up_config::run(&path, data, &mut out)),
+        Command::Up {
+            config: None,
             file_size,
             data,
             capture,
@@ -310,6 +326,7 @@ fn run(cli: Cli) -> Result<()> {
             command: PcapCommand::Show { file },
         } => pcap_show(&file, &mut out),
         Command::Volume(args) => volume::run(args, &mut out),
+        Command::Relay(args) => runtime()?.block_on(relay::run(args, &mut out)),
         Command::Pcap {
             command: PcapCommand::Catalogue { out: path },
         } => {

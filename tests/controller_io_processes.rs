@@ -294,25 +294,7 @@ impl Sans {
 
     /// The tail of every role's log, for a failure message.
     fn logs(&self) -> String {
-        let mut out = String::new();
-        let mut names: Vec<_> = std::fs::read_dir(self.dir.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "log"))
-            .collect();
-        names.sort();
-        for p in names {
-            let text = std::fs::read_to_string(&p).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            out += &format!("--- {}\n", p.display());
-            for l in &lines[lines.len().saturating_sub(15)..] {
-                out += l;
-                out.push('\n');
-            }
-        }
-        out
+        processes::logs(self.dir.path())
     }
 
     /// `fcsan volume --api URL ARGS` against site `i`'s controller; its output.

@@ -27,20 +27,25 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(dir: &Path, role: &str, config: &Path, name: &str) -> Proc {
+        let mut cmd = fcsan();
+        cmd.arg(role).arg("--config").arg(config);
+        Proc::start(dir, cmd, name)
+    }
+
+    /// Starts `cmd` (an `fcsan` role, perhaps behind `ip netns exec`) as `name`, its stderr
+    /// appended to `NAME.log` in `dir`.
+    pub fn start(dir: &Path, mut cmd: Command, name: &str) -> Proc {
         // Appended to: a restarted role's log follows its first run's.
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join(format!("{name}.log")))
             .expect("log file");
-        let mut child = fcsan()
-            .arg(role)
-            .arg("--config")
-            .arg(config)
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("start fcsan {role} {name}: {e}"));
+            .unwrap_or_else(|e| panic!("start {name} ({cmd:?}): {e}"));
         let stdout = child.stdout.take().expect("stdout");
         let (tx, lines) = mpsc::channel();
         // Read every line, so that the role never blocks on a full pipe.
@@ -91,4 +96,27 @@ pub fn last_word(line: &str) -> String {
         .last()
         .unwrap_or_default()
         .to_owned()
+}
+
+/// The last lines of every role's log in `dir`, for a failure message.
+pub fn logs(dir: &Path) -> String {
+    let mut out = String::new();
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    names.sort();
+    for p in names {
+        let text = std::fs::read_to_string(&p).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        out += &format!("--- {}\n", p.display());
+        for l in &lines[lines.len().saturating_sub(15)..] {
+            out += l;
+            out.push('\n');
+        }
+    }
+    out
 }

@@ -93,6 +93,33 @@ pub struct Impairment {
     pub bandwidth_bps: Option<u64>,
 }
 
+/// A bandwidth in bits per second (for [`Impairment::bandwidth_bps`]) from `1Gbit`, `100Mbit`, `64kbit`, `1Gbit/s` or a plain number.
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t.strip_suffix("/s").unwrap_or(t);
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("not a rate: {s:?} (e.g. 1Gbit, 100Mbit)"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "bit" | "bps" => 1,
+        "kbit" | "Kbit" => 1_000,
+        "Mbit" => 1_000_000,
+        "Gbit" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} (use bit, kbit, Mbit or Gbit)"
+            ))
+        }
+    };
+    match n.checked_mul(mult) {
+        Some(0) => Err("a rate of 0 passes nothing".into()),
+        Some(bps) => Ok(bps),
+        None => Err(format!("{s} is too large")),
+    }
+}
+
 /// What a relay has done since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RelayCounters {
@@ -538,6 +565,18 @@ mod tests {
 
     /// Guard against a hang; never a claim about speed.
     const HANG: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn test_parse_rate() {
+        assert_eq!(parse_rate("1Gbit"), Ok(1_000_000_000));
+        assert_eq!(parse_rate("100Mbit/s"), Ok(100_000_000));
+        assert_eq!(parse_rate("64kbit"), Ok(64_000));
+        assert_eq!(parse_rate("9600"), Ok(9600));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("1GB").is_err());
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("99999999999999999999Gbit").is_err());
+    }
 
     /// How an upstream echo connection ended.
     #[derive(Debug, PartialEq, Eq)]

@@ -78,7 +78,7 @@ const LEASE_MS: Range<i64> = 10..60_001;
 /// Commands in flight past which reads switch to the replica: 1 to 65535.
 const SWITCH_OUTSTANDING: Range<i64> = 1..65_536;
 /// Heartbeats: 10 ms (loopback tests) to 1 minute.
-const HEARTBEAT_MS: Range<i64> = 10..60_001;
+pub(super) const HEARTBEAT_MS: Range<i64> = 10..60_001;
 /// Other periods and hold times: 10 ms to one hour.
 const PERIOD_MS: Range<i64> = 10..3_600_001;
 /// Longest controller name or site name, in bytes. Both travel in every heartbeat and in the
@@ -312,7 +312,11 @@ pub fn parse_controller(
 }
 
 /// A controller or site name: 1 to 64 ASCII letters, digits, `-`, `_` or `.`.
-fn label(src: &Source<'_>, v: &Spanned<String>, key: &str) -> Result<String, ConfigFileError> {
+pub(super) fn label(
+    src: &Source<'_>,
+    v: &Spanned<String>,
+    key: &str,
+) -> Result<String, ConfigFileError> {
     let s = v.get_ref();
     let bad = s
         .chars()

@@ -260,7 +260,7 @@ impl Unique {
 
 /// A size in bytes: an integer, or a string of digits and a unit; positive and a multiple of
 /// `block_size`.
-fn size(
+pub(super) fn size(
     src: &Source<'_>,
     v: &Spanned<toml::Value>,
     key: &str,

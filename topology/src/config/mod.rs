@@ -3,7 +3,8 @@
 //! Each role that runs as its own process reads one file: `fcsan switch --config switch.toml`
 //! ([`load_switch`]), `fcsan gateway --config gateway.toml` ([`load_gateway`]), `fcsan disk
 //! --config disk.toml` ([`load_disk`]), `fcsan host --config host.toml` ([`load_host`]) and
-//! `fcsan controller --config controller.toml` ([`load_controller`]). Loading parses the TOML,
+//! `fcsan controller --config controller.toml` ([`load_controller`]); `fcsan up --config
+//! topology.toml` reads a whole installation to start in one process ([`load_topology`]). Loading parses the TOML,
 //! rejects unknown keys, and checks every value, so that a role gets values that are already
 //! valid ("parse, don't validate").
 //!
@@ -24,6 +25,7 @@ mod gateway;
 mod node;
 mod source;
 mod switch;
+mod topology;
 
 use std::io;
 
@@ -32,6 +34,7 @@ pub use disk::{load_disk, parse_disk, DiskFile, LunSpec, TapeSpec};
 pub use gateway::{load_gateway, parse_gateway, GatewayFile, Peer, DEFAULT_K_A_TOV_MS};
 pub use node::{load_host, parse_host, HostFile, NodeSection};
 pub use switch::{load_switch, parse_switch, SwitchFile};
+pub use topology::{load_topology, parse_topology, Declared, LinkSpec, SiteSpec, TopologyFile};
 
 /// Why a configuration file could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -277,6 +280,79 @@ mod tests {
         let unique: std::collections::BTreeSet<_> = addrs.iter().collect();
         assert_eq!(unique.len(), addrs.len(), "{addrs:?}");
         assert!(a.api.ip().is_loopback() && b.api.ip().is_loopback());
+    }
+
+    /// Every file of examples/three-hosts/ loads (a file of another kind fails the test), and
+    /// they work together: each node reaches its gateway's switch port on its host's address,
+    /// gateway A dials gateway B's FCIP address, both gateways zone every node of the example
+    /// together, the controllers share their key, and no name is used twice.
+    #[test]
+    fn test_three_hosts_example_works_together() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/three-hosts");
+        let (mut gateways, mut nodes, mut controllers) = (Vec::new(), Vec::new(), Vec::new());
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in &files {
+            let name = f.file_name().unwrap().to_str().unwrap();
+            if name.starts_with("gateway-") {
+                gateways.push(load_gateway(f).unwrap());
+            } else if name.starts_with("disk-") {
+                nodes.push(load_disk(f).unwrap().node);
+            } else if name.starts_with("host") {
+                nodes.push(load_host(f).unwrap().node);
+            } else if name.starts_with("controller-") {
+                controllers.push(load_controller(f).unwrap());
+            } else {
+                panic!("{name}: not a role file this test knows");
+            }
+        }
+        assert_eq!((gateways.len(), nodes.len(), controllers.len()), (2, 3, 2));
+        let (a, b) = (&gateways[0], &gateways[1]);
+        assert_eq!(a.peers[0].dial, Some(b.fcip_listen));
+        assert_eq!(a.peers[0].fabric, b.switch.switch.switch_name);
+        assert_eq!(b.peers[0].fabric, a.switch.switch.switch_name);
+        // Each gateway's switch listens on every address; its nodes use its FCIP host's.
+        let switch_of = |addr: std::net::SocketAddr| {
+            gateways
+                .iter()
+                .find(|g| g.fcip_listen.ip() == addr.ip() && g.switch.listen.port() == addr.port())
+                .map(|g| g.switch.switch.domain)
+        };
+        let mut names = std::collections::BTreeSet::new();
+        for n in &nodes {
+            assert!(switch_of(n.switch).is_some(), "{:?}", n.switch);
+            assert!(names.insert(n.port_name) && names.insert(n.node_name));
+        }
+        for c in &controllers {
+            assert!(switch_of(c.switch).is_some(), "{:?}", c.switch);
+            assert!(names.insert(c.controller.port_name));
+            assert!(same_key(
+                &c.controller.key,
+                "00112233445566778899aabbccddeeff"
+            ));
+        }
+        for g in &gateways {
+            let z = &g.switch.switch.zoning;
+            for n in &nodes {
+                for c in &controllers {
+                    assert!(z.zoned(n.port_name, c.controller.port_name));
+                }
+            }
+            assert!(z.zoned(
+                controllers[0].controller.port_name,
+                controllers[1].controller.port_name
+            ));
+        }
+        // The documentation addresses of RFC 5737 only.
+        for g in &gateways {
+            assert_eq!(
+                g.fcip_listen.ip().to_string().rsplit_once('.').unwrap().0,
+                "192.0.2"
+            );
+        }
     }
 
     #[test]
