@@ -276,7 +276,7 @@ async fn discover(core: &CoreHandle, port_id: FcId, generation: u64) {
 }
 
 /// Whether the name server says `id` offers the FCP target function (unknown counts as yes:
-/// PRLI will tell). A port that has registered its FC-4 TYPEs but not yet their features
+/// PRLI will tell; a port the name server no longer knows is none). A port that has registered its FC-4 TYPEs but not yet their features
 /// (GFF_ID between its RFT_ID and its RFF_ID) is no target yet: its RFF_ID brings an RSCN,
 /// and with it another look. Logging in with it now would race its own login with us (a
 /// host's), and a PLOGI that lands after the host's replaces its login and ends its image
@@ -293,6 +293,12 @@ async fn is_target(core: &CoreHandle, id: FcId) -> bool {
             body: NsResponseBody::Reject(r),
             ..
         }) if r.explanation == NsExplanation::FC4_FEATURES_NOT_REGISTERED => false,
+        // Gone since GID_FT listed it (it logged out): a PLOGI would go nowhere and hold the
+        // whole discovery round for the ELS time-out.
+        Ok(NsResponse {
+            body: NsResponseBody::Reject(r),
+            ..
+        }) if r.explanation == NsExplanation::PORT_ID_NOT_REGISTERED => false,
         _ => true,
     }
 }
