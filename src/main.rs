@@ -86,6 +86,10 @@ enum Command {
         /// The switch's configuration (see configs/switch.toml).
         #[arg(long)]
         config: PathBuf,
+        /// Write every frame the switch receives and originates (overrides the file's capture) to this pcapng file (link type 225, with the
+        /// metadata `fcsan pcap replay` starts a fresh instance from).
+        #[arg(long)]
+        capture: Option<PathBuf>,
     },
     /// Run an FCIP gateway from a TOML file: a switch for the site's nodes whose
     /// inter-switch ports are FCIP links to peer gateways; prints the name server, port and
@@ -104,6 +108,10 @@ enum Command {
         /// The array's configuration (see configs/disk-ssd.toml).
         #[arg(long)]
         config: PathBuf,
+        /// Write every frame the array sends and receives on its link to this pcapng file (link type 225, with the
+        /// metadata `fcsan pcap replay` starts a fresh instance from).
+        #[arg(long)]
+        capture: Option<PathBuf>,
     },
     /// Run a virtualization controller from a TOML file: an FC node on its site's switch that
     /// keeps the common volume mapping with its peers, and serves the management API that
@@ -112,6 +120,10 @@ enum Command {
         /// The controller's configuration (see configs/controller-a.toml).
         #[arg(long)]
         config: PathBuf,
+        /// Write every frame the controller's node sends and receives on its link to this pcapng file (link type 225, with the
+        /// metadata `fcsan pcap replay` starts a fresh instance from).
+        #[arg(long)]
+        capture: Option<PathBuf>,
     },
     /// Run a host: log in, then list, write, read or verify LUNs.
     Host {
@@ -121,6 +133,10 @@ enum Command {
         /// Time-out of each SCSI command, in seconds.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
+        /// Write every frame the host sends and receives on its link to this pcapng file (link type 225, with the
+        /// metadata `fcsan pcap replay` starts a fresh instance from).
+        #[arg(long)]
+        capture: Option<PathBuf>,
         #[command(subcommand)]
         command: HostCommand,
     },
@@ -287,17 +303,30 @@ fn run(cli: Cli) -> Result<()> {
             };
             runtime()?.block_on(up::up(opts, &mut out))
         }
-        Command::Switch { config } => runtime()?.block_on(run_switch(&config, &mut out)),
+        Command::Switch { config, capture } => {
+            runtime()?.block_on(run_switch(&config, capture, &mut out))
+        }
         Command::Gateway { config, capture } => {
             runtime()?.block_on(run_gateway(&config, capture, &mut out))
         }
-        Command::Disk { config } => runtime()?.block_on(run_disk(&config, &mut out)),
-        Command::Controller { config } => runtime()?.block_on(run_controller(&config, &mut out)),
+        Command::Disk { config, capture } => {
+            runtime()?.block_on(run_disk(&config, capture.as_deref(), &mut out))
+        }
+        Command::Controller { config, capture } => {
+            runtime()?.block_on(run_controller(&config, capture.as_deref(), &mut out))
+        }
         Command::Host {
             config,
             timeout,
+            capture,
             command,
-        } => runtime()?.block_on(run_host(&config, timeout, command, &mut out)),
+        } => runtime()?.block_on(run_host(
+            &config,
+            timeout,
+            capture.as_deref(),
+            command,
+            &mut out,
+        )),
         Command::Pcap {
             command: PcapCommand::Show { file },
         } => pcap_show(&file, &mut out),
@@ -362,8 +391,11 @@ async fn stop_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-async fn run_switch(path: &Path, out: &mut dyn Write) -> Result<()> {
-    let file = config::load_switch(path)?;
+async fn run_switch(path: &Path, capture: Option<PathBuf>, out: &mut dyn Write) -> Result<()> {
+    let mut file = config::load_switch(path)?;
+    if capture.is_some() {
+        file.capture = capture;
+    }
     let sw = roles::switch(&file).await?;
     writeln!(
         out,
@@ -485,9 +517,13 @@ async fn watch_links(gw: &Gateway, file: &GatewayFile, out: &mut dyn Write) -> R
     }
 }
 
-async fn run_disk(path: &Path, out: &mut dyn Write) -> Result<()> {
+async fn run_disk(path: &Path, capture: Option<&Path>, out: &mut dyn Write) -> Result<()> {
     let file = config::load_disk(path)?;
-    let array = roles::disk(&file, format!("fcsan disk array {}", path.display()))?;
+    let array = roles::disk(
+        &file,
+        format!("fcsan disk array {}", path.display()),
+        capture,
+    )?;
     for l in &file.luns {
         writeln!(
             out,
@@ -519,9 +555,9 @@ async fn run_disk(path: &Path, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-async fn run_controller(path: &Path, out: &mut dyn Write) -> Result<()> {
+async fn run_controller(path: &Path, capture: Option<&Path>, out: &mut dyn Write) -> Result<()> {
     let file = config::load_controller(path)?;
-    let running = roles::controller(&file).await?;
+    let running = roles::controller_captured(&file, capture).await?;
     // The first line is what scripts and tests read the API's address from.
     writeln!(
         out,
@@ -548,11 +584,16 @@ async fn run_controller(path: &Path, out: &mut dyn Write) -> Result<()> {
 async fn run_host(
     path: &Path,
     timeout: u64,
+    capture: Option<&Path>,
     command: HostCommand,
     out: &mut dyn Write,
 ) -> Result<()> {
     let file = config::load_host(path)?;
-    let init = roles::host(&file, Duration::from_secs(timeout.max(1)));
+    let timeout = Duration::from_secs(timeout.max(1));
+    let init = match capture {
+        Some(c) => roles::host_captured(&file, timeout, c)?,
+        None => roles::host(&file, timeout),
+    };
     let node = init.node().clone();
     let login = Duration::from_secs(20);
     node.wait_online(login)
