@@ -202,6 +202,17 @@ enum PcapCommand {
         /// The capture file.
         file: PathBuf,
     },
+    /// Feed what one role received, as its capture (`--capture`) holds it, into a fresh
+    /// instance of the role (the capture's seed, configuration and clock), and compare what
+    /// it sends with what the capture holds, field by field. Exit 0: all identical; 1: the
+    /// first difference is printed; 2: the file cannot be replayed.
+    Replay {
+        /// The capture (pcapng with fcsan metadata).
+        file: PathBuf,
+        /// The role to replay as (default: the role that wrote the capture).
+        #[arg(long = "as", value_parser = ["switch", "array", "controller", "gateway"])]
+        role: Option<String>,
+    },
     /// Write the scripted conversation of every message kind fc-frames encodes.
     Catalogue {
         /// Where to write the capture (pcap, link type 225).
@@ -228,6 +239,12 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Pcap {
+        command: PcapCommand::Replay { file, role },
+    } = &cli.command
+    {
+        return pcap_replay(file, role.as_deref());
+    }
     let default_log = match cli.command {
         Command::Switch { .. }
         | Command::Gateway { .. }
@@ -332,6 +349,15 @@ fn run(cli: Cli) -> Result<()> {
         } => pcap_show(&file, &mut out),
         Command::Volume(args) => volume::run(args, &mut out),
         Command::Pcap {
+            command: PcapCommand::Replay { file, role },
+        } => {
+            if pcap_replay(&file, role.as_deref()) == ExitCode::SUCCESS {
+                Ok(())
+            } else {
+                bail!("replay of {} failed", file.display())
+            }
+        }
+        Command::Pcap {
             command: PcapCommand::Catalogue { out: path },
         } => {
             let frames = catalogue::conversation();
@@ -352,6 +378,50 @@ fn run(cli: Cli) -> Result<()> {
                 path.display()
             )?;
             Ok(())
+        }
+    }
+}
+
+/// `fcsan pcap replay`: prints the outcome; exit 0 identical, 1 a difference, 2 bad input.
+fn pcap_replay(file: &Path, role: Option<&str>) -> ExitCode {
+    let role = role.and_then(replay::Role::from_name);
+    match replay::replay_file(file, role) {
+        Ok(o) => {
+            for n in &o.notes {
+                eprintln!("note: {n}");
+            }
+            match &o.difference {
+                None => {
+                    println!(
+                        "replayed {} as {}: {} frames fed, {} frames sent, all identical",
+                        file.display(),
+                        o.role.name(),
+                        o.fed,
+                        o.sent
+                    );
+                    ExitCode::SUCCESS
+                }
+                Some(d) => {
+                    println!(
+                        "replayed {} as {}: {} frames fed, {} sent ({} in the capture); first difference:\n{d}",
+                        file.display(),
+                        o.role.name(),
+                        o.fed,
+                        o.sent,
+                        o.expected
+                    );
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("fcsan: cannot replay {}: {e}", file.display());
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                eprintln!("  {s}");
+                source = s.source();
+            }
+            ExitCode::from(2)
         }
     }
 }
