@@ -213,6 +213,13 @@ enum PcapCommand {
         #[arg(long = "as", value_parser = ["switch", "array", "controller", "gateway"])]
         role: Option<String>,
     },
+    /// Run the canonical scenarios in-process, captures on, and write their captures (what
+    /// captures/ holds; see captures/README.md), then replay each.
+    Record {
+        /// Where to write the captures.
+        #[arg(default_value = "captures")]
+        dir: PathBuf,
+    },
     /// Write the scripted conversation of every message kind fc-frames encodes.
     Catalogue {
         /// Where to write the capture (pcap, link type 225).
@@ -239,12 +246,6 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Pcap {
-        command: PcapCommand::Replay { file, role },
-    } = &cli.command
-    {
-        return pcap_replay(file, role.as_deref());
-    }
     let default_log = match cli.command {
         Command::Switch { .. }
         | Command::Gateway { .. }
@@ -263,6 +264,12 @@ fn main() -> ExitCode {
             io::IsTerminal::is_terminal(&io::stderr()) && std::env::var_os("NO_COLOR").is_none(),
         )
         .try_init();
+    if let Command::Pcap {
+        command: PcapCommand::Replay { file, role },
+    } = &cli.command
+    {
+        return pcap_replay(file, role.as_deref());
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`fcsan pcap show x | head`): not an error of ours.
@@ -348,6 +355,25 @@ fn run(cli: Cli) -> Result<()> {
             command: PcapCommand::Show { file },
         } => pcap_show(&file, &mut out),
         Command::Volume(args) => volume::run(args, &mut out),
+        Command::Pcap {
+            command: PcapCommand::Record { dir },
+        } => {
+            for f in replay::record::record(&dir)? {
+                let o = replay::replay_file(&f, None)?;
+                let size = std::fs::metadata(&f).map_or(0, |m| m.len());
+                match o.difference {
+                    None => writeln!(
+                        out,
+                        "{}: {size} bytes, replays as {}: {} frames sent, all identical",
+                        f.display(),
+                        o.role.name(),
+                        o.sent
+                    )?,
+                    Some(d) => bail!("{} does not replay: {d}", f.display()),
+                }
+            }
+            Ok(())
+        }
         Command::Pcap {
             command: PcapCommand::Replay { file, role },
         } => {

@@ -41,13 +41,11 @@ pub fn replay(loaded: &Loaded) -> Result<Outcome, ReplayError> {
         }
     }
     let frames = frames(loaded)?;
-    // A capture that ends with the array's LOGO to the fabric ended with its shutdown (a
-    // stop signal, not a frame): the replay shuts the fresh array down at that time.
+    // The array logs out of the fabric only when it is stopped (a signal, not a frame): the
+    // replay stops the fresh array when the capture shows that LOGO.
     let shutdown_at = frames
         .iter()
-        .rev()
-        .find(|f| f.1 == Direction::Outbound)
-        .filter(|f| is_fabric_logo(&f.4))
+        .find(|f| f.1 == Direction::Outbound && is_fabric_logo(&f.4))
         .map(|f| f.0);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -68,6 +66,11 @@ pub fn replay(loaded: &Loaded) -> Result<Outcome, ReplayError> {
         let collector = tokio::spawn(async move {
             while let Some(item) = rx.recv().await {
                 if let Received::Frame(frame) = item {
+                    tracing::debug!(
+                        at = ?(tokio::time::Instant::now() - base),
+                        frame = %crate::compare::summary(&frame),
+                        "the fresh array sent"
+                    );
                     sink.lock().unwrap_or_else(|e| e.into_inner()).push(Sent {
                         number: 0,
                         port: 0,
@@ -94,6 +97,14 @@ pub fn replay(loaded: &Loaded) -> Result<Outcome, ReplayError> {
                 }),
                 Direction::Inbound => {
                     tokio::time::sleep_until(when).await;
+                    // What the array had sent before this frame came, it sends first here.
+                    settle(&got, expected.len()).await;
+                    tracing::debug!(
+                        at = ?(tokio::time::Instant::now() - base),
+                        number,
+                        frame = %crate::compare::summary(&frame),
+                        "fed"
+                    );
                     if tx.send(frame).await.is_err() {
                         return Err(ReplayError::BadFrame {
                             number,
@@ -105,8 +116,7 @@ pub fn replay(loaded: &Loaded) -> Result<Outcome, ReplayError> {
             }
         }
         tokio::time::sleep_until(last).await;
-        // Everything due at the last time stamp is handled before the clock moves again.
-        tokio::task::yield_now().await;
+        settle(&got, expected.len()).await;
         // What it sent up to the capture's end; not the LOGO of its shutdown.
         let sent = std::mem::take(&mut *got.lock().unwrap_or_else(|e| e.into_inner()));
         drop(tx);
@@ -127,6 +137,20 @@ pub fn replay(loaded: &Loaded) -> Result<Outcome, ReplayError> {
         difference: compare(&expected, &got),
         notes,
     })
+}
+
+/// Lets the array run, the clock standing still, until it has sent `want` frames (or a
+/// second of real time has passed: then it sent fewer than the capture holds, which the
+/// comparison tells), and then a little longer for anything it sends beyond.
+async fn settle(got: &Mutex<Vec<Sent>>, want: usize) {
+    let count = || got.lock().unwrap_or_else(|e| e.into_inner()).len();
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while count() < want && std::time::Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..64 {
+        tokio::task::yield_now().await;
+    }
 }
 
 /// Hands out the replayer's link once; a node that asks again (its link went down) waits.

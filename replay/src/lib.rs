@@ -21,6 +21,7 @@ use fc_pcap::capture::{self, CaptureError, Metadata, RoleCapture};
 
 pub mod array;
 pub mod compare;
+pub mod record;
 pub mod switch;
 
 pub use compare::Difference;
