@@ -21,17 +21,18 @@ use crate::{frames, Loaded, Outcome, ReplayError, Role};
 
 /// Replays `loaded` as a disk array.
 pub fn replay(loaded: &Loaded) -> Result<Outcome, ReplayError> {
-    let setup = |why: String| ReplayError::Setup {
-        role: "array",
-        why,
-    };
+    let setup = |why: String| ReplayError::Setup { role: "array", why };
     let meta = &loaded.metadata;
     let nc = topology::capture::node_config_from_json(&meta.config, meta.seed).map_err(setup)?;
     let dir = tempfile::tempdir().map_err(|e| setup(format!("temporary folder: {e}")))?;
     let (luns, tapes) =
         topology::capture::array_luns_from_json(&meta.config, dir.path()).map_err(setup)?;
     let mut notes = Vec::new();
-    for l in meta.config["luns"].as_array().map(Vec::as_slice).unwrap_or_default() {
+    for l in meta.config["luns"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
         if l["fresh"] == serde_json::Value::Bool(false) {
             notes.push(format!(
                 "LUN {} held data when the capture began; the replay starts it zeroed, so data \
@@ -139,12 +140,12 @@ pub fn replay(loaded: &Loaded) -> Result<Outcome, ReplayError> {
     })
 }
 
-/// Lets the array run, the clock standing still, until it has sent `want` frames (or a
-/// second of real time has passed: then it sent fewer than the capture holds, which the
+/// Lets the array run, the clock standing still, until it has sent `want` frames (or 300 ms of real
+/// time have passed: then it sent fewer than the capture holds, which the
 /// comparison tells), and then a little longer for anything it sends beyond.
 async fn settle(got: &Mutex<Vec<Sent>>, want: usize) {
     let count = || got.lock().unwrap_or_else(|e| e.into_inner()).len();
-    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    let deadline = std::time::Instant::now() + Duration::from_millis(300);
     while count() < want && std::time::Instant::now() < deadline {
         tokio::task::yield_now().await;
     }
@@ -167,5 +168,7 @@ impl Connector for Once {
 
 /// True for an ELS LOGO (command 0x05) to the F_Port (FFFFFE).
 fn is_fabric_logo(f: &fc_frames::FcFrame) -> bool {
-    f.header.d_id.to_u32() == 0xFF_FFFE && f.header.r_ctl.0 == 0x22 && f.payload.first() == Some(&0x05)
+    f.header.d_id.to_u32() == 0xFF_FFFE
+        && f.header.r_ctl.0 == 0x22
+        && f.payload.first() == Some(&0x05)
 }

@@ -189,7 +189,10 @@ fn payload_field(f: &FcFrame, i: usize) -> String {
         return format!("FCP_RSP sense or response (payload byte {i})");
     }
     if h.fc_type.0 == 0x08 && h.r_ctl.0 == 0x01 {
-        return format!("FCP_DATA byte {} (payload byte {i})", h.parameter as usize + i);
+        return format!(
+            "FCP_DATA byte {} (payload byte {i})",
+            h.parameter as usize + i
+        );
     }
     format!("payload byte {i}")
 }

@@ -205,14 +205,26 @@ pub fn replay(loaded: &Loaded, role: Role) -> Result<Outcome, ReplayError> {
 /// The capture's FC frames, decoded, with their numbers, directions and interface names.
 pub(crate) fn frames(
     loaded: &Loaded,
-) -> Result<Vec<(usize, capture::Direction, String, std::time::Duration, fc_frames::FcFrame)>, ReplayError> {
+) -> Result<
+    Vec<(
+        usize,
+        capture::Direction,
+        String,
+        std::time::Duration,
+        fc_frames::FcFrame,
+    )>,
+    ReplayError,
+> {
     let mut out = Vec::new();
     for p in &loaded.capture.packets {
         let iface = &loaded.capture.interfaces[p.interface];
         if iface.linktype != pcap_file::DataLink::FC_2_WITH_FRAME_DELIMS {
             return Err(ReplayError::BadFrame {
                 number: p.number,
-                why: format!("link type {} is not FC-2 with delimiters", u32::from(iface.linktype)),
+                why: format!(
+                    "link type {} is not FC-2 with delimiters",
+                    u32::from(iface.linktype)
+                ),
             });
         }
         let Some(dir) = p.direction else {

@@ -57,10 +57,7 @@ async fn login_and_io(dir: &Path) -> Result<Vec<PathBuf>, RecordError> {
     let a = t.array(s, ArraySpec::new("ssd").disk(Tier::Ssd, 1 << 20));
     t.capture_array(a, &array_file);
     let h = t.host(s);
-    let running = t
-        .start(data.path())
-        .await
-        .map_err(|e| err("start", &e))?;
+    let running = t.start(data.path()).await.map_err(|e| err("start", &e))?;
     let init = &running.host(h).initiator;
     let wait = Duration::from_secs(10);
     running
@@ -95,7 +92,9 @@ async fn login_and_io(dir: &Path) -> Result<Vec<PathBuf>, RecordError> {
         .await
         .map_err(|e| err("read", &e))?;
     if back[..] != block[..] {
-        return Err(RecordError("the read did not return what was written".into()));
+        return Err(RecordError(
+            "the read did not return what was written".into(),
+        ));
     }
     // The switch's capture ends here: its ports going down are link events, which a switch
     // capture does not hold.

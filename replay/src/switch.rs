@@ -14,10 +14,12 @@ use crate::{frames, Loaded, Outcome, ReplayError, Role};
 
 /// Replays `loaded` as a switch.
 pub fn replay(loaded: &Loaded) -> Result<Outcome, ReplayError> {
-    let config = topology::capture::switch_config_from_json(&loaded.metadata.config)
-        .map_err(|why| ReplayError::Setup {
-            role: "switch",
-            why,
+    let config =
+        topology::capture::switch_config_from_json(&loaded.metadata.config).map_err(|why| {
+            ReplayError::Setup {
+                role: "switch",
+                why,
+            }
         })?;
     let mut sw = Switch::new(config).map_err(|e| ReplayError::Setup {
         role: "switch",
