@@ -91,7 +91,7 @@ pub enum ReplayError {
         asked: &'static str,
     },
     /// This role cannot be replayed (yet).
-    #[error("replay as {0} is not implemented: replay a switch, array capture")]
+    #[error("replay as {0} is not implemented yet (switch and array captures replay)")]
     Unsupported(&'static str),
     /// A frame of the capture does not decode, or is not where a replay can feed it.
     #[error("frame {number}: {why}")]
@@ -202,19 +202,17 @@ pub fn replay(loaded: &Loaded, role: Role) -> Result<Outcome, ReplayError> {
     }
 }
 
+/// A frame of a capture: its number, direction, interface name, time stamp and the frame.
+pub(crate) type Captured = (
+    usize,
+    capture::Direction,
+    String,
+    std::time::Duration,
+    fc_frames::FcFrame,
+);
+
 /// The capture's FC frames, decoded, with their numbers, directions and interface names.
-pub(crate) fn frames(
-    loaded: &Loaded,
-) -> Result<
-    Vec<(
-        usize,
-        capture::Direction,
-        String,
-        std::time::Duration,
-        fc_frames::FcFrame,
-    )>,
-    ReplayError,
-> {
+pub(crate) fn frames(loaded: &Loaded) -> Result<Vec<Captured>, ReplayError> {
     let mut out = Vec::new();
     for p in &loaded.capture.packets {
         let iface = &loaded.capture.interfaces[p.interface];
