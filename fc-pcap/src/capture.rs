@@ -76,7 +76,7 @@ pub enum CaptureError {
         interface: u32,
     },
     /// The capture file is neither pcap nor pcapng.
-    #[error("not a pcap or pcapng file (first bytes {0:02x?})")]
+    #[error("not a pcap or pcapng file (no pcap header; first bytes {0:02x?})")]
     NotACapture(Vec<u8>),
     /// Reading the capture file at `path` failed.
     #[error("reading {}", path.display())]

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fabric::config::{DefaultZone, Zone, ZoneSet, Zoning};
-use fabric::link::{self, Link, Received};
+use fabric::link::{self, Link, LinkRx, LinkTx, Received};
 use fabric::{Config, PortId};
 use fc_frames::scsi::Lun;
 use fc_frames::{FcFrame, Wwn};
@@ -134,47 +134,33 @@ impl<C: Connector> Connector for Tapped<C> {
 /// The node's end of a pair whose other end is relayed to `real`, recording every frame.
 fn relay(real: Link, capture: CaptureFile) -> Link {
     let (node_end, relay_end) = link::pair();
-    let Link {
-        tx: real_tx,
-        rx: mut real_rx,
-    } = real;
-    let Link {
-        tx: relay_tx,
-        rx: mut relay_rx,
-    } = relay_end;
-    let c = capture.clone();
-    // Switch to node. Ends when the switch's side goes down; dropping relay_tx then takes
-    // the node's link down.
-    tokio::spawn(async move {
-        while let Some(item) = real_rx.recv().await {
-            let sent = match item {
-                Received::Frame(frame) => {
-                    c.record(NODE_LINK, Direction::Inbound, &frame);
-                    relay_tx.send(frame).await
-                }
-                Received::Malformed { bytes, error } => relay_tx.send_malformed(bytes, error).await,
-            };
-            if sent.is_err() {
-                break;
-            }
-        }
-    });
-    // Node to switch. Ends when the node drops its link; dropping real_tx closes the real one.
-    tokio::spawn(async move {
-        while let Some(item) = relay_rx.recv().await {
-            let sent = match item {
-                Received::Frame(frame) => {
-                    capture.record(NODE_LINK, Direction::Outbound, &frame);
-                    real_tx.send(frame).await
-                }
-                Received::Malformed { bytes, error } => real_tx.send_malformed(bytes, error).await,
-            };
-            if sent.is_err() {
-                break;
-            }
-        }
-    });
+    // Switch to node: ends when the switch's side goes down, and dropping the relay's sender
+    // then takes the node's link down. Node to switch: ends when the node drops its link,
+    // and dropping the real sender closes the real one.
+    tokio::spawn(forward(
+        real.rx,
+        relay_end.tx,
+        capture.clone(),
+        Direction::Inbound,
+    ));
+    tokio::spawn(forward(relay_end.rx, real.tx, capture, Direction::Outbound));
     node_end
+}
+
+/// Moves everything from `rx` to `tx`, recording each frame as going `direction`.
+async fn forward(mut rx: LinkRx, tx: LinkTx, capture: CaptureFile, direction: Direction) {
+    while let Some(item) = rx.recv().await {
+        let sent = match item {
+            Received::Frame(frame) => {
+                capture.record(NODE_LINK, direction, &frame);
+                tx.send(frame).await
+            }
+            Received::Malformed { bytes, error } => tx.send_malformed(bytes, error).await,
+        };
+        if sent.is_err() {
+            break;
+        }
+    }
 }
 
 /// The metadata of a node's capture: its role, names, seed and time-outs; `config` gets the
