@@ -97,6 +97,10 @@ enum Command {
         /// The switch's configuration (see configs/switch.toml).
         #[arg(long)]
         config: PathBuf,
+        /// Write every frame the switch receives and originates (overrides the file's capture) to this pcapng file (link type 225, with the
+        /// metadata `fcsan pcap replay` starts a fresh instance from).
+        #[arg(long)]
+        capture: Option<PathBuf>,
     },
     /// Run an FCIP gateway from a TOML file: a switch for the site's nodes whose
     /// inter-switch ports are FCIP links to peer gateways; prints the name server, port and
@@ -115,6 +119,10 @@ enum Command {
         /// The array's configuration (see configs/disk-ssd.toml).
         #[arg(long)]
         config: PathBuf,
+        /// Write every frame the array sends and receives on its link to this pcapng file (link type 225, with the
+        /// metadata `fcsan pcap replay` starts a fresh instance from).
+        #[arg(long)]
+        capture: Option<PathBuf>,
     },
     /// Run a virtualization controller from a TOML file: an FC node on its site's switch that
     /// keeps the common volume mapping with its peers, and serves the management API that
@@ -123,6 +131,10 @@ enum Command {
         /// The controller's configuration (see configs/controller-a.toml).
         #[arg(long)]
         config: PathBuf,
+        /// Write every frame the controller's node sends and receives on its link to this pcapng file (link type 225, with the
+        /// metadata `fcsan pcap replay` starts a fresh instance from).
+        #[arg(long)]
+        capture: Option<PathBuf>,
     },
     /// Run a host: log in, then list, write, read or verify LUNs.
     Host {
@@ -132,6 +144,10 @@ enum Command {
         /// Time-out of each SCSI command, in seconds.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
+        /// Write every frame the host sends and receives on its link to this pcapng file (link type 225, with the
+        /// metadata `fcsan pcap replay` starts a fresh instance from).
+        #[arg(long)]
+        capture: Option<PathBuf>,
         #[command(subcommand)]
         command: HostCommand,
     },
@@ -200,6 +216,24 @@ enum PcapCommand {
         /// The capture file.
         file: PathBuf,
     },
+    /// Feed what one role received, as its capture (`--capture`) holds it, into a fresh
+    /// instance of the role (the capture's seed, configuration and clock), and compare what
+    /// it sends with what the capture holds, field by field. Exit 0: all identical; 1: the
+    /// first difference is printed; 2: the file cannot be replayed.
+    Replay {
+        /// The capture (pcapng with fcsan metadata).
+        file: PathBuf,
+        /// The role to replay as (default: the role that wrote the capture).
+        #[arg(long = "as", value_parser = ["switch", "array", "controller", "gateway"])]
+        role: Option<String>,
+    },
+    /// Run the canonical scenarios in-process, captures on, and write their captures (what
+    /// captures/ holds; see captures/README.md), then replay each.
+    Record {
+        /// Where to write the captures.
+        #[arg(default_value = "captures")]
+        dir: PathBuf,
+    },
     /// Write the scripted conversation of every message kind fc-frames encodes.
     Catalogue {
         /// Where to write the capture (pcap, link type 225).
@@ -248,6 +282,12 @@ fn main() -> ExitCode {
             io::IsTerminal::is_terminal(&io::stderr()) && std::env::var_os("NO_COLOR").is_none(),
         )
         .try_init();
+    if let Command::Pcap {
+        command: PcapCommand::Replay { file, role },
+    } = &cli.command
+    {
+        return pcap_replay(file, role.as_deref());
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`fcsan pcap show x | head`): not an error of ours.
@@ -311,22 +351,63 @@ fn run(cli: Cli) -> Result<()> {
             };
             runtime()?.block_on(up::up(opts, &mut out))
         }
-        Command::Switch { config } => runtime()?.block_on(run_switch(&config, &mut out)),
+        Command::Switch { config, capture } => {
+            runtime()?.block_on(run_switch(&config, capture, &mut out))
+        }
         Command::Gateway { config, capture } => {
             runtime()?.block_on(run_gateway(&config, capture, &mut out))
         }
-        Command::Disk { config } => runtime()?.block_on(run_disk(&config, &mut out)),
-        Command::Controller { config } => runtime()?.block_on(run_controller(&config, &mut out)),
+        Command::Disk { config, capture } => {
+            runtime()?.block_on(run_disk(&config, capture.as_deref(), &mut out))
+        }
+        Command::Controller { config, capture } => {
+            runtime()?.block_on(run_controller(&config, capture.as_deref(), &mut out))
+        }
         Command::Host {
             config,
             timeout,
+            capture,
             command,
-        } => runtime()?.block_on(run_host(&config, timeout, command, &mut out)),
+        } => runtime()?.block_on(run_host(
+            &config,
+            timeout,
+            capture.as_deref(),
+            command,
+            &mut out,
+        )),
         Command::Pcap {
             command: PcapCommand::Show { file },
         } => pcap_show(&file, &mut out),
         Command::Volume(args) => volume::run(args, &mut out),
         Command::Relay(args) => runtime()?.block_on(relay::run(args, &mut out)),
+        Command::Pcap {
+            command: PcapCommand::Record { dir },
+        } => {
+            for f in replay::record::record(&dir)? {
+                let o = replay::replay_file(&f, None)?;
+                let size = std::fs::metadata(&f).map_or(0, |m| m.len());
+                match o.difference {
+                    None => writeln!(
+                        out,
+                        "{}: {size} bytes, replays as {}: {} frames sent, all identical",
+                        f.display(),
+                        o.role.name(),
+                        o.sent
+                    )?,
+                    Some(d) => bail!("{} does not replay: {d}", f.display()),
+                }
+            }
+            Ok(())
+        }
+        Command::Pcap {
+            command: PcapCommand::Replay { file, role },
+        } => {
+            if pcap_replay(&file, role.as_deref()) == ExitCode::SUCCESS {
+                Ok(())
+            } else {
+                bail!("replay of {} failed", file.display())
+            }
+        }
         Command::Pcap {
             command: PcapCommand::Catalogue { out: path },
         } => {
@@ -348,6 +429,50 @@ fn run(cli: Cli) -> Result<()> {
                 path.display()
             )?;
             Ok(())
+        }
+    }
+}
+
+/// `fcsan pcap replay`: prints the outcome; exit 0 identical, 1 a difference, 2 bad input.
+fn pcap_replay(file: &Path, role: Option<&str>) -> ExitCode {
+    let role = role.and_then(replay::Role::from_name);
+    match replay::replay_file(file, role) {
+        Ok(o) => {
+            for n in &o.notes {
+                eprintln!("note: {n}");
+            }
+            match &o.difference {
+                None => {
+                    println!(
+                        "replayed {} as {}: {} frames fed, {} frames sent, all identical",
+                        file.display(),
+                        o.role.name(),
+                        o.fed,
+                        o.sent
+                    );
+                    ExitCode::SUCCESS
+                }
+                Some(d) => {
+                    println!(
+                        "replayed {} as {}: {} frames fed, {} sent ({} in the capture); first difference:\n{d}",
+                        file.display(),
+                        o.role.name(),
+                        o.fed,
+                        o.sent,
+                        o.expected
+                    );
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("fcsan: cannot replay {}: {e}", file.display());
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                eprintln!("  {s}");
+                source = s.source();
+            }
+            ExitCode::from(2)
         }
     }
 }
@@ -387,8 +512,11 @@ async fn stop_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-async fn run_switch(path: &Path, out: &mut dyn Write) -> Result<()> {
-    let file = config::load_switch(path)?;
+async fn run_switch(path: &Path, capture: Option<PathBuf>, out: &mut dyn Write) -> Result<()> {
+    let mut file = config::load_switch(path)?;
+    if capture.is_some() {
+        file.capture = capture;
+    }
     let sw = roles::switch(&file).await?;
     writeln!(
         out,
@@ -510,9 +638,13 @@ async fn watch_links(gw: &Gateway, file: &GatewayFile, out: &mut dyn Write) -> R
     }
 }
 
-async fn run_disk(path: &Path, out: &mut dyn Write) -> Result<()> {
+async fn run_disk(path: &Path, capture: Option<&Path>, out: &mut dyn Write) -> Result<()> {
     let file = config::load_disk(path)?;
-    let array = roles::disk(&file, format!("fcsan disk array {}", path.display()))?;
+    let array = roles::disk(
+        &file,
+        format!("fcsan disk array {}", path.display()),
+        capture,
+    )?;
     for l in &file.luns {
         writeln!(
             out,
@@ -544,9 +676,9 @@ async fn run_disk(path: &Path, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-async fn run_controller(path: &Path, out: &mut dyn Write) -> Result<()> {
+async fn run_controller(path: &Path, capture: Option<&Path>, out: &mut dyn Write) -> Result<()> {
     let file = config::load_controller(path)?;
-    let running = roles::controller(&file).await?;
+    let running = roles::controller_captured(&file, capture).await?;
     // The first line is what scripts and tests read the API's address from.
     writeln!(
         out,
@@ -573,11 +705,16 @@ async fn run_controller(path: &Path, out: &mut dyn Write) -> Result<()> {
 async fn run_host(
     path: &Path,
     timeout: u64,
+    capture: Option<&Path>,
     command: HostCommand,
     out: &mut dyn Write,
 ) -> Result<()> {
     let file = config::load_host(path)?;
-    let init = roles::host(&file, Duration::from_secs(timeout.max(1)));
+    let timeout = Duration::from_secs(timeout.max(1));
+    let init = match capture {
+        Some(c) => roles::host_captured(&file, timeout, c)?,
+        None => roles::host(&file, timeout),
+    };
     let node = init.node().clone();
     let login = Duration::from_secs(20);
     node.wait_online(login)

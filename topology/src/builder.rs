@@ -57,6 +57,7 @@ use fcip::engine::ReceiverConfig;
 use gateway::{Gateway, GatewayConfig, PeerConfig};
 use wan_relay::{Impairment, Relay};
 
+use crate::capture::{array_metadata, controller_metadata, node_metadata, tap_node};
 use crate::switch::{self, bind, capture_switch, local_addr, serve_nodes, tcp_connector};
 use crate::StartError;
 
@@ -365,6 +366,15 @@ pub struct Topology {
     key: Vec<u8>,
     zone_set: String,
     zones: Vec<(String, Vec<Member>)>,
+    node_captures: NodeCaptures,
+}
+
+/// The pcapng files the nodes' links are captured to, by array, host and controller.
+#[derive(Debug, Clone, Default)]
+struct NodeCaptures {
+    arrays: std::collections::BTreeMap<usize, PathBuf>,
+    hosts: std::collections::BTreeMap<usize, PathBuf>,
+    controllers: std::collections::BTreeMap<usize, PathBuf>,
 }
 
 impl Default for Topology {
@@ -394,6 +404,7 @@ impl Topology {
             key: b"fcsan topology controllers".to_vec(),
             zone_set: "production".into(),
             zones: Vec::new(),
+            node_captures: NodeCaptures::default(),
         }
     }
 
@@ -485,6 +496,24 @@ impl Topology {
     pub fn controller(&mut self, site: impl Into<SiteId>) -> ControllerId {
         self.controllers.push(site.into().0);
         ControllerId(self.controllers.len() - 1)
+    }
+
+    /// Captures what `array` sends and receives on its link to `path` (pcapng with the
+    /// metadata `fcsan pcap replay --as array` needs).
+    pub fn capture_array(&mut self, array: ArrayId, path: impl Into<PathBuf>) {
+        self.node_captures.arrays.insert(array.0, path.into());
+    }
+
+    /// Captures what `host` sends and receives on its link to `path` (pcapng).
+    pub fn capture_host(&mut self, host: HostId, path: impl Into<PathBuf>) {
+        self.node_captures.hosts.insert(host.0, path.into());
+    }
+
+    /// Captures what `controller`'s node sends and receives on its link to `path` (pcapng).
+    pub fn capture_controller(&mut self, controller: ControllerId, path: impl Into<PathBuf>) {
+        self.node_captures
+            .controllers
+            .insert(controller.0, path.into());
     }
 
     /// The controllers' I/O path settings: cache size, lease, load switching, replica rate
@@ -689,11 +718,18 @@ impl Topology {
             let (luns, tapes) = spec.specs(data);
             let mut nc = NodeConfig::new(port_name, node_name);
             nc.symbolic_name = format!("fcsan disk array {}", spec.name);
-            let array = DiskArray::start(nc, tcp_connector(sites[*site].addr), &luns, &tapes)
-                .map_err(|source| StartError::Array {
+            nc.target = true;
+            let connector = tap_node(
+                tcp_connector(sites[*site].addr),
+                self.node_captures.arrays.get(&i).map(PathBuf::as_path),
+                || array_metadata(&nc, &luns, &tapes),
+            )?;
+            let array = DiskArray::start(nc, connector, &luns, &tapes).map_err(|source| {
+                StartError::Array {
                     name: spec.name.clone(),
                     source,
-                })?;
+                }
+            })?;
             arrays.push(RunningArray {
                 name: spec.name.clone(),
                 site: SiteId(*site),
@@ -703,27 +739,32 @@ impl Topology {
                 tapes,
             });
         }
-        let hosts = self
-            .hosts
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                let n = number(i);
-                let port_name = self.scheme.host_port(n);
-                let mut nc = NodeConfig::new(port_name, self.scheme.host_node(n));
-                nc.initiator = true;
-                nc.symbolic_name = "fcsan host".into();
-                let node = Node::spawn(nc, tcp_connector(sites[h.site].addr), Services::new());
-                RunningHost {
-                    site: SiteId(h.site),
-                    port_name,
-                    initiator: Initiator::new(node).with_timeout(h.timeout),
-                }
-            })
-            .collect();
+        let mut hosts = Vec::with_capacity(self.hosts.len());
+        for (i, h) in self.hosts.iter().enumerate() {
+            let n = number(i);
+            let port_name = self.scheme.host_port(n);
+            let mut nc = NodeConfig::new(port_name, self.scheme.host_node(n));
+            nc.initiator = true;
+            nc.symbolic_name = "fcsan host".into();
+            let connector = tap_node(
+                tcp_connector(sites[h.site].addr),
+                self.node_captures.hosts.get(&i).map(PathBuf::as_path),
+                || node_metadata("host", &nc, serde_json::json!({})),
+            )?;
+            let node = Node::spawn(nc, connector, Services::new());
+            hosts.push(RunningHost {
+                site: SiteId(h.site),
+                port_name,
+                initiator: Initiator::new(node).with_timeout(h.timeout),
+            });
+        }
         let mut controllers = Vec::with_capacity(self.controllers.len());
-        for &site in &self.controllers {
-            controllers.push(self.start_controller(site, &sites[site], data).await?);
+        for (i, &site) in self.controllers.iter().enumerate() {
+            let capture = self.node_captures.controllers.get(&i).map(PathBuf::as_path);
+            controllers.push(
+                self.start_controller(site, &sites[site], data, capture)
+                    .await?,
+            );
         }
         Ok(Running {
             sites,
@@ -740,6 +781,7 @@ impl Topology {
         site: usize,
         running: &RunningSite,
         data: &Path,
+        capture: Option<&Path>,
     ) -> Result<RunningController, StartError> {
         let decl = &self.sites[site];
         let name = format!("ctl-{}", decl.name.to_lowercase());
@@ -756,12 +798,13 @@ impl Topology {
         config.io = self.controller_io.clone();
         config.scan_period = Duration::from_secs(2);
         config.api_url = format!("http://{api}");
+        let connector = tap_node(tcp_connector(running.addr), capture, || {
+            controller_metadata(&config)
+        })?;
         let controller =
-            Controller::start(config, tcp_connector(running.addr)).map_err(|source| {
-                StartError::Controller {
-                    name: name.clone(),
-                    source,
-                }
+            Controller::start(config, connector).map_err(|source| StartError::Controller {
+                name: name.clone(),
+                source,
             })?;
         let backend: Arc<dyn Management> = Arc::new(controller.backend());
         tokio::spawn(async move {
@@ -836,6 +879,7 @@ impl Topology {
         }
         let nodes = bind(LOOPBACK).await?;
         let addr = local_addr(&nodes, LOOPBACK)?;
+        let gateway_switch_config = config.clone();
         let config = GatewayConfig {
             switch: config,
             fcip_listen: LOOPBACK,
@@ -851,7 +895,7 @@ impl Topology {
                 source,
             })?;
         if let Some(path) = &site.capture {
-            capture_switch(&gateway.switch, path)?;
+            capture_switch(&gateway.switch, &gateway_switch_config, path)?;
         }
         serve_nodes(&gateway.switch, nodes);
         Ok(RunningSite {

@@ -19,6 +19,7 @@ use fc_pcap::capture::CaptureError;
 use gateway::GatewayError;
 
 mod builder;
+pub mod capture;
 pub mod config;
 pub mod data;
 pub mod roles;

@@ -18,6 +18,7 @@ use gateway::Gateway;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::capture::{array_metadata, controller_metadata, node_metadata, tap_node};
 use crate::config::{ControllerFile, DiskFile, GatewayFile, HostFile, NodeSection, SwitchFile};
 use crate::switch::{self, bind, capture_switch, local_addr, serve_nodes, tcp_connector};
 use crate::{RunningSwitch, StartError};
@@ -91,25 +92,32 @@ pub async fn gateway(
             source,
         })?;
     if let Some(p) = &file.switch.capture {
-        capture_switch(&gateway.switch, p)?;
+        capture_switch(&gateway.switch, &file.switch.switch, p)?;
     }
     serve_nodes(&gateway.switch, nodes);
     Ok(RunningGateway { gateway, addr })
 }
 
-/// Starts the disk array of `disk.toml`, registered with the name server as `symbolic_name`.
-pub fn disk(file: &DiskFile, symbolic_name: String) -> Result<DiskArray, StartError> {
-    for l in &file.luns {
-        parent_folder(&l.path)?;
+/// Starts the disk array of `disk.toml`, registered with the name server as `symbolic_name`,
+/// its link captured to `capture` (pcapng) when given.
+pub fn disk(
+    file: &DiskFile,
+    symbolic_name: String,
+    capture: Option<&Path>,
+) -> Result<DiskArray, StartError> {
+    for l in file.luns.iter().map(|l| l.path.as_path()).chain(capture) {
+        parent_folder(l)?;
     }
     let mut nc = node_config(&file.node);
     nc.symbolic_name = symbolic_name;
-    DiskArray::start(nc, tcp_connector(file.node.switch), &file.luns, &file.tapes).map_err(
-        |source| StartError::Array {
-            name: file.node.port_name.to_string(),
-            source,
-        },
-    )
+    nc.target = true;
+    let connector = tap_node(tcp_connector(file.node.switch), capture, || {
+        array_metadata(&nc, &file.luns, &file.tapes)
+    })?;
+    DiskArray::start(nc, connector, &file.luns, &file.tapes).map_err(|source| StartError::Array {
+        name: file.node.port_name.to_string(),
+        source,
+    })
 }
 
 /// Starts the host of `host.toml`: an FCP initiator whose commands time out after
@@ -126,20 +134,48 @@ pub fn host(file: &HostFile, command_timeout: Duration) -> Initiator {
     .with_timeout(command_timeout)
 }
 
+/// [`host`], its link captured to `capture` (pcapng).
+pub fn host_captured(
+    file: &HostFile,
+    command_timeout: Duration,
+    capture: &Path,
+) -> Result<Initiator, StartError> {
+    parent_folder(capture)?;
+    let mut nc = node_config(&file.node);
+    nc.initiator = true;
+    nc.symbolic_name = "fcsan host".into();
+    let connector = tap_node(tcp_connector(file.node.switch), Some(capture), || {
+        node_metadata("host", &nc, serde_json::json!({}))
+    })?;
+    Ok(Initiator::new(Node::spawn(nc, connector, Services::new())).with_timeout(command_timeout))
+}
+
 /// Starts the controller of `controller.toml`: binds its management API first (so that a
 /// taken address fails before anything runs), opens or creates its database, logs in through
 /// the site's switch and serves the API.
 pub async fn controller(file: &ControllerFile) -> Result<ControllerRole, StartError> {
-    parent_folder(&file.controller.database)?;
+    controller_captured(file, None).await
+}
+
+/// [`controller`], its node's link captured to `capture` (pcapng) when given.
+pub async fn controller_captured(
+    file: &ControllerFile,
+    capture: Option<&Path>,
+) -> Result<ControllerRole, StartError> {
+    for p in std::iter::once(file.controller.database.as_path()).chain(capture) {
+        parent_folder(p)?;
+    }
     let listener = bind(file.api).await?;
     let api = local_addr(&listener, file.api)?;
     let config = file.controller_config(format!("http://{api}"));
-    let controller = Controller::start(config, tcp_connector(file.switch)).map_err(|source| {
-        StartError::Controller {
+    let connector = tap_node(tcp_connector(file.switch), capture, || {
+        controller_metadata(&config)
+    })?;
+    let controller =
+        Controller::start(config, connector).map_err(|source| StartError::Controller {
             name: file.controller.name.clone(),
             source,
-        }
-    })?;
+        })?;
     let (stop_api, stopped) = oneshot::channel();
     let server = tokio::spawn(api::serve_until(
         listener,

@@ -1,19 +1,18 @@
 //! A switch as the roles run it: listening for node links over TCP (RFC 3643 framing), its
 //! frames recorded to a pcap file when asked, and the connector nodes dial it with.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use fabric::driver::{Direction, SwitchHandle};
 use fabric::link::{self, Link};
-use fabric::{Config, Switch};
-use fc_pcap::capture::{CaptureError, FcPcapWriter};
+use fabric::{Config, PortId, Switch};
 use tokio::net::TcpListener;
 
+use crate::capture::{switch_metadata, CaptureFile};
 use crate::StartError;
 
 /// A connector that dials the switch at `addr` over TCP, again after every link loss.
@@ -34,18 +33,18 @@ pub struct RunningSwitch {
 }
 
 /// Starts a switch listening on `listen`, writing every frame it receives and every frame it
-/// originates to `capture` (pcap link type 225) when given.
+/// originates to `capture` (pcapng, link type 225) when given.
 pub async fn start_switch(
     config: Config,
     listen: SocketAddr,
     capture: Option<&Path>,
 ) -> Result<RunningSwitch, StartError> {
-    let switch = Switch::new(config)?;
+    let switch = Switch::new(config.clone())?;
     let listener = bind(listen).await?;
     let addr = local_addr(&listener, listen)?;
     let handle = SwitchHandle::spawn(switch);
     if let Some(path) = capture {
-        capture_switch(&handle, path)?;
+        capture_switch(&handle, &config, path)?;
     }
     serve_nodes(&handle, listener);
     Ok(RunningSwitch { handle, addr })
@@ -77,34 +76,31 @@ pub fn serve_nodes(handle: &SwitchHandle, listener: TcpListener) {
     });
 }
 
-/// Writes every frame the switch receives and every frame it originates to a new pcap file
-/// at `path` (link type 225).
-pub fn capture_switch(handle: &SwitchHandle, path: &Path) -> Result<(), StartError> {
-    let capture_error = |source| StartError::Capture {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::create(path).map_err(|source| {
-        capture_error(CaptureError::File {
-            path: path.to_path_buf(),
-            source,
-        })
-    })?;
-    // Unbuffered: every record reaches the file at once, so a capture survives a kill.
-    let writer = Arc::new(Mutex::new(FcPcapWriter::new(file).map_err(capture_error)?));
-    handle.set_tap(Some(Box::new(move |_port, dir, frame| {
+/// Writes every frame the switch (of configuration `config`) receives and every frame it
+/// originates to a new pcapng file at `path` (link type 225, one interface per port, with the
+/// metadata `fcsan pcap replay --as switch` starts a fresh switch from).
+pub fn capture_switch(
+    handle: &SwitchHandle,
+    config: &Config,
+    path: &Path,
+) -> Result<(), StartError> {
+    let capture = CaptureFile::create(path, &switch_metadata(config))?;
+    let mut names: BTreeMap<PortId, String> = BTreeMap::new();
+    handle.set_tap(Some(Box::new(move |port, dir, frame| {
         // Each frame once: as the switch received it, plus what the switch itself says
         // (as a server, or as its domain controller to other switches).
         let s = frame.header.s_id;
-        if dir == Direction::Rx || s.is_well_known() || s.is_domain_controller() {
-            let ts = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = w.write(ts, frame) {
-                tracing::warn!(error = %e, "capture write failed");
+        let direction = match dir {
+            Direction::Rx => fc_pcap::capture::Direction::Inbound,
+            Direction::Tx if s.is_well_known() || s.is_domain_controller() => {
+                fc_pcap::capture::Direction::Outbound
             }
-        }
+            Direction::Tx => return,
+        };
+        let name = names
+            .entry(port)
+            .or_insert_with(|| format!("port {}", port.0));
+        capture.record(name, direction, frame);
     })));
     Ok(())
 }

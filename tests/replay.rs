@@ -1,0 +1,238 @@
+//! Capture replay: every role capture in captures/ replays identically; a capture with one
+//! byte of an outbound frame altered fails naming the frame and the field; an altered inbound
+//! frame replays the same way every time; a separate `fcsan disk --capture` process writes a
+//! capture that replays as an array.
+
+#[path = "support/processes.rs"]
+mod processes;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fc_frames::FcFrame;
+use fc_pcap::capture::{self, Direction, RoleCaptureWriter};
+use processes::{fcsan, last_word, Proc};
+
+fn captures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("captures/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcapng"))
+        .collect();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no role captures in {} (record them: cargo run -- pcap record captures)",
+        dir.display()
+    );
+    files
+}
+
+#[test]
+fn every_capture_replays_identically() {
+    for f in captures() {
+        let o = replay::replay_file(&f, None)
+            .unwrap_or_else(|e| panic!("{}: cannot replay: {e}", f.display()));
+        assert!(o.expected > 0, "{}: nothing to compare", f.display());
+        if let Some(d) = o.difference {
+            panic!(
+                "{} differs ({}; re-record after an intended change with: cargo run -- pcap \
+                 record captures)",
+                f.display(),
+                d
+            );
+        }
+        assert_eq!(o.sent, o.expected, "{}", f.display());
+    }
+}
+
+/// Rewrites `from` to `to`, frame number `alter` (from 1) changed by `change`.
+fn rewrite(
+    from: &Path,
+    to: &Path,
+    pick: impl Fn(Direction, &FcFrame) -> bool,
+    change: impl Fn(&mut FcFrame),
+) -> usize {
+    let c = capture::read_pcapng_file(from).expect("read");
+    let meta = c.metadata().expect("metadata").expect("good metadata");
+    let mut w = RoleCaptureWriter::new(
+        std::fs::File::create(to).expect("create"),
+        &meta,
+        pcap_file::DataLink::FC_2_WITH_FRAME_DELIMS,
+    )
+    .expect("writer");
+    let mut altered = 0;
+    for p in &c.packets {
+        let dir = p.direction.expect("direction");
+        let mut f = FcFrame::parse_delimited(Bytes::from(p.data.clone())).expect("frame");
+        if altered == 0 && pick(dir, &f) {
+            change(&mut f);
+            f = FcFrame::new(f.sof, f.header, f.payload.clone(), f.eof);
+            altered = p.number;
+        }
+        w.write_frame(&c.interfaces[p.interface].name, p.ts, dir, &f)
+            .expect("write");
+    }
+    assert!(altered > 0, "no frame to alter in {}", from.display());
+    altered
+}
+
+fn array_capture() -> PathBuf {
+    captures()
+        .into_iter()
+        .find(|f| replay::load(f, Some(replay::Role::Array)).is_ok())
+        .expect("an array capture in captures/")
+}
+
+#[test]
+fn an_altered_outbound_byte_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("altered.pcapng");
+    // The array's FCP_RSP: its SCSI status byte.
+    let number = rewrite(
+        &array_capture(),
+        &out,
+        |d, f| d == Direction::Outbound && f.header.r_ctl.0 == 0x07 && f.header.fc_type.0 == 0x08,
+        |f| {
+            let mut p = f.payload.to_vec();
+            p[11] ^= 0x02;
+            f.payload = Bytes::from(p);
+        },
+    );
+    let o = replay::replay_file(&out, Some(replay::Role::Array)).expect("replays");
+    let d = o.difference.expect("a difference");
+    assert_eq!(d.frame, number);
+    assert!(d.field.contains("FCP_RSP SCSI status"), "{d}");
+    assert_eq!(
+        (d.expected.as_str(), d.got.as_str()),
+        ("0x02", "0x00"),
+        "{d}"
+    );
+    // And through the command line: exit 1, the difference printed.
+    let run = fcsan()
+        .args(["pcap", "replay"])
+        .arg(&out)
+        .args(["--as", "array"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        text.contains(&format!("frame {number}: FCP_RSP SCSI status")),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_altered_inbound_frame_replays_deterministically() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("altered-in.pcapng");
+    // The host's READ CAPACITY becomes another command: the array answers it otherwise.
+    rewrite(
+        &array_capture(),
+        &out,
+        |d, f| {
+            d == Direction::Inbound && f.header.r_ctl.0 == 0x06 && f.payload.get(12) == Some(&0x9e)
+        },
+        |f| {
+            let mut p = f.payload.to_vec();
+            p[12] = 0x00; // TEST UNIT READY
+            f.payload = Bytes::from(p);
+        },
+    );
+    let a = replay::replay_file(&out, None).expect("replays");
+    let b = replay::replay_file(&out, None).expect("replays");
+    assert!(
+        a.difference.is_some(),
+        "the altered command was answered the same"
+    );
+    assert_eq!(a, b, "two replays of one capture differ");
+}
+
+#[test]
+fn bad_input_is_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("not.pcapng");
+    std::fs::write(&text, b"not a capture at all").unwrap();
+    let catalogue = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/fc-frames.pcap");
+    for (file, role, says) in [
+        (text.as_path(), None, "not a pcap or pcapng file"),
+        (catalogue.as_path(), None, "not a role's pcapng capture"),
+        (
+            array_capture().as_path(),
+            Some("switch"),
+            "not of the switch role",
+        ),
+    ] {
+        let mut c = fcsan();
+        c.args(["pcap", "replay"]).arg(file);
+        if let Some(r) = role {
+            c.args(["--as", r]);
+        }
+        let run = c.output().unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn a_disk_process_capture_replays_as_an_array() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let switch = d.join("switch.toml");
+    std::fs::write(
+        &switch,
+        "[switch]\ndomain = 1\nname = \"10:00:00:00:c0:ff:ee:01\"\nlisten = \"127.0.0.1:0\"\nports = 4\n",
+    )
+    .unwrap();
+    let sw = Proc::spawn(d, "switch", &switch, "switch");
+    let addr = last_word(&sw.line("listening", |l| l.contains("listening on")));
+    let disk = d.join("disk.toml");
+    std::fs::write(
+        &disk,
+        format!(
+            "[node]\nswitch = \"{addr}\"\nport_name = \"22:00:00:00:00:00:00:01\"\n\
+             node_name = \"20:00:00:00:00:00:00:01\"\n\n[[lun]]\nlun = 0\npath = \"ssd0.img\"\n\
+             size = \"1MiB\"\ntier = \"ssd\"\n"
+        ),
+    )
+    .unwrap();
+    let pcap = d.join("disk.pcapng");
+    let mut child = fcsan()
+        .args(["disk", "--config"])
+        .arg(&disk)
+        .arg("--capture")
+        .arg(&pcap)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let online = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .map_while(Result::ok)
+        .any(|l| l.contains("logged in as"));
+    assert!(online, "the disk array never logged in");
+    std::thread::sleep(Duration::from_millis(200));
+    // Killed: the capture is written as it goes.
+    let _ = child.kill();
+    let _ = child.wait();
+    let run = fcsan()
+        .args(["pcap", "replay"])
+        .arg(&pcap)
+        .args(["--as", "array"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(text.contains("all identical"), "{text}");
+}
