@@ -4,6 +4,7 @@
 //! capture that replays as an array.
 
 #[path = "support/processes.rs"]
+#[allow(dead_code)] // This test reads no role logs.
 mod processes;
 
 use std::path::{Path, PathBuf};
