@@ -12,3 +12,4 @@
 pub mod capture;
 pub mod catalogue;
 pub mod decode;
+pub mod inspect;

@@ -1,0 +1,497 @@
+//! `fcsan pcap inspect`: every FC frame of any capture, one line (or one JSON object) a frame.
+//!
+//! ```text
+//!  file ──reader──▶ records ──net──▶ FC frame (link types 224, 225)
+//!  (pcap, pcapng)          │
+//!                          └──────▶ TCP segment ──tcp──▶ bytes in order, gaps ──stream──▶
+//!                                   (Ethernet+VLAN, raw IP,      (per direction)   FCIP receive
+//!                                    Linux SLL, SLL2)                              engine: frames,
+//!                                                                                  FSFs, errors
+//!  frames ──frame──▶ decoded line: addresses, R_CTL/TYPE, exchange IDs, ELS/BLS/CT/FCP/SW_ILS/
+//!                    controller messages, "reply to #N"
+//! ```
+//!
+//! [`Inspector`] takes the packets of a capture in order and gives [`Event`]s; [`inspect`]
+//! reads a file through it. Each event is one line of text ([`Event`]'s `Display`) or one JSON
+//! object (`serde_json::to_string`), with the same fields. At the end a [`Summary`].
+//!
+//! The FCIP stream is decoded by the gateway's own receive engine ([`fcip::Receiver`]): an
+//! encapsulation error is reported and counted exactly as a gateway receiving those bytes
+//! would count it, and its resynchronization is the engine's. FC frames are decoded by
+//! [`crate::decode::Decoder`], the controllers' CT messages by the controller's codec.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use controller::wire::Key;
+use fc_frames::FcFrame;
+use serde::Serialize;
+
+pub mod frame;
+pub mod net;
+pub mod reader;
+pub mod stream;
+pub mod tcp;
+
+use frame::{FrameDecoder, FrameInfo};
+use net::{Content, FlowKey};
+use reader::{CaptureReader, Direction, Packet, ReadError};
+use stream::{FcipStream, Out};
+use tcp::{HalfStream, Origin, Piece};
+
+/// One line of the output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// The record (for a TCP stream: the one that completed the frame), from 1.
+    pub number: usize,
+    /// Seconds since the first record.
+    pub time: f64,
+    /// `in` or `out`, when the capture says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direction: Option<&'static str>,
+    /// The TCP flow, `src > dst`, for FCIP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
+    /// What happened.
+    #[serde(flatten)]
+    pub what: What,
+}
+
+/// What an [`Event`] reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum What {
+    /// An FC frame.
+    Frame(FrameInfo),
+    /// An FCIP Special Frame.
+    Fsf {
+        /// Its fields in one line.
+        summary: String,
+    },
+    /// A record or encapsulated frame whose FC frame does not decode (bad CRC...).
+    Malformed {
+        /// Its bytes.
+        bytes: usize,
+        /// Why.
+        error: String,
+    },
+    /// An FCIP encapsulation error (RFC 3821 §5.6.2), counted as the receive engine counts it.
+    EncapsulationError {
+        /// What was wrong.
+        error: String,
+    },
+    /// The stream is back in sync.
+    Resync {
+        /// Bytes skipped.
+        skipped: u64,
+        /// Why they were.
+        reason: String,
+    },
+    /// Bytes of a TCP stream the capture does not hold.
+    Gap {
+        /// How many.
+        bytes: u64,
+        /// Bytes before it that made no whole frame, dropped.
+        dropped: usize,
+    },
+    /// A stream ended with bytes that make no whole frame.
+    Unfinished {
+        /// How many.
+        bytes: usize,
+    },
+}
+
+/// What a whole capture held.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Records read.
+    pub records: usize,
+    /// FC frames.
+    pub frames: u64,
+    /// FCIP Special Frames.
+    pub fsfs: u64,
+    /// Frames that failed to decode (bad FC CRC).
+    pub malformed: u64,
+    /// FCIP encapsulation errors.
+    pub encapsulation_errors: u64,
+    /// Resynchronizations.
+    pub resyncs: u64,
+    /// Gaps in TCP streams.
+    pub gaps: u64,
+    /// Bytes in those gaps.
+    pub bytes_not_captured: u64,
+    /// TCP bytes seen more than once (retransmissions, overlaps), dropped.
+    pub repeated_bytes: u64,
+    /// Exchanges whose replies came with no request in the capture.
+    pub unmatched_replies: u64,
+    /// FCIP flow directions (TCP connection, one way).
+    pub fcip_flows: u64,
+    /// TCP flow directions with data that is not FCIP.
+    pub other_tcp_flows: u64,
+    /// Records neither FC nor TCP.
+    pub other_records: u64,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = |n: u64, one: &str, many: &str| {
+            format!("{n} {}", if n == 1 { one } else { many })
+        };
+        write!(
+            f,
+            "{} records: {}, {}, {}, {}, {} ({} bytes not captured), {}; {}, {} repeated TCP bytes, {} FCIP flows, {} other TCP flows, {} other records",
+            self.records,
+            s(self.frames, "frame", "frames"),
+            s(self.fsfs, "FSF", "FSFs"),
+            s(self.encapsulation_errors, "encapsulation error", "encapsulation errors"),
+            s(self.resyncs, "resync", "resyncs"),
+            s(self.gaps, "gap", "gaps"),
+            self.bytes_not_captured,
+            s(self.unmatched_replies, "unmatched reply", "unmatched replies"),
+            s(self.malformed, "malformed frame", "malformed frames"),
+            self.repeated_bytes,
+            self.fcip_flows,
+            self.other_tcp_flows,
+            self.other_records,
+        )
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:>5} {:>11.6}", self.number, self.time)?;
+        if let Some(d) = self.direction {
+            f.write_str(if d == "in" { " <-" } else { " ->" })?;
+        }
+        if let Some(flow) = &self.flow {
+            write!(f, " [{flow}]")?;
+        }
+        match &self.what {
+            What::Frame(i) => {
+                write!(
+                    f,
+                    " {} -> {} {} ox={:04x} rx={:04x} {}",
+                    i.s_id, i.d_id, i.routing, i.ox_id, i.rx_id, i.summary
+                )?;
+                if let Some(n) = i.reply_to {
+                    write!(f, " (reply to #{n})")?;
+                }
+                Ok(())
+            }
+            What::Fsf { summary } => write!(f, " FCIP Special Frame: {summary}"),
+            What::Malformed { bytes, error } => {
+                write!(f, " malformed frame ({bytes} bytes): {error}")
+            }
+            What::EncapsulationError { error } => write!(f, " encapsulation error: {error}"),
+            What::Resync { skipped, reason } => {
+                write!(f, " resync: {skipped} bytes skipped {reason}")
+            }
+            What::Gap { bytes, dropped } => {
+                write!(f, " gap: {bytes} bytes not captured")?;
+                if *dropped > 0 {
+                    write!(f, "; {dropped} bytes before it dropped (no whole frame)")?;
+                }
+                Ok(())
+            }
+            What::Unfinished { bytes } => {
+                write!(f, " stream ends with {bytes} bytes that make no whole frame")
+            }
+        }
+    }
+}
+
+/// One direction of a TCP connection.
+#[derive(Debug, Default)]
+struct Half {
+    tcp: HalfStream,
+    fcip: Option<FcipStream>,
+}
+
+/// Reads packets in capture order and says what they hold.
+#[derive(Debug, Default)]
+pub struct Inspector {
+    frames: FrameDecoder,
+    flows: BTreeMap<FlowKey, Half>,
+    start: Option<Duration>,
+    last: Option<Origin>,
+    summary: Summary,
+    /// Repeated bytes of flows closed and replaced.
+    repeated_closed: u64,
+}
+
+impl Inspector {
+    /// An inspector; with `key` (the installation's shared key) the controllers' MACs are
+    /// checked, else their messages are decoded unchecked.
+    pub fn new(key: Option<Key>) -> Inspector {
+        Inspector {
+            frames: FrameDecoder::new(key),
+            ..Inspector::default()
+        }
+    }
+
+    fn time(&self, ts: Duration) -> f64 {
+        ts.saturating_sub(self.start.unwrap_or_default()).as_secs_f64()
+    }
+
+    /// The events of packet `p`, appended to `events`.
+    pub fn packet(&mut self, p: &Packet, events: &mut Vec<Event>) {
+        self.start.get_or_insert(p.ts);
+        self.summary.records += 1;
+        let at = Origin {
+            number: p.number,
+            ts: p.ts,
+        };
+        self.last = Some(at);
+        match net::content(p) {
+            Content::Fc { delimited, bytes } => {
+                let data = Bytes::copy_from_slice(bytes);
+                let frame = if delimited {
+                    FcFrame::parse_delimited(data)
+                } else {
+                    crate::capture::undelimited(data)
+                };
+                let what = match frame {
+                    Ok(f) => self.frame(p.number, &f),
+                    Err(e) => {
+                        self.summary.malformed += 1;
+                        What::Malformed {
+                            bytes: bytes.len(),
+                            error: e.to_string(),
+                        }
+                    }
+                };
+                events.push(Event {
+                    number: p.number,
+                    time: self.time(p.ts),
+                    direction: p.direction.map(Direction::name),
+                    flow: None,
+                    what,
+                });
+            }
+            Content::Tcp(seg, dir) => {
+                let direction = p.direction.or(dir);
+                let key = seg.flow;
+                let mut half = self.flows.remove(&key).unwrap_or_default();
+                if seg.syn && half.tcp.is_new_connection(seg.seq) {
+                    // The same addresses and ports again: a new connection.
+                    self.close(key, &mut half, at, direction, events);
+                    self.retire(std::mem::take(&mut half));
+                }
+                let mut pieces = Vec::new();
+                half.tcp.segment(
+                    at,
+                    seg.seq,
+                    seg.syn,
+                    seg.fin,
+                    seg.payload,
+                    seg.missing,
+                    &mut pieces,
+                );
+                self.pieces(key, &mut half, pieces, direction, events);
+                if seg.rst {
+                    // A reset ends both directions.
+                    self.close(key, &mut half, at, direction, events);
+                    let back = key.reverse();
+                    if let Some(mut other) = self.flows.remove(&back) {
+                        self.close(back, &mut other, at, direction, events);
+                        self.flows.insert(back, other);
+                    }
+                }
+                self.flows.insert(key, half);
+            }
+            Content::Other => self.summary.other_records += 1,
+        }
+    }
+
+    /// Ends flow `key`'s stream: holes become gaps, what waited comes out, the FCIP side ends.
+    fn close(
+        &mut self,
+        key: FlowKey,
+        half: &mut Half,
+        at: Origin,
+        direction: Option<Direction>,
+        events: &mut Vec<Event>,
+    ) {
+        let mut pieces = Vec::new();
+        half.tcp.close(at, &mut pieces);
+        pieces.push(Piece::End(at));
+        self.pieces(key, half, pieces, direction, events);
+    }
+
+    /// Hands the reassembled pieces of flow `key` to its FCIP side.
+    fn pieces(
+        &mut self,
+        key: FlowKey,
+        half: &mut Half,
+        pieces: Vec<Piece>,
+        direction: Option<Direction>,
+        events: &mut Vec<Event>,
+    ) {
+        let mut outs = Vec::new();
+        for piece in pieces {
+            match piece {
+                Piece::Data(o, bytes) => {
+                    let from_syn = half.tcp.from_syn();
+                    half.fcip
+                        .get_or_insert_with(|| FcipStream::new(from_syn))
+                        .data(o, bytes, &mut outs);
+                }
+                Piece::Gap(o, n) => {
+                    if let Some(f) = &mut half.fcip {
+                        f.gap(o, n, &mut outs);
+                    }
+                }
+                Piece::End(o) => {
+                    if let Some(f) = &mut half.fcip {
+                        f.end(o, &mut outs);
+                    }
+                }
+            }
+        }
+        let flow = Some(key.to_string());
+        for out in outs {
+            let (o, what) = match out {
+                Out::Frame(o, f) => (o, self.frame(o.number, &f)),
+                Out::Fsf(o, fsf) => {
+                    self.summary.fsfs += 1;
+                    let summary = format!(
+                        "from fabric {} entity {} to fabric {}, nonce {:016x}, K_A_TOV {} ms{}",
+                        fsf.source_fabric,
+                        fsf.source_entity
+                            .iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect::<String>(),
+                        fsf.destination_fabric,
+                        fsf.nonce,
+                        fsf.k_a_tov_ms,
+                        if fsf.changed { ", changed (echo)" } else { "" }
+                    );
+                    (o, What::Fsf { summary })
+                }
+                Out::Malformed(o, bytes, e) => {
+                    self.summary.malformed += 1;
+                    (
+                        o,
+                        What::Malformed {
+                            bytes,
+                            error: e.to_string(),
+                        },
+                    )
+                }
+                Out::EncapError(o, error) => {
+                    self.summary.encapsulation_errors += 1;
+                    (o, What::EncapsulationError { error })
+                }
+                Out::Resync(o, skipped, reason) => {
+                    self.summary.resyncs += 1;
+                    (
+                        o,
+                        What::Resync {
+                            skipped,
+                            reason: reason.to_string(),
+                        },
+                    )
+                }
+                Out::Gap(o, bytes, dropped) => {
+                    self.summary.gaps += 1;
+                    self.summary.bytes_not_captured += bytes;
+                    (o, What::Gap { bytes, dropped })
+                }
+                Out::Unfinished(o, bytes) => (o, What::Unfinished { bytes }),
+            };
+            events.push(Event {
+                number: o.number,
+                time: self.time(o.ts),
+                direction: direction.map(Direction::name),
+                flow: flow.clone(),
+                what,
+            });
+        }
+    }
+
+    /// Adds a flow's counts to the summary.
+    fn retire(&mut self, half: Half) {
+        self.repeated_closed += half.tcp.repeated;
+        match half.fcip {
+            Some(f) if f.is_fcip => self.summary.fcip_flows += 1,
+            Some(f) if f.not_fcip() => self.summary.other_tcp_flows += 1,
+            _ => {}
+        }
+    }
+
+    fn frame(&mut self, number: usize, f: &FcFrame) -> What {
+        self.summary.frames += 1;
+        What::Frame(self.frames.frame(number, f))
+    }
+
+    /// The end of the capture: every stream is closed; the events that gives, and the summary.
+    pub fn finish(mut self, events: &mut Vec<Event>) -> Summary {
+        let at = self.last.unwrap_or(Origin {
+            number: 0,
+            ts: Duration::ZERO,
+        });
+        let keys: Vec<FlowKey> = self.flows.keys().copied().collect();
+        for key in keys {
+            if let Some(mut half) = self.flows.remove(&key) {
+                self.close(key, &mut half, at, None, events);
+                self.retire(half);
+            }
+        }
+        self.summary.repeated_bytes = self.repeated_closed;
+        self.summary.unmatched_replies = self.frames.unmatched;
+        self.summary
+    }
+}
+
+/// Why a capture could not be inspected.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InspectError {
+    /// The file could not be read as a capture.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: ReadError,
+    },
+    /// Writing the output failed.
+    #[error(transparent)]
+    Output(io::Error),
+}
+
+/// Inspects the capture at `path`: each event goes to `emit` as it is known, then the summary
+/// is returned. A file that is not a capture, is cut short or holds a link type not read is
+/// an error naming it; the events before a bad record have been emitted.
+pub fn inspect(
+    path: &Path,
+    key: Option<Key>,
+    emit: &mut dyn FnMut(&Event) -> io::Result<()>,
+) -> Result<Summary, InspectError> {
+    let in_file = |source| InspectError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(|e| in_file(ReadError::Io(e)))?;
+    let mut reader = CaptureReader::new(BufReader::new(file)).map_err(in_file)?;
+    let mut inspector = Inspector::new(key);
+    let mut events = Vec::new();
+    while let Some(p) = reader.next_packet() {
+        let p = p.map_err(in_file)?;
+        inspector.packet(&p, &mut events);
+        for e in events.drain(..) {
+            emit(&e).map_err(InspectError::Output)?;
+        }
+    }
+    let summary = inspector.finish(&mut events);
+    for e in events.drain(..) {
+        emit(&e).map_err(InspectError::Output)?;
+    }
+    Ok(summary)
+}
