@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 
 use controller::wire::{self, codec, Key, Kind, Reply, Request};
 use fc_frames::sw_ils::{Efp, SwIlsCode, SwRjt};
@@ -67,14 +68,20 @@ pub struct ControllerInfo {
 /// An exchange: originator, responder, OX_ID (as [`Decoder`] keys it).
 type ExchangeKey = (FcId, FcId, u16);
 
+/// An exchange as seen on one TCP connection: with the originator's endpoint, when the frames
+/// came over TCP. Switches talk SW_ILS from FFFFFD to FFFFFD, so both sides of an FCIP link may
+/// open exchanges of the same addresses and OX_ID at once; their endpoints tell them apart.
+type OpenKey = (ExchangeKey, Option<SocketAddr>);
+
 /// Decodes frames in capture order, remembering each open exchange's first frame.
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
     decoder: Decoder,
-    /// Open exchanges: the frame that opened each, `None` when its responder spoke first.
-    open: HashMap<ExchangeKey, Option<usize>>,
+    /// Open exchanges: the frame that opened each, `None` when its responder spoke first; each
+    /// under its originator's endpoint and under none (whichever connection the reply takes).
+    open: HashMap<OpenKey, Option<usize>>,
     /// SW_ILS requests by exchange, to decode the accept of an EFP.
-    sw_ils: HashMap<ExchangeKey, SwIlsCode>,
+    sw_ils: HashMap<OpenKey, SwIlsCode>,
     key: Option<Key>,
     /// Exchanges whose responder's frames came with no request in the capture.
     pub unmatched: u64,
@@ -89,28 +96,39 @@ impl FrameDecoder {
         }
     }
 
-    /// Decodes frame `number`.
-    pub fn frame(&mut self, number: usize, f: &FcFrame) -> FrameInfo {
+    /// The open exchange `key` whose originator is at `endpoint`, or the last opened anywhere.
+    fn opened(&self, key: ExchangeKey, endpoint: Option<SocketAddr>) -> Option<Option<usize>> {
+        let at = endpoint.and_then(|e| self.open.get(&(key, Some(e))));
+        at.or_else(|| self.open.get(&(key, None))).copied()
+    }
+
+    /// Decodes frame `number`; `flow` is the TCP flow (source, destination) it came in.
+    pub fn frame(
+        &mut self,
+        number: usize,
+        f: &FcFrame,
+        flow: Option<(SocketAddr, SocketAddr)>,
+    ) -> FrameInfo {
         let h = &f.header;
         let responder = h.f_ctl.contains(FCtl::EXCHANGE_CONTEXT);
-        let mut key = if responder {
-            (h.d_id, h.s_id, h.ox_id)
+        let (mut key, endpoint) = if responder {
+            ((h.d_id, h.s_id, h.ox_id), flow.map(|f| f.1))
         } else {
-            (h.s_id, h.d_id, h.ox_id)
+            ((h.s_id, h.d_id, h.ox_id), flow.map(|f| f.0))
         };
         // FLOGI and FDISC come from 000000 and are answered to the address assigned.
-        if h.s_id == FcId::F_PORT_CONTROLLER && !self.open.contains_key(&key) {
+        if h.s_id == FcId::F_PORT_CONTROLLER && self.opened(key, endpoint).is_none() {
             let flogi = (FcId::UNIDENTIFIED, h.s_id, h.ox_id);
-            if self.open.contains_key(&flogi) {
+            if self.opened(flogi, endpoint).is_some() {
                 key = flogi;
             }
         }
         let reply_to = if responder {
-            match self.open.get(&key) {
-                Some(n) => *n,
+            match self.opened(key, endpoint) {
+                Some(n) => n,
                 None => {
                     self.unmatched += 1;
-                    self.open.insert(key, None);
+                    self.open.insert((key, endpoint), None);
                     None
                 }
             }
@@ -118,8 +136,9 @@ impl FrameDecoder {
             let opens = h.r_ctl == RCtl::ELS_REQUEST
                 || matches!(h.r_ctl.0 & 0x0F, 0x02 | 0x04 | 0x06) && h.r_ctl.0 >> 4 == 0
                 || (h.fc_type == FcType::SW_ILS && h.r_ctl == RCtl::UNSOLICITED_CONTROL);
-            if opens || !self.open.contains_key(&key) {
-                self.open.insert(key, Some(number));
+            if opens || self.opened(key, endpoint).is_none() {
+                self.open.insert((key, endpoint), Some(number));
+                self.open.insert((key, None), Some(number));
             }
             None
         };
@@ -134,7 +153,7 @@ impl FrameDecoder {
             // Keep the decoder's view of the exchange (it opens nothing for these).
             ("controller", s)
         } else if h.fc_type == FcType::SW_ILS {
-            ("SW_ILS", self.sw_ils(key, responder, p))
+            ("SW_ILS", self.sw_ils((key, endpoint), responder, p))
         } else {
             let msg = self.decoder.decode(f);
             let protocol = match h.fc_type {
@@ -152,8 +171,12 @@ impl FrameDecoder {
             (protocol, msg.to_string())
         };
         if h.f_ctl.contains(FCtl::LAST_SEQUENCE) && h.f_ctl.contains(FCtl::END_SEQUENCE) {
-            self.open.remove(&key);
-            self.sw_ils.remove(&key);
+            let this = self.opened(key, endpoint);
+            self.open.remove(&(key, endpoint));
+            if self.open.get(&(key, None)).copied() == this {
+                self.open.remove(&(key, None));
+            }
+            self.sw_ils.remove(&(key, endpoint));
         }
         FrameInfo {
             s_id: h.s_id.to_string(),
@@ -170,7 +193,7 @@ impl FrameDecoder {
         }
     }
 
-    fn sw_ils(&mut self, key: ExchangeKey, responder: bool, p: &[u8]) -> String {
+    fn sw_ils(&mut self, key: OpenKey, responder: bool, p: &[u8]) -> String {
         let Some(&code) = p.first() else {
             return "SW_ILS, empty".into();
         };
@@ -382,10 +405,10 @@ mod tests {
         for (i, pair) in msgs.chunks(2).enumerate() {
             let ox = i as u16;
             let req = ct(RCtl::UNSOLICITED_CONTROL, a, b, ox, false, codec::encode(&pair[0], &key));
-            lines.push(d.frame(2 * i + 1, &req));
+            lines.push(d.frame(2 * i + 1, &req, None));
             if let Some(rep) = pair.get(1) {
                 let rep = ct(RCtl::SOLICITED_CONTROL, b, a, ox, true, codec::encode(rep, &key));
-                lines.push(d.frame(2 * i + 2, &rep));
+                lines.push(d.frame(2 * i + 2, &rep, None));
             }
         }
         let hb = &lines[0];
@@ -403,13 +426,13 @@ mod tests {
         // With the wrong key every signed message says so.
         let mut d = FrameDecoder::new(Some(Key::new(b"another key, not theirs")));
         let req = ct(RCtl::UNSOLICITED_CONTROL, a, b, 1, false, codec::encode(&msgs[0], &key));
-        let l = d.frame(1, &req);
+        let l = d.frame(1, &req, None);
         assert_eq!(l.controller.expect("info").mac, "bad");
         // A reply with no request: unmatched, once per exchange.
         let mut rep = ct(RCtl::SOLICITED_CONTROL, b, a, 77, false, codec::encode(&msgs[1], &key));
         rep.header.f_ctl = FCtl::EXCHANGE_CONTEXT;
-        assert_eq!(d.frame(2, &rep).reply_to, None);
-        assert_eq!(d.frame(3, &rep).reply_to, None);
+        assert_eq!(d.frame(2, &rep, None).reply_to, None);
+        assert_eq!(d.frame(3, &rep, None).reply_to, None);
         assert_eq!(d.unmatched, 1);
     }
 }

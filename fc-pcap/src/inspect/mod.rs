@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -256,7 +257,7 @@ impl Inspector {
                     crate::capture::undelimited(data)
                 };
                 let what = match frame {
-                    Ok(f) => self.frame(p.number, &f),
+                    Ok(f) => self.frame(p.number, &f, None),
                     Err(e) => {
                         self.summary.malformed += 1;
                         What::Malformed {
@@ -356,7 +357,7 @@ impl Inspector {
         let flow = Some(key.to_string());
         for out in outs {
             let (o, what) = match out {
-                Out::Frame(o, f) => (o, self.frame(o.number, &f)),
+                Out::Frame(o, f) => (o, self.frame(o.number, &f, Some((key.src, key.dst)))),
                 Out::Fsf(o, fsf) => {
                     self.summary.fsfs += 1;
                     let summary = format!(
@@ -424,9 +425,14 @@ impl Inspector {
         }
     }
 
-    fn frame(&mut self, number: usize, f: &FcFrame) -> What {
+    fn frame(
+        &mut self,
+        number: usize,
+        f: &FcFrame,
+        flow: Option<(SocketAddr, SocketAddr)>,
+    ) -> What {
         self.summary.frames += 1;
-        What::Frame(self.frames.frame(number, f))
+        What::Frame(self.frames.frame(number, f, flow))
     }
 
     /// The end of the capture: every stream is closed; the events that gives, and the summary.
