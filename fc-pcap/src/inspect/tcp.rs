@@ -128,7 +128,7 @@ impl HalfStream {
         if missing > 0 {
             self.put(start + len, Waiting::Missing(at, missing as u64));
         }
-        self.drain(at, out);
+        self.drain(at, true, out);
     }
 
     /// Files a piece at stream offset `start` (trimming what is before the next byte).
@@ -166,8 +166,10 @@ impl HalfStream {
         }
     }
 
-    /// Hands over whatever is in order now; gives up on the hole when too much waits.
-    fn drain(&mut self, at: Origin, out: &mut Vec<Piece>) {
+    /// Hands over whatever is in order now; gives up on the hole when too much waits. Bytes that
+    /// waited come out as from record `at` when it is `completes` them (the segment that filled
+    /// the hole), else as from their own.
+    fn drain(&mut self, at: Origin, completes: bool, out: &mut Vec<Piece>) {
         loop {
             let Some((next, next_seq)) = self.next else {
                 return;
@@ -197,7 +199,10 @@ impl HalfStream {
             let w = trim(w, (next - start) as usize, &mut self.repeated);
             let n = w.len();
             match w {
-                Waiting::Data(o, b) => out.push(Piece::Data(o, b)),
+                Waiting::Data(o, b) => {
+                    let o = if completes && o.number < at.number { at } else { o };
+                    out.push(Piece::Data(o, b))
+                }
                 Waiting::Missing(o, n) => out.push(Piece::Gap(o, n)),
             }
             self.advance(n, next, next_seq);
@@ -229,7 +234,7 @@ impl HalfStream {
                 out.push(Piece::Gap(at, start - next));
                 self.advance(start - next, next, next_seq);
             }
-            self.drain(at, out);
+            self.drain(at, false, out);
         }
         self.waiting_bytes = 0;
         self.ended = true;
@@ -296,7 +301,8 @@ mod tests {
         );
         assert_eq!(d, b"abcdefghij");
         assert!(g.is_empty());
-        assert_eq!(n, [1, 3, 2, 5]);
+        // "ghi" waited for "def": record 3 completed it.
+        assert_eq!(n, [1, 3, 3, 5]);
         assert_eq!(h.repeated, 3 + 4);
     }
 
@@ -319,7 +325,7 @@ mod tests {
             out,
             [
                 Piece::Data(at(3), b"abc".to_vec()),
-                Piece::Data(at(2), b"d".to_vec()),
+                Piece::Data(at(3), b"d".to_vec()),
                 Piece::End(at(3)),
             ]
         );
