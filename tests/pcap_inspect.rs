@@ -32,7 +32,12 @@ fn fcsan(args: &[&str]) -> Output {
 
 /// `fcsan pcap inspect --json FILE`, every line parsed: the events and the summary.
 fn inspect_json(file: &Path) -> (Vec<Value>, Value) {
-    let out = fcsan(&["pcap", "inspect", "--json", file.to_str().expect("utf-8 path")]);
+    let out = fcsan(&[
+        "pcap",
+        "inspect",
+        "--json",
+        file.to_str().expect("utf-8 path"),
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -107,20 +112,36 @@ fn inspects_fcsan_up_captures_with_the_controllers_messages() {
         "--fcip-capture",
         fcip.to_str().expect("utf-8"),
     ]);
-    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
 
     // The FCIP capture: Ethernet/IPv4/TCP, one FCIP frame a segment.
     let (events, summary) = inspect_json(&fcip);
     assert_eq!(summary["fsfs"], 4, "{summary}");
-    for zero in ["encapsulation_errors", "resyncs", "gaps", "malformed", "unmatched_replies"] {
+    for zero in [
+        "encapsulation_errors",
+        "resyncs",
+        "gaps",
+        "malformed",
+        "unmatched_replies",
+    ] {
         assert_eq!(summary[zero], 0, "{zero}: {summary}");
     }
     assert_eq!(summary["fcip_flows"], 4, "{summary}");
     let fr = frames(&events);
     assert!(fr.len() > 100, "{summary}");
-    assert!(fr.iter().all(|e| e["flow"].as_str().is_some_and(|f| f.contains(" > "))));
-    assert!(fr.iter().any(|e| e["summary"].as_str().is_some_and(|s| s.starts_with("EFP principal"))));
-    assert!(fr.iter().any(|e| e["summary"].as_str().is_some_and(|s| s.contains("WRITE(10)"))));
+    assert!(fr
+        .iter()
+        .all(|e| e["flow"].as_str().is_some_and(|f| f.contains(" > "))));
+    assert!(fr.iter().any(|e| e["summary"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("EFP principal"))));
+    assert!(fr.iter().any(|e| e["summary"]
+        .as_str()
+        .is_some_and(|s| s.contains("WRITE(10)"))));
     controllers_talk(&events);
 
     // Site A's switch capture (link type 225): controller A's side of the same talk.
@@ -140,19 +161,16 @@ fn controllers_talk(events: &[Value]) {
     };
     let reply = events
         .iter()
-        .find(|e| {
-            e["controller"]["message"] == "reply" && e["controller"]["kind"] == "HEARTBEAT"
-        })
+        .find(|e| e["controller"]["message"] == "reply" && e["controller"]["kind"] == "HEARTBEAT")
         .expect("a HEARTBEAT reply");
     let request = by_number(&reply["reply_to"]);
     assert_eq!(request["controller"]["message"], "request", "{request}");
     assert_eq!(request["controller"]["kind"], "HEARTBEAT", "{request}");
     assert_eq!(request["controller"]["seq"], reply["controller"]["seq"]);
     assert_eq!(request["ox_id"], reply["ox_id"]);
-    assert!(request["summary"]
-        .as_str()
-        .is_some_and(|s| s.starts_with("CTL HEARTBEAT from 23:00:00:00:00:00:00:0")
-            && s.contains(" site ")));
+    assert!(request["summary"].as_str().is_some_and(|s| s
+        .starts_with("CTL HEARTBEAT from 23:00:00:00:00:00:00:0")
+        && s.contains(" site ")));
     assert!(events.iter().any(|e| e["controller"]["kind"] == "PULL"));
 }
 
@@ -274,18 +292,28 @@ fn reassembles_odd_segmentations_over_ipv4_and_ipv6() {
     let mut corrupt = e[7].clone();
     corrupt[2] ^= 0xFF; // Protocol# complement of frame 7's header.
     let segs = vec![
-        Seg { off: 0, data: vec![], syn: true, fin: false },        // 1: SYN
-        seg(at[0], &cat(0..3)),                                     // 2: three frames
-        seg(at[3], &e[3][..third]),                                 // 3-5: one frame in three
+        Seg {
+            off: 0,
+            data: vec![],
+            syn: true,
+            fin: false,
+        }, // 1: SYN
+        seg(at[0], &cat(0..3)),     // 2: three frames
+        seg(at[3], &e[3][..third]), // 3-5: one frame in three
         seg(at[3] + third, &e[3][third..2 * third]),
         seg(at[3] + 2 * third, &e[3][2 * third..]),
-        seg(at[4], &e[4]),                                          // 6, 7: repeated
+        seg(at[4], &e[4]), // 6, 7: repeated
         seg(at[4], &e[4]),
-        seg(at[6], &e[6]),                                          // 8, 9: swapped
+        seg(at[6], &e[6]), // 8, 9: swapped
         seg(at[5], &e[5]),
-        seg(at[7], &corrupt),                                       // 10: corrupt
-        seg(at[8], &e[8]),                                          // 11
-        Seg { off: at[9] as u32, data: cat(9..12), syn: false, fin: true }, // 12: three, FIN
+        seg(at[7], &corrupt), // 10: corrupt
+        seg(at[8], &e[8]),    // 11
+        Seg {
+            off: at[9] as u32,
+            data: cat(9..12),
+            syn: false,
+            fin: true,
+        }, // 12: three, FIN
     ];
     let mut want: Vec<FcFrame> = f.clone();
     want.remove(7);
@@ -296,8 +324,14 @@ fn reassembles_odd_segmentations_over_ipv4_and_ipv6() {
     );
     // Any port: FCIP is told by its bytes.
     let v6 = (
-        SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)), 40000),
-        SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)), 5000),
+        SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+            40000,
+        ),
+        SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)),
+            5000,
+        ),
     );
     for (name, (src, dst), ng) in [("v4.pcap", v4, false), ("v6.pcapng", v6, true)] {
         let path = dir.path().join(name);
@@ -310,14 +344,22 @@ fn reassembles_odd_segmentations_over_ipv4_and_ipv6() {
         let (events, summary) = inspect_json(&path);
         let fr = frames(&events);
         // Every intact frame exactly once, in order, decoded as from an FC capture.
-        assert_eq!(fr.iter().map(|e| decoded(e)).collect::<Vec<_>>(), want, "{name}");
+        assert_eq!(
+            fr.iter().map(|e| decoded(e)).collect::<Vec<_>>(),
+            want,
+            "{name}"
+        );
         // Numbered by the record that completed each.
-        let numbers: Vec<u64> = fr.iter().map(|e| e["number"].as_u64().expect("n")).collect();
+        let numbers: Vec<u64> = fr
+            .iter()
+            .map(|e| e["number"].as_u64().expect("n"))
+            .collect();
         assert_eq!(numbers, [2, 2, 2, 5, 6, 9, 9, 11, 12, 12, 12], "{name}");
         let flow = format!("{src} > {dst}");
         assert!(fr.iter().all(|e| e["flow"] == flow.as_str()), "{name}");
         assert!(
-            fr.iter().all(|e| e.get("direction").map(|d| d == "out") == ng.then_some(true)),
+            fr.iter()
+                .all(|e| e.get("direction").map(|d| d == "out") == ng.then_some(true)),
             "{name}"
         );
         // The corrupt header: an encapsulation error at record 10, back in sync at 11 having
@@ -326,9 +368,18 @@ fn reassembles_odd_segmentations_over_ipv4_and_ipv6() {
         assert_eq!(odd.len(), 2, "{name}: {odd:?}");
         assert_eq!(odd[0]["event"], "encapsulation_error");
         assert_eq!(odd[0]["number"], 10);
-        assert!(odd[0]["error"].as_str().is_some_and(|s| s.contains("complement")), "{}", odd[0]);
+        assert!(
+            odd[0]["error"]
+                .as_str()
+                .is_some_and(|s| s.contains("complement")),
+            "{}",
+            odd[0]
+        );
         assert_eq!(odd[1]["event"], "resync");
-        assert_eq!((odd[1]["number"].as_u64(), odd[1]["skipped"].as_u64()), (Some(11), Some(e[7].len() as u64)));
+        assert_eq!(
+            (odd[1]["number"].as_u64(), odd[1]["skipped"].as_u64()),
+            (Some(11), Some(e[7].len() as u64))
+        );
         assert_eq!(summary["frames"], 11);
         assert_eq!(summary["encapsulation_errors"], 1);
         assert_eq!(summary["resyncs"], 1);
@@ -338,7 +389,12 @@ fn reassembles_odd_segmentations_over_ipv4_and_ipv6() {
         // The text form: the arrow of the direction, the counters in the summary line.
         let text = fcsan(&["pcap", "inspect", path.to_str().expect("utf-8")]);
         let text = String::from_utf8(text.stdout).expect("utf-8");
-        assert_eq!(text.lines().filter(|l| l.contains(" -> ") && l.contains(" ox=")).count(), 11);
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.contains(" -> ") && l.contains(" ox="))
+                .count(),
+            11
+        );
         assert_eq!(text.contains(&format!(" -> [{flow}]")), ng, "{text}");
         let last = text.lines().last().expect("summary");
         assert!(
@@ -400,7 +456,12 @@ fn a_tcp_stream_that_is_not_fcip_is_passed_over() {
     let src = SocketAddr::from(([127, 0, 0, 1], 40000));
     let dst = SocketAddr::from(([127, 0, 0, 1], 3225));
     let segs = vec![
-        Seg { off: 0, data: vec![], syn: true, fin: false },
+        Seg {
+            off: 0,
+            data: vec![],
+            syn: true,
+            fin: false,
+        },
         seg(0, b"GET / HTTP/1.1\r\nHost: example\r\n\r\n"),
     ];
     let path = dir.path().join("http.pcap");
@@ -427,12 +488,16 @@ fn bad_files_exit_1_naming_the_file_and_the_fault() {
         "{err}"
     );
 
-    let catalogue = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/fc-frames.pcap"))
-        .expect("catalogue");
+    let catalogue =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/fc-frames.pcap"))
+            .expect("catalogue");
     let cut = dir.path().join("cut.pcap");
     std::fs::write(&cut, &catalogue[..catalogue.len() - 10]).expect("write");
     let err = run(&cut);
-    assert!(err.contains(&cut.display().to_string()) && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains(&cut.display().to_string()) && err.contains("truncated"),
+        "{err}"
+    );
 
     let mut usb = catalogue[..24].to_vec();
     usb[20..24].copy_from_slice(&189u32.to_le_bytes());

@@ -302,7 +302,11 @@ fn efp(p: &[u8]) -> String {
 
 /// A version vector's size, as "n owners".
 fn owners(v: &controller::model::VersionVector) -> String {
-    format!("{} owner{}", v.0.len(), if v.0.len() == 1 { "" } else { "s" })
+    format!(
+        "{} owner{}",
+        v.0.len(),
+        if v.0.len() == 1 { "" } else { "s" }
+    )
 }
 
 /// The main fields of a request.
@@ -325,7 +329,11 @@ fn request_fields(r: &Request) -> String {
                 .collect();
             format!(": {} record(s) {}", records.len(), names.join(", "))
         }
-        Request::Pull(p) => format!(": past a vector of {}, at most {}", owners(&p.versions), p.max),
+        Request::Pull(p) => format!(
+            ": past a vector of {}, at most {}",
+            owners(&p.versions),
+            p.max
+        ),
         Request::Claim(c) => format!(
             ": {} {} at {}",
             if c.release { "give back" } else { "claim" },
@@ -353,7 +361,11 @@ fn request_fields(r: &Request) -> String {
         Request::Route(r) => format!(
             ": {} read {}",
             r.name,
-            if r.replica { "the replica" } else { "through the owner" }
+            if r.replica {
+                "the replica"
+            } else {
+                "through the owner"
+            }
         ),
     }
 }
@@ -404,20 +416,45 @@ mod tests {
         let mut lines = Vec::new();
         for (i, pair) in msgs.chunks(2).enumerate() {
             let ox = i as u16;
-            let req = ct(RCtl::UNSOLICITED_CONTROL, a, b, ox, false, codec::encode(&pair[0], &key));
+            let req = ct(
+                RCtl::UNSOLICITED_CONTROL,
+                a,
+                b,
+                ox,
+                false,
+                codec::encode(&pair[0], &key),
+            );
             lines.push(d.frame(2 * i + 1, &req, None));
             if let Some(rep) = pair.get(1) {
-                let rep = ct(RCtl::SOLICITED_CONTROL, b, a, ox, true, codec::encode(rep, &key));
+                let rep = ct(
+                    RCtl::SOLICITED_CONTROL,
+                    b,
+                    a,
+                    ox,
+                    true,
+                    codec::encode(rep, &key),
+                );
                 lines.push(d.frame(2 * i + 2, &rep, None));
             }
         }
         let hb = &lines[0];
         assert_eq!(hb.protocol, "controller");
-        assert!(hb.summary.starts_with("CTL HEARTBEAT from 20:00:00:25:b5:00:00:01 gen 3 seq "), "{hb:?}");
+        assert!(
+            hb.summary
+                .starts_with("CTL HEARTBEAT from 20:00:00:25:b5:00:00:01 gen 3 seq "),
+            "{hb:?}"
+        );
         let info = hb.controller.as_ref().expect("controller info");
-        assert_eq!((info.message, info.kind, info.mac), ("request", Some("HEARTBEAT"), "unchecked"));
+        assert_eq!(
+            (info.message, info.kind, info.mac),
+            ("request", Some("HEARTBEAT"), "unchecked")
+        );
         assert_eq!(lines[1].reply_to, Some(1));
-        assert!(lines[1].summary.contains("HEARTBEAT reply"), "{:?}", lines[1]);
+        assert!(
+            lines[1].summary.contains("HEARTBEAT reply"),
+            "{:?}",
+            lines[1]
+        );
         for l in &lines {
             assert!(!l.summary.contains("undecodable"), "{l:?}");
         }
@@ -425,11 +462,25 @@ mod tests {
         assert_eq!(d.unmatched, 0);
         // With the wrong key every signed message says so.
         let mut d = FrameDecoder::new(Some(Key::new(b"another key, not theirs")));
-        let req = ct(RCtl::UNSOLICITED_CONTROL, a, b, 1, false, codec::encode(&msgs[0], &key));
+        let req = ct(
+            RCtl::UNSOLICITED_CONTROL,
+            a,
+            b,
+            1,
+            false,
+            codec::encode(&msgs[0], &key),
+        );
         let l = d.frame(1, &req, None);
         assert_eq!(l.controller.expect("info").mac, "bad");
         // A reply with no request: unmatched, once per exchange.
-        let mut rep = ct(RCtl::SOLICITED_CONTROL, b, a, 77, false, codec::encode(&msgs[1], &key));
+        let mut rep = ct(
+            RCtl::SOLICITED_CONTROL,
+            b,
+            a,
+            77,
+            false,
+            codec::encode(&msgs[1], &key),
+        );
         rep.header.f_ctl = FCtl::EXCHANGE_CONTEXT;
         assert_eq!(d.frame(2, &rep, None).reply_to, None);
         assert_eq!(d.frame(3, &rep, None).reply_to, None);

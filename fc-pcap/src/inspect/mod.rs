@@ -140,9 +140,7 @@ pub struct Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = |n: u64, one: &str, many: &str| {
-            format!("{n} {}", if n == 1 { one } else { many })
-        };
+        let s = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         write!(
             f,
             "{} records: {}, {}, {}, {}, {} ({} bytes not captured), {}; {}, {} repeated TCP bytes, {} FCIP flows, {} other TCP flows, {} other records",
@@ -200,7 +198,10 @@ impl fmt::Display for Event {
                 Ok(())
             }
             What::Unfinished { bytes } => {
-                write!(f, " stream ends with {bytes} bytes that make no whole frame")
+                write!(
+                    f,
+                    " stream ends with {bytes} bytes that make no whole frame"
+                )
             }
         }
     }
@@ -236,7 +237,8 @@ impl Inspector {
     }
 
     fn time(&self, ts: Duration) -> f64 {
-        ts.saturating_sub(self.start.unwrap_or_default()).as_secs_f64()
+        ts.saturating_sub(self.start.unwrap_or_default())
+            .as_secs_f64()
     }
 
     /// The events of packet `p`, appended to `events`.
@@ -500,4 +502,174 @@ pub fn inspect(
         emit(&e).map_err(InspectError::Output)?;
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use etherparse::PacketBuilder;
+    use fc_frames::encap::{emit_encapsulated, Timestamp};
+    use fc_frames::Wwn;
+    use fcip::SpecialFrame;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A raw-IPv4 TCP packet record from 10.0.0.1:3225 to 10.0.0.2:5000 (or back).
+    fn tcp(number: usize, back: bool, seq: u32, flags: &str, payload: &[u8]) -> Packet {
+        let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        let (src, dst, sp, dp) = if back {
+            (b, a, 5000, 3225)
+        } else {
+            (a, b, 3225, 5000)
+        };
+        let mut t = PacketBuilder::ipv4(src, dst, 64).tcp(sp, dp, seq, 1000);
+        if flags.contains('S') {
+            t = t.syn();
+        }
+        if flags.contains('R') {
+            t = t.rst();
+        }
+        let mut data = Vec::new();
+        t.write(&mut data, payload).expect("build");
+        Packet {
+            number,
+            ts: Duration::from_millis(number as u64),
+            link: reader::link::RAW,
+            direction: None,
+            orig_len: data.len() as u32,
+            data,
+        }
+    }
+
+    fn stream(n: usize) -> (Vec<FcFrame>, Vec<u8>) {
+        let frames: Vec<FcFrame> = crate::catalogue::conversation()
+            .into_iter()
+            .take(n)
+            .collect();
+        let mut b = BytesMut::new();
+        for f in &frames {
+            emit_encapsulated(f, Timestamp::ZERO, &mut b);
+        }
+        (frames, b.to_vec())
+    }
+
+    fn run(packets: &[Packet]) -> (Vec<Event>, Summary) {
+        let mut i = Inspector::new(None);
+        let mut events = Vec::new();
+        for p in packets {
+            i.packet(p, &mut events);
+        }
+        let s = i.finish(&mut events);
+        (events, s)
+    }
+
+    #[test]
+    fn test_capture_begun_mid_connection_finds_the_first_header() {
+        let (frames, bytes) = stream(4);
+        let cut = 30; // Inside frame 0.
+        let (events, s) = run(&[tcp(1, false, 7, "", &bytes[cut..])]);
+        assert_eq!(s.frames, 3);
+        assert_eq!(s.resyncs, 1);
+        assert_eq!(s.encapsulation_errors, 0);
+        let What::Resync { skipped, reason } = &events[0].what else {
+            panic!("{events:?}")
+        };
+        assert_eq!(
+            *skipped as usize,
+            fc_frames::encap::encapsulate_len(&frames[0]) - cut
+        );
+        assert!(reason.contains("mid-connection"), "{reason}");
+    }
+
+    #[test]
+    fn test_fsf_rst_and_a_new_connection_on_the_same_ports() {
+        let fsf = SpecialFrame {
+            changed: false,
+            timestamp: Timestamp::ZERO,
+            source_fabric: Wwn::from_u64(0x1000_0000_c0ff_ee01),
+            source_entity: [1, 2, 3, 4, 5, 6, 7, 8],
+            nonce: 0x1122_3344_5566_7788,
+            usage_flags: 0,
+            usage_code: 0,
+            destination_fabric: Wwn::from_u64(0x1000_0000_c0ff_ee02),
+            k_a_tov_ms: 6000,
+        }
+        .emit();
+        let (frames, bytes) = stream(2);
+        // The first frame and 10 bytes of the second.
+        let half = fc_frames::encap::encapsulate_len(&frames[0]) + 10;
+        let packets = [
+            tcp(1, false, 100, "S", b""),
+            tcp(2, false, 101, "", &fsf),
+            tcp(3, false, 101 + fsf.len() as u32, "", &bytes[..half]),
+            // Reset with half a frame buffered.
+            tcp(4, true, 9, "R", b""),
+            // The same ports again: a new connection, its stream from its own SYN.
+            tcp(5, false, 5000, "S", b""),
+            tcp(6, false, 5001, "", &bytes),
+        ];
+        let (events, s) = run(&packets);
+        assert_eq!((s.fsfs, s.frames), (1, 3), "{events:?}");
+        assert!(
+            matches!(&events[0].what, What::Fsf { summary } if summary.contains("K_A_TOV 6000 ms"))
+        );
+        assert!(events
+            .iter()
+            .any(|e| e.number == 4 && e.what == What::Unfinished { bytes: 10 }));
+        assert_eq!(s.fcip_flows, 2);
+        let numbers: Vec<usize> = events
+            .iter()
+            .filter(|e| matches!(e.what, What::Frame(_)))
+            .map(|e| e.number)
+            .collect();
+        assert_eq!(numbers, [3, 6, 6]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn prop_arbitrary_records_never_panic(
+            records in proptest::collection::vec(
+                (0usize..8, proptest::collection::vec(any::<u8>(), 0..300)),
+                0..20,
+            ),
+        ) {
+            let packets: Vec<Packet> = records
+                .into_iter()
+                .enumerate()
+                .map(|(i, (link, data))| Packet {
+                    number: i + 1,
+                    ts: Duration::ZERO,
+                    link: reader::link::ALL[link],
+                    direction: None,
+                    orig_len: data.len() as u32 + (i as u32 % 3) * 100,
+                    data,
+                })
+                .collect();
+            let _ = run(&packets);
+        }
+
+        #[test]
+        fn prop_arbitrary_segments_never_panic(
+            segs in proptest::collection::vec(
+                (any::<bool>(), any::<u32>(), 0usize..4, proptest::collection::vec(any::<u8>(), 0..200)),
+                0..30,
+            ),
+            fcip_first in any::<bool>(),
+        ) {
+            let mut packets = Vec::new();
+            if fcip_first {
+                let (_, bytes) = stream(3);
+                packets.push(tcp(1, false, 0, "", &bytes));
+            }
+            for (i, (back, seq, f, data)) in segs.into_iter().enumerate() {
+                let flags = ["", "S", "R", "SR"][f];
+                let seq = if back { seq } else { seq % 4096 };
+                packets.push(tcp(i + 2, back, seq, flags, &data));
+            }
+            let _ = run(&packets);
+        }
+    }
 }

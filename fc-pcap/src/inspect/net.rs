@@ -146,7 +146,12 @@ pub fn content(p: &Packet) -> Content<'_> {
 
 /// A Linux cooked header: the packet type at `ptype` (2 bytes in v1, 1 in v2: read as the byte
 /// at `ptype` + (v1: 1)), the protocol at `proto`, the payload after `len` bytes.
-fn sll(data: &[u8], ptype: usize, proto: usize, len: usize) -> Option<(EtherType, Option<Direction>, &[u8])> {
+fn sll(
+    data: &[u8],
+    ptype: usize,
+    proto: usize,
+    len: usize,
+) -> Option<(EtherType, Option<Direction>, &[u8])> {
     let rest = data.get(len..)?;
     let ty = u16::from_be_bytes([*data.get(proto)?, *data.get(proto + 1)?]);
     // v1: a 16-bit packet type at 0; v2: one byte at 10.
@@ -224,7 +229,9 @@ mod tests {
             panic!("not TCP")
         };
         assert_eq!((s.payload, dir), (&b"xyz"[..], Some(Direction::Outbound)));
-        let mut sll2 = vec![0x86, 0xdd, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0];
+        let mut sll2 = vec![
+            0x86, 0xdd, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0,
+        ];
         sll2.extend_from_slice(&ip);
         let n = sll2.len() as u32;
         let p = packet(link::LINUX_SLL2, sll2, n);

@@ -10,8 +10,8 @@ use std::fmt;
 use std::io::{self, Read};
 use std::time::Duration;
 
-use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
+use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::PcapError;
 
@@ -367,10 +367,7 @@ fn ng_time(raw: u64, tsresol: u8, offset: u64) -> Duration {
 }
 
 /// The next packet block of a pcapng file; other blocks are passed over.
-fn next_ng<R: Read>(
-    ng: &mut PcapNgReader<R>,
-    number: usize,
-) -> Option<Result<Packet, ReadError>> {
+fn next_ng<R: Read>(ng: &mut PcapNgReader<R>, number: usize) -> Option<Result<Packet, ReadError>> {
     loop {
         let block = match ng.next_block()? {
             Ok(b) => b,
@@ -517,7 +514,10 @@ mod tests {
         );
         assert!(matches!(all(b"ab"), Err(ReadError::Empty(2))));
         let e = all(&pcap(147, &[])).expect_err("link type");
-        assert!(e.to_string().starts_with("link type 147 is not read"), "{e}");
+        assert!(
+            e.to_string().starts_with("link type 147 is not read"),
+            "{e}"
+        );
         let good = pcap(1, &[(Duration::ZERO, &[1; 40]), (Duration::ZERO, &[2; 40])]);
         let e = all(&good[..good.len() - 3]).expect_err("truncated");
         assert_eq!(

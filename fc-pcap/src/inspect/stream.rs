@@ -161,7 +161,11 @@ impl FcipStream {
                     Verdict::Wait(from) if *why == Seek::AfterGap => {
                         // Give up on what was looked through; keep looking in what follows.
                         let keep = buf.len() - from.min(buf.len());
-                        out.push(Out::Resync(at, (buf.len() - keep) as u64, "skipped, no FCIP header in them"));
+                        out.push(Out::Resync(
+                            at,
+                            (buf.len() - keep) as u64,
+                            "skipped, no FCIP header in them",
+                        ));
                         *chunks = vec![(at, buf[buf.len() - keep..].to_vec())];
                         *len = keep;
                         *bad_before = 0;
@@ -180,11 +184,20 @@ impl FcipStream {
     }
 
     /// A valid frame starts at `offset` of the bytes in `chunks`: decode from there.
-    fn found(&mut self, at: Origin, why: Seek, offset: usize, chunks: Vec<(Origin, Vec<u8>)>, out: &mut Vec<Out>) {
+    fn found(
+        &mut self,
+        at: Origin,
+        why: Seek,
+        offset: usize,
+        chunks: Vec<(Origin, Vec<u8>)>,
+        out: &mut Vec<Out>,
+    ) {
         self.is_fcip = true;
         if offset > 0 {
             let reason = match why {
-                Seek::Start { .. } => "before the first FCIP header (the capture began mid-connection)",
+                Seek::Start { .. } => {
+                    "before the first FCIP header (the capture began mid-connection)"
+                }
                 Seek::AfterGap => "after the gap, to the next valid FCIP header",
             };
             out.push(Out::Resync(at, offset as u64, reason));
@@ -222,7 +235,11 @@ impl FcipStream {
                 }
                 let skipped = rx.counters().bytes_skipped;
                 if *lost {
-                    out.push(Out::Resync(at, skipped - *mark, "after the encapsulation error"));
+                    out.push(Out::Resync(
+                        at,
+                        skipped - *mark,
+                        "after the encapsulation error",
+                    ));
                     *lost = false;
                 }
                 *mark = skipped;

@@ -200,7 +200,11 @@ impl HalfStream {
             let n = w.len();
             match w {
                 Waiting::Data(o, b) => {
-                    let o = if completes && o.number < at.number { at } else { o };
+                    let o = if completes && o.number < at.number {
+                        at
+                    } else {
+                        o
+                    };
                     out.push(Piece::Data(o, b))
                 }
                 Waiting::Missing(o, n) => out.push(Piece::Gap(o, n)),
@@ -274,7 +278,15 @@ mod tests {
         // A SYN first: the stream's start is known whatever order the data comes in.
         h.segment(at(0), isn.wrapping_sub(1), true, false, b"", 0, &mut out);
         for (i, (seq, b)) in segs.iter().enumerate() {
-            h.segment(at(i + 1), isn.wrapping_add(*seq), false, false, b, 0, &mut out);
+            h.segment(
+                at(i + 1),
+                isn.wrapping_add(*seq),
+                false,
+                false,
+                b,
+                0,
+                &mut out,
+            );
         }
         h.close(at(99), &mut out);
         let mut data = Vec::new();
@@ -297,7 +309,13 @@ mod tests {
     fn test_in_order_swapped_repeated_overlapping() {
         let (d, g, n, h) = run(
             u32::MAX - 3, // wraps
-            &[(0, b"abc"), (6, b"ghi"), (3, b"def"), (3, b"def"), (5, b"fghij")],
+            &[
+                (0, b"abc"),
+                (6, b"ghi"),
+                (3, b"def"),
+                (3, b"def"),
+                (5, b"fghij"),
+            ],
         );
         assert_eq!(d, b"abcdefghij");
         assert!(g.is_empty());
