@@ -399,11 +399,17 @@ fn pcap_inspect(
         e => anyhow::Error::from(e),
     })?;
     if json {
-        let mut v = serde_json::to_value(&summary)?;
-        if let Some(m) = v.as_object_mut() {
-            m.insert("event".into(), "summary".into());
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            event: &'static str,
+            #[serde(flatten)]
+            summary: &'a fc_pcap::inspect::Summary,
         }
-        writeln!(out, "{v}")?;
+        let line = Line {
+            event: "summary",
+            summary: &summary,
+        };
+        writeln!(out, "{}", serde_json::to_string(&line)?)?;
     } else {
         writeln!(out, "summary: {summary}")?;
     }

@@ -80,8 +80,8 @@ pub struct FrameDecoder {
     /// Open exchanges: the frame that opened each, `None` when its responder spoke first; each
     /// under its originator's endpoint and under none (whichever connection the reply takes).
     open: HashMap<OpenKey, Option<usize>>,
-    /// SW_ILS requests by exchange, to decode the accept of an EFP.
-    sw_ils: HashMap<OpenKey, SwIlsCode>,
+    /// SW_ILS requests by frame number, to decode the accept of an EFP.
+    sw_ils: HashMap<usize, SwIlsCode>,
     key: Option<Key>,
     /// Exchanges whose responder's frames came with no request in the capture.
     pub unmatched: u64,
@@ -153,7 +153,8 @@ impl FrameDecoder {
             // Keep the decoder's view of the exchange (it opens nothing for these).
             ("controller", s)
         } else if h.fc_type == FcType::SW_ILS {
-            ("SW_ILS", self.sw_ils((key, endpoint), responder, p))
+            let request = if responder { reply_to } else { Some(number) };
+            ("SW_ILS", self.sw_ils(request, responder, p))
         } else {
             let msg = self.decoder.decode(f);
             let protocol = match h.fc_type {
@@ -176,7 +177,6 @@ impl FrameDecoder {
             if self.open.get(&(key, None)).copied() == this {
                 self.open.remove(&(key, None));
             }
-            self.sw_ils.remove(&(key, endpoint));
         }
         FrameInfo {
             s_id: h.s_id.to_string(),
@@ -193,17 +193,24 @@ impl FrameDecoder {
         }
     }
 
-    fn sw_ils(&mut self, key: OpenKey, responder: bool, p: &[u8]) -> String {
+    /// An SW_ILS payload; `request` is the number of the exchange's request (this frame's own
+    /// when it is the request).
+    fn sw_ils(&mut self, request: Option<usize>, responder: bool, p: &[u8]) -> String {
         let Some(&code) = p.first() else {
             return "SW_ILS, empty".into();
         };
         let code = SwIlsCode(code);
-        if !responder {
-            self.sw_ils.insert(key, code);
-        }
+        let asked = match (request, responder) {
+            (Some(n), false) => {
+                self.sw_ils.insert(n, code);
+                None
+            }
+            (Some(n), true) => self.sw_ils.remove(&n),
+            (None, _) => None,
+        };
         match code {
             SwIlsCode::EFP => efp(p),
-            SwIlsCode::SW_ACC if self.sw_ils.get(&key) == Some(&SwIlsCode::EFP) => {
+            SwIlsCode::SW_ACC if asked == Some(SwIlsCode::EFP) => {
                 format!("SW_ACC to EFP: {}", efp(p))
             }
             SwIlsCode::SW_RJT => match SwRjt::parse(p) {
