@@ -174,9 +174,20 @@ fn controllers_talk(events: &[Value]) {
     assert!(events.iter().any(|e| e["controller"]["kind"] == "PULL"));
 }
 
-/// The frames a hand-built FCIP stream carries: the catalogue's first twelve.
-fn stream_frames() -> Vec<FcFrame> {
-    catalogue::conversation().into_iter().take(12).collect()
+/// The frames a hand-built FCIP stream carries (the catalogue's first twelve), each
+/// encapsulated, and where each starts in the stream.
+fn stream_frames() -> (Vec<FcFrame>, Vec<Vec<u8>>, Vec<usize>) {
+    let f: Vec<FcFrame> = catalogue::conversation().into_iter().take(12).collect();
+    let e: Vec<Vec<u8>> = f.iter().map(encapsulated).collect();
+    let at = e
+        .iter()
+        .scan(0, |off, x| {
+            let start = *off;
+            *off += x.len();
+            Some(start)
+        })
+        .collect();
+    (f, e, at)
 }
 
 fn encapsulated(f: &FcFrame) -> Vec<u8> {
@@ -203,9 +214,11 @@ fn seg(off: usize, data: &[u8]) -> Seg {
     }
 }
 
-/// The Ethernet frames of `segs` from `src` to `dst` (ISN 0xFFFF_FF00: sequence numbers wrap).
+/// The initial sequence number of hand-built streams: their sequence numbers wrap.
+const ISN: u32 = 0xFFFF_FF00;
+
+/// The Ethernet frames of `segs` from `src` to `dst`.
 fn packets(src: SocketAddr, dst: SocketAddr, segs: &[Seg]) -> Vec<Vec<u8>> {
-    const ISN: u32 = 0xFFFF_FF00;
     segs.iter()
         .map(|s| {
             let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
@@ -279,14 +292,7 @@ fn expected_decodes(dir: &Path, expected: &[FcFrame]) -> Vec<String> {
 #[test]
 fn reassembles_odd_segmentations_over_ipv4_and_ipv6() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let f = stream_frames();
-    let e: Vec<Vec<u8>> = f.iter().map(encapsulated).collect();
-    let mut at = Vec::new();
-    let mut off = 0;
-    for x in &e {
-        at.push(off);
-        off += x.len();
-    }
+    let (f, e, at) = stream_frames();
     let cat = |r: std::ops::Range<usize>| -> Vec<u8> { e[r].concat() };
     let third = e[3].len() / 3;
     let mut corrupt = e[7].clone();
@@ -407,14 +413,7 @@ fn reassembles_odd_segmentations_over_ipv4_and_ipv6() {
 #[test]
 fn a_lost_segment_is_a_gap_then_a_resync() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let f = stream_frames();
-    let e: Vec<Vec<u8>> = f.iter().map(encapsulated).collect();
-    let mut at = Vec::new();
-    let mut off = 0;
-    for x in &e {
-        at.push(off);
-        off += x.len();
-    }
+    let (f, e, at) = stream_frames();
     let third = e[3].len() / 3;
     // No SYN: the capture began after the connection did. Frame 3's middle third was not
     // captured.
@@ -428,8 +427,24 @@ fn a_lost_segment_is_a_gap_then_a_resync() {
     let path = dir.path().join("gap.pcap");
     let src = SocketAddr::from(([198, 51, 100, 1], 3225));
     let dst = SocketAddr::from(([198, 51, 100, 2], 51000));
-    write_pcap(&path, &packets(src, dst, &segs));
+    let mut p = packets(src, dst, &segs);
+    // The peer acknowledges through frame 3 (record 5): the capture lost the middle third, not
+    // the network; the gap is certain there, before anything more arrives.
+    let mut ack = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+        .ipv4([198, 51, 100, 2], [198, 51, 100, 1], 64)
+        .tcp(51000, 3225, 1, 65535)
+        .ack(ISN.wrapping_add(1).wrapping_add(at[4] as u32))
+        .write(&mut ack, &[])
+        .expect("build");
+    p.insert(4, ack);
+    write_pcap(&path, &p);
     let (events, summary) = inspect_json(&path);
+    let numbers: Vec<u64> = frames(&events)
+        .iter()
+        .map(|e| e["number"].as_u64().expect("n"))
+        .collect();
+    assert_eq!(numbers, [1, 2, 2, 6, 6, 6, 6, 6, 6, 6, 6]);
     let mut want = f.clone();
     want.remove(3);
     assert_eq!(
@@ -439,9 +454,11 @@ fn a_lost_segment_is_a_gap_then_a_resync() {
     let odd: Vec<&Value> = events.iter().filter(|e| e["event"] != "frame").collect();
     assert_eq!(odd.len(), 2, "{odd:?}");
     assert_eq!(odd[0]["event"], "gap");
+    assert_eq!(odd[0]["number"], 5);
     assert_eq!(odd[0]["bytes"], third);
     assert_eq!(odd[0]["dropped"], third);
     assert_eq!(odd[1]["event"], "resync");
+    assert_eq!(odd[1]["number"], 6);
     assert_eq!(odd[1]["skipped"], e[3].len() - 2 * third);
     assert_eq!(summary["gaps"], 1);
     assert_eq!(summary["bytes_not_captured"], third);

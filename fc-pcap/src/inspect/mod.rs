@@ -306,6 +306,17 @@ impl Inspector {
                     }
                 }
                 self.flows.insert(key, half);
+                // What this segment acknowledges, the other direction's capture should hold.
+                let back = key.reverse();
+                let other = seg
+                    .ack
+                    .and_then(|ack| Some((ack, self.flows.remove(&back)?)));
+                if let Some((ack, mut other)) = other {
+                    let mut pieces = Vec::new();
+                    other.tcp.acked(at, ack, &mut pieces);
+                    self.pieces(back, &mut other, pieces, direction, events);
+                    self.flows.insert(back, other);
+                }
             }
             Content::Other => self.summary.other_records += 1,
         }

@@ -42,7 +42,9 @@ pub struct Segment<'a> {
     pub flow: FlowKey,
     /// Sequence number.
     pub seq: u32,
-    /// SYN, FIN, RST.
+    /// The acknowledgement number, when ACK is set.
+    pub ack: Option<u32>,
+    /// SYN.
     pub syn: bool,
     /// FIN.
     pub fin: bool,
@@ -135,6 +137,7 @@ pub fn content(p: &Packet) -> Content<'_> {
             dst: SocketAddr::new(dst, tcp.destination_port()),
         },
         seq: tcp.sequence_number(),
+        ack: tcp.ack().then(|| tcp.acknowledgment_number()),
         syn: tcp.syn(),
         fin: tcp.fin(),
         rst: tcp.rst(),

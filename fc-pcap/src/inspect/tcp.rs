@@ -3,9 +3,10 @@
 //! for the ones before them; repeated bytes (retransmissions, overlaps) are dropped; a hole
 //! that never fills is reported as a gap of bytes not captured.
 //!
-//! A hole is given up on when the segments waiting behind it hold more than [`MAX_WAITING`]
-//! bytes, when a segment cut by the snapshot length says its bytes are missing, or when the
-//! stream ends (FIN reached, RST, end of the capture). Sequence numbers are followed across
+//! A hole is given up on when the other direction acknowledges a segment waiting behind it,
+//! when the segments waiting behind it hold more than [`MAX_WAITING`] bytes, when a segment cut
+//! by the snapshot length says its bytes are missing, or when the stream ends (RST, a new
+//! connection, the end of the capture). Sequence numbers are followed across
 //! their 2^32 wrap as 64-bit stream offsets.
 
 use std::collections::BTreeMap;
@@ -227,6 +228,23 @@ impl HalfStream {
         }
     }
 
+    /// The other direction acknowledged the bytes before sequence number `ack`: the peer
+    /// received them, so a hole before a segment that waits and is acknowledged was lost by the
+    /// capture, not by the network: a gap now, rather than when too much waits behind it.
+    pub fn acked(&mut self, at: Origin, ack: u32, out: &mut Vec<Piece>) {
+        while let (Some((next, next_seq)), Some((&start, _))) =
+            (self.next, self.waiting.first_key_value())
+        {
+            let delta = ack.wrapping_sub(next_seq) as i32;
+            if delta <= 0 || start <= next || start > next + delta as u64 {
+                break;
+            }
+            out.push(Piece::Gap(at, start - next));
+            self.advance(start - next, next, next_seq);
+            self.drain(at, true, out);
+        }
+    }
+
     /// The stream stops here (RST, a new connection, the end of the capture): every hole
     /// left is a gap, everything waiting comes out.
     pub fn close(&mut self, at: Origin, out: &mut Vec<Piece>) {
@@ -348,6 +366,26 @@ mod tests {
             ]
         );
         assert!(h.ended());
+    }
+
+    #[test]
+    fn test_acknowledged_hole_is_a_gap_at_once() {
+        let mut h = HalfStream::default();
+        let mut out = Vec::new();
+        h.segment(at(1), 10, false, false, b"ab", 0, &mut out);
+        h.segment(at(2), 15, false, false, b"fg", 0, &mut out);
+        // Acknowledging only part of the hole proves nothing about the waiting bytes.
+        h.acked(at(3), 14, &mut out);
+        assert_eq!(out.len(), 1);
+        h.acked(at(4), 17, &mut out);
+        assert_eq!(
+            out,
+            [
+                Piece::Data(at(1), b"ab".to_vec()),
+                Piece::Gap(at(4), 3),
+                Piece::Data(at(4), b"fg".to_vec()),
+            ]
+        );
     }
 
     #[test]
