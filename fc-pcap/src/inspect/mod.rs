@@ -136,6 +136,8 @@ pub struct Summary {
     pub other_tcp_flows: u64,
     /// Records neither FC nor TCP.
     pub other_records: u64,
+    /// Records the snapshot length cut short.
+    pub cut_records: u64,
 }
 
 impl fmt::Display for Summary {
@@ -157,7 +159,15 @@ impl fmt::Display for Summary {
             self.fcip_flows,
             self.other_tcp_flows,
             self.other_records,
-        )
+        )?;
+        if self.cut_records > 0 {
+            write!(
+                f,
+                "; {} records cut short by the snapshot length",
+                self.cut_records
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -245,6 +255,9 @@ impl Inspector {
     pub fn packet(&mut self, p: &Packet, events: &mut Vec<Event>) {
         self.start.get_or_insert(p.ts);
         self.summary.records += 1;
+        if p.data.len() < p.orig_len as usize {
+            self.summary.cut_records += 1;
+        }
         let at = Origin {
             number: p.number,
             ts: p.ts,
