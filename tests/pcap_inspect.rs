@@ -143,6 +143,44 @@ fn inspects_fcsan_up_captures_with_the_controllers_messages() {
         .as_str()
         .is_some_and(|s| s.contains("WRITE(10)"))));
     controllers_talk(&events);
+    assert!(events
+        .iter()
+        .filter(|e| e["protocol"] == "controller")
+        .all(|e| e["controller"]["mac"] == "unchecked"));
+
+    // With the installation's key (the topology builder's default) every MAC checks out; with
+    // another, none does.
+    let hex = |k: &[u8]| k.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    for (key, mac) in [
+        (&b"fcsan topology controllers"[..], "ok"),
+        (&b"some other installation's key"[..], "bad"),
+    ] {
+        let key_file = dir.path().join("key");
+        std::fs::write(&key_file, hex(key)).expect("write");
+        let out = fcsan(&[
+            "pcap",
+            "inspect",
+            "--json",
+            "--key-file",
+            key_file.to_str().expect("utf-8"),
+            fcip.to_str().expect("utf-8"),
+        ]);
+        assert!(out.status.success());
+        let ctl: Vec<Value> = String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON"))
+            .filter(|e: &Value| e["protocol"] == "controller")
+            .collect();
+        assert!(!ctl.is_empty());
+        // A reject is not signed: it has no MAC to check.
+        assert!(
+            ctl.iter()
+                .filter(|e| e["controller"]["message"] != "reject")
+                .all(|e| e["controller"]["mac"] == mac),
+            "{mac}: {ctl:?}"
+        );
+    }
 
     // Site A's switch capture (link type 225): controller A's side of the same talk.
     let (events, summary) = inspect_json(&san);

@@ -61,7 +61,7 @@ pub struct ControllerInfo {
     /// Sequence number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
-    /// `ok`, `bad` (with a key given) or `unchecked`.
+    /// `ok` or `bad` (with a key given), `unchecked`, or `unsigned` (a reject).
     pub mac: &'static str,
 }
 
@@ -226,10 +226,6 @@ impl FrameDecoder {
     }
 
     fn controller(&self, p: &[u8]) -> (String, ControllerInfo) {
-        let decoded = match &self.key {
-            Some(k) => codec::decode(p, k).map(|m| (m, "ok")),
-            None => codec::decode_unverified(p).map(|m| (m, "unchecked")),
-        };
         let mut info = ControllerInfo {
             message: "request",
             kind: None,
@@ -238,16 +234,17 @@ impl FrameDecoder {
             seq: None,
             mac: "unchecked",
         };
-        let (msg, mac) = match decoded {
+        // Decoded whatever the MAC says, which is shown beside it.
+        let msg = match codec::decode_unverified(p) {
             Ok(m) => m,
-            Err(e) => {
-                if e == codec::WireError::BadMac {
-                    info.mac = "bad";
-                }
-                return (format!("CTL undecodable: {e}"), info);
-            }
+            Err(e) => return (format!("CTL undecodable: {e}"), info),
         };
-        info.mac = mac;
+        info.mac = match (&msg, &self.key) {
+            (wire::Message::Reject(_), _) => "unsigned",
+            (_, None) => "unchecked",
+            (_, Some(k)) if codec::decode(p, k).is_ok() => "ok",
+            (_, Some(_)) => "bad",
+        };
         let mut header = |h: &wire::Header, kind: Kind| {
             info.kind = Some(kind.name());
             info.sender = Some(h.sender.to_string());
@@ -282,6 +279,11 @@ impl FrameDecoder {
             wire::Message::Request(..) => "request",
             wire::Message::Reply(..) => "reply",
             wire::Message::Reject(_) => "reject",
+        };
+        let s = if info.mac == "bad" {
+            format!("{s} [MAC does not check out]")
+        } else {
+            s
         };
         (s, info)
     }
