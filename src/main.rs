@@ -395,6 +395,7 @@ fn pcap_inspect(
         }
     })
     .map_err(|e| match e {
+        // The io::Error itself, so that a closed pipe (`| head`) is told apart in main.
         fc_pcap::inspect::InspectError::Output(e) => anyhow::Error::from(e),
         e => anyhow::Error::from(e),
     })?;
