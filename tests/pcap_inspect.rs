@@ -32,12 +32,15 @@ fn fcsan(args: &[&str]) -> Output {
 
 /// `fcsan pcap inspect --json FILE`, every line parsed: the events and the summary.
 fn inspect_json(file: &Path) -> (Vec<Value>, Value) {
-    let out = fcsan(&[
-        "pcap",
-        "inspect",
-        "--json",
-        file.to_str().expect("utf-8 path"),
-    ]);
+    inspect_json_with(file, &[])
+}
+
+/// [`inspect_json`] with more arguments.
+fn inspect_json_with(file: &Path, args: &[&str]) -> (Vec<Value>, Value) {
+    let mut all = vec!["pcap", "inspect", "--json"];
+    all.extend_from_slice(args);
+    all.push(file.to_str().expect("utf-8 path"));
+    let out = fcsan(&all);
     assert!(
         out.status.success(),
         "{}",
@@ -157,20 +160,11 @@ fn inspects_fcsan_up_captures_with_the_controllers_messages() {
     ] {
         let key_file = dir.path().join("key");
         std::fs::write(&key_file, hex(key)).expect("write");
-        let out = fcsan(&[
-            "pcap",
-            "inspect",
-            "--json",
-            "--key-file",
-            key_file.to_str().expect("utf-8"),
-            fcip.to_str().expect("utf-8"),
-        ]);
-        assert!(out.status.success());
-        let ctl: Vec<Value> = String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("JSON"))
-            .filter(|e: &Value| e["protocol"] == "controller")
+        let (events, _) =
+            inspect_json_with(&fcip, &["--key-file", key_file.to_str().expect("utf-8")]);
+        let ctl: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["protocol"] == "controller")
             .collect();
         assert!(!ctl.is_empty());
         // A reject is not signed: it has no MAC to check.
