@@ -650,6 +650,48 @@ mod tests {
         assert_eq!(numbers, [3, 6, 6]);
     }
 
+    #[test]
+    fn test_fc_records_224_and_225_with_direction() {
+        let f = crate::catalogue::conversation().remove(0);
+        let mut delimited = vec![0; f.delimited_len()];
+        f.emit_delimited(&mut delimited);
+        let parts = f.encode_parts();
+        let mut bare = parts.header.to_vec();
+        bare.extend_from_slice(parts.payload);
+        let record = |number, link, direction, data: &Vec<u8>| Packet {
+            number,
+            ts: Duration::from_secs(10 + number as u64),
+            link,
+            direction,
+            orig_len: data.len() as u32,
+            data: data.clone(),
+        };
+        let (events, s) = run(&[
+            record(
+                1,
+                reader::link::FC_2_WITH_FRAME_DELIMS,
+                Some(Direction::Inbound),
+                &delimited,
+            ),
+            record(2, reader::link::FC_2, None, &bare),
+            record(3, reader::link::FC_2_WITH_FRAME_DELIMS, None, &bare),
+        ]);
+        assert_eq!((s.frames, s.malformed), (2, 1));
+        let (What::Frame(a), What::Frame(b)) = (&events[0].what, &events[1].what) else {
+            panic!("{events:?}")
+        };
+        assert_eq!(a.summary, b.summary);
+        let line = events[0].to_string();
+        assert!(
+            line.starts_with("    1    0.000000 <- 000000 -> fffffe "),
+            "{line}"
+        );
+        assert!(events[1]
+            .to_string()
+            .starts_with("    2    1.000000 000000"));
+        assert!(matches!(events[2].what, What::Malformed { .. }));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
