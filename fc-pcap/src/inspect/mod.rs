@@ -52,6 +52,8 @@ pub struct Event {
     pub number: usize,
     /// Seconds since the first record.
     pub time: f64,
+    /// The record's time stamp, seconds since the Unix epoch.
+    pub epoch: f64,
     /// `in` or `out`, when the capture says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direction: Option<&'static str>,
@@ -284,6 +286,7 @@ impl Inspector {
                 events.push(Event {
                     number: p.number,
                     time: self.time(p.ts),
+                    epoch: p.ts.as_secs_f64(),
                     direction: p.direction.map(Direction::name),
                     flow: None,
                     what,
@@ -434,6 +437,7 @@ impl Inspector {
             events.push(Event {
                 number: o.number,
                 time: self.time(o.ts),
+                epoch: o.ts.as_secs_f64(),
                 direction: direction.map(Direction::name),
                 flow: flow.clone(),
                 what,
