@@ -301,6 +301,11 @@ impl Inspector {
                     self.close(key, &mut half, at, direction, events);
                     self.retire(std::mem::take(&mut half));
                 }
+                if half.fcip.as_ref().is_some_and(FcipStream::not_fcip) && !seg.rst {
+                    // Not FCIP: its bytes are not reassembled, nor kept.
+                    self.flows.insert(key, half);
+                    return;
+                }
                 let mut pieces = Vec::new();
                 half.tcp.segment(
                     at,
