@@ -249,6 +249,16 @@ fn seg(off: usize, data: &[u8]) -> Seg {
 /// The initial sequence number of hand-built streams: their sequence numbers wrap.
 const ISN: u32 = 0xFFFF_FF00;
 
+/// The SYN that opens a stream.
+fn syn() -> Seg {
+    Seg {
+        off: 0,
+        data: vec![],
+        syn: true,
+        fin: false,
+    }
+}
+
 /// The Ethernet frames of `segs` from `src` to `dst`.
 fn packets(src: SocketAddr, dst: SocketAddr, segs: &[Seg]) -> Vec<Vec<u8>> {
     segs.iter()
@@ -330,12 +340,7 @@ fn reassembles_odd_segmentations_over_ipv4_and_ipv6() {
     let mut corrupt = e[7].clone();
     corrupt[2] ^= 0xFF; // Protocol# complement of frame 7's header.
     let segs = vec![
-        Seg {
-            off: 0,
-            data: vec![],
-            syn: true,
-            fin: false,
-        }, // 1: SYN
+        syn(),                      // 1: SYN
         seg(at[0], &cat(0..3)),     // 2: three frames
         seg(at[3], &e[3][..third]), // 3-5: one frame in three
         seg(at[3] + third, &e[3][third..2 * third]),
@@ -504,15 +509,7 @@ fn a_tcp_stream_that_is_not_fcip_is_passed_over() {
     let dir = tempfile::tempdir().expect("temp dir");
     let src = SocketAddr::from(([127, 0, 0, 1], 40000));
     let dst = SocketAddr::from(([127, 0, 0, 1], 3225));
-    let segs = vec![
-        Seg {
-            off: 0,
-            data: vec![],
-            syn: true,
-            fin: false,
-        },
-        seg(0, b"GET / HTTP/1.1\r\nHost: example\r\n\r\n"),
-    ];
+    let segs = vec![syn(), seg(0, b"GET / HTTP/1.1\r\nHost: example\r\n\r\n")];
     let path = dir.path().join("http.pcap");
     write_pcap(&path, &packets(src, dst, &segs));
     let (events, summary) = inspect_json(&path);
