@@ -7,6 +7,8 @@
 //!   `fcsan gateway --capture FILE.pcap` also records every FCIP frame for Wireshark.
 //! - `fcsan pcap show FILE` prints any FC capture (link type 225 or 224) decoded, one line a
 //!   frame; `fcsan pcap catalogue` writes the scripted capture of every message kind.
+//! - `fcsan pcap inspect FILE [--json]` prints every FC frame of any capture, FCIP over TCP
+//!   included (fc_pcap::inspect).
 //! - `fcsan volume list|show|build|delete|real|map|peers|counters` talks to a controller's
 //!   management API (`--api URL`, or `FCSAN_API`), as tables or `--json`.
 
@@ -234,6 +236,19 @@ enum PcapCommand {
         #[arg(default_value = "captures")]
         dir: PathBuf,
     },
+    /// Print every FC frame of any capture, one line a frame: link types 224/225, and FCIP in
+    /// Ethernet/IP/TCP (reassembled, resynchronized), pcap or pcapng; a summary at the end.
+    Inspect {
+        /// The capture file.
+        file: PathBuf,
+        /// One JSON object a line (JSON Lines), the summary last.
+        #[arg(long)]
+        json: bool,
+        /// A file holding the controllers' shared key in hex: their messages' MACs are checked
+        /// (without it they are decoded unchecked).
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+    },
     /// Write the scripted conversation of every message kind fc-frames encodes.
     Catalogue {
         /// Where to write the capture (pcap, link type 225).
@@ -409,6 +424,14 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Pcap {
+            command:
+                PcapCommand::Inspect {
+                    file,
+                    json,
+                    key_file,
+                },
+        } => pcap_inspect(&file, json, key_file.as_deref(), &mut out),
+        Command::Pcap {
             command: PcapCommand::Catalogue { out: path },
         } => {
             let frames = catalogue::conversation();
@@ -492,6 +515,54 @@ fn pcap_show(file: &Path, out: &mut dyn Write) -> Result<()> {
                 ts.as_secs_f64()
             )?,
         }
+    }
+    Ok(())
+}
+
+fn pcap_inspect(
+    file: &Path,
+    json: bool,
+    key_file: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let key = match key_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the key file {}", path.display()))?;
+            Some(
+                controller::wire::Key::from_hex(&text)
+                    .with_context(|| format!("the key file {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let summary = fc_pcap::inspect::inspect(file, key, &mut |e| {
+        if json {
+            let line = serde_json::to_string(e).map_err(io::Error::other)?;
+            writeln!(out, "{line}")
+        } else {
+            writeln!(out, "{e}")
+        }
+    })
+    .map_err(|e| match e {
+        // The io::Error itself, so that a closed pipe (`| head`) is told apart in main.
+        fc_pcap::inspect::InspectError::Output(e) => anyhow::Error::from(e),
+        e => anyhow::Error::from(e),
+    })?;
+    if json {
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            event: &'static str,
+            #[serde(flatten)]
+            summary: &'a fc_pcap::inspect::Summary,
+        }
+        let line = Line {
+            event: "summary",
+            summary: &summary,
+        };
+        writeln!(out, "{}", serde_json::to_string(&line)?)?;
+    } else {
+        writeln!(out, "summary: {summary}")?;
     }
     Ok(())
 }

@@ -239,7 +239,7 @@ pub fn read_file(path: &Path) -> Result<Vec<Record>, CaptureError> {
 
 /// Link type 224 records hold header and payload with neither delimiters nor CRC: the frame is
 /// taken as class 3, one frame a sequence, and its fill count as given.
-fn undelimited(data: Bytes) -> Result<FcFrame, FrameError> {
+pub fn undelimited(data: Bytes) -> Result<FcFrame, FrameError> {
     let header = FrameHeaderRepr::parse_bytes(&data)?;
     let mut payload = data.slice(fc_frames::header::HEADER_LEN..);
     let fill = header.f_ctl.fill_bytes().min(payload.len());

@@ -2,7 +2,9 @@
 //! and reads them (link type 225, FC-2 with SOF/EOF and CRC; 224 for reading), [`decode`] reads
 //! a trace the way an analyzer does (replies against their requests, one line a frame), and
 //! [`catalogue`] is the scripted conversation of every message kind `fc-frames` encodes,
-//! checked in as `captures/fc-frames.pcap`.
+//! checked in as `captures/fc-frames.pcap`. [`inspect`] reads any capture, pcap or pcapng,
+//! FC frames or FCIP over TCP (reassembled and run through the FCIP receive engine), for
+//! `fcsan pcap inspect`.
 //!
 //! A switch's capture tap, `fcsan pcap show`, the tshark agreement test and the fuzz seeds all
 //! use it; none of it touches a socket.
@@ -12,3 +14,4 @@
 pub mod capture;
 pub mod catalogue;
 pub mod decode;
+pub mod inspect;
