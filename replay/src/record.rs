@@ -9,10 +9,12 @@ use bytes::Bytes;
 use fc_frames::scsi::Lun;
 use fc_node::fcp::discovery;
 use fc_node::scsi::Tier;
-use topology::{ArraySpec, Topology};
+use controller::api::BuildSpec;
+use controller::model::{MediaType, VolumeName};
+use topology::{ArraySpec, ControllerId, LinkId, Topology};
 
 /// The captures the scenarios write, each with the role to replay it as and what it shows.
-pub const CAPTURES: [(&str, &str, &str); 2] = [
+pub const CAPTURES: [(&str, &str, &str); 4] = [
     (
         "switch-login.pcapng",
         "switch",
@@ -26,7 +28,25 @@ pub const CAPTURES: [(&str, &str, &str); 2] = [
         "a disk array's fabric and name server login, a host's PLOGI/PRLI, REPORT LUNS, \
          INQUIRY, READ CAPACITY, a WRITE and a READ of 8 blocks, the array's shutdown LOGO",
     ),
+    (
+        "controller-build-propagation.pcapng",
+        "controller",
+        "two sites joined by FCIP; site B's controller finds A's through the name server \
+         (GID_FT, GPN_ID), heartbeats and pulls; a 1 MiB volume built at A: A's CLAIM and \
+         UPDATE, and B's answers",
+    ),
+    (
+        "controller-heartbeat-loss.pcapng",
+        "controller",
+        "two sites, the WAN cut: site B's controller stops hearing A's heartbeats and declares \
+         it down; a volume is built at A meanwhile; the WAN heals, A's heartbeat comes back and \
+         B catches up by PULL",
+    ),
 ];
+
+/// The controllers' key in the scenarios: a test key, stored in their captures' metadata so
+/// that they replay without `--key-file`.
+pub const TEST_KEY: &[u8] = b"fcsan pcap record test key";
 
 /// Why recording failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +62,187 @@ pub fn record(dir: &Path) -> Result<Vec<PathBuf>, RecordError> {
         .enable_all()
         .build()
         .map_err(|e| RecordError(format!("runtime: {e}")))?;
-    rt.block_on(login_and_io(dir))
+    let mut files = rt.block_on(login_and_io(dir))?;
+    files.push(rt.block_on(controller_build_propagation(dir))?);
+    files.push(rt.block_on(controller_heartbeat_loss(dir))?);
+    Ok(files)
+}
+
+const MIB: u64 = 1 << 20;
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Waits (at most 30 s) until `cond` holds.
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) -> Result<(), RecordError> {
+    let start = std::time::Instant::now();
+    while !cond() {
+        if start.elapsed() > WAIT {
+            return Err(RecordError(format!("timed out waiting for {what}")));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+/// Two gateway sites A and B with a controller each (heartbeat 200 ms, the test key), an SSD
+/// array at A, B's controller captured to `file`; running once both are ready and up.
+async fn two_sites(
+    data: &Path,
+    file: &Path,
+    relay: bool,
+) -> Result<(topology::Running, [ControllerId; 2], LinkId), RecordError> {
+    let mut t = Topology::new();
+    let a = t.gateway("A", 1);
+    let b = t.gateway("B", 2);
+    let l = t.link(a, b, 1);
+    if relay {
+        t.relay(l, wan_relay::Impairment::default());
+    }
+    t.array(a, ArraySpec::new("ssda").disk(Tier::Ssd, 4 * MIB));
+    t.controller_heartbeat(Duration::from_millis(200));
+    t.controller_key(TEST_KEY);
+    let ca = t.controller(a);
+    let cb = t.controller(b);
+    t.capture_controller(cb, file);
+    let san = t
+        .start(data)
+        .await
+        .map_err(|e| RecordError(format!("start: {e}")))?;
+    for c in [ca, cb] {
+        let ctl = san.controller(c).controller.clone();
+        wait_for("the controllers ready and each other's peer", || {
+            ctl.inspect(|core| core.is_ready() && peers_up(core) == 1)
+        })
+        .await?;
+    }
+    let ctl_a = san.controller(ca).controller.clone();
+    wait_for("site A's array found", || !ctl_a.real_volumes().is_empty()).await?;
+    Ok((san, [ca, cb], l))
+}
+
+fn peers_up(core: &controller::core::Core) -> usize {
+    core.peers()
+        .filter(|p| p.state == controller::core::PeerState::Up)
+        .count()
+}
+
+fn volume_name(s: &str) -> Result<VolumeName, RecordError> {
+    VolumeName::new(s).map_err(|e| RecordError(format!("volume name {s}: {e}")))
+}
+
+/// Builds 1 MiB of SSD named `name` at `c`.
+async fn build(san: &topology::Running, c: ControllerId, name: &str) -> Result<(), RecordError> {
+    san.controller(c)
+        .controller
+        .build(BuildSpec {
+            name: Some(volume_name(name)?),
+            media: MediaType::Ssd,
+            capacity: MIB,
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| RecordError(format!("build {name}: {e}")))
+}
+
+/// Waits until `c` knows volume `name`.
+async fn wait_volume(
+    san: &topology::Running,
+    c: ControllerId,
+    name: &str,
+) -> Result<(), RecordError> {
+    let n = volume_name(name)?;
+    let ctl = san.controller(c).controller.clone();
+    wait_for(&format!("{name} at site B"), || {
+        ctl.inspect(|core| core.volume(&n).is_some())
+    })
+    .await
+}
+
+/// Stops the captured controller (B) first, so that its capture ends with its own leaving,
+/// then the rest; adds the test key and the controller clock's offset to the metadata.
+async fn finish(san: topology::Running, b: ControllerId, file: &Path) -> Result<(), RecordError> {
+    // A heartbeat's round trip more, so that the capture does not end inside one.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    san.controller(b).controller.shutdown().await;
+    san.shutdown().await;
+    let offset = controller::driver::now_ms() as i64 - topology::capture::wall_clock().as_millis() as i64;
+    let hex: String = TEST_KEY.iter().map(|b| format!("{b:02x}")).collect();
+    add_metadata(
+        file,
+        [
+            (crate::controller::TEST_KEY_FIELD, hex.into()),
+            (crate::controller::CLOCK_OFFSET_FIELD, offset.into()),
+        ],
+    )
+}
+
+/// Rewrites the capture at `file` with `fields` added to its metadata.
+fn add_metadata<const N: usize>(
+    file: &Path,
+    fields: [(&str, serde_json::Value); N],
+) -> Result<(), RecordError> {
+    let err = |e: &dyn std::fmt::Display| RecordError(format!("{}: {e}", file.display()));
+    let c = fc_pcap::capture::read_pcapng_file(file).map_err(|e| err(&e))?;
+    let mut meta = match c.metadata() {
+        Some(Ok(m)) => m,
+        Some(Err(e)) => return Err(err(&e)),
+        None => return Err(err(&"no metadata")),
+    };
+    for (k, v) in fields {
+        meta.extra.insert(k.to_owned(), v);
+    }
+    let mut bytes = Vec::new();
+    let mut w = fc_pcap::capture::RoleCaptureWriter::new(
+        &mut bytes,
+        &meta,
+        pcap_file::DataLink::FC_2_WITH_FRAME_DELIMS,
+    )
+    .map_err(|e| err(&e))?;
+    for p in &c.packets {
+        let dir = p
+            .direction
+            .ok_or_else(|| err(&format!("frame {} has no direction", p.number)))?;
+        w.write_packet(&c.interfaces[p.interface].name, p.ts, dir, &p.data)
+            .map_err(|e| err(&e))?;
+    }
+    drop(w);
+    std::fs::write(file, bytes).map_err(|e| err(&e))
+}
+
+/// Site B's controller sees a volume built at site A arrive (CLAIM, UPDATE) and answers.
+async fn controller_build_propagation(dir: &Path) -> Result<PathBuf, RecordError> {
+    let data = tempfile::tempdir().map_err(|e| RecordError(format!("temporary folder: {e}")))?;
+    let file = dir.join(CAPTURES[2].0);
+    let (san, [a, b], _) = two_sites(data.path(), &file, false).await?;
+    build(&san, a, "vol1").await?;
+    wait_volume(&san, b, "vol1").await?;
+    finish(san, b, &file).await?;
+    Ok(file)
+}
+
+/// The WAN is cut: B declares A down; A builds a volume; the WAN heals and B catches up.
+async fn controller_heartbeat_loss(dir: &Path) -> Result<PathBuf, RecordError> {
+    let data = tempfile::tempdir().map_err(|e| RecordError(format!("temporary folder: {e}")))?;
+    let file = dir.join(CAPTURES[3].0);
+    let (san, [a, b], l) = two_sites(data.path(), &file, true).await?;
+    let relay = san
+        .link(l)
+        .relay
+        .clone()
+        .ok_or_else(|| RecordError("the link has no relay".into()))?;
+    relay.set_refuse(true);
+    relay.sever();
+    for c in [a, b] {
+        let ctl = san.controller(c).controller.clone();
+        wait_for("the peers down across the cut", || {
+            ctl.inspect(|core| peers_up(core) == 0)
+        })
+        .await?;
+    }
+    build(&san, a, "during-cut").await?;
+    relay.set_refuse(false);
+    wait_volume(&san, b, "during-cut").await?;
+    finish(san, b, &file).await?;
+    Ok(file)
 }
 
 /// One switch, one array (1 MiB SSD LUN), one host: logins, discovery, a write and a read.
