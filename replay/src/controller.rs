@@ -178,6 +178,7 @@ pub fn replay_with_key(loaded: &Loaded, key: Option<Key>) -> Result<Outcome, Rep
     for m in messages {
         let t = to_ms(m.ts).max(r.now);
         r.advance(t);
+        tracing::debug!(number = m.number, at = t, dir = ?m.dir, what = ?m.what, "capture");
         match (m.dir, m.what) {
             (Direction::Outbound, What::GidFt) => {
                 let api = r.core.identity().api.clone();
@@ -353,6 +354,7 @@ impl Run {
     fn drain(&mut self) {
         while self.core.poll_persist().is_some() || self.core.poll_event().is_some() {}
         while let Some(tx) = self.core.poll_transmit() {
+            tracing::debug!(at = self.now, to = %tx.to, header = ?tx.header, request = ?tx.request, "the replay's core sent");
             self.produced.push(Said {
                 number: 0,
                 peer: Some(tx.to),
@@ -373,6 +375,7 @@ fn is_core_kind(k: Kind) -> bool {
     )
 }
 
+#[derive(Debug)]
 enum What {
     /// A CT 0xE0 message.
     Ct(Message),

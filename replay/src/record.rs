@@ -116,6 +116,18 @@ async fn two_sites(
     }
     let ctl_a = san.controller(ca).controller.clone();
     wait_for("site A's array found", || !ctl_a.real_volumes().is_empty()).await?;
+    // Each has heard the other's generation in a heartbeat: the first UPDATE then follows
+    // on what the receiver knows (no gap, no PULL racing it).
+    for (c, other) in [(ca, cb), (cb, ca)] {
+        let ctl = san.controller(c).controller.clone();
+        let peer = san.controller(other).controller.clone();
+        let w = san.controller(other).port_name;
+        wait_for("each controller knows the other's generation", || {
+            let theirs = peer.inspect(|core| core.own_stamp());
+            ctl.inspect(|core| core.peer(w).map(|p| p.versions.get(w)) == Some(theirs))
+        })
+        .await?;
+    }
     Ok((san, [ca, cb], l))
 }
 
