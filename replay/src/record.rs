@@ -11,10 +11,10 @@ use fc_node::fcp::discovery;
 use fc_node::scsi::Tier;
 use controller::api::BuildSpec;
 use controller::model::{MediaType, VolumeName};
-use topology::{ArraySpec, ControllerId, LinkId, Topology};
+use topology::{ArraySpec, ControllerId, HostId, LinkId, SiteId, Topology};
 
 /// The captures the scenarios write, each with the role to replay it as and what it shows.
-pub const CAPTURES: [(&str, &str, &str); 4] = [
+pub const CAPTURES: [(&str, &str, &str); 6] = [
     (
         "switch-login.pcapng",
         "switch",
@@ -42,6 +42,19 @@ pub const CAPTURES: [(&str, &str, &str); 4] = [
          it down; a volume is built at A meanwhile; the WAN heals, A's heartbeat comes back and \
          B catches up by PULL",
     ),
+    (
+        "controller-remote-read-cache.pcapng",
+        "controller",
+        "a host at site B reads 4 KiB of a volume owned by A through B's controller: B asks A \
+         for a LEASE, forwards the read over FCIP (FCP to A's array), caches it; the same read \
+         again is a cache hit (no frame leaves B's SAN)",
+    ),
+    (
+        "controller-invalidation.pcapng",
+        "controller",
+        "B caches 4 KiB of A's volume under a lease; a host at A writes it: A sends B an \
+         INVALIDATE before it acknowledges the write; B's next read misses and is forwarded",
+    ),
 ];
 
 /// The controllers' key in the scenarios: a test key, stored in their captures' metadata so
@@ -65,6 +78,8 @@ pub fn record(dir: &Path) -> Result<Vec<PathBuf>, RecordError> {
     let mut files = rt.block_on(login_and_io(dir))?;
     files.push(rt.block_on(controller_build_propagation(dir))?);
     files.push(rt.block_on(controller_heartbeat_loss(dir))?);
+    files.push(rt.block_on(controller_lease(dir, false))?);
+    files.push(rt.block_on(controller_lease(dir, true))?);
     Ok(files)
 }
 
@@ -89,6 +104,7 @@ async fn two_sites(
     data: &Path,
     file: &Path,
     relay: bool,
+    setup: impl FnOnce(&mut Topology, [SiteId; 2]),
 ) -> Result<(topology::Running, [ControllerId; 2], LinkId), RecordError> {
     let mut t = Topology::new();
     let a = t.gateway("A", 1);
@@ -103,6 +119,7 @@ async fn two_sites(
     let ca = t.controller(a);
     let cb = t.controller(b);
     t.capture_controller(cb, file);
+    setup(&mut t, [a.into(), b.into()]);
     let san = t
         .start(data)
         .await
@@ -224,7 +241,7 @@ fn add_metadata<const N: usize>(
 async fn controller_build_propagation(dir: &Path) -> Result<PathBuf, RecordError> {
     let data = tempfile::tempdir().map_err(|e| RecordError(format!("temporary folder: {e}")))?;
     let file = dir.join(CAPTURES[2].0);
-    let (san, [a, b], _) = two_sites(data.path(), &file, false).await?;
+    let (san, [a, b], _) = two_sites(data.path(), &file, false, |_, _| ()).await?;
     build(&san, a, "vol1").await?;
     wait_volume(&san, b, "vol1").await?;
     finish(san, b, &file).await?;
@@ -235,7 +252,7 @@ async fn controller_build_propagation(dir: &Path) -> Result<PathBuf, RecordError
 async fn controller_heartbeat_loss(dir: &Path) -> Result<PathBuf, RecordError> {
     let data = tempfile::tempdir().map_err(|e| RecordError(format!("temporary folder: {e}")))?;
     let file = dir.join(CAPTURES[3].0);
-    let (san, [a, b], l) = two_sites(data.path(), &file, true).await?;
+    let (san, [a, b], l) = two_sites(data.path(), &file, true, |_, _| ()).await?;
     let relay = san
         .link(l)
         .relay
@@ -316,4 +333,97 @@ async fn login_and_io(dir: &Path) -> Result<Vec<PathBuf>, RecordError> {
     running.array(a).array.node.shutdown().await;
     init.node().shutdown().await;
     Ok(vec![switch_file, array_file])
+}
+
+/// The FCP target that controller `c` is for host `h`, and volume `name`'s LUN there, ready
+/// (TEST UNIT READY until its unit attentions are consumed).
+async fn volume_lun(
+    san: &topology::Running,
+    h: HostId,
+    c: ControllerId,
+    name: &VolumeName,
+) -> Result<(fc_node::fcp::initiator::Initiator, fc_frames::FcId, Lun), RecordError> {
+    let ctl = san.controller(c).controller.clone();
+    wait_for("the volume served", || ctl.lun_of(name).is_some()).await?;
+    let lun = ctl
+        .lun_of(name)
+        .ok_or_else(|| RecordError("no LUN".into()))?;
+    let init = san.host(h).initiator.clone();
+    let wwpn = san.controller(c).port_name;
+    let node = init.node().clone();
+    wait_for("the host logged in with the controller", || {
+        node.targets().iter().any(|t| t.port_name == wwpn)
+    })
+    .await?;
+    let id = node
+        .targets()
+        .into_iter()
+        .find(|t| t.port_name == wwpn)
+        .map(|t| t.port_id)
+        .ok_or_else(|| RecordError("no target".into()))?;
+    for _ in 0..8 {
+        if init.test_unit_ready(id, lun).await.is_ok() {
+            return Ok((init, id, lun));
+        }
+    }
+    Err(RecordError("the volume's LUN never became ready".into()))
+}
+
+/// A host at B reads 4 KiB of A's volume through B's controller until the read hits B's
+/// cache; with `invalidate`, a host at A then writes it (A invalidates B's cache) and B
+/// reads it again.
+async fn controller_lease(dir: &Path, invalidate: bool) -> Result<PathBuf, RecordError> {
+    let data = tempfile::tempdir().map_err(|e| RecordError(format!("temporary folder: {e}")))?;
+    let file = dir.join(CAPTURES[if invalidate { 5 } else { 4 }].0);
+    let mut hosts = Vec::new();
+    let (san, [a, b], _) = two_sites(data.path(), &file, false, |t, [sa, sb]| {
+        hosts.push(t.host(sa));
+        hosts.push(t.host(sb));
+    })
+    .await?;
+    let (ha, hb) = (hosts[0], hosts[1]);
+    let name = volume_name("cached")?;
+    build(&san, a, name.as_str()).await?;
+    let (init_b, id_b, lun_b) = volume_lun(&san, hb, b, &name).await?;
+    let ctl_b = san.controller(b).controller.clone();
+    let hits = |c: &controller::driver::Controller| c.io_counters(&name).map_or(0, |k| k.cache_hits);
+    let err = |what: &str, e: &dyn std::fmt::Display| RecordError(format!("{what}: {e}"));
+    let start = std::time::Instant::now();
+    loop {
+        let before = hits(&ctl_b);
+        init_b
+            .read(id_b, lun_b, 0, 8, 512)
+            .await
+            .map_err(|e| err("read at B", &e))?;
+        if hits(&ctl_b) > before {
+            break;
+        }
+        if start.elapsed() > WAIT {
+            return Err(RecordError("B's reads never hit its cache".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if invalidate {
+        let invalidations =
+            |c: &controller::driver::Controller| c.io_counters(&name).map_or(0, |k| k.invalidations);
+        let before = invalidations(&ctl_b);
+        let (init_a, id_a, lun_a) = volume_lun(&san, ha, a, &name).await?;
+        let block: Vec<u8> = (0..8 * 512).map(|i| (i * 13 % 251) as u8).collect();
+        init_a
+            .write(id_a, lun_a, 0, Bytes::from(block.clone()), 512, true)
+            .await
+            .map_err(|e| err("write at A", &e))?;
+        wait_for("B's cache invalidated", || invalidations(&ctl_b) > before).await?;
+        let back = init_b
+            .read(id_b, lun_b, 0, 8, 512)
+            .await
+            .map_err(|e| err("read at B", &e))?;
+        if back[..] != block[..] {
+            return Err(RecordError(
+                "B read stale data after A's write".into(),
+            ));
+        }
+    }
+    finish(san, b, &file).await?;
+    Ok(file)
 }
