@@ -46,8 +46,8 @@ pub const CAPTURES: [(&str, &str, &str); 6] = [
         "controller-remote-read-cache.pcapng",
         "controller",
         "a host at site B reads 4 KiB of a volume owned by A through B's controller: B asks A \
-         for a LEASE, forwards the read over FCIP (FCP to A's array), caches it; the same read \
-         again is a cache hit (no frame leaves B's SAN)",
+         for a LEASE, forwards the read over FCIP to A's controller (FCP), caches the data; the \
+         same read again is a cache hit (no frame leaves B's SAN)",
     ),
     (
         "controller-invalidation.pcapng",
