@@ -80,6 +80,9 @@ struct Said {
     driver: bool,
     /// For an answer in the capture: the frame number of the request it answers.
     answers: usize,
+    /// For the replay's request made by a timer: the frame number of the capture's event
+    /// before which the timer ran (0: not a timer's).
+    tick_before: usize,
 }
 
 /// An inbound request the replay answered or an outbound request awaiting its answer.
@@ -176,17 +179,30 @@ pub fn replay_with_key(loaded: &Loaded, key: Option<Key>) -> Result<Outcome, Rep
     // the handling and the answer. The capture's order first; where an answer differs, its
     // header's generation read when the answer left, then the request handled just before
     // its answer left.
-    let mut modes: BTreeMap<usize, Mode> = BTreeMap::new();
-    let mut once = run_once(&setup, &messages, &modes);
-    for _ in 0..32 {
-        let Some(q) = once.retry else { break };
-        let mode = modes.entry(q).or_insert(Mode::InOrder);
-        *mode = match *mode {
-            Mode::InOrder => Mode::LateGeneration,
-            Mode::LateGeneration => Mode::Late,
-            Mode::Late => break,
-        };
-        let again = run_once(&setup, &messages, &modes);
+    // So may a timer, late under load, have run after an event that came after its due
+    // time: where a request of a timer differs and the capture shows it after the next event,
+    // the timers run after that event.
+    let mut schedule = Schedule::default();
+    let mut once = run_once(&setup, &messages, &schedule);
+    for _ in 0..64 {
+        let Some(retry) = once.retry else { break };
+        let mut next = schedule.clone();
+        match retry {
+            Retry::Request(q) => {
+                let mode = next.modes.entry(q).or_insert(Mode::InOrder);
+                *mode = match *mode {
+                    Mode::InOrder => Mode::LateGeneration,
+                    Mode::LateGeneration => Mode::Late,
+                    Mode::Late => break,
+                };
+            }
+            Retry::Tick(k) => {
+                if !next.late_ticks.insert(k) {
+                    break;
+                }
+            }
+        }
+        let again = run_once(&setup, &messages, &next);
         let better = match (&again.difference, &once.difference) {
             (None, _) => true,
             (Some(a), Some(b)) => a.frame > b.frame,
@@ -194,19 +210,30 @@ pub fn replay_with_key(loaded: &Loaded, key: Option<Key>) -> Result<Outcome, Rep
         };
         if better {
             once = again;
+            schedule = next;
+        } else if matches!((retry, again.retry), (Retry::Request(a), Some(Retry::Request(b))) if a == b)
+        {
+            // The next way of handling the same request.
+            schedule = next;
         } else {
-            once.retry = again.retry.filter(|r| *r == q);
+            break;
         }
     }
-    let late: Vec<String> = modes
+    let late: Vec<String> = schedule
+        .modes
         .iter()
         .filter(|(_, m)| **m != Mode::InOrder)
         .map(|(n, m)| format!("{n} ({})", m.name()))
+        .chain(
+            schedule
+                .late_ticks
+                .iter()
+                .map(|n| format!("{n} (timers ran after it)")),
+        )
         .collect();
     if once.difference.is_none() && !late.is_empty() {
         notes.push(format!(
-            "request(s) whose answer the driver made after later frames (it answers each in \
-             its own task): frame(s) {}",
+            "handled out of the capture's order, as the driver's tasks did: frame(s) {}",
             late.join(", ")
         ));
     }
@@ -231,6 +258,24 @@ pub fn replay_with_key(loaded: &Loaded, key: Option<Key>) -> Result<Outcome, Rep
         difference: once.difference,
         notes,
     })
+}
+
+/// How the replay orders what the driver did in tasks of their own.
+#[derive(Debug, Clone, Default)]
+struct Schedule {
+    /// The peers' requests not handled in order, by frame number.
+    modes: BTreeMap<usize, Mode>,
+    /// The events before which the timers due do not run (they run after).
+    late_ticks: BTreeSet<usize>,
+}
+
+/// What a difference suggests to try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// The request of this frame number handled otherwise.
+    Request(usize),
+    /// The timers due before the event of this frame number run after it.
+    Tick(usize),
 }
 
 /// When the replay handles a peer's request, as the driver may have.
@@ -269,8 +314,8 @@ struct Once {
     expected: usize,
     sent: usize,
     difference: Option<Difference>,
-    /// When the difference is in an answer: the frame number of the request it answers.
-    retry: Option<usize>,
+    /// What to try where the difference is.
+    retry: Option<Retry>,
     driver_kinds: BTreeMap<&'static str, usize>,
     /// Peers' requests the capture never answers: not fed.
     unanswered: usize,
@@ -278,7 +323,8 @@ struct Once {
 
 /// Feeds `messages` to a fresh core; the peers' requests handled as `modes` says (by their
 /// frame numbers; [`Mode::InOrder`] when not there).
-fn run_once(setup: &Setup<'_>, messages: &[Seen], modes: &BTreeMap<usize, Mode>) -> Once {
+fn run_once(setup: &Setup<'_>, messages: &[Seen], schedule: &Schedule) -> Once {
+    let modes = &schedule.modes;
     let wwpn = setup.me.wwpn;
     let mut core = Core::new(
         setup.me.clone(),
@@ -294,6 +340,7 @@ fn run_once(setup: &Setup<'_>, messages: &[Seen], modes: &BTreeMap<usize, Mode>)
         produced: Vec::new(),
         now: setup.start,
         ids: HashMap::new(),
+        ticking: 0,
     };
     r.drain();
     let mut expected: Vec<Said> = Vec::new();
@@ -308,7 +355,14 @@ fn run_once(setup: &Setup<'_>, messages: &[Seen], modes: &BTreeMap<usize, Mode>)
     let answered = answered(messages);
     for m in messages {
         let t = (setup.to_ms)(m.ts).max(r.now);
-        r.advance(t);
+        if schedule.late_ticks.contains(&m.number) {
+            // The driver's timer ran late, after this event: the timers due run after it.
+            r.now = t;
+        } else {
+            r.ticking = m.number;
+            r.advance(t);
+            r.ticking = 0;
+        }
         tracing::debug!(number = m.number, at = t, dir = ?m.dir, what = ?m.what, "capture");
         match (m.dir, &m.what) {
             (Direction::Outbound, What::GidFt) => {
@@ -406,6 +460,7 @@ fn run_once(setup: &Setup<'_>, messages: &[Seen], modes: &BTreeMap<usize, Mode>)
                                     request: true,
                                     driver: true,
                                     answers: 0,
+                                    tick_before: 0,
                                 });
                             }
                         }
@@ -417,6 +472,7 @@ fn run_once(setup: &Setup<'_>, messages: &[Seen], modes: &BTreeMap<usize, Mode>)
                             request: true,
                             driver: !is_core_kind(kind),
                             answers: 0,
+                            tick_before: 0,
                         }
                     }
                     Message::Reply(..) | Message::Reject(_) => {
@@ -451,6 +507,7 @@ fn run_once(setup: &Setup<'_>, messages: &[Seen], modes: &BTreeMap<usize, Mode>)
                             request: false,
                             driver: p.is_some_and(|p| !is_core_kind(p.kind)),
                             answers: p.map_or(0, |p| p.number),
+                            tick_before: 0,
                         }
                     }
                 };
@@ -464,13 +521,17 @@ fn run_once(setup: &Setup<'_>, messages: &[Seen], modes: &BTreeMap<usize, Mode>)
     for (_, (h, req)) in std::mem::take(&mut deferred) {
         r.answer(end, wwpn, h, req);
     }
-    let difference = compare(&expected, &r.produced);
-    let retry = difference.as_ref().and_then(|d| {
-        expected
-            .iter()
-            .find(|e| e.number == d.frame && !e.request && e.answers > 0)
-            .map(|e| e.answers)
+    let found = compare(&expected, &r.produced);
+    let retry = found.as_ref().and_then(|(d, got)| {
+        let e = expected.iter().find(|e| e.number == d.frame)?;
+        if !e.request && e.answers > 0 {
+            return Some(Retry::Request(e.answers));
+        }
+        let g = r.produced.get((*got)?)?;
+        (e.request && g.tick_before > 0 && e.number > g.tick_before)
+            .then_some(Retry::Tick(g.tick_before))
     });
+    let difference = found.map(|(d, _)| d);
     Once {
         fed,
         expected: expected.len(),
@@ -511,6 +572,8 @@ struct Run {
     now: u64,
     /// Peers' N_Port_IDs to their WWPNs, as learned.
     ids: HashMap<u32, Wwn>,
+    /// While timers run before the capture's event of this frame number: that number.
+    ticking: usize,
 }
 
 impl Run {
@@ -559,6 +622,7 @@ impl Run {
             request: false,
             driver: !is_core_kind(kind),
             answers: 0,
+            tick_before: 0,
         });
         self.produced.len() - 1
     }
@@ -576,6 +640,7 @@ impl Run {
                 request: true,
                 driver: false,
                 answers: 0,
+                tick_before: self.ticking,
             });
         }
     }
@@ -686,7 +751,7 @@ fn ct_gs_type(f: &FcFrame, partial: &HashMap<(u32, u32, u16, u8), Vec<u8>>) -> O
 
 /// Compares what the replay's core said with what the capture's did: each expected message,
 /// in order, with the replay's of the same peer, direction and sequence number.
-fn compare(expected: &[Said], got: &[Said]) -> Option<Difference> {
+fn compare(expected: &[Said], got: &[Said]) -> Option<(Difference, Option<usize>)> {
     let mut used = vec![false; got.len()];
     for e in expected {
         let same = |g: &Said| g.peer == e.peer && g.request == e.request && g.seq == e.seq;
@@ -700,12 +765,15 @@ fn compare(expected: &[Said], got: &[Said]) -> Option<Difference> {
                     .find(|(i, g)| !used[*i] && g.peer == e.peer && g.request == e.request)
             });
         let Some((i, g)) = pick else {
-            return Some(Difference {
-                frame: e.number,
-                field: "message".into(),
-                expected: describe(e),
-                got: "nothing (the replay sent no such message)".into(),
-            });
+            return Some((
+                Difference {
+                    frame: e.number,
+                    field: "message".into(),
+                    expected: describe(e),
+                    got: "nothing (the replay sent no such message)".into(),
+                },
+                None,
+            ));
         };
         used[i] = true;
         if e.driver && matches!(e.message, Message::Reject(_)) {
@@ -713,23 +781,31 @@ fn compare(expected: &[Said], got: &[Said]) -> Option<Difference> {
             continue;
         }
         if let Some((field, x, y)) = message_difference(&e.message, &g.message, e.driver) {
-            return Some(Difference {
-                frame: e.number,
-                field,
-                expected: x,
-                got: y,
-            });
+            return Some((
+                Difference {
+                    frame: e.number,
+                    field,
+                    expected: x,
+                    got: y,
+                },
+                Some(i),
+            ));
         }
     }
     let last = expected.last().map_or(0, |e| e.number);
     got.iter()
         .zip(&used)
         .find(|(_, u)| !**u)
-        .map(|(g, _)| Difference {
-            frame: last,
-            field: "message after the capture's last".into(),
-            expected: "nothing".into(),
-            got: describe(g),
+        .map(|(g, _)| {
+            (
+                Difference {
+                    frame: last,
+                    field: "message after the capture's last".into(),
+                    expected: "nothing".into(),
+                    got: describe(g),
+                },
+                None,
+            )
         })
 }
 

@@ -14,7 +14,7 @@ use controller::model::{MediaType, VolumeName};
 use topology::{ArraySpec, ControllerId, HostId, LinkId, SiteId, Topology};
 
 /// The captures the scenarios write, each with the role to replay it as and what it shows.
-pub const CAPTURES: [(&str, &str, &str); 6] = [
+pub const CAPTURES: [(&str, &str, &str); 7] = [
     (
         "switch-login.pcapng",
         "switch",
@@ -55,6 +55,13 @@ pub const CAPTURES: [(&str, &str, &str); 6] = [
         "B caches 4 KiB of A's volume under a lease; a host at A writes it: A sends B an \
          INVALIDATE before it acknowledges the write; B's next read misses and is forwarded",
     ),
+    (
+        "controller-replica-switch.pcapng",
+        "controller",
+        "A's volume gets a replica on B's array (RESERVE at B, UPDATE); B reads it under a \
+         lease; a load at A moves its reads to the replica: A sends B a ROUTE to read the \
+         replica directly, and another back when the load stops",
+    ),
 ];
 
 /// The controllers' key in the scenarios: a test key, stored in their captures' metadata so
@@ -80,6 +87,7 @@ pub fn record(dir: &Path) -> Result<Vec<PathBuf>, RecordError> {
     files.push(rt.block_on(controller_heartbeat_loss(dir))?);
     files.push(rt.block_on(controller_lease(dir, false))?);
     files.push(rt.block_on(controller_lease(dir, true))?);
+    files.push(rt.block_on(controller_replica_switch(dir))?);
     Ok(files)
 }
 
@@ -424,6 +432,87 @@ async fn controller_lease(dir: &Path, invalidate: bool) -> Result<PathBuf, Recor
             ));
         }
     }
+    finish(san, b, &file).await?;
+    Ok(file)
+}
+
+/// A's volume with a replica on B's array; B holds a lease on it; readers at A load its
+/// primary past the switch threshold, then stop: A routes B to the replica and back.
+async fn controller_replica_switch(dir: &Path) -> Result<PathBuf, RecordError> {
+    use controller::api::views::ReplicaPhase;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let data = tempfile::tempdir().map_err(|e| RecordError(format!("temporary folder: {e}")))?;
+    let file = dir.join(CAPTURES[6].0);
+    let mut hosts = Vec::new();
+    let (san, [a, b], _) = two_sites(data.path(), &file, false, |t, [sa, sb]| {
+        t.array(sb, ArraySpec::new("ssdb").disk(Tier::Ssd, 4 * MIB));
+        t.controller_io(controller::io::IoConfig {
+            switch_outstanding: 1,
+            ..controller::io::IoConfig::default()
+        });
+        hosts.push(t.host(sa));
+        hosts.push(t.host(sb));
+    })
+    .await?;
+    let (ha, hb) = (hosts[0], hosts[1]);
+    let err = |what: &str, e: &dyn std::fmt::Display| RecordError(format!("{what}: {e}"));
+    let ctl_a = san.controller(a).controller.clone();
+    let ctl_b = san.controller(b).controller.clone();
+    wait_for("site B's array found", || !ctl_b.real_volumes().is_empty()).await?;
+    let name = volume_name("replicated")?;
+    build(&san, a, name.as_str()).await?;
+    ctl_a
+        .add_replica(
+            &name,
+            controller::api::ReplicaSpec {
+                media: None,
+                site: Some("B".into()),
+            },
+        )
+        .await
+        .map_err(|e| err("add a replica", &e))?;
+    for ctl in [&ctl_a, &ctl_b] {
+        wait_for("the replica in sync at both controllers", || {
+            ctl.replica_state(&name)
+                .is_some_and(|s| s.state == ReplicaPhase::InSync)
+        })
+        .await?;
+    }
+    let (init_b, id_b, lun_b) = volume_lun(&san, hb, b, &name).await?;
+    init_b
+        .read(id_b, lun_b, 0, 8, 512)
+        .await
+        .map_err(|e| err("read at B", &e))?;
+    let (init_a, id_a, lun_a) = volume_lun(&san, ha, a, &name).await?;
+    let routes = |c: &controller::driver::Controller| c.io_counters(&name).map_or(0, |k| k.route_changes);
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..8u64)
+        .map(|k| {
+            let (init, stop) = (init_a.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut block = k;
+                while !stop.load(Ordering::Relaxed) {
+                    block = (block * 7 + 3) % 1024;
+                    // A unit attention (the volume's mapping changed) is answered once.
+                    let _ = init.read(id_a, lun_a, block * 8, 8, 512).await;
+                }
+            })
+        })
+        .collect();
+    let routed = wait_for("A routes B to the replica", || routes(&ctl_b) >= 1).await;
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        let _ = r.await;
+    }
+    routed.map_err(|e| {
+        RecordError(format!(
+            "{e} (A: {:?}; B: {:?})",
+            ctl_a.io_counters(&name),
+            ctl_b.io_counters(&name)
+        ))
+    })?;
+    wait_for("A routes B back to itself", || routes(&ctl_b) >= 2).await?;
     finish(san, b, &file).await?;
     Ok(file)
 }
