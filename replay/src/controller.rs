@@ -211,10 +211,16 @@ pub fn replay_with_key(loaded: &Loaded, key: Option<Key>) -> Result<Outcome, Rep
         if better {
             once = again;
             schedule = next;
-        } else if matches!((retry, again.retry), (Retry::Request(a), Some(Retry::Request(b))) if a == b)
-        {
-            // The next way of handling the same request.
+        } else if matches!(
+            (retry, again.retry),
+            (Retry::Request(a), Some(Retry::Request(b))) if a == b
+        ) || matches!(
+            (retry, again.retry),
+            (Retry::Tick(a), Some(Retry::Tick(b))) if b > a
+        ) {
+            // The next way of handling the same request; the timer later still.
             schedule = next;
+            once.retry = again.retry;
         } else {
             break;
         }
@@ -705,6 +711,11 @@ fn messages(loaded: &Loaded, key: &Key) -> Result<Vec<Seen>, ReplayError> {
                     continue;
                 }
                 let bytes = partial.remove(&k).unwrap_or_default();
+                if bytes.get(8..10) == Some(&[0x80, 0x01][..]) && bytes.get(13) != Some(&0xFF) {
+                    // An FS_RJT of the node's CT layer (no vendor reason): the request never
+                    // reached the controller (it was stopping, or the service was busy).
+                    continue;
+                }
                 let msg = wire::decode(&bytes, key).map_err(|e| ReplayError::BadFrame {
                     number,
                     why: format!(
