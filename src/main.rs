@@ -287,11 +287,12 @@ fn main() -> ExitCode {
         )
         .try_init();
     if let Command::Pcap {
-        command: PcapCommand::Replay {
-            file,
-            role,
-            key_file,
-        },
+        command:
+            PcapCommand::Replay {
+                file,
+                role,
+                key_file,
+            },
     } = &cli.command
     {
         return pcap_replay(file, role.as_deref(), key_file.as_deref());

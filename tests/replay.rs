@@ -299,7 +299,9 @@ fn a_controller_capture_with_an_altered_outbound_field_names_it() {
     assert_eq!(run.status.code(), Some(1));
     let text = String::from_utf8_lossy(&run.stdout);
     assert!(
-        text.contains(&format!("frame {number}: HEARTBEAT site: expected Z, got B")),
+        text.contains(&format!(
+            "frame {number}: HEARTBEAT site: expected Z, got B"
+        )),
         "{text}"
     );
 }

@@ -108,13 +108,17 @@ pub fn replay_with_key(loaded: &Loaded, key: Option<Key>) -> Result<Outcome, Rep
     let key = match key {
         Some(k) => k,
         None => {
-            let hex = meta.extra.get(TEST_KEY_FIELD).and_then(|v| v.as_str()).ok_or_else(|| {
-                setup(
-                    "the capture holds no key (only captures made by fcsan pcap record with \
+            let hex = meta
+                .extra
+                .get(TEST_KEY_FIELD)
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| {
+                    setup(
+                        "the capture holds no key (only captures made by fcsan pcap record with \
                      its test key do): give the installation's key with --key-file FILE"
-                        .into(),
-                )
-            })?;
+                            .into(),
+                    )
+                })?;
             Key::from_hex(hex).map_err(|e| setup(format!("metadata {TEST_KEY_FIELD}: {e}")))?
         }
     };
@@ -489,9 +493,8 @@ fn run_once(setup: &Setup<'_>, messages: &[Seen], schedule: &Schedule) -> Once {
                             }
                         }
                         let p = theirs.remove(&key);
-                        let late = p.is_some_and(|p| {
-                            modes.get(&p.number) == Some(&Mode::LateGeneration)
-                        });
+                        let late =
+                            p.is_some_and(|p| modes.get(&p.number) == Some(&Mode::LateGeneration));
                         let generation = r.core.durable().generation;
                         if let (
                             true,
@@ -654,10 +657,7 @@ impl Run {
 
 /// The kinds the core makes and answers itself.
 fn is_core_kind(k: Kind) -> bool {
-    matches!(
-        k,
-        Kind::HEARTBEAT | Kind::UPDATE | Kind::PULL | Kind::CLAIM
-    )
+    matches!(k, Kind::HEARTBEAT | Kind::UPDATE | Kind::PULL | Kind::CLAIM)
 }
 
 #[derive(Debug, Clone)]
@@ -804,20 +804,17 @@ fn compare(expected: &[Said], got: &[Said]) -> Option<(Difference, Option<usize>
         }
     }
     let last = expected.last().map_or(0, |e| e.number);
-    got.iter()
-        .zip(&used)
-        .find(|(_, u)| !**u)
-        .map(|(g, _)| {
-            (
-                Difference {
-                    frame: last,
-                    field: "message after the capture's last".into(),
-                    expected: "nothing".into(),
-                    got: describe(g),
-                },
-                None,
-            )
-        })
+    got.iter().zip(&used).find(|(_, u)| !**u).map(|(g, _)| {
+        (
+            Difference {
+                frame: last,
+                field: "message after the capture's last".into(),
+                expected: "nothing".into(),
+                got: describe(g),
+            },
+            None,
+        )
+    })
 }
 
 fn describe(s: &Said) -> String {
@@ -852,9 +849,7 @@ pub fn message_difference(
                 return Some((format!("{name} {n}"), x.clone(), y.clone()))
             }
             (Some((n, x)), None) => return Some((format!("{name} {n}"), x.clone(), d(&"absent"))),
-            (None, Some((m, y))) => {
-                return Some((format!("{name} {m}"), d(&"absent"), y.clone()))
-            }
+            (None, Some((m, y))) => return Some((format!("{name} {m}"), d(&"absent"), y.clone())),
             _ => {}
         }
     }

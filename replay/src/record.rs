@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
+use controller::api::BuildSpec;
+use controller::model::{MediaType, VolumeName};
 use fc_frames::scsi::Lun;
 use fc_node::fcp::discovery;
 use fc_node::scsi::Tier;
-use controller::api::BuildSpec;
-use controller::model::{MediaType, VolumeName};
 use topology::{ArraySpec, ControllerId, HostId, LinkId, SiteId, Topology};
 
 /// The captures the scenarios write, each with the role to replay it as and what it shows.
@@ -201,7 +201,8 @@ async fn finish(san: topology::Running, b: ControllerId, file: &Path) -> Result<
     tokio::time::sleep(Duration::from_millis(50)).await;
     san.controller(b).controller.shutdown().await;
     san.shutdown().await;
-    let offset = controller::driver::now_ms() as i64 - topology::capture::wall_clock().as_millis() as i64;
+    let offset =
+        controller::driver::now_ms() as i64 - topology::capture::wall_clock().as_millis() as i64;
     let hex: String = TEST_KEY.iter().map(|b| format!("{b:02x}")).collect();
     add_metadata(
         file,
@@ -394,7 +395,8 @@ async fn controller_lease(dir: &Path, invalidate: bool) -> Result<PathBuf, Recor
     build(&san, a, name.as_str()).await?;
     let (init_b, id_b, lun_b) = volume_lun(&san, hb, b, &name).await?;
     let ctl_b = san.controller(b).controller.clone();
-    let hits = |c: &controller::driver::Controller| c.io_counters(&name).map_or(0, |k| k.cache_hits);
+    let hits =
+        |c: &controller::driver::Controller| c.io_counters(&name).map_or(0, |k| k.cache_hits);
     let err = |what: &str, e: &dyn std::fmt::Display| RecordError(format!("{what}: {e}"));
     let start = std::time::Instant::now();
     loop {
@@ -412,8 +414,9 @@ async fn controller_lease(dir: &Path, invalidate: bool) -> Result<PathBuf, Recor
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     if invalidate {
-        let invalidations =
-            |c: &controller::driver::Controller| c.io_counters(&name).map_or(0, |k| k.invalidations);
+        let invalidations = |c: &controller::driver::Controller| {
+            c.io_counters(&name).map_or(0, |k| k.invalidations)
+        };
         let before = invalidations(&ctl_b);
         let (init_a, id_a, lun_a) = volume_lun(&san, ha, a, &name).await?;
         let block: Vec<u8> = (0..8 * 512).map(|i| (i * 13 % 251) as u8).collect();
@@ -427,9 +430,7 @@ async fn controller_lease(dir: &Path, invalidate: bool) -> Result<PathBuf, Recor
             .await
             .map_err(|e| err("read at B", &e))?;
         if back[..] != block[..] {
-            return Err(RecordError(
-                "B read stale data after A's write".into(),
-            ));
+            return Err(RecordError("B read stale data after A's write".into()));
         }
     }
     finish(san, b, &file).await?;
@@ -485,7 +486,8 @@ async fn controller_replica_switch(dir: &Path) -> Result<PathBuf, RecordError> {
         .await
         .map_err(|e| err("read at B", &e))?;
     let (init_a, id_a, lun_a) = volume_lun(&san, ha, a, &name).await?;
-    let routes = |c: &controller::driver::Controller| c.io_counters(&name).map_or(0, |k| k.route_changes);
+    let routes =
+        |c: &controller::driver::Controller| c.io_counters(&name).map_or(0, |k| k.route_changes);
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..8u64)
         .map(|k| {
