@@ -228,6 +228,10 @@ enum PcapCommand {
         /// The role to replay as (default: the role that wrote the capture).
         #[arg(long = "as", value_parser = ["switch", "array", "controller", "gateway"])]
         role: Option<String>,
+        /// A controller capture: the file holding the installation's key (hex digits, as a
+        /// controller's `key_file`); captures made by `fcsan pcap record` hold their test key.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
     },
     /// Run the canonical scenarios in-process, captures on, and write their captures (what
     /// captures/ holds; see captures/README.md), then replay each.
@@ -298,10 +302,15 @@ fn main() -> ExitCode {
         )
         .try_init();
     if let Command::Pcap {
-        command: PcapCommand::Replay { file, role },
+        command:
+            PcapCommand::Replay {
+                file,
+                role,
+                key_file,
+            },
     } = &cli.command
     {
-        return pcap_replay(file, role.as_deref());
+        return pcap_replay(file, role.as_deref(), key_file.as_deref());
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -415,9 +424,14 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Pcap {
-            command: PcapCommand::Replay { file, role },
+            command:
+                PcapCommand::Replay {
+                    file,
+                    role,
+                    key_file,
+                },
         } => {
-            if pcap_replay(&file, role.as_deref()) == ExitCode::SUCCESS {
+            if pcap_replay(&file, role.as_deref(), key_file.as_deref()) == ExitCode::SUCCESS {
                 Ok(())
             } else {
                 bail!("replay of {} failed", file.display())
@@ -457,9 +471,19 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// `fcsan pcap replay`: prints the outcome; exit 0 identical, 1 a difference, 2 bad input.
-fn pcap_replay(file: &Path, role: Option<&str>) -> ExitCode {
+fn pcap_replay(file: &Path, role: Option<&str>, key_file: Option<&Path>) -> ExitCode {
     let role = role.and_then(replay::Role::from_name);
-    match replay::replay_file(file, role) {
+    let outcome = match key_file {
+        Some(k) if role.is_none_or(|r| r == replay::Role::Controller) => {
+            replay::controller::replay_file_with_key(file, k)
+        }
+        Some(_) => {
+            eprintln!("fcsan: --key-file is for controller captures (--as controller)");
+            return ExitCode::from(2);
+        }
+        None => replay::replay_file(file, role),
+    };
+    match outcome {
         Ok(o) => {
             for n in &o.notes {
                 eprintln!("note: {n}");

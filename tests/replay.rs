@@ -237,3 +237,103 @@ fn a_disk_process_capture_replays_as_an_array() {
     );
     assert!(text.contains("all identical"), "{text}");
 }
+
+fn controller_capture() -> PathBuf {
+    captures()
+        .into_iter()
+        .find(|f| replay::load(f, Some(replay::Role::Controller)).is_ok())
+        .expect("a controller capture in captures/")
+}
+
+/// The key `fcsan pcap record` gives its controllers.
+fn test_key() -> controller::wire::Key {
+    controller::wire::Key::new(replay::record::TEST_KEY)
+}
+
+/// Decodes a frame's CT 0xE0 message (single-frame sequences only).
+fn ct_message(f: &FcFrame) -> Option<controller::wire::Message> {
+    if f.header.fc_type.0 != 0x20 || f.payload.get(4) != Some(&0xE0) {
+        return None;
+    }
+    controller::wire::decode(&f.payload, &test_key()).ok()
+}
+
+#[test]
+fn a_controller_capture_with_an_altered_outbound_field_names_it() {
+    use controller::wire::{Message, Request};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("altered-controller.pcapng");
+    // The controller's first HEARTBEAT says another site (re-signed with the test key, so
+    // that only the field differs).
+    let number = rewrite(
+        &controller_capture(),
+        &out,
+        |d, f| {
+            d == Direction::Outbound
+                && matches!(
+                    ct_message(f),
+                    Some(Message::Request(_, Request::Heartbeat(_)))
+                )
+        },
+        |f| {
+            let Some(Message::Request(h, Request::Heartbeat(mut hb))) = ct_message(f) else {
+                unreachable!("picked a heartbeat")
+            };
+            hb.site = "Z".into();
+            let msg = Message::Request(h, Request::Heartbeat(hb));
+            f.payload = Bytes::from(controller::wire::encode(&msg, &test_key()));
+        },
+    );
+    let o = replay::replay_file(&out, None).expect("replays");
+    assert_eq!(o.role, replay::Role::Controller);
+    let d = o.difference.expect("a difference");
+    assert_eq!(d.frame, number, "{d}");
+    assert_eq!(d.field, "HEARTBEAT site", "{d}");
+    assert_eq!((d.expected.as_str(), d.got.as_str()), ("Z", "B"), "{d}");
+    let run = fcsan()
+        .args(["pcap", "replay"])
+        .arg(&out)
+        .args(["--as", "controller"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        text.contains(&format!(
+            "frame {number}: HEARTBEAT site: expected Z, got B"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_controller_capture_replays_with_a_key_file_and_not_with_a_wrong_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = controller_capture();
+    let hex: String = replay::record::TEST_KEY
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let good = dir.path().join("good.key");
+    std::fs::write(&good, format!("{hex}\n")).unwrap();
+    let wrong = dir.path().join("wrong.key");
+    std::fs::write(&wrong, "00112233445566778899aabbccddeeff\n").unwrap();
+    let run = |key: &Path| {
+        fcsan()
+            .args(["pcap", "replay"])
+            .arg(&capture)
+            .args(["--as", "controller", "--key-file"])
+            .arg(key)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&good);
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{text}");
+    assert!(text.contains("all identical"), "{text}");
+    let bad = run(&wrong);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(err.contains("is the key the installation's?"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -21,6 +21,7 @@ use fc_pcap::capture::{self, CaptureError, Metadata, RoleCapture};
 
 pub mod array;
 pub mod compare;
+pub mod controller;
 pub mod record;
 pub mod switch;
 
@@ -198,7 +199,8 @@ pub fn replay(loaded: &Loaded, role: Role) -> Result<Outcome, ReplayError> {
     match role {
         Role::Switch => switch::replay(loaded),
         Role::Array => array::replay(loaded),
-        Role::Controller | Role::Gateway => Err(ReplayError::Unsupported(role.name())),
+        Role::Controller => controller::replay(loaded),
+        Role::Gateway => Err(ReplayError::Unsupported(role.name())),
     }
 }
 
