@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use fc_pcap::capture::{Direction, Metadata, RoleCaptureWriter};
 use etherparse::{EtherType, Ethernet2Header, IpNumber, Ipv4Header, Ipv6Header, TcpHeader};
 use pcap_file::pcap::{PcapHeader, PcapWriter};
 use pcap_file::{DataLink, Endianness, TsResolution};
@@ -71,6 +72,70 @@ fn v6(ip: IpAddr) -> [u8; 16] {
 fn mac(a: SocketAddr) -> [u8; 6] {
     let ip = v6(a.ip());
     [0x02, 0x00, ip[12], ip[13], ip[14], ip[15]]
+}
+
+/// Longest Ethernet + IP + TCP headers of a segment.
+const HEADERS_MAX: usize = Ethernet2Header::LEN + Ipv6Header::LEN + TcpHeader::MIN_LEN;
+
+/// The Ethernet, IP and TCP headers of a segment of `payload_len` bytes from `src` to `dst`,
+/// and how many bytes of the array they take. Two IPv4 endpoints make an IPv4 packet;
+/// otherwise it is IPv6, an IPv4 endpoint written IPv4-mapped.
+fn segment_headers(
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: u32,
+    payload_len: usize,
+) -> io::Result<([u8; HEADERS_MAX], usize)> {
+    let mut tcp = TcpHeader::new(src.port(), dst.port(), seq, WINDOW);
+    tcp.acknowledgment_number = ack;
+    tcp.ack = true;
+    tcp.psh = true;
+    let ip_payload = tcp.header_len() + payload_len;
+    let too_long = || io::Error::other(format!("a segment of {payload_len} bytes"));
+    let ip_payload16 = u16::try_from(ip_payload).map_err(|_| too_long())?;
+    let mut headers = [0u8; HEADERS_MAX];
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        if let Some(d) = headers.get_mut(at..at + bytes.len()) {
+            d.copy_from_slice(bytes);
+            at += bytes.len();
+        }
+    };
+    match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let eth = Ethernet2Header {
+                source: mac(src),
+                destination: mac(dst),
+                ether_type: EtherType::IPV4,
+            };
+            let mut ip =
+                Ipv4Header::new(ip_payload16, HOP_LIMIT, IpNumber::TCP, s.octets(), d.octets())
+                    .map_err(|_| too_long())?;
+            ip.header_checksum = ip.calc_header_checksum();
+            put(&eth.to_bytes());
+            put(&ip.to_bytes());
+        }
+        (s, d) => {
+            let eth = Ethernet2Header {
+                source: mac(src),
+                destination: mac(dst),
+                ether_type: EtherType::IPV6,
+            };
+            let ip = Ipv6Header {
+                payload_length: ip_payload16,
+                next_header: IpNumber::TCP,
+                hop_limit: HOP_LIMIT,
+                source: v6(s),
+                destination: v6(d),
+                ..Ipv6Header::default()
+            };
+            put(&eth.to_bytes());
+            put(&ip.to_bytes());
+        }
+    }
+    put(&tcp.to_bytes());
+    Ok((headers, at))
 }
 
 impl<W: Write> TcpCapture<W> {
@@ -123,61 +188,10 @@ impl<W: Write> TcpCapture<W> {
         ack: u32,
         payload: &[u8],
     ) -> io::Result<()> {
-        let mut tcp = TcpHeader::new(src.port(), dst.port(), seq, WINDOW);
-        tcp.acknowledgment_number = ack;
-        tcp.ack = true;
-        tcp.psh = true;
-        let ip_payload = tcp.header_len() + payload.len();
-        let too_long = || io::Error::other(format!("a segment of {} bytes", payload.len()));
-        let ip_payload16 = u16::try_from(ip_payload).map_err(|_| too_long())?;
-        let mut headers = [0u8; Ethernet2Header::LEN + Ipv6Header::LEN + TcpHeader::MIN_LEN];
-        let mut at = 0;
-        let mut put = |bytes: &[u8]| {
-            if let Some(d) = headers.get_mut(at..at + bytes.len()) {
-                d.copy_from_slice(bytes);
-                at += bytes.len();
-            }
-        };
-        match (src.ip(), dst.ip()) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                let eth = Ethernet2Header {
-                    source: mac(src),
-                    destination: mac(dst),
-                    ether_type: EtherType::IPV4,
-                };
-                let mut ip = Ipv4Header::new(
-                    ip_payload16,
-                    HOP_LIMIT,
-                    IpNumber::TCP,
-                    s.octets(),
-                    d.octets(),
-                )
-                .map_err(|_| too_long())?;
-                ip.header_checksum = ip.calc_header_checksum();
-                put(&eth.to_bytes());
-                put(&ip.to_bytes());
-            }
-            (s, d) => {
-                let eth = Ethernet2Header {
-                    source: mac(src),
-                    destination: mac(dst),
-                    ether_type: EtherType::IPV6,
-                };
-                let ip = Ipv6Header {
-                    payload_length: ip_payload16,
-                    next_header: IpNumber::TCP,
-                    hop_limit: HOP_LIMIT,
-                    source: v6(s),
-                    destination: v6(d),
-                    ..Ipv6Header::default()
-                };
-                put(&eth.to_bytes());
-                put(&ip.to_bytes());
-            }
-        }
-        put(&tcp.to_bytes());
+        let (headers, at) = segment_headers(src, dst, seq, ack, payload.len())?;
         let headers = headers.get(..at).unwrap_or(&[]);
-        let len = u32::try_from(headers.len() + payload.len()).map_err(|_| too_long())?;
+        let len = u32::try_from(headers.len() + payload.len())
+            .map_err(|_| io::Error::other(format!("a segment of {} bytes", payload.len())))?;
         let mut record = [0u8; 16];
         record[0..4].copy_from_slice(&(ts.as_secs() as u32).to_le_bytes());
         record[4..8].copy_from_slice(&ts.subsec_micros().to_le_bytes());
@@ -243,6 +257,8 @@ enum Message {
 /// One TCP segment to write.
 struct Segment {
     ts: Duration,
+    /// Sent by the capturing side (else received).
+    sent: bool,
     src: SocketAddr,
     dst: SocketAddr,
     seq: u32,
@@ -271,6 +287,26 @@ impl CaptureSink {
         queue_bytes: usize,
     ) -> io::Result<CaptureSink> {
         let capture = TcpCapture::new(Box::new(writer) as Box<dyn Write + Send>)?;
+        CaptureSink::spawn(Output::Pcap(capture), queue_bytes)
+    }
+
+    /// A capture written as pcapng (link type Ethernet) to a new file at `path` (replaced if
+    /// it exists), buffered: `metadata` in the Section Header Block's comment, as the FC roles
+    /// write it ([`fc_pcap::capture::Metadata`]), one interface named `fcip`, and each packet
+    /// with its direction (`epb_flags`: inbound, received from a peer; outbound, sent). This is
+    /// what `fcsan pcap replay --as gateway` reads.
+    pub fn create_pcapng(path: &Path, metadata: &Metadata) -> io::Result<CaptureSink> {
+        let file = BufWriter::with_capacity(1 << 20, File::create(path)?);
+        let writer = RoleCaptureWriter::new(
+            Box::new(file) as Box<dyn Write + Send>,
+            metadata,
+            DataLink::ETHERNET,
+        )
+        .map_err(io::Error::other)?;
+        CaptureSink::spawn(Output::Pcapng(writer), QUEUE_BYTES)
+    }
+
+    fn spawn(capture: Output, queue_bytes: usize) -> io::Result<CaptureSink> {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(SinkShared {
             limit: queue_bytes,
@@ -348,9 +384,46 @@ impl CaptureSink {
     }
 }
 
+/// Where the capture's thread writes: classic pcap or pcapng with metadata.
+enum Output {
+    Pcap(TcpCapture<Box<dyn Write + Send>>),
+    Pcapng(RoleCaptureWriter<Box<dyn Write + Send>>),
+}
+
+/// The interface of a pcapng FCIP capture.
+pub const PCAPNG_INTERFACE: &str = "fcip";
+
+impl Output {
+    fn write(&mut self, g: &Segment) -> io::Result<()> {
+        match self {
+            Output::Pcap(c) => c.record_segment(g.ts, g.src, g.dst, g.seq, g.ack, &g.payload),
+            Output::Pcapng(w) => {
+                let (headers, at) = segment_headers(g.src, g.dst, g.seq, g.ack, g.payload.len())?;
+                let mut packet = Vec::with_capacity(at + g.payload.len());
+                packet.extend_from_slice(headers.get(..at).unwrap_or(&[]));
+                packet.extend_from_slice(&g.payload);
+                let direction = if g.sent {
+                    Direction::Outbound
+                } else {
+                    Direction::Inbound
+                };
+                w.write_packet(PCAPNG_INTERFACE, g.ts, direction, &packet)
+                    .map_err(io::Error::other)
+            }
+        }
+    }
+
+    fn flush(self) -> io::Result<()> {
+        match self {
+            Output::Pcap(c) => c.into_inner().flush(),
+            Output::Pcapng(w) => w.into_inner().flush(),
+        }
+    }
+}
+
 /// The capture's thread: writes segments until told to finish or every handle is gone.
 fn write_segments(
-    capture: TcpCapture<Box<dyn Write + Send>>,
+    capture: Output,
     mut rx: mpsc::UnboundedReceiver<Message>,
     shared: &SinkShared,
 ) {
@@ -364,9 +437,7 @@ fn write_segments(
                 let mut written = 0;
                 if let Some(c) = capture.as_mut() {
                     for g in &segments {
-                        if let Err(e) =
-                            c.record_segment(g.ts, g.src, g.dst, g.seq, g.ack, &g.payload)
-                        {
+                        if let Err(e) = c.write(g) {
                             tracing::warn!(error = %e, "FCIP capture failed: no more frames are recorded");
                             capture = None;
                             failed = Some(e);
@@ -381,7 +452,7 @@ fn write_segments(
             }
             Message::Finish(reply) => {
                 let r = match (capture.take(), failed.take()) {
-                    (Some(c), _) => c.into_inner().flush(),
+                    (Some(c), _) => c.flush(),
                     (None, Some(e)) => Err(e),
                     (None, None) => Ok(()),
                 };
@@ -390,7 +461,7 @@ fn write_segments(
         }
     }
     if let Some(c) = capture {
-        let _ = c.into_inner().flush();
+        let _ = c.flush();
     }
 }
 
@@ -438,6 +509,7 @@ impl Flow {
             .filter(|p| !p.is_empty())
             .map(|payload| Segment {
                 ts,
+                sent,
                 src,
                 dst,
                 // TCP sequence numbers count bytes modulo 2^32; each way has one writer.
