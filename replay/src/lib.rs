@@ -9,6 +9,8 @@
 //! - [`array`]: a fresh disk array node (same names and LUNs, zeroed LUN files in a temporary
 //!   folder) on an in-process link whose other end is the replayer, on tokio's paused clock
 //!   that follows the capture's time stamps.
+//! - [`gateway`]: a fresh FCIP gateway on loopback; the replayer plays its peers' side of the
+//!   TCP connections, the Special Frames and FCIP frames compared.
 //!
 //! This is what the sans-IO cores with injected time and randomness are for: the same inputs
 //! give the same answers, byte for byte.
@@ -21,6 +23,7 @@ use fc_pcap::capture::{self, CaptureError, Metadata, RoleCapture};
 
 pub mod array;
 pub mod compare;
+pub mod gateway;
 pub mod record;
 pub mod switch;
 
@@ -198,7 +201,8 @@ pub fn replay(loaded: &Loaded, role: Role) -> Result<Outcome, ReplayError> {
     match role {
         Role::Switch => switch::replay(loaded),
         Role::Array => array::replay(loaded),
-        Role::Controller | Role::Gateway => Err(ReplayError::Unsupported(role.name())),
+        Role::Gateway => gateway::replay(loaded),
+        Role::Controller => Err(ReplayError::Unsupported(role.name())),
     }
 }
 

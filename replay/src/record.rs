@@ -12,7 +12,7 @@ use fc_node::scsi::Tier;
 use topology::{ArraySpec, Topology};
 
 /// The captures the scenarios write, each with the role to replay it as and what it shows.
-pub const CAPTURES: [(&str, &str, &str); 2] = [
+pub const CAPTURES: [(&str, &str, &str); 3] = [
     (
         "switch-login.pcapng",
         "switch",
@@ -25,6 +25,12 @@ pub const CAPTURES: [(&str, &str, &str); 2] = [
         "array",
         "a disk array's fabric and name server login, a host's PLOGI/PRLI, REPORT LUNS, \
          INQUIRY, READ CAPACITY, a WRITE and a READ of 8 blocks, the array's shutdown LOGO",
+    ),
+    (
+        "gateway-link-bringup.pcapng",
+        "gateway",
+        "an FCIP gateway's WAN side: the Special Frame exchange, SW_ILS EFP, name-server reads \
+         across the link (GA_NXT, GFF_ID) for a disk array behind the peer gateway, an LKA",
     ),
 ];
 
@@ -42,7 +48,57 @@ pub fn record(dir: &Path) -> Result<Vec<PathBuf>, RecordError> {
         .enable_all()
         .build()
         .map_err(|e| RecordError(format!("runtime: {e}")))?;
-    rt.block_on(login_and_io(dir))
+    let mut files = rt.block_on(login_and_io(dir))?;
+    files.push(rt.block_on(gateway_link_bringup(dir))?);
+    Ok(files)
+}
+
+/// Gateway A (domain 1, captured) dials gateway B (domain 2), behind which a disk array logs
+/// in: the FSF exchange, EFP, A's name-server reads of B's array, then an idle link until an
+/// LKA goes each way (after K_A_TOV/2 of silence).
+async fn gateway_link_bringup(dir: &Path) -> Result<PathBuf, RecordError> {
+    let err = |what: &str, e: &dyn std::fmt::Display| RecordError(format!("{what}: {e}"));
+    let data = tempfile::tempdir().map_err(|e| err("temporary folder", &e))?;
+    let file = dir.join(CAPTURES[2].0);
+    let mut t = Topology::new();
+    let a = t.gateway("A", 1);
+    let b = t.gateway("B", 2);
+    t.fcip_capture(a, &file);
+    t.link(a, b, 1);
+    let array = t.array(b, ArraySpec::new("remote").disk(Tier::Ssd, 1 << 20));
+    let array_name = t.port_name(array);
+    let running = t.start(data.path()).await.map_err(|e| err("start", &e))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !running
+        .site(a)
+        .switch
+        .snapshot()
+        .name_server
+        .iter()
+        .any(|e| e.port_name == array_name)
+    {
+        if tokio::time::Instant::now() > deadline {
+            return Err(RecordError(
+                "gateway A never learnt the array behind gateway B".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Idle until the keep-alives: an LKA after K_A_TOV/2 without traffic.
+    let idle = topology::K_A_TOV / 2 + Duration::from_millis(700);
+    tokio::time::sleep(idle).await;
+    let gw = running.gateway(a);
+    let lkas = gw
+        .links()
+        .iter()
+        .flat_map(|l| l.connections.iter().map(|c| c.lka_sent + c.lka_answered))
+        .sum::<u64>();
+    gw.finish_capture().map_err(|e| err("the gateway's capture", &e))?;
+    running.shutdown().await;
+    if lkas == 0 {
+        return Err(RecordError("no LKA went over the link".into()));
+    }
+    Ok(file)
 }
 
 /// One switch, one array (1 MiB SSD LUN), one host: logins, discovery, a write and a read.
