@@ -237,3 +237,64 @@ fn a_disk_process_capture_replays_as_an_array() {
     );
     assert!(text.contains("all identical"), "{text}");
 }
+
+/// The TCP payload of an FCIP capture's packet (Ethernet, IPv4 or IPv6, a TCP header of 20
+/// bytes: what `fcsan gateway --capture` writes).
+fn tcp_payload_offset(data: &[u8]) -> usize {
+    let ip = if data[12..14] == [0x08, 0x00] { 20 } else { 40 };
+    14 + ip + 20
+}
+
+#[test]
+fn an_altered_outbound_fsf_field_is_named() {
+    let from = captures()
+        .into_iter()
+        .find(|f| replay::load(f, Some(replay::Role::Gateway)).is_ok())
+        .expect("a gateway capture in captures/");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("altered-fsf.pcapng");
+    let c = capture::read_pcapng_file(&from).expect("read");
+    let meta = c.metadata().expect("metadata").expect("good metadata");
+    let mut w = RoleCaptureWriter::new(
+        std::fs::File::create(&out).expect("create"),
+        &meta,
+        pcap_file::DataLink::ETHERNET,
+    )
+    .expect("writer");
+    let mut altered = 0;
+    for p in &c.packets {
+        let dir = p.direction.expect("direction");
+        let mut data = p.data.clone();
+        let at = tcp_payload_offset(&data);
+        let fsf = fcip::fsf::SpecialFrame::parse(&data[at..]);
+        if altered == 0 && dir == Direction::Outbound && fsf.is_ok() {
+            let mut fsf = fsf.unwrap();
+            assert_eq!(fsf.k_a_tov_ms, 6000, "the recorded K_A_TOV");
+            fsf.k_a_tov_ms = 9000;
+            data[at..].copy_from_slice(&fsf.emit());
+            altered = p.number;
+        }
+        w.write_packet(&c.interfaces[p.interface].name, p.ts, dir, &data)
+            .expect("write");
+    }
+    drop(w);
+    assert!(altered > 0, "no outbound Special Frame in {}", from.display());
+    let o = replay::replay_file(&out, None).expect("replays");
+    let d = o.difference.expect("a difference");
+    assert_eq!(d.frame, altered, "{d}");
+    assert_eq!(d.field, "FSF K_A_TOV", "{d}");
+    assert_eq!((d.expected.as_str(), d.got.as_str()), ("9000 ms", "6000 ms"));
+    // Through the command line: exit 1, the field named.
+    let run = fcsan()
+        .args(["pcap", "replay"])
+        .arg(&out)
+        .args(["--as", "gateway"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        text.contains(&format!("frame {altered}: FSF K_A_TOV: expected 9000 ms")),
+        "{text}"
+    );
+}
