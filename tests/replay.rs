@@ -236,6 +236,7 @@ fn a_disk_process_capture_replays_as_an_array() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(text.contains("all identical"), "{text}");
+    assert!(!text.contains(" 0 frames sent"), "nothing compared: {text}");
 }
 
 /// The TCP payload of an FCIP capture's packet (Ethernet, IPv4 or IPv6, a TCP header of 20
@@ -297,4 +298,65 @@ fn an_altered_outbound_fsf_field_is_named() {
         text.contains(&format!("frame {altered}: FSF K_A_TOV: expected 9000 ms")),
         "{text}"
     );
+}
+
+/// A gateway.toml: domain `domain` named `name`, one peer `peer` on port 100 over one
+/// connection, dialled at `dial` when given.
+fn gateway_toml(domain: u8, name: &str, peer: &str, dial: Option<&str>) -> String {
+    let dial = dial.map_or(String::new(), |d| format!("dial = \"{d}\"\n"));
+    format!(
+        "[switch]\ndomain = {domain}\nname = \"{name}\"\nlisten = \"127.0.0.1:0\"\nports = 4\n\n\
+         [fcip]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[peer]]\nfabric = \"{peer}\"\n{dial}port = 100\nconnections = 1\n"
+    )
+}
+
+#[test]
+fn a_gateway_process_pcapng_capture_replays_as_a_gateway() {
+    const A: &str = "10:00:00:00:c0:ff:ee:0a";
+    const B: &str = "10:00:00:00:c0:ff:ee:0b";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let b_toml = d.join("gateway-b.toml");
+    std::fs::write(&b_toml, gateway_toml(2, B, A, None)).unwrap();
+    let b = Proc::spawn(d, "gateway", &b_toml, "gateway-b");
+    let b_fcip = last_word(&b.line("FCIP address", |l| {
+        l.starts_with("FCIP listening on 127.0.0.1:")
+    }));
+    let a_toml = d.join("gateway-a.toml");
+    std::fs::write(&a_toml, gateway_toml(1, A, B, Some(&b_fcip))).unwrap();
+    let pcap = d.join("fcip-a.pcapng");
+    let mut cmd = fcsan();
+    cmd.args(["gateway", "--config"])
+        .arg(&a_toml)
+        .arg("--capture")
+        .arg(&pcap);
+    let mut a = Proc::start(d, cmd, "gateway-a");
+    a.line("link up", |l| {
+        l.starts_with(&format!("FCIP link to {B} ")) && l.contains("1 of 1 connection(s) up")
+    });
+    // EFP and the name-server reads across the link.
+    std::thread::sleep(Duration::from_millis(300));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &a.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    a.line("capture written", |l| l.contains("FCIP capture written to"));
+    let _ = a.child.wait();
+    let run = fcsan()
+        .args(["pcap", "replay"])
+        .arg(&pcap)
+        .args(["--as", "gateway"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(text.contains("all identical"), "{text}");
+    assert!(!text.contains(" 0 frames sent"), "nothing compared: {text}");
 }
