@@ -111,6 +111,8 @@ enum Command {
         config: PathBuf,
         /// Write every FCIP frame sent and received to this pcap file, as Ethernet/IP/TCP
         /// packets with the real addresses (in Wireshark: Decode As FCIP on the FCIP port).
+        /// A name ending in .pcapng writes pcapng with the metadata and directions
+        /// `fcsan pcap replay` needs.
         #[arg(long)]
         capture: Option<PathBuf>,
     },
