@@ -300,14 +300,14 @@ fn an_altered_outbound_fsf_field_is_named() {
     );
 }
 
-/// A gateway.toml: domain `domain` named `name`, one peer `peer` on port 100 over one
-/// connection, dialled at `dial` when given.
+/// A gateway.toml: domain `domain` named `name`, one peer `peer` on port 100 over two
+/// connections (the replay tells them apart by their nonces), dialled at `dial` when given.
 fn gateway_toml(domain: u8, name: &str, peer: &str, dial: Option<&str>) -> String {
     let dial = dial.map_or(String::new(), |d| format!("dial = \"{d}\"\n"));
     format!(
         "[switch]\ndomain = {domain}\nname = \"{name}\"\nlisten = \"127.0.0.1:0\"\nports = 4\n\n\
          [fcip]\nlisten = \"127.0.0.1:0\"\n\n\
-         [[peer]]\nfabric = \"{peer}\"\n{dial}port = 100\nconnections = 1\n"
+         [[peer]]\nfabric = \"{peer}\"\n{dial}port = 100\nconnections = 2\n"
     )
 }
 
@@ -333,7 +333,7 @@ fn a_gateway_process_pcapng_capture_replays_as_a_gateway() {
         .arg(&pcap);
     let mut a = Proc::start(d, cmd, "gateway-a");
     a.line("link up", |l| {
-        l.starts_with(&format!("FCIP link to {B} ")) && l.contains("1 of 1 connection(s) up")
+        l.starts_with(&format!("FCIP link to {B} ")) && l.contains("2 of 2 connection(s) up")
     });
     // EFP and the name-server reads across the link.
     std::thread::sleep(Duration::from_millis(300));

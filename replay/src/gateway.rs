@@ -14,7 +14,10 @@
 //! Compared, in order per connection: the Special Frames field by field by name (pFlags Ch,
 //! source fabric WWN, source entity, nonce, usage flags and code, destination fabric WWN,
 //! K_A_TOV — not the time stamp), and the FC frames through [`crate::compare`] (the
-//! encapsulation header's time stamp is not compared). Keep-alives are driven by real time, so
+//! encapsulation header's time stamp is not compared, nor which connection of a link carried
+//! the frame: that depends on which connections were up when it was sent). The fresh
+//! gateway's connections to one peer come in any order; they are paired with the capture's by
+//! their FSF nonces. Keep-alives are driven by real time, so
 //! they are left out on both sides: LKAs and their LS_ACCs the gateway sends are not compared,
 //! the peer's LKAs are fed (the fresh gateway's answers are not compared) and the peer's
 //! answers to the captured gateway's LKAs are not fed.
@@ -196,9 +199,12 @@ fn packets(loaded: &Loaded) -> Result<(Vec<Packet>, Vec<Conn>), ReplayError> {
 /// What the fresh gateway sent, in order, with its connection.
 type Got = Arc<Mutex<Vec<(usize, Item)>>>;
 
+fn lock(got: &Got) -> std::sync::MutexGuard<'_, Vec<(usize, Item)>> {
+    got.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn compared_count(got: &Got) -> usize {
-    got.lock()
-        .unwrap_or_else(|e| e.into_inner())
+    lock(got)
         .iter()
         .filter(|(_, i)| i.compared())
         .count()
@@ -224,9 +230,58 @@ async fn read_into(mut rd: tokio::net::tcp::OwnedReadHalf, conn: usize, got: Got
         let Ok(found) = items(&mut receiver, &buf[..n]) else {
             return;
         };
-        got.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(found.into_iter().map(|i| (conn, i)));
+        lock(&got).extend(found.into_iter().map(|i| (conn, i)));
+    }
+}
+
+/// Connections the fresh gateway dialled, with the Special Frame each opened with, not yet
+/// paired with one of the capture's.
+type Pending = Vec<(SocketAddr, SpecialFrame, TcpStream)>;
+
+/// The fresh gateway's connection to the listener standing for `peer` that matches the
+/// capture's connection whose FSF carried `nonce`: connections to one peer are dialled at
+/// once and come in any order, so they are told apart by their nonces. One that does not
+/// match waits in `pending`; when none matches within [`STEP_WAIT`], the first that came is
+/// taken (the nonce then shows as the difference).
+async fn accept(
+    listeners: &HashMap<SocketAddr, TcpListener>,
+    pending: &mut Pending,
+    peer: SocketAddr,
+    nonce: u64,
+) -> Result<(TcpStream, SpecialFrame), String> {
+    let listener = listeners
+        .get(&peer)
+        .ok_or_else(|| format!("the gateway dialled {peer}, not a peer it dials"))?;
+    let deadline = tokio::time::Instant::now() + STEP_WAIT;
+    loop {
+        if let Some(i) = pending
+            .iter()
+            .position(|(to, fsf, _)| *to == peer && fsf.nonce == nonce)
+        {
+            let (_, fsf, s) = pending.remove(i);
+            return Ok((s, fsf));
+        }
+        let accepted = tokio::time::timeout_at(deadline, async {
+            let (mut s, _) = listener.accept().await.map_err(|e| e.to_string())?;
+            let mut b = [0u8; fcip::fsf::FSF_LEN];
+            s.read_exact(&mut b).await.map_err(|e| e.to_string())?;
+            let fsf = SpecialFrame::parse(&b).map_err(|e| e.to_string())?;
+            Ok::<_, String>((s, fsf))
+        })
+        .await;
+        match accepted {
+            Ok(Ok((s, fsf))) => pending.push((peer, fsf, s)),
+            Ok(Err(e)) => return Err(format!("the gateway's connection to {peer}: {e}")),
+            Err(_) => {
+                return match pending.iter().position(|(to, _, _)| *to == peer) {
+                    Some(i) => {
+                        let (_, fsf, s) = pending.remove(i);
+                        Ok((s, fsf))
+                    }
+                    None => Err(format!("the gateway did not dial {peer}")),
+                };
+            }
+        }
     }
 }
 
@@ -260,29 +315,31 @@ pub fn replay(loaded: &Loaded) -> Result<Outcome, ReplayError> {
             .map_err(setup)?;
         let got: Got = Arc::default();
         let mut writers: Vec<Option<OwnedWriteHalf>> = conns.iter().map(|_| None).collect();
+        let mut pending = Vec::new();
         let mut expected = Vec::new();
         let mut expected_fsf = Vec::new();
         let mut fed = 0;
         for p in &packets {
             if writers[p.conn].is_none() {
                 let c = conns[p.conn];
-                let stream = if c.gateway_dialled {
-                    let l = listeners.get(&c.peer).ok_or_else(|| {
-                        bad(
-                            p.number,
-                            format!("the gateway dialled {}, not a peer it dials", c.peer),
-                        )
-                    })?;
-                    let (s, _) = tokio::time::timeout(STEP_WAIT, l.accept())
+                let (stream, first) = if c.gateway_dialled {
+                    let nonce = match &p.item {
+                        Item::Fsf(s) => s.nonce,
+                        Item::Frame(_) => 0,
+                    };
+                    let (s, fsf) = accept(&listeners, &mut pending, c.peer, nonce)
                         .await
-                        .map_err(|_| setup(format!("the gateway did not dial {}", c.peer)))?
-                        .map_err(setup)?;
-                    s
+                        .map_err(|why| bad(p.number, why))?;
+                    (s, Some(fsf))
                 } else {
-                    TcpStream::connect(gw.fcip_addr())
+                    let s = TcpStream::connect(gw.fcip_addr())
                         .await
-                        .map_err(|e| setup(format!("dial the gateway: {e}")))?
+                        .map_err(|e| setup(format!("dial the gateway: {e}")))?;
+                    (s, None)
                 };
+                if let Some(fsf) = first {
+                    lock(&got).push((p.conn, Item::Fsf(fsf)));
+                }
                 let (rd, wr) = stream.into_split();
                 tokio::spawn(read_into(rd, p.conn, Arc::clone(&got)));
                 writers[p.conn] = Some(wr);
@@ -292,7 +349,7 @@ pub fn replay(loaded: &Loaded) -> Result<Outcome, ReplayError> {
                     Item::Fsf(s) => expected_fsf.push((p.number, p.conn, *s)),
                     Item::Frame(f) if p.item.compared() => expected.push(Sent {
                         number: p.number,
-                        port: p.conn as u8,
+                        port: 0,
                         frame: f.clone(),
                     }),
                     Item::Frame(_) => {}
@@ -313,15 +370,17 @@ pub fn replay(loaded: &Loaded) -> Result<Outcome, ReplayError> {
         wait_for(&got, expected.len() + expected_fsf.len()).await;
         // Anything more it would send.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let got = std::mem::take(&mut *got.lock().unwrap_or_else(|e| e.into_inner()));
+        let got = std::mem::take(&mut *lock(&got));
         let mut got_fsf = Vec::new();
         let mut got_frames = Vec::new();
+        // Which connection of a link carries an FC frame depends on which were up when it was
+        // sent (real time): not compared.
         for (conn, item) in got.into_iter().filter(|(_, i)| i.compared()) {
             match item {
                 Item::Fsf(s) => got_fsf.push((conn, s)),
                 Item::Frame(frame) => got_frames.push(Sent {
                     number: 0,
-                    port: conn as u8,
+                    port: 0,
                     frame,
                 }),
             }
