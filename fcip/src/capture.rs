@@ -33,8 +33,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use fc_pcap::capture::{Direction, Metadata, RoleCaptureWriter};
 use etherparse::{EtherType, Ethernet2Header, IpNumber, Ipv4Header, Ipv6Header, TcpHeader};
+use fc_pcap::capture::{Direction, Metadata, RoleCaptureWriter};
 use pcap_file::pcap::{PcapHeader, PcapWriter};
 use pcap_file::{DataLink, Endianness, TsResolution};
 use tokio::sync::mpsc;
@@ -109,9 +109,14 @@ fn segment_headers(
                 destination: mac(dst),
                 ether_type: EtherType::IPV4,
             };
-            let mut ip =
-                Ipv4Header::new(ip_payload16, HOP_LIMIT, IpNumber::TCP, s.octets(), d.octets())
-                    .map_err(|_| too_long())?;
+            let mut ip = Ipv4Header::new(
+                ip_payload16,
+                HOP_LIMIT,
+                IpNumber::TCP,
+                s.octets(),
+                d.octets(),
+            )
+            .map_err(|_| too_long())?;
             ip.header_checksum = ip.calc_header_checksum();
             put(&eth.to_bytes());
             put(&ip.to_bytes());
@@ -422,11 +427,7 @@ impl Output {
 }
 
 /// The capture's thread: writes segments until told to finish or every handle is gone.
-fn write_segments(
-    capture: Output,
-    mut rx: mpsc::UnboundedReceiver<Message>,
-    shared: &SinkShared,
-) {
+fn write_segments(capture: Output, mut rx: mpsc::UnboundedReceiver<Message>, shared: &SinkShared) {
     let mut capture = Some(capture);
     let mut failed: Option<io::Error> = None;
     while let Some(msg) = rx.blocking_recv() {

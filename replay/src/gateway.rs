@@ -204,10 +204,7 @@ fn lock(got: &Got) -> std::sync::MutexGuard<'_, Vec<(usize, Item)>> {
 }
 
 fn compared_count(got: &Got) -> usize {
-    lock(got)
-        .iter()
-        .filter(|(_, i)| i.compared())
-        .count()
+    lock(got).iter().filter(|(_, i)| i.compared()).count()
 }
 
 /// Waits (at most [`STEP_WAIT`]) until the fresh gateway has sent `n` compared frames.
@@ -287,8 +284,8 @@ async fn accept(
 
 /// Replays `loaded` as a gateway.
 pub fn replay(loaded: &Loaded) -> Result<Outcome, ReplayError> {
-    let mut config = topology::capture::gateway_config_from_json(&loaded.metadata.config)
-        .map_err(setup)?;
+    let mut config =
+        topology::capture::gateway_config_from_json(&loaded.metadata.config).map_err(setup)?;
     let (packets, conns) = packets(loaded)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -93,7 +93,8 @@ async fn gateway_link_bringup(dir: &Path) -> Result<PathBuf, RecordError> {
         .iter()
         .flat_map(|l| l.connections.iter().map(|c| c.lka_sent + c.lka_answered))
         .sum::<u64>();
-    gw.finish_capture().map_err(|e| err("the gateway's capture", &e))?;
+    gw.finish_capture()
+        .map_err(|e| err("the gateway's capture", &e))?;
     running.shutdown().await;
     if lkas == 0 {
         return Err(RecordError("no LKA went over the link".into()));
