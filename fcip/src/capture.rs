@@ -9,6 +9,10 @@
 //! - [`CaptureSink`] is one capture shared by every connection of a gateway, stamped with the
 //!   system clock; [`CaptureSink::flow`] gives a connection its [`Flow`], which records what
 //!   it sends and receives with its own endpoints.
+//! - [`CaptureSink::create_pcapng`] writes the same packets as pcapng instead: the gateway's
+//!   metadata in the Section Header Block (as the FC roles' captures,
+//!   [`fc_pcap::capture::Metadata`]) and each packet's direction, what `fcsan pcap replay
+//!   --as gateway` reads.
 //!
 //! The capture is off the data path. A connection hands each batch of segments (its bytes as
 //! `Bytes`, no copy) to the sink's own thread, which builds the packets and writes them; the
@@ -609,6 +613,49 @@ mod tests {
     use super::testing::{segments, SharedBuf};
     use super::*;
     use crate::fsf::SpecialFrame;
+
+    /// A pcapng capture holds the metadata, link type Ethernet, and each packet's direction:
+    /// what the gateway sent outbound, what it received inbound, the payload after the
+    /// Ethernet/IPv4/TCP headers.
+    #[test]
+    fn test_pcapng_capture_has_metadata_and_directions() {
+        use fc_pcap::capture::read_pcapng_file;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("fcip.pcapng");
+        let metadata = Metadata {
+            role: "gateway".into(),
+            seed: 42,
+            clock_origin_ns: 1,
+            config: Default::default(),
+            extra: Default::default(),
+        };
+        let sink = CaptureSink::create_pcapng(&path, &metadata).expect("create");
+        let a: SocketAddr = "127.0.0.1:51234".parse().expect("address");
+        let b: SocketAddr = "127.0.0.2:3225".parse().expect("address");
+        let flow = sink.flow(a, b);
+        flow.sent([Bytes::from_static(b"out")]);
+        flow.received([Bytes::from_static(b"in!!")]);
+        sink.finish().expect("finish");
+        let c = read_pcapng_file(&path).expect("read");
+        assert_eq!(c.metadata().expect("metadata").expect("good"), metadata);
+        assert_eq!(c.interfaces.len(), 1);
+        assert_eq!(c.interfaces[0].name, PCAPNG_INTERFACE);
+        assert_eq!(c.interfaces[0].linktype, DataLink::ETHERNET);
+        let got: Vec<(Option<Direction>, &[u8])> = c
+            .packets
+            .iter()
+            .map(|p| (p.direction, &p.data[14 + 20 + 20..]))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(Direction::Outbound), &b"out"[..]),
+                (Some(Direction::Inbound), &b"in!!"[..])
+            ]
+        );
+        // Received from b: b's address first in the IPv4 header.
+        assert_eq!(&c.packets[1].data[14 + 12..14 + 16], &[127, 0, 0, 2]);
+    }
 
     /// The FSF exchange and an ELS ECHO, as a gateway on 127.0.0.1:51234 talking to its peer
     /// on 127.0.0.2:3225 would capture them, read back by tshark.
