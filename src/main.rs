@@ -8,7 +8,7 @@
 //! - `fcsan pcap show FILE` prints any FC capture (link type 225 or 224) decoded, one line a
 //!   frame; `fcsan pcap catalogue` writes the scripted capture of every message kind.
 //! - `fcsan pcap inspect FILE [--json]` prints every FC frame of any capture, FCIP over TCP
-//!   included (fc_pcap::inspect).
+//!   included (replay::inspect).
 //! - `fcsan volume list|show|build|delete|real|map|peers|counters` talks to a controller's
 //!   management API (`--api URL`, or `FCSAN_API`), as tables or `--json`.
 
@@ -113,6 +113,8 @@ enum Command {
         config: PathBuf,
         /// Write every FCIP frame sent and received to this pcap file, as Ethernet/IP/TCP
         /// packets with the real addresses (in Wireshark: Decode As FCIP on the FCIP port).
+        /// A name ending in .pcapng writes pcapng with the metadata and directions
+        /// `fcsan pcap replay` needs.
         #[arg(long)]
         capture: Option<PathBuf>,
     },
@@ -560,7 +562,7 @@ fn pcap_inspect(
         }
         None => None,
     };
-    let summary = fc_pcap::inspect::inspect(file, key, &mut |e| {
+    let summary = replay::inspect::inspect(file, key, &mut |e| {
         if json {
             let line = serde_json::to_string(e).map_err(io::Error::other)?;
             writeln!(out, "{line}")
@@ -570,7 +572,7 @@ fn pcap_inspect(
     })
     .map_err(|e| match e {
         // The io::Error itself, so that a closed pipe (`| head`) is told apart in main.
-        fc_pcap::inspect::InspectError::Output(e) => anyhow::Error::from(e),
+        replay::inspect::InspectError::Output(e) => anyhow::Error::from(e),
         e => anyhow::Error::from(e),
     })?;
     if json {
@@ -578,7 +580,7 @@ fn pcap_inspect(
         struct Line<'a> {
             event: &'static str,
             #[serde(flatten)]
-            summary: &'a fc_pcap::inspect::Summary,
+            summary: &'a replay::inspect::Summary,
         }
         let line = Line {
             event: "summary",

@@ -222,10 +222,129 @@ fn a_disk_process_capture_replays_as_an_array() {
     // Killed: the capture is written as it goes.
     let _ = child.kill();
     let _ = child.wait();
+    replays_identically(&pcap, "array");
+}
+
+/// The TCP payload of an FCIP capture's packet (Ethernet, IPv4 or IPv6, a TCP header of 20
+/// bytes: what `fcsan gateway --capture` writes).
+fn tcp_payload_offset(data: &[u8]) -> usize {
+    let ip = if data[12..14] == [0x08, 0x00] { 20 } else { 40 };
+    14 + ip + 20
+}
+
+#[test]
+fn an_altered_outbound_fsf_field_is_named() {
+    let from = captures()
+        .into_iter()
+        .find(|f| replay::load(f, Some(replay::Role::Gateway)).is_ok())
+        .expect("a gateway capture in captures/");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("altered-fsf.pcapng");
+    let c = capture::read_pcapng_file(&from).expect("read");
+    let meta = c.metadata().expect("metadata").expect("good metadata");
+    let mut w = RoleCaptureWriter::new(
+        std::fs::File::create(&out).expect("create"),
+        &meta,
+        pcap_file::DataLink::ETHERNET,
+    )
+    .expect("writer");
+    let mut altered = 0;
+    for p in &c.packets {
+        let dir = p.direction.expect("direction");
+        let mut data = p.data.clone();
+        let at = tcp_payload_offset(&data);
+        let fsf = fcip::fsf::SpecialFrame::parse(&data[at..]);
+        if let (0, Direction::Outbound, Ok(mut fsf)) = (altered, dir, fsf) {
+            assert_eq!(fsf.k_a_tov_ms, 6000, "the recorded K_A_TOV");
+            fsf.k_a_tov_ms = 9000;
+            data[at..].copy_from_slice(&fsf.emit());
+            altered = p.number;
+        }
+        w.write_packet(&c.interfaces[p.interface].name, p.ts, dir, &data)
+            .expect("write");
+    }
+    drop(w);
+    assert!(
+        altered > 0,
+        "no outbound Special Frame in {}",
+        from.display()
+    );
+    let o = replay::replay_file(&out, None).expect("replays");
+    let d = o.difference.expect("a difference");
+    assert_eq!(d.frame, altered, "{d}");
+    assert_eq!(d.field, "FSF K_A_TOV", "{d}");
+    assert_eq!(
+        (d.expected.as_str(), d.got.as_str()),
+        ("9000 ms", "6000 ms")
+    );
+    // Through the command line: exit 1, the field named.
     let run = fcsan()
         .args(["pcap", "replay"])
-        .arg(&pcap)
-        .args(["--as", "array"])
+        .arg(&out)
+        .args(["--as", "gateway"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        text.contains(&format!("frame {altered}: FSF K_A_TOV: expected 9000 ms")),
+        "{text}"
+    );
+}
+
+/// A gateway.toml: domain `domain` named `name`, one peer `peer` on port 100 over two
+/// connections (the replay tells them apart by their nonces), dialled at `dial` when given.
+fn gateway_toml(domain: u8, name: &str, peer: &str, dial: Option<&str>) -> String {
+    let dial = dial.map_or(String::new(), |d| format!("dial = \"{d}\"\n"));
+    format!(
+        "[switch]\ndomain = {domain}\nname = \"{name}\"\nlisten = \"127.0.0.1:0\"\nports = 4\n\n\
+         [fcip]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[peer]]\nfabric = \"{peer}\"\n{dial}port = 100\nconnections = 2\n"
+    )
+}
+
+#[test]
+fn a_gateway_process_pcapng_capture_replays_as_a_gateway() {
+    const A: &str = "10:00:00:00:c0:ff:ee:0a";
+    const B: &str = "10:00:00:00:c0:ff:ee:0b";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let b_toml = d.join("gateway-b.toml");
+    std::fs::write(&b_toml, gateway_toml(2, B, A, None)).unwrap();
+    let b = Proc::spawn(d, "gateway", &b_toml, "gateway-b");
+    let b_fcip = last_word(&b.line("FCIP address", |l| {
+        l.starts_with("FCIP listening on 127.0.0.1:")
+    }));
+    let a_toml = d.join("gateway-a.toml");
+    std::fs::write(&a_toml, gateway_toml(1, A, B, Some(&b_fcip))).unwrap();
+    let pcap = d.join("fcip-a.pcapng");
+    let mut cmd = fcsan();
+    cmd.args(["gateway", "--config"])
+        .arg(&a_toml)
+        .arg("--capture")
+        .arg(&pcap);
+    let mut a = Proc::start(d, cmd, "gateway-a");
+    a.line("link up", |l| {
+        l.starts_with(&format!("FCIP link to {B} ")) && l.contains("2 of 2 connection(s) up")
+    });
+    // EFP and the name-server reads across the link.
+    std::thread::sleep(Duration::from_millis(300));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &a.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    a.line("capture written", |l| l.contains("FCIP capture written to"));
+    let _ = a.child.wait();
+    replays_identically(&pcap, "gateway");
+}
+
+/// `fcsan pcap replay PCAP --as ROLE` exits 0, every frame identical, something compared.
+fn replays_identically(pcap: &Path, role: &str) {
+    let run = fcsan()
+        .args(["pcap", "replay"])
+        .arg(pcap)
+        .args(["--as", role])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&run.stdout);
@@ -236,6 +355,7 @@ fn a_disk_process_capture_replays_as_an_array() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(text.contains("all identical"), "{text}");
+    assert!(!text.contains(" 0 frames sent"), "nothing compared: {text}");
 }
 
 fn controller_capture() -> PathBuf {

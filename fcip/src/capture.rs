@@ -9,6 +9,10 @@
 //! - [`CaptureSink`] is one capture shared by every connection of a gateway, stamped with the
 //!   system clock; [`CaptureSink::flow`] gives a connection its [`Flow`], which records what
 //!   it sends and receives with its own endpoints.
+//! - [`CaptureSink::create_pcapng`] writes the same packets as pcapng instead: the gateway's
+//!   metadata in the Section Header Block (as the FC roles' captures,
+//!   [`fc_pcap::capture::Metadata`]) and each packet's direction, what `fcsan pcap replay
+//!   --as gateway` reads.
 //!
 //! The capture is off the data path. A connection hands each batch of segments (its bytes as
 //! `Bytes`, no copy) to the sink's own thread, which builds the packets and writes them; the
@@ -34,6 +38,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use etherparse::{EtherType, Ethernet2Header, IpNumber, Ipv4Header, Ipv6Header, TcpHeader};
+use fc_pcap::capture::{Direction, Metadata, RoleCaptureWriter};
 use pcap_file::pcap::{PcapHeader, PcapWriter};
 use pcap_file::{DataLink, Endianness, TsResolution};
 use tokio::sync::mpsc;
@@ -71,6 +76,75 @@ fn v6(ip: IpAddr) -> [u8; 16] {
 fn mac(a: SocketAddr) -> [u8; 6] {
     let ip = v6(a.ip());
     [0x02, 0x00, ip[12], ip[13], ip[14], ip[15]]
+}
+
+/// Longest Ethernet + IP + TCP headers of a segment.
+const HEADERS_MAX: usize = Ethernet2Header::LEN + Ipv6Header::LEN + TcpHeader::MIN_LEN;
+
+/// The Ethernet, IP and TCP headers of a segment of `payload_len` bytes from `src` to `dst`,
+/// and how many bytes of the array they take. Two IPv4 endpoints make an IPv4 packet;
+/// otherwise it is IPv6, an IPv4 endpoint written IPv4-mapped.
+fn segment_headers(
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: u32,
+    payload_len: usize,
+) -> io::Result<([u8; HEADERS_MAX], usize)> {
+    let mut tcp = TcpHeader::new(src.port(), dst.port(), seq, WINDOW);
+    tcp.acknowledgment_number = ack;
+    tcp.ack = true;
+    tcp.psh = true;
+    let ip_payload = tcp.header_len() + payload_len;
+    let too_long = || io::Error::other(format!("a segment of {payload_len} bytes"));
+    let ip_payload16 = u16::try_from(ip_payload).map_err(|_| too_long())?;
+    let mut headers = [0u8; HEADERS_MAX];
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        if let Some(d) = headers.get_mut(at..at + bytes.len()) {
+            d.copy_from_slice(bytes);
+            at += bytes.len();
+        }
+    };
+    match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let eth = Ethernet2Header {
+                source: mac(src),
+                destination: mac(dst),
+                ether_type: EtherType::IPV4,
+            };
+            let mut ip = Ipv4Header::new(
+                ip_payload16,
+                HOP_LIMIT,
+                IpNumber::TCP,
+                s.octets(),
+                d.octets(),
+            )
+            .map_err(|_| too_long())?;
+            ip.header_checksum = ip.calc_header_checksum();
+            put(&eth.to_bytes());
+            put(&ip.to_bytes());
+        }
+        (s, d) => {
+            let eth = Ethernet2Header {
+                source: mac(src),
+                destination: mac(dst),
+                ether_type: EtherType::IPV6,
+            };
+            let ip = Ipv6Header {
+                payload_length: ip_payload16,
+                next_header: IpNumber::TCP,
+                hop_limit: HOP_LIMIT,
+                source: v6(s),
+                destination: v6(d),
+                ..Ipv6Header::default()
+            };
+            put(&eth.to_bytes());
+            put(&ip.to_bytes());
+        }
+    }
+    put(&tcp.to_bytes());
+    Ok((headers, at))
 }
 
 impl<W: Write> TcpCapture<W> {
@@ -123,61 +197,10 @@ impl<W: Write> TcpCapture<W> {
         ack: u32,
         payload: &[u8],
     ) -> io::Result<()> {
-        let mut tcp = TcpHeader::new(src.port(), dst.port(), seq, WINDOW);
-        tcp.acknowledgment_number = ack;
-        tcp.ack = true;
-        tcp.psh = true;
-        let ip_payload = tcp.header_len() + payload.len();
-        let too_long = || io::Error::other(format!("a segment of {} bytes", payload.len()));
-        let ip_payload16 = u16::try_from(ip_payload).map_err(|_| too_long())?;
-        let mut headers = [0u8; Ethernet2Header::LEN + Ipv6Header::LEN + TcpHeader::MIN_LEN];
-        let mut at = 0;
-        let mut put = |bytes: &[u8]| {
-            if let Some(d) = headers.get_mut(at..at + bytes.len()) {
-                d.copy_from_slice(bytes);
-                at += bytes.len();
-            }
-        };
-        match (src.ip(), dst.ip()) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                let eth = Ethernet2Header {
-                    source: mac(src),
-                    destination: mac(dst),
-                    ether_type: EtherType::IPV4,
-                };
-                let mut ip = Ipv4Header::new(
-                    ip_payload16,
-                    HOP_LIMIT,
-                    IpNumber::TCP,
-                    s.octets(),
-                    d.octets(),
-                )
-                .map_err(|_| too_long())?;
-                ip.header_checksum = ip.calc_header_checksum();
-                put(&eth.to_bytes());
-                put(&ip.to_bytes());
-            }
-            (s, d) => {
-                let eth = Ethernet2Header {
-                    source: mac(src),
-                    destination: mac(dst),
-                    ether_type: EtherType::IPV6,
-                };
-                let ip = Ipv6Header {
-                    payload_length: ip_payload16,
-                    next_header: IpNumber::TCP,
-                    hop_limit: HOP_LIMIT,
-                    source: v6(s),
-                    destination: v6(d),
-                    ..Ipv6Header::default()
-                };
-                put(&eth.to_bytes());
-                put(&ip.to_bytes());
-            }
-        }
-        put(&tcp.to_bytes());
+        let (headers, at) = segment_headers(src, dst, seq, ack, payload.len())?;
         let headers = headers.get(..at).unwrap_or(&[]);
-        let len = u32::try_from(headers.len() + payload.len()).map_err(|_| too_long())?;
+        let len = u32::try_from(headers.len() + payload.len())
+            .map_err(|_| io::Error::other(format!("a segment of {} bytes", payload.len())))?;
         let mut record = [0u8; 16];
         record[0..4].copy_from_slice(&(ts.as_secs() as u32).to_le_bytes());
         record[4..8].copy_from_slice(&ts.subsec_micros().to_le_bytes());
@@ -243,6 +266,8 @@ enum Message {
 /// One TCP segment to write.
 struct Segment {
     ts: Duration,
+    /// Sent by the capturing side (else received).
+    sent: bool,
     src: SocketAddr,
     dst: SocketAddr,
     seq: u32,
@@ -271,6 +296,26 @@ impl CaptureSink {
         queue_bytes: usize,
     ) -> io::Result<CaptureSink> {
         let capture = TcpCapture::new(Box::new(writer) as Box<dyn Write + Send>)?;
+        CaptureSink::spawn(Output::Pcap(capture), queue_bytes)
+    }
+
+    /// A capture written as pcapng (link type Ethernet) to a new file at `path` (replaced if
+    /// it exists), buffered: `metadata` in the Section Header Block's comment, as the FC roles
+    /// write it ([`fc_pcap::capture::Metadata`]), one interface named `fcip`, and each packet
+    /// with its direction (`epb_flags`: inbound, received from a peer; outbound, sent). This is
+    /// what `fcsan pcap replay --as gateway` reads.
+    pub fn create_pcapng(path: &Path, metadata: &Metadata) -> io::Result<CaptureSink> {
+        let file = BufWriter::with_capacity(1 << 20, File::create(path)?);
+        let writer = RoleCaptureWriter::new(
+            Box::new(file) as Box<dyn Write + Send>,
+            metadata,
+            DataLink::ETHERNET,
+        )
+        .map_err(io::Error::other)?;
+        CaptureSink::spawn(Output::Pcapng(writer), QUEUE_BYTES)
+    }
+
+    fn spawn(capture: Output, queue_bytes: usize) -> io::Result<CaptureSink> {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(SinkShared {
             limit: queue_bytes,
@@ -348,12 +393,45 @@ impl CaptureSink {
     }
 }
 
+/// Where the capture's thread writes: classic pcap or pcapng with metadata.
+enum Output {
+    Pcap(TcpCapture<Box<dyn Write + Send>>),
+    Pcapng(RoleCaptureWriter<Box<dyn Write + Send>>),
+}
+
+/// The interface of a pcapng FCIP capture.
+pub const PCAPNG_INTERFACE: &str = "fcip";
+
+impl Output {
+    fn write(&mut self, g: &Segment) -> io::Result<()> {
+        match self {
+            Output::Pcap(c) => c.record_segment(g.ts, g.src, g.dst, g.seq, g.ack, &g.payload),
+            Output::Pcapng(w) => {
+                let (headers, at) = segment_headers(g.src, g.dst, g.seq, g.ack, g.payload.len())?;
+                let mut packet = Vec::with_capacity(at + g.payload.len());
+                packet.extend_from_slice(headers.get(..at).unwrap_or(&[]));
+                packet.extend_from_slice(&g.payload);
+                let direction = if g.sent {
+                    Direction::Outbound
+                } else {
+                    Direction::Inbound
+                };
+                w.write_packet(PCAPNG_INTERFACE, g.ts, direction, &packet)
+                    .map_err(io::Error::other)
+            }
+        }
+    }
+
+    fn flush(self) -> io::Result<()> {
+        match self {
+            Output::Pcap(c) => c.into_inner().flush(),
+            Output::Pcapng(w) => w.into_inner().flush(),
+        }
+    }
+}
+
 /// The capture's thread: writes segments until told to finish or every handle is gone.
-fn write_segments(
-    capture: TcpCapture<Box<dyn Write + Send>>,
-    mut rx: mpsc::UnboundedReceiver<Message>,
-    shared: &SinkShared,
-) {
+fn write_segments(capture: Output, mut rx: mpsc::UnboundedReceiver<Message>, shared: &SinkShared) {
     let mut capture = Some(capture);
     let mut failed: Option<io::Error> = None;
     while let Some(msg) = rx.blocking_recv() {
@@ -364,9 +442,7 @@ fn write_segments(
                 let mut written = 0;
                 if let Some(c) = capture.as_mut() {
                     for g in &segments {
-                        if let Err(e) =
-                            c.record_segment(g.ts, g.src, g.dst, g.seq, g.ack, &g.payload)
-                        {
+                        if let Err(e) = c.write(g) {
                             tracing::warn!(error = %e, "FCIP capture failed: no more frames are recorded");
                             capture = None;
                             failed = Some(e);
@@ -381,7 +457,7 @@ fn write_segments(
             }
             Message::Finish(reply) => {
                 let r = match (capture.take(), failed.take()) {
-                    (Some(c), _) => c.into_inner().flush(),
+                    (Some(c), _) => c.flush(),
                     (None, Some(e)) => Err(e),
                     (None, None) => Ok(()),
                 };
@@ -390,7 +466,7 @@ fn write_segments(
         }
     }
     if let Some(c) = capture {
-        let _ = c.into_inner().flush();
+        let _ = c.flush();
     }
 }
 
@@ -438,6 +514,7 @@ impl Flow {
             .filter(|p| !p.is_empty())
             .map(|payload| Segment {
                 ts,
+                sent,
                 src,
                 dst,
                 // TCP sequence numbers count bytes modulo 2^32; each way has one writer.
@@ -536,6 +613,49 @@ mod tests {
     use super::testing::{segments, SharedBuf};
     use super::*;
     use crate::fsf::SpecialFrame;
+
+    /// A pcapng capture holds the metadata, link type Ethernet, and each packet's direction:
+    /// what the gateway sent outbound, what it received inbound, the payload after the
+    /// Ethernet/IPv4/TCP headers.
+    #[test]
+    fn test_pcapng_capture_has_metadata_and_directions() {
+        use fc_pcap::capture::read_pcapng_file;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("fcip.pcapng");
+        let metadata = Metadata {
+            role: "gateway".into(),
+            seed: 42,
+            clock_origin_ns: 1,
+            config: Default::default(),
+            extra: Default::default(),
+        };
+        let sink = CaptureSink::create_pcapng(&path, &metadata).expect("create");
+        let a: SocketAddr = "127.0.0.1:51234".parse().expect("address");
+        let b: SocketAddr = "127.0.0.2:3225".parse().expect("address");
+        let flow = sink.flow(a, b);
+        flow.sent([Bytes::from_static(b"out")]);
+        flow.received([Bytes::from_static(b"in!!")]);
+        sink.finish().expect("finish");
+        let c = read_pcapng_file(&path).expect("read");
+        assert_eq!(c.metadata().expect("metadata").expect("good"), metadata);
+        assert_eq!(c.interfaces.len(), 1);
+        assert_eq!(c.interfaces[0].name, PCAPNG_INTERFACE);
+        assert_eq!(c.interfaces[0].linktype, DataLink::ETHERNET);
+        let got: Vec<(Option<Direction>, &[u8])> = c
+            .packets
+            .iter()
+            .map(|p| (p.direction, &p.data[14 + 20 + 20..]))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(Direction::Outbound), &b"out"[..]),
+                (Some(Direction::Inbound), &b"in!!"[..])
+            ]
+        );
+        // Received from b: b's address first in the IPv4 header.
+        assert_eq!(&c.packets[1].data[14 + 12..14 + 16], &[127, 0, 0, 2]);
+    }
 
     /// The FSF exchange and an ELS ECHO, as a gateway on 127.0.0.1:51234 talking to its peer
     /// on 127.0.0.2:3225 would capture them, read back by tshark.

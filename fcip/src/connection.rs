@@ -448,14 +448,16 @@ fn lka(ox_id: u16) -> FcFrame {
     FcFrame::single(h, ElsRequest::Lka.to_vec())
 }
 
-fn is_lka(f: &FcFrame) -> bool {
+/// Whether `f` is an FCIP keep-alive (LKA from and to the fabric controllers).
+pub fn is_lka(f: &FcFrame) -> bool {
     f.header.r_ctl == RCtl::ELS_REQUEST
         && f.header.fc_type == FcType::ELS
         && f.header.d_id == FcId::FABRIC_CONTROLLER
         && f.payload.first() == Some(&ElsCode::LKA.0)
 }
 
-fn is_lka_reply(f: &FcFrame) -> bool {
+/// Whether `f` is an ELS reply from and to the fabric controllers (an LKA's LS_ACC).
+pub fn is_lka_reply(f: &FcFrame) -> bool {
     f.header.r_ctl == RCtl::ELS_REPLY
         && f.header.fc_type == FcType::ELS
         && f.header.s_id == FcId::FABRIC_CONTROLLER

@@ -150,7 +150,21 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     /// Starts the switch, the FCIP listener and a link per peer. Inside a tokio runtime.
+    /// `seed` feeds the connection nonces (the `i`th peer's link gets `seed ^ (i + 1)`) and
+    /// backoff jitter.
     pub async fn start(config: GatewayConfig, seed: u64) -> Result<Gateway, GatewayError> {
+        Gateway::start_with(config, seed, None).await
+    }
+
+    /// [`start`](Self::start); with `capture_metadata`, the capture (if
+    /// [`GatewayConfig::capture`] is set) is written as pcapng with that metadata and each
+    /// packet's direction ([`CaptureSink::create_pcapng`]), so that `fcsan pcap replay --as
+    /// gateway` can replay it; without, it is classic pcap.
+    pub async fn start_with(
+        config: GatewayConfig,
+        seed: u64,
+        capture_metadata: Option<fc_pcap::capture::Metadata>,
+    ) -> Result<Gateway, GatewayError> {
         let mut ports = Vec::new();
         for p in &config.peers {
             if config.switch.is_f_port(p.port) || ports.contains(&p.port) {
@@ -170,7 +184,11 @@ impl Gateway {
             .capture
             .as_ref()
             .map(|path| {
-                CaptureSink::create(path).map_err(|source| GatewayError::Capture {
+                match &capture_metadata {
+                    Some(m) => CaptureSink::create_pcapng(path, m),
+                    None => CaptureSink::create(path),
+                }
+                .map_err(|source| GatewayError::Capture {
                     path: path.clone(),
                     source,
                 })

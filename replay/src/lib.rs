@@ -9,6 +9,8 @@
 //! - [`array`]: a fresh disk array node (same names and LUNs, zeroed LUN files in a temporary
 //!   folder) on an in-process link whose other end is the replayer, on tokio's paused clock
 //!   that follows the capture's time stamps.
+//! - [`gateway`]: a fresh FCIP gateway on loopback; the replayer plays its peers' side of the
+//!   TCP connections, the Special Frames and FCIP frames compared.
 //!
 //! This is what the sans-IO cores with injected time and randomness are for: the same inputs
 //! give the same answers, byte for byte.
@@ -22,6 +24,8 @@ use fc_pcap::capture::{self, CaptureError, Metadata, RoleCapture};
 pub mod array;
 pub mod compare;
 pub mod controller;
+pub mod gateway;
+pub mod inspect;
 pub mod record;
 pub mod switch;
 
@@ -92,7 +96,7 @@ pub enum ReplayError {
         asked: &'static str,
     },
     /// This role cannot be replayed (yet).
-    #[error("replay as {0} is not implemented yet (switch and array captures replay)")]
+    #[error("replay as {0} is not supported")]
     Unsupported(&'static str),
     /// A frame of the capture does not decode, or is not where a replay can feed it.
     #[error("frame {number}: {why}")]
@@ -200,7 +204,7 @@ pub fn replay(loaded: &Loaded, role: Role) -> Result<Outcome, ReplayError> {
         Role::Switch => switch::replay(loaded),
         Role::Array => array::replay(loaded),
         Role::Controller => controller::replay(loaded),
-        Role::Gateway => Err(ReplayError::Unsupported(role.name())),
+        Role::Gateway => gateway::replay(loaded),
     }
 }
 

@@ -14,7 +14,7 @@ use fc_node::scsi::Tier;
 use topology::{ArraySpec, ControllerId, HostId, LinkId, SiteId, Topology};
 
 /// The captures the scenarios write, each with the role to replay it as and what it shows.
-pub const CAPTURES: [(&str, &str, &str); 7] = [
+pub const CAPTURES: [(&str, &str, &str); 8] = [
     (
         "switch-login.pcapng",
         "switch",
@@ -62,6 +62,12 @@ pub const CAPTURES: [(&str, &str, &str); 7] = [
          lease; a load at A moves its reads to the replica: A sends B a ROUTE to read the \
          replica directly, and another back when the load stops",
     ),
+    (
+        "gateway-link-bringup.pcapng",
+        "gateway",
+        "an FCIP gateway's WAN side: the Special Frame exchange, SW_ILS EFP, name-server reads \
+         across the link (GA_NXT, GFF_ID) for a disk array behind the peer gateway, an LKA",
+    ),
 ];
 
 /// The controllers' key in the scenarios: a test key, stored in their captures' metadata so
@@ -88,6 +94,7 @@ pub fn record(dir: &Path) -> Result<Vec<PathBuf>, RecordError> {
     files.push(rt.block_on(controller_lease(dir, false))?);
     files.push(rt.block_on(controller_lease(dir, true))?);
     files.push(rt.block_on(controller_replica_switch(dir))?);
+    files.push(rt.block_on(gateway_link_bringup(dir))?);
     Ok(files)
 }
 
@@ -516,5 +523,54 @@ async fn controller_replica_switch(dir: &Path) -> Result<PathBuf, RecordError> {
     })?;
     wait_for("A routes B back to itself", || routes(&ctl_b) >= 2).await?;
     finish(san, b, &file).await?;
+    Ok(file)
+}
+
+/// Gateway A (domain 1, captured) dials gateway B (domain 2), behind which a disk array logs
+/// in: the FSF exchange, EFP, A's name-server reads of B's array, then an idle link until an
+/// LKA goes each way (after K_A_TOV/2 of silence).
+async fn gateway_link_bringup(dir: &Path) -> Result<PathBuf, RecordError> {
+    let err = |what: &str, e: &dyn std::fmt::Display| RecordError(format!("{what}: {e}"));
+    let data = tempfile::tempdir().map_err(|e| err("temporary folder", &e))?;
+    let file = dir.join(CAPTURES[7].0);
+    let mut t = Topology::new();
+    let a = t.gateway("A", 1);
+    let b = t.gateway("B", 2);
+    t.fcip_capture(a, &file);
+    t.link(a, b, 1);
+    let array = t.array(b, ArraySpec::new("remote").disk(Tier::Ssd, 1 << 20));
+    let array_name = t.port_name(array);
+    let running = t.start(data.path()).await.map_err(|e| err("start", &e))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !running
+        .site(a)
+        .switch
+        .snapshot()
+        .name_server
+        .iter()
+        .any(|e| e.port_name == array_name)
+    {
+        if tokio::time::Instant::now() > deadline {
+            return Err(RecordError(
+                "gateway A never learnt the array behind gateway B".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Idle until the keep-alives: an LKA after K_A_TOV/2 without traffic.
+    let idle = topology::K_A_TOV / 2 + Duration::from_millis(700);
+    tokio::time::sleep(idle).await;
+    let gw = running.gateway(a);
+    let lkas = gw
+        .links()
+        .iter()
+        .flat_map(|l| l.connections.iter().map(|c| c.lka_sent + c.lka_answered))
+        .sum::<u64>();
+    gw.finish_capture()
+        .map_err(|e| err("the gateway's capture", &e))?;
+    running.shutdown().await;
+    if lkas == 0 {
+        return Err(RecordError("no LKA went over the link".into()));
+    }
     Ok(file)
 }

@@ -888,7 +888,7 @@ impl Topology {
             receiver: ReceiverConfig::default(),
             capture: site.fcip_capture.clone(),
         };
-        let gateway = Gateway::start(config, self.seed ^ u64::from(site.domain))
+        let gateway = crate::capture::start_gateway(config, self.seed ^ u64::from(site.domain))
             .await
             .map_err(|source| StartError::Gateway {
                 domain: site.domain,

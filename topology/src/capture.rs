@@ -414,3 +414,100 @@ fn wwn(v: &Value, key: &str) -> Result<Wwn, String> {
     let s = string(v, key)?;
     s.parse().map_err(|_| format!("{key} {s:?} is not a WWN"))
 }
+
+/// The metadata of a gateway's FCIP capture: its switch, FCIP listening address, K_A_TOV,
+/// receive engine settings and peers (each one's fabric WWN, inter-switch port, connections
+/// and whether the gateway dials it), and the seed of its connection nonces.
+pub fn gateway_metadata(c: &gateway::GatewayConfig, seed: u64) -> Metadata {
+    let r = &c.receiver;
+    Metadata {
+        role: "gateway".into(),
+        seed,
+        clock_origin_ns: wall_clock().as_nanos() as u64,
+        config: json!({
+            "switch": switch_config_json(&c.switch),
+            "fcip_listen": c.fcip_listen.to_string(),
+            "k_a_tov_ms": c.k_a_tov.as_millis() as u64,
+            "receiver": {
+                "on_error": match r.on_error {
+                    fcip::engine::OnError::Resync => "resync",
+                    fcip::engine::OnError::Close => "close",
+                },
+                "transit_limit_ms": r.transit_limit.map(|t| t.as_millis() as u64),
+                "max_buffered": r.max_buffered,
+            },
+            "peers": c.peers.iter().map(|p| json!({
+                "fabric": p.fabric.to_string(),
+                "dial": p.dial.map(|a| a.to_string()),
+                "domains": p.domains,
+                "port": p.port.0,
+                "connections": p.connections,
+            })).collect::<Vec<_>>(),
+        }),
+        extra: serde_json::Map::new(),
+    }
+}
+
+/// Reads back what [`gateway_metadata`] wrote as the configuration (no capture file).
+pub fn gateway_config_from_json(v: &Value) -> Result<gateway::GatewayConfig, String> {
+    let switch = switch_config_from_json(&v["switch"])?;
+    let addr = |s: &str| {
+        s.parse::<std::net::SocketAddr>()
+            .map_err(|_| format!("{s:?} is not an address"))
+    };
+    let fcip_listen = addr(&string(v, "fcip_listen")?)?;
+    let k_a_tov = Duration::from_millis(number(v, "k_a_tov_ms")?);
+    let r = &v["receiver"];
+    let receiver = fcip::engine::ReceiverConfig {
+        on_error: match r["on_error"].as_str() {
+            Some("close") => fcip::engine::OnError::Close,
+            _ => fcip::engine::OnError::Resync,
+        },
+        transit_limit: r["transit_limit_ms"].as_u64().map(Duration::from_millis),
+        max_buffered: usize::try_from(number(r, "max_buffered")?)
+            .map_err(|_| "max_buffered out of range".to_string())?,
+    };
+    let mut peers = Vec::new();
+    for p in v["peers"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let port = u8::try_from(number(p, "port")?).map_err(|_| "peer port out of range")?;
+        let domains = p["domains"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|d| d.as_u64().and_then(|d| u8::try_from(d).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or("bad peer domain")?;
+        peers.push(gateway::PeerConfig {
+            fabric: wwn(p, "fabric")?,
+            dial: p["dial"].as_str().map(addr).transpose()?,
+            domains,
+            port: PortId(port),
+            connections: usize::try_from(number(p, "connections")?)
+                .map_err(|_| "connections out of range")?,
+        });
+    }
+    Ok(gateway::GatewayConfig {
+        switch,
+        fcip_listen,
+        peers,
+        k_a_tov,
+        receiver,
+        capture: None,
+    })
+}
+
+/// Starts a gateway; an FCIP capture whose file name ends in `.pcapng` is written as pcapng
+/// with the gateway's metadata ([`gateway_metadata`], replayable with `fcsan pcap replay`),
+/// any other as classic pcap.
+pub async fn start_gateway(
+    config: gateway::GatewayConfig,
+    seed: u64,
+) -> Result<gateway::Gateway, gateway::GatewayError> {
+    let pcapng = config
+        .capture
+        .as_ref()
+        .is_some_and(|p| p.extension().is_some_and(|e| e == "pcapng"));
+    let metadata = pcapng.then(|| gateway_metadata(&config, seed));
+    gateway::Gateway::start_with(config, seed, metadata).await
+}

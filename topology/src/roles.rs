@@ -85,7 +85,7 @@ pub async fn gateway(
     let listen = file.switch.listen;
     let nodes = bind(listen).await?;
     let addr = local_addr(&nodes, listen)?;
-    let gateway = Gateway::start(file.gateway_config(fcip_capture), seed)
+    let gateway = crate::capture::start_gateway(file.gateway_config(fcip_capture), seed)
         .await
         .map_err(|source| StartError::Gateway {
             domain: file.switch.switch.domain,

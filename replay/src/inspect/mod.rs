@@ -18,7 +18,7 @@
 //! The FCIP stream is decoded by the gateway's own receive engine ([`fcip::Receiver`]): an
 //! encapsulation error is reported and counted exactly as a gateway receiving those bytes
 //! would count it, and its resynchronization is the engine's. FC frames are decoded by
-//! [`crate::decode::Decoder`], the controllers' CT messages by the controller's codec.
+//! [`fc_pcap::decode::Decoder`], the controllers' CT messages by the controller's codec.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -271,7 +271,7 @@ impl Inspector {
                 let frame = if delimited {
                     FcFrame::parse_delimited(data)
                 } else {
-                    crate::capture::undelimited(data)
+                    fc_pcap::capture::undelimited(data)
                 };
                 let what = match frame {
                     Ok(f) => self.frame(p.number, &f, None),
@@ -576,7 +576,7 @@ mod tests {
     }
 
     fn stream(n: usize) -> (Vec<FcFrame>, Vec<u8>) {
-        let frames: Vec<FcFrame> = crate::catalogue::conversation()
+        let frames: Vec<FcFrame> = fc_pcap::catalogue::conversation()
             .into_iter()
             .take(n)
             .collect();
@@ -661,7 +661,7 @@ mod tests {
 
     #[test]
     fn test_fc_records_224_and_225_with_direction() {
-        let f = crate::catalogue::conversation().remove(0);
+        let f = fc_pcap::catalogue::conversation().remove(0);
         let mut delimited = vec![0; f.delimited_len()];
         f.emit_delimited(&mut delimited);
         let parts = f.encode_parts();

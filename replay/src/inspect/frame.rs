@@ -1,5 +1,5 @@
 //! One FC frame into the fields of its line: addresses, R_CTL/TYPE, exchange IDs, the decode of
-//! its payload ([`crate::decode::Decoder`] for ELS, BLS, name server and FCP; SW_ILS and the
+//! its payload ([`fc_pcap::decode::Decoder`] for ELS, BLS, name server and FCP; SW_ILS and the
 //! controllers' CT service, GS_TYPE 0xE0, decoded here with their own codecs), and for a reply
 //! the number of the frame that opened its exchange.
 
@@ -12,7 +12,7 @@ use fc_frames::sw_ils::{Efp, SwIlsCode, SwRjt};
 use fc_frames::{FCtl, FcFrame, FcId, FcType, RCtl};
 use serde::Serialize;
 
-use crate::decode::{Decoder, Message};
+use fc_pcap::decode::{Decoder, Message};
 
 /// What a frame's line shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
