@@ -183,7 +183,8 @@ fn inspects_fcsan_up_captures_with_the_controllers_messages() {
     controllers_talk(&events);
 }
 
-/// A HEARTBEAT request decoded, and a reply that names it by number.
+/// The controllers' requests decoded (a HEARTBEAT among them, and a PULL), and a reply that
+/// names its request by number: whichever kind the run's timing put in the capture.
 fn controllers_talk(events: &[Value]) {
     let by_number = |n: &Value| {
         events
@@ -191,18 +192,25 @@ fn controllers_talk(events: &[Value]) {
             .find(|e| e["event"] == "frame" && e["number"] == *n)
             .unwrap_or_else(|| panic!("no frame #{n}"))
     };
-    let reply = events
+    let heartbeat = events
         .iter()
-        .find(|e| e["controller"]["message"] == "reply" && e["controller"]["kind"] == "HEARTBEAT")
-        .expect("a HEARTBEAT reply");
-    let request = by_number(&reply["reply_to"]);
-    assert_eq!(request["controller"]["message"], "request", "{request}");
-    assert_eq!(request["controller"]["kind"], "HEARTBEAT", "{request}");
-    assert_eq!(request["controller"]["seq"], reply["controller"]["seq"]);
-    assert_eq!(request["ox_id"], reply["ox_id"]);
-    assert!(request["summary"].as_str().is_some_and(|s| s
+        .find(|e| e["controller"]["message"] == "request" && e["controller"]["kind"] == "HEARTBEAT")
+        .expect("a HEARTBEAT request");
+    assert!(heartbeat["summary"].as_str().is_some_and(|s| s
         .starts_with("CTL HEARTBEAT from 23:00:00:00:00:00:00:0")
         && s.contains(" site ")));
+    let reply = events
+        .iter()
+        .find(|e| e["controller"]["message"] == "reply" && !e["reply_to"].is_null())
+        .expect("a controller's reply matched to its request");
+    let request = by_number(&reply["reply_to"]);
+    assert_eq!(request["controller"]["message"], "request", "{request}");
+    assert_eq!(
+        request["controller"]["kind"], reply["controller"]["kind"],
+        "{request}"
+    );
+    assert_eq!(request["controller"]["seq"], reply["controller"]["seq"]);
+    assert_eq!(request["ox_id"], reply["ox_id"]);
     assert!(events.iter().any(|e| e["controller"]["kind"] == "PULL"));
 }
 
