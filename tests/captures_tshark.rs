@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -17,39 +16,20 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `tshark -X lua_script:captures/fcsan.lua -r FILE -T fields -e ...`, one row a packet.
+mod support;
+
+/// `tshark -X lua_script:captures/fcsan.lua -r FILE -T fields -e ...`, one row a packet, the
+/// fields in the order asked.
 fn tshark(pcap: &Path, fields: &[&str]) -> Vec<Vec<String>> {
-    let lua = repo().join("captures/fcsan.lua");
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-X")
-        .arg(format!("lua_script:{}", lua.display()))
-        .arg("-r")
-        .arg(pcap)
-        .args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run tshark ({e}). This test needs Wireshark's tshark 4.x: install it with \
-             `apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y tshark` \
-             (scripts/test does this when run as root)"
-        )
-    });
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "tshark on {}: {stderr}",
-        pcap.display()
-    );
-    // A Lua error is only a warning line on stderr, the packets then show as data.
-    assert!(
-        !stderr.to_lowercase().contains("lua"),
-        "fcsan.lua failed: {stderr}"
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.split('|').map(str::to_owned).collect())
+    let lua = format!("lua_script:{}", repo().join("captures/fcsan.lua").display());
+    support::tshark(pcap, &["-X", &lua], fields)
+        .into_iter()
+        .map(|row| {
+            fields
+                .iter()
+                .map(|f| row.get(*f).cloned().unwrap_or_default())
+                .collect()
+        })
         .collect()
 }
 
