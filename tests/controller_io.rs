@@ -13,8 +13,7 @@ use fc_frames::scsi::Lun;
 use fc_frames::{FcId, Wwn};
 use fc_node::fcp::conformance;
 use fc_node::fcp::initiator::{Initiator, ScsiError};
-use fc_node::scsi::Tier;
-use topology::{ArrayId, ArraySpec, ControllerId, HostId, Running, Topology};
+use topology::{ArrayId, ControllerId, HostId, Running, Topology};
 
 #[path = "support/sites.rs"]
 mod sites;
@@ -31,12 +30,7 @@ struct Two {
 
 async fn two_sites(dir: &std::path::Path) -> Two {
     let mut t = Topology::new();
-    let a = t.gateway("A", 1);
-    let b = t.gateway("B", 2);
-    t.link(a, b, 1);
-    let array = t.array(a, ArraySpec::new("ssda").disk(Tier::Ssd, 64 * MIB));
-    t.array(b, ArraySpec::new("ssdb").disk(Tier::Ssd, 64 * MIB));
-    t.controller_heartbeat(Duration::from_millis(250));
+    let ([a, b], array) = sites::two_ssd_sites(&mut t);
     let ca = t.controller(a);
     let cb = t.controller(b);
     let ha = t.host(a);

@@ -11,8 +11,7 @@ use controller::model::{MediaType, VolumeName};
 use fc_frames::scsi::Lun;
 use fc_frames::FcId;
 use fc_node::fcp::initiator::{Initiator, ScsiError};
-use fc_node::scsi::Tier;
-use topology::{ArraySpec, Topology};
+use topology::Topology;
 
 #[path = "support/sites.rs"]
 mod sites;
@@ -52,12 +51,7 @@ async fn target(init: &Initiator, wwpn: fc_frames::Wwn, lun: Lun) -> FcId {
 async fn a_pause_longer_than_the_lease_keeps_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let mut t = Topology::new();
-    let a = t.gateway("A", 1);
-    let b = t.gateway("B", 2);
-    t.link(a, b, 1);
-    t.array(a, ArraySpec::new("ssda").disk(Tier::Ssd, 64 * MIB));
-    t.array(b, ArraySpec::new("ssdb").disk(Tier::Ssd, 64 * MIB));
-    t.controller_heartbeat(Duration::from_millis(250));
+    let ([a, b], _) = sites::two_ssd_sites(&mut t);
     t.controller_io(IoConfig {
         lease: LEASE,
         ..IoConfig::default()

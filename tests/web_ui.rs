@@ -10,14 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fc_node::scsi::Tier;
 use serde_json::{json, Value};
-use topology::{ArraySpec, Topology};
+use topology::Topology;
 
 #[path = "support/sites.rs"]
 mod sites;
-
-const MIB: u64 = 1 << 20;
 
 /// How long the page may take to show a change made at another site (the mapping crosses the
 /// FCIP link, then the page polls once a second).
@@ -283,12 +280,7 @@ fn page_builds_at_one_site_and_shows_it_at_another() {
         .unwrap();
     let (san, ca, cb) = rt.block_on(async {
         let mut t = Topology::new();
-        let a = t.gateway("A", 1);
-        let b = t.gateway("B", 2);
-        t.link(a, b, 1);
-        t.array(a, ArraySpec::new("ssda").disk(Tier::Ssd, 64 * MIB));
-        t.array(b, ArraySpec::new("ssdb").disk(Tier::Ssd, 64 * MIB));
-        t.controller_heartbeat(Duration::from_millis(250));
+        let ([a, b], _) = sites::two_ssd_sites(&mut t);
         let ca = t.controller(a);
         let cb = t.controller(b);
         let san = t.start(dir.path()).await.expect("topology starts");

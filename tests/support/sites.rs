@@ -40,3 +40,24 @@ pub async fn controllers_ready(san: &Running, controllers: &[ControllerId]) {
         .await;
     }
 }
+
+/// Two gateway sites, A (domain 1) dialing B (domain 2) with one connection, a 64 MiB SSD array
+/// on each, controllers heartbeating every 250 ms: what the two-site I/O tests start from.
+/// The sites, and site A's array.
+pub fn two_ssd_sites(t: &mut topology::Topology) -> ([topology::GatewayId; 2], topology::ArrayId) {
+    use topology::ArraySpec;
+    const MIB: u64 = 1 << 20;
+    let a = t.gateway("A", 1);
+    let b = t.gateway("B", 2);
+    t.link(a, b, 1);
+    let array = t.array(
+        a,
+        ArraySpec::new("ssda").disk(fc_node::scsi::Tier::Ssd, 64 * MIB),
+    );
+    t.array(
+        b,
+        ArraySpec::new("ssdb").disk(fc_node::scsi::Tier::Ssd, 64 * MIB),
+    );
+    t.controller_heartbeat(Duration::from_millis(250));
+    ([a, b], array)
+}
