@@ -11,9 +11,10 @@
 //!   controller (forwarded over FCIP to A's, which writes A's array) and reads it back
 //!   byte-exact; a volume built at A while it writes gives the host a unit attention (B serves
 //!   a new LUN), which the write gets past;
-//! - the same through the WAN relay at 20 ms round trip, 128 MiB;
-//! - three SANs in a chain A — B — C: a host on C writes and reads 8 MiB of a volume owned by
-//!   A, its commands forwarded through B's switch; a host on A reads the same bytes;
+//! - the same through the WAN relay at 20 ms round trip;
+//! - three SANs in a chain A — B — C: a host on C writes and reads 256 MiB of a volume owned
+//!   by A, its commands forwarded through B's switch; a replica on B; a host on A reads the
+//!   same bytes;
 //! - the owner controller SIGKILLed during a stream of numbered 64 KiB FUA writes from a host
 //!   in the test process (an FC node on A's gateway over TCP, so that every acknowledgement is
 //!   recorded exactly), then restarted on its database: every acknowledged block is read back
@@ -21,8 +22,8 @@
 //!
 //! The tests run one at a time (each is a SAN of 6 to 9 processes; `.config/nextest.toml` puts
 //! them in a group of one thread for nextest, which runs each test in its own process); on two
-//! otherwise idle cores the file takes about 100 s, most of it moving the 384 MiB of the first
-//! two each way.
+//! otherwise idle cores the file takes about 2 minutes, most of it moving 256 MiB each way in
+//! the first three.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -600,23 +601,22 @@ fn two_sans_host_on_b_moves_256_mib_to_a_volume_owned_by_a() {
 }
 
 /// Two SANs with 20 ms of round trip between their gateways (the WAN relay in this process,
-/// 10 ms each way): a host on B moves 128 MiB through its controller to a volume owned by A,
-/// the whole of it over the relay. 128 MiB, not 256, for the file's time: eight 1 MiB
-/// commands in flight hide the round trips, so on two cores a debug build moves about as fast
-/// as without the delay (9-19 MiB/s, CPU-bound), and 256 MiB more each way cost 30-60 s.
+/// 10 ms each way): a host on B moves 256 MiB through its controller to a volume owned by A,
+/// the whole of it over the relay. Eight 1 MiB commands in flight hide the round trips, so on
+/// two cores a debug build moves about as fast as without the delay (CPU-bound).
 #[test]
-fn two_sans_at_20_ms_host_on_b_moves_128_mib_to_a_volume_owned_by_a() {
+fn two_sans_at_20_ms_host_on_b_moves_256_mib_to_a_volume_owned_by_a() {
     let _one = one_at_a_time();
     let wan = Impairment {
         one_way_delay: Duration::from_millis(10),
         bandwidth_bps: None,
     };
     let sans = Sans::start(
-        vec![Site::new("a", 1, 192 * MIB), Site::new("b", 2, 64 * MIB)],
+        vec![Site::new("a", 1, 320 * MIB), Site::new("b", 2, 64 * MIB)],
         Some(wan),
     );
-    build(&sans, 0, "far", "128MiB");
-    round_trip(&sans, 1, 128 * MIB, 128 * MIB, |_| {});
+    build(&sans, 0, "far", "256MiB");
+    round_trip(&sans, 1, 256 * MIB, 256 * MIB, |_| {});
     let relay = sans.relays[0].counters();
     eprintln!(
         "through the relay: {} MiB to A, {} MiB to B",
@@ -624,28 +624,29 @@ fn two_sans_at_20_ms_host_on_b_moves_128_mib_to_a_volume_owned_by_a() {
         relay.bytes_to_client / MIB
     );
     // The data went over the emulated WAN: B dialed A through the relay.
-    assert!(relay.bytes_to_upstream >= 128 * MIB, "{relay:?}");
-    assert!(relay.bytes_to_client >= 128 * MIB, "{relay:?}");
+    assert!(relay.bytes_to_upstream >= 256 * MIB, "{relay:?}");
+    assert!(relay.bytes_to_client >= 256 * MIB, "{relay:?}");
 }
 
 /// Three SANs in a chain A — B — C (B the middle; A and C are not linked): a host on C writes
-/// and reads 8 MiB of a volume owned by A through C's controller, whose commands to A's go
-/// through B's switch; a host on A reads the same bytes through A's controller.
+/// a 256 MiB random file to a volume owned by A through C's controller, whose commands to A's
+/// go through B's switch; a replica is added on B; the file reads back byte-exact through C's
+/// controller and through A's.
 #[test]
 fn three_sans_host_on_c_reaches_a_volume_owned_by_a_through_b() {
     let _one = one_at_a_time();
     let sans = Sans::start(
         vec![
-            Site::new("a", 1, 64 * MIB),
-            Site::new("b", 2, 64 * MIB),
+            Site::new("a", 1, 320 * MIB),
+            Site::new("b", 2, 320 * MIB),
             Site::new("c", 3, 64 * MIB),
         ],
         None,
     );
-    build(&sans, 0, "chain", "16MiB");
+    build(&sans, 0, "chain", "256MiB");
     let src = sans.path("chain.bin");
-    let data = random_file(&src, (8 * MIB) as usize, seed());
-    let lun_c = sans.virtual_lun(2, 16 * MIB).to_string();
+    let data = random_file(&src, (256 * MIB) as usize, seed());
+    let lun_c = sans.virtual_lun(2, 256 * MIB).to_string();
     let out = sans.host(
         2,
         &[
@@ -658,13 +659,13 @@ fn three_sans_host_on_c_reaches_a_volume_owned_by_a_through_b() {
         ],
     );
     let wrote = ok("fcsan host write at C", &out, &sans);
-    assert!(wrote.starts_with("wrote 8.0 MiB"), "{wrote}");
+    assert!(wrote.starts_with("wrote 256.0 MiB"), "{wrote}");
     // A replica on B, followed to the end by the CLI: the reads below see the same bytes.
     let replica = sans.volume(0, &["replica", "chain", "--site", "b", "--wait"]);
     assert!(replica.contains("in-sync"), "{replica}");
-    assert!(replica.contains("16 MiB of 16 MiB (100%)"), "{replica}");
+    assert!(replica.contains("256 MiB of 256 MiB (100%)"), "{replica}");
     for (site, what) in [(2, "C"), (0, "A")] {
-        let lun = sans.virtual_lun(site, 16 * MIB).to_string();
+        let lun = sans.virtual_lun(site, 256 * MIB).to_string();
         let back = sans.path(&format!("back-{what}.bin"));
         let out = sans.host(
             site,
@@ -675,7 +676,7 @@ fn three_sans_host_on_c_reaches_a_volume_owned_by_a_through_b() {
                 "--lun",
                 &lun,
                 "--length",
-                "8MiB",
+                "256MiB",
                 back.to_str().expect("a UTF-8 path"),
             ],
         );
