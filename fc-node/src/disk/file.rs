@@ -7,9 +7,16 @@
 //! that would have to allocate or wait for writeback, a kernel or filesystem without `NOWAIT` —
 //! runs on tokio's blocking pool: one `spawn_blocking` call doing positioned `pread`/`pwrite`
 //! ([`FileExt`], which loops on short transfers and `EINTR`) on an `Arc<File>`, so no runtime
-//! thread ever waits for the disk and any number of commands are in flight at once. A write
-//! with FUA and SYNCHRONIZE CACHE call `fdatasync` on the pool before they return, so data they
-//! acknowledge survives a crash of the process or the host.
+//! thread ever waits for the disk and any number of commands are in flight at once.
+//!
+//! A write with FUA and SYNCHRONIZE CACHE return only after an `fdatasync` that started after
+//! their data was written, so data they acknowledge survives a crash of the process or the
+//! host. The `fdatasync` calls are shared (group commit, [`GroupSync`]): a caller joins the
+//! next one to start, and one runs at a time, so 32 FUA writes in flight cost a few
+//! `fdatasync` calls rather than 32. An `fdatasync` that fails fails every caller waiting for
+//! it and every one after it (a failed writeback may have dropped dirty pages, and Linux reports
+//! it once): the LUN reports MEDIUM ERROR / WRITE ERROR for every durable write until it is
+//! opened again, rather than acknowledge data it may have lost.
 //!
 //! Deallocation (UNMAP, WRITE SAME with UNMAP) punches a hole in the file
 //! (`fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`), so the blocks' storage is given
@@ -34,7 +41,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use rustix::fs::FallocateFlags;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::scsi::device::{check_blocks, check_range};
 use crate::scsi::{BlockDevice, DeviceError, Tier};
@@ -50,6 +57,7 @@ pub struct FileLun {
     blocks: AtomicU64,
     tier: Tier,
     in_flight: Arc<InFlight>,
+    syncs: Arc<GroupSync>,
     zero_fills: Arc<AtomicU64>,
 }
 
@@ -124,6 +132,7 @@ impl FileLun {
             blocks: AtomicU64::new(blocks),
             tier,
             in_flight: Arc::default(),
+            syncs: Arc::default(),
             zero_fills: Arc::default(),
         }
     }
@@ -142,6 +151,12 @@ impl FileLun {
         self.file.sync_all()?;
         self.blocks.store(blocks, Ordering::Release);
         Ok(())
+    }
+
+    /// `fdatasync` calls made for FUA writes and SYNCHRONIZE CACHE (fewer than those when
+    /// they were in flight together).
+    pub fn fdatasyncs(&self) -> u64 {
+        self.syncs.runs.load(Ordering::Relaxed)
     }
 
     /// Deallocations that wrote zeros because the filesystem cannot punch holes.
@@ -265,34 +280,35 @@ impl BlockDevice for FileLun {
     async fn write(&self, lba: u64, data: Bytes, fua: bool) -> Result<(), DeviceError> {
         check_range(lba, data.len(), self.block_size, self.block_count())?;
         let offset = lba * u64::from(self.block_size);
-        // Into the page cache at once when the kernel can do it without waiting; a write that
-        // must be durable goes to the pool anyway, for its fdatasync. A synchronous write that
-        // returned has changed the medium: no ticket needed for it.
-        let cached = if fua {
-            0
-        } else {
-            write_nowait(&self.file, &data, offset)
-        };
-        if cached == data.len() {
-            return Ok(());
+        // Into the page cache at once when the kernel can do it without waiting; the rest on
+        // the pool. A synchronous write that returned has changed the medium: no ticket
+        // needed for it.
+        let cached = write_nowait(&self.file, &data, offset);
+        if cached < data.len() {
+            self.blocking(true, move |file| {
+                file.write_all_at(&data[cached..], offset + cached as u64)
+                    .map_err(|source| DeviceError::Write { lba, source })
+            })
+            .await?;
         }
-        self.blocking(true, move |file| {
-            file.write_all_at(&data[cached..], offset + cached as u64)
+        if fua {
+            // SBC-3 (WRITE, FUA): the device server shall write the data to the medium before
+            // returning GOOD status. The data is written: any fdatasync from now on covers it.
+            let file = self.file.clone();
+            self.syncs
+                .sync(move || file.sync_data())
+                .await
                 .map_err(|source| DeviceError::Write { lba, source })?;
-            if fua {
-                // SBC-3 (WRITE, FUA): the device server shall write the data to the medium
-                // before returning GOOD status.
-                file.sync_data()
-                    .map_err(|source| DeviceError::Write { lba, source })?;
-            }
-            Ok(())
-        })
-        .await
+        }
+        Ok(())
     }
 
     async fn flush(&self) -> Result<(), DeviceError> {
-        self.blocking(false, |file| file.sync_data().map_err(DeviceError::Flush))
+        let file = self.file.clone();
+        self.syncs
+            .sync(move || file.sync_data())
             .await
+            .map_err(DeviceError::Flush)
     }
 
     async fn unmap(&self, lba: u64, blocks: u64) -> Result<(), DeviceError> {
@@ -347,6 +363,99 @@ fn write_zeros(file: &File, lba: u64, blocks: u64, bs: u64) -> Result<(), Device
         at += n;
     }
     Ok(())
+}
+
+/// The `fdatasync` calls of one file, shared by the callers that ask while none has started
+/// (group commit). One runs at a time; a caller joins the batch that the next one will cover,
+/// which starts after the caller asked, so it covers every write that returned before.
+#[derive(Debug, Default)]
+struct GroupSync {
+    state: Mutex<SyncState>,
+    /// `fdatasync` calls made.
+    runs: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// The batch the next `fdatasync` covers: its callers wait on the channel for its result.
+    next: Option<watch::Sender<Option<SyncResult>>>,
+    /// An `fdatasync` runs (its task takes the next batch when it ends).
+    running: bool,
+    /// The first `fdatasync` that failed: every later one fails the same.
+    failed: Option<(io::ErrorKind, String)>,
+}
+
+/// The result of one `fdatasync`, given to every caller of its batch.
+type SyncResult = Result<(), (io::ErrorKind, String)>;
+
+impl GroupSync {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SyncState> {
+        // Every field stays valid across a panic.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Returns once an `fdatasync` (`op`; every caller passes the same) that started after
+    /// this call returned; its error, or the error of any earlier one that failed.
+    async fn sync<F>(self: &Arc<Self>, op: F) -> io::Result<()>
+    where
+        F: Fn() -> io::Result<()> + Clone + Send + Sync + 'static,
+    {
+        let mut done = {
+            let mut st = self.lock();
+            if let Some((kind, what)) = &st.failed {
+                return Err(io::Error::new(*kind, what.clone()));
+            }
+            let done = st
+                .next
+                .get_or_insert_with(|| watch::channel(None).0)
+                .subscribe();
+            if !st.running {
+                st.running = true;
+                // Its own task: a caller that gives up does not stop the batch.
+                tokio::spawn(self.clone().run(op));
+            }
+            done
+        };
+        let result = match done.wait_for(Option::is_some).await {
+            Ok(r) => r.clone().expect("waited for a result"),
+            Err(_) => Err((io::ErrorKind::Other, "the sync task ended".to_owned())),
+        };
+        result.map_err(|(kind, what)| io::Error::new(kind, what))
+    }
+
+    /// Runs one `fdatasync` a batch until no caller waits.
+    async fn run<F>(self: Arc<Self>, op: F)
+    where
+        F: Fn() -> io::Result<()> + Clone + Send + Sync + 'static,
+    {
+        loop {
+            let (batch, failed) = {
+                let mut st = self.lock();
+                match st.next.take() {
+                    Some(b) => (b, st.failed.clone()),
+                    None => {
+                        st.running = false;
+                        return;
+                    }
+                }
+            };
+            if let Some(e) = failed {
+                batch.send_replace(Some(Err(e)));
+                continue;
+            }
+            self.runs.fetch_add(1, Ordering::Relaxed);
+            let result = match tokio::task::spawn_blocking(op.clone()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err((e.kind(), e.to_string())),
+                Err(e) => Err((io::ErrorKind::Other, format!("fdatasync thread: {e}"))),
+            };
+            if let Err(e) = &result {
+                tracing::error!(error = %e.1, "fdatasync failed: every later durable write fails too");
+                self.lock().failed.get_or_insert_with(|| e.clone());
+            }
+            batch.send_replace(Some(result));
+        }
+    }
 }
 
 /// The medium-changing blocking calls in progress, by ticket number.
@@ -498,6 +607,103 @@ mod tests {
             assert!(lun.read(1, 2046).await.unwrap().iter().all(|&b| b == 0));
             assert!(lun.read(0, 1).await.unwrap().iter().all(|&b| b == 0xC3));
             assert!(lun.read(2047, 1).await.unwrap().iter().all(|&b| b == 0xC3));
+        });
+    }
+
+    /// FUA writes in flight together share their `fdatasync` calls, and every one is there.
+    #[test]
+    fn test_fua_writes_in_flight_share_fdatasyncs() {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let lun =
+                Arc::new(FileLun::create(&dir.path().join("g"), 64, 4096, Tier::Ssd).unwrap());
+            lun.write(0, Bytes::from(vec![0; 64 * 4096]), false)
+                .await
+                .unwrap();
+            lun.flush().await.unwrap();
+            let before = lun.fdatasyncs();
+            let mut writes = tokio::task::JoinSet::new();
+            for i in 0..64u8 {
+                let lun = lun.clone();
+                writes.spawn(async move {
+                    lun.write(u64::from(i), Bytes::from(vec![i; 4096]), true)
+                        .await
+                });
+            }
+            while let Some(r) = writes.join_next().await {
+                r.unwrap().unwrap();
+            }
+            let syncs = lun.fdatasyncs() - before;
+            assert!(
+                (1..64).contains(&syncs),
+                "{syncs} fdatasync calls for 64 FUA writes"
+            );
+            for i in 0..64u8 {
+                let back = lun.read(u64::from(i), 1).await.unwrap();
+                assert!(back.iter().all(|&b| b == i), "block {i}");
+            }
+        });
+    }
+
+    /// A caller that asks while an `fdatasync` runs waits for the next one: the running one
+    /// may have started before its data was written.
+    #[test]
+    fn test_sync_waits_for_one_that_started_after_it_asked() {
+        block_on(async {
+            let syncs = Arc::new(GroupSync::default());
+            let (release, gate) = std::sync::mpsc::channel::<()>();
+            let gate = Arc::new(Mutex::new(gate));
+            let op = move || {
+                // The first call waits for the test's word; the later ones do not.
+                let _ = gate.lock().unwrap().recv();
+                Ok(())
+            };
+            let first = tokio::spawn({
+                let (syncs, op) = (syncs.clone(), op.clone());
+                async move { syncs.sync(op).await }
+            });
+            while syncs.runs.load(Ordering::Relaxed) == 0 {
+                tokio::task::yield_now().await;
+            }
+            let second = tokio::spawn({
+                let syncs = syncs.clone();
+                async move { syncs.sync(op).await }
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            assert!(!first.is_finished() && !second.is_finished());
+            drop(release);
+            first.await.unwrap().unwrap();
+            second.await.unwrap().unwrap();
+            assert_eq!(syncs.runs.load(Ordering::Relaxed), 2);
+        });
+    }
+
+    /// An `fdatasync` that failed fails every later caller, without calling it again.
+    #[test]
+    fn test_failed_sync_fails_every_later_one() {
+        block_on(async {
+            let syncs = Arc::new(GroupSync::default());
+            let calls = Arc::new(AtomicU64::new(0));
+            let op = {
+                let calls = calls.clone();
+                move || match calls.fetch_add(1, Ordering::Relaxed) {
+                    0 => Ok(()),
+                    _ => Err(io::Error::from_raw_os_error(5)),
+                }
+            };
+            syncs.sync(op.clone()).await.unwrap();
+            let e = syncs.sync(op.clone()).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), None, "{e}");
+            assert!(e.to_string().contains("Input/output error"), "{e}");
+            for _ in 0..3 {
+                let again = syncs.sync(op.clone()).await.unwrap_err();
+                assert_eq!(again.to_string(), e.to_string());
+            }
+            assert_eq!(
+                calls.load(Ordering::Relaxed),
+                2,
+                "not called after it failed"
+            );
         });
     }
 
