@@ -35,7 +35,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -58,6 +58,9 @@ pub struct FileLun {
     tier: Tier,
     in_flight: Arc<InFlight>,
     syncs: Arc<GroupSync>,
+    /// The filesystem has not refused `RWF_NOWAIT` writes (ext4 refuses buffered ones with
+    /// `EOPNOTSUPP`: after the first, writes go straight to the pool, one syscall fewer).
+    nowait_writes: AtomicBool,
     zero_fills: Arc<AtomicU64>,
 }
 
@@ -133,6 +136,7 @@ impl FileLun {
             tier,
             in_flight: Arc::default(),
             syncs: Arc::default(),
+            nowait_writes: AtomicBool::new(true),
             zero_fills: Arc::default(),
         }
     }
@@ -200,15 +204,23 @@ fn read_nowait(file: &File, buf: &mut [u8], offset: u64) -> usize {
 }
 
 /// Writes as much of `buf` at `offset` as the page cache takes without waiting (`pwritev2`
-/// with `RWF_NOWAIT`); how many bytes it wrote, from the start.
-fn write_nowait(file: &File, buf: &[u8], offset: u64) -> usize {
+/// with `RWF_NOWAIT`); how many bytes it wrote, from the start. Clears `supported` when the
+/// filesystem does not do it, and does nothing once it is clear.
+fn write_nowait(file: &File, buf: &[u8], offset: u64, supported: &AtomicBool) -> usize {
+    if !supported.load(Ordering::Relaxed) {
+        return 0;
+    }
     nowait(buf.len(), |at| {
-        rustix::io::pwritev2(
+        let r = rustix::io::pwritev2(
             file,
             &[std::io::IoSlice::new(&buf[at..])],
             offset + at as u64,
             rustix::io::ReadWriteFlags::NOWAIT,
-        )
+        );
+        if r == Err(rustix::io::Errno::OPNOTSUPP) {
+            supported.store(false, Ordering::Relaxed);
+        }
+        r
     })
 }
 
@@ -283,7 +295,7 @@ impl BlockDevice for FileLun {
         // Into the page cache at once when the kernel can do it without waiting; the rest on
         // the pool. A synchronous write that returned has changed the medium: no ticket
         // needed for it.
-        let cached = write_nowait(&self.file, &data, offset);
+        let cached = write_nowait(&self.file, &data, offset, &self.nowait_writes);
         if cached < data.len() {
             self.blocking(true, move |file| {
                 file.write_all_at(&data[cached..], offset + cached as u64)
