@@ -424,7 +424,11 @@ impl GroupSync {
             if !st.running {
                 st.running = true;
                 // Its own task: a caller that gives up does not stop the batch.
-                tokio::spawn(self.clone().run(op));
+                let runner = Runner {
+                    syncs: self.clone(),
+                    ended: false,
+                };
+                tokio::spawn(runner.run(op));
             }
             done
         };
@@ -434,19 +438,29 @@ impl GroupSync {
         };
         result.map_err(|(kind, what)| io::Error::new(kind, what))
     }
+}
 
+/// The task of a [`GroupSync`] while it has callers. Dropped before it ended (the runtime shut
+/// down), it gives its waiting batch an error and lets the next caller start another.
+struct Runner {
+    syncs: Arc<GroupSync>,
+    ended: bool,
+}
+
+impl Runner {
     /// Runs one `fdatasync` a batch until no caller waits.
-    async fn run<F>(self: Arc<Self>, op: F)
+    async fn run<F>(mut self, op: F)
     where
         F: Fn() -> io::Result<()> + Clone + Send + Sync + 'static,
     {
         loop {
             let (batch, failed) = {
-                let mut st = self.lock();
+                let mut st = self.syncs.lock();
                 match st.next.take() {
                     Some(b) => (b, st.failed.clone()),
                     None => {
                         st.running = false;
+                        self.ended = true;
                         return;
                     }
                 }
@@ -455,7 +469,7 @@ impl GroupSync {
                 batch.send_replace(Some(Err(e)));
                 continue;
             }
-            self.runs.fetch_add(1, Ordering::Relaxed);
+            self.syncs.runs.fetch_add(1, Ordering::Relaxed);
             let result = match tokio::task::spawn_blocking(op.clone()).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err((e.kind(), e.to_string())),
@@ -463,9 +477,20 @@ impl GroupSync {
             };
             if let Err(e) = &result {
                 tracing::error!(error = %e.1, "fdatasync failed: every later durable write fails too");
-                self.lock().failed.get_or_insert_with(|| e.clone());
+                self.syncs.lock().failed.get_or_insert_with(|| e.clone());
             }
             batch.send_replace(Some(result));
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if !self.ended {
+            let mut st = self.syncs.lock();
+            st.running = false;
+            // Its waiters see the channel closed: an error, not a wait without end.
+            st.next = None;
         }
     }
 }
@@ -688,6 +713,38 @@ mod tests {
             second.await.unwrap().unwrap();
             assert_eq!(syncs.runs.load(Ordering::Relaxed), 2);
         });
+    }
+
+    /// A sync task dropped with its runtime (shut down while an `fdatasync` ran) lets the next
+    /// caller start another, rather than leave it waiting for a task that is gone.
+    #[test]
+    fn test_sync_after_its_task_was_dropped() {
+        let syncs = Arc::new(GroupSync::default());
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = Arc::new(Mutex::new(gate));
+        let op = move || {
+            let _ = gate
+                .lock()
+                .unwrap()
+                .recv_timeout(std::time::Duration::from_secs(10));
+            Ok(())
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let s = syncs.clone();
+            tokio::spawn(async move { s.sync(op).await });
+            while syncs.runs.load(Ordering::Relaxed) == 0 {
+                tokio::task::yield_now().await;
+            }
+        });
+        rt.shutdown_timeout(std::time::Duration::from_millis(10));
+        drop(release);
+        assert!(!syncs.lock().running);
+        block_on(async { syncs.sync(|| Ok(())).await.unwrap() });
+        assert_eq!(syncs.runs.load(Ordering::Relaxed), 2);
     }
 
     /// An `fdatasync` that failed fails every later caller, without calling it again.
