@@ -1148,8 +1148,8 @@ impl Report {
             let (reference, r) = if what.starts_with("seq") {
                 (format!("cap {:.1} MiB/s", cap_mib()), s / cap_mib())
             } else {
-                let bound = latency_bound(3);
-                (format!("QD/RTT: {bound:.0} IOPS (3 RTT)"), s / bound)
+                let bound = latency_bound(2);
+                (format!("QD/RTT: {bound:.0} IOPS (2 RTT)"), s / bound)
             };
             line(Line {
                 name: &name,
@@ -1162,8 +1162,8 @@ impl Report {
         }
         println!(
             "leased: host B's writes through controller B while B holds a cache lease (the \
-             owner sends B an INVALIDATE across the WAN before it acknowledges: a third round \
-             trip); compare with (b), where no lease is held"
+             owner invalidates every other holder before it acknowledges, not B, which drops \
+             the range itself: no third round trip); compare with (b), where no lease is held"
         );
         if let Some((first, missed)) = f.warm {
             println!(
