@@ -204,7 +204,22 @@ fn controllers_talk(events: &[Value]) {
     let reply = events
         .iter()
         .find(|e| e["controller"]["message"] == "reply" && !e["reply_to"].is_null())
-        .expect("a controller's reply matched to its request");
+        .unwrap_or_else(|| {
+            let talk: Vec<String> = events
+                .iter()
+                .filter(|e| e["protocol"] == "controller")
+                .map(|e| {
+                    format!(
+                        "#{} {} reply_to={}",
+                        e["number"], e["summary"], e["reply_to"]
+                    )
+                })
+                .collect();
+            panic!(
+                "no controller's reply matched to its request; the controllers' frames:\n{}",
+                talk.join("\n")
+            )
+        });
     let request = by_number(&reply["reply_to"]);
     assert_eq!(request["controller"]["message"], "request", "{request}");
     assert_eq!(

@@ -87,6 +87,9 @@ pub fn replay(loaded: &Loaded) -> Result<Outcome, ReplayError> {
             last = when;
             if shutdown_at == Some(number) {
                 tokio::time::sleep_until(when).await;
+                // What the array had sent before it was stopped, it sends first here (the
+                // answer to the last command may still be on the blocking pool).
+                settle(&got, expected.len()).await;
                 let node = array.node.clone();
                 stopping = Some(tokio::spawn(async move { node.shutdown().await }));
             }

@@ -83,6 +83,9 @@ struct Said {
     /// For the replay's request made by a timer: the frame number of the capture's event
     /// before which the timer ran (0: not a timer's).
     tick_before: usize,
+    /// For the replay's request made while it handled a peer's request: that request's frame
+    /// number (0: not so made).
+    caused_by: usize,
 }
 
 /// An inbound request the replay answered or an outbound request awaiting its answer.
@@ -351,13 +354,14 @@ fn run_once(setup: &Setup<'_>, messages: &[Seen], schedule: &Schedule) -> Once {
         now: setup.start,
         ids: HashMap::new(),
         ticking: 0,
+        handling: 0,
     };
     r.drain();
     let mut expected: Vec<Said> = Vec::new();
     // Our requests by (peer's N_Port_ID, OX_ID); the peers' requests by the same.
     let mut ours: HashMap<(u32, u16), Pending> = HashMap::new();
     let mut theirs: HashMap<(u32, u16), Pending> = HashMap::new();
-    let mut deferred: HashMap<(u32, u16), (Header, Request)> = HashMap::new();
+    let mut deferred: HashMap<(u32, u16), (usize, Header, Request)> = HashMap::new();
     let mut gpn: HashMap<u16, FcId> = HashMap::new();
     let mut fed = 0;
     let mut driver_kinds = BTreeMap::new();
@@ -415,9 +419,9 @@ fn run_once(setup: &Setup<'_>, messages: &[Seen], schedule: &Schedule) -> Once {
                 );
                 let mode = modes.get(&m.number).copied().unwrap_or(Mode::InOrder);
                 if mode == Mode::Late {
-                    deferred.insert(key, (*h, req.clone()));
+                    deferred.insert(key, (m.number, *h, req.clone()));
                 } else {
-                    let i = r.answer(t, wwpn, *h, req.clone());
+                    let i = r.answer(m.number, t, wwpn, *h, req.clone());
                     if let Some(p) = theirs.get_mut(&key) {
                         p.answer = Some(i);
                     }
@@ -471,6 +475,7 @@ fn run_once(setup: &Setup<'_>, messages: &[Seen], schedule: &Schedule) -> Once {
                                     driver: true,
                                     answers: 0,
                                     tick_before: 0,
+                                    caused_by: 0,
                                 });
                             }
                         }
@@ -483,11 +488,12 @@ fn run_once(setup: &Setup<'_>, messages: &[Seen], schedule: &Schedule) -> Once {
                             driver: !is_core_kind(kind),
                             answers: 0,
                             tick_before: 0,
+                            caused_by: 0,
                         }
                     }
                     Message::Reply(..) | Message::Reject(_) => {
-                        if let Some((h, req)) = deferred.remove(&key) {
-                            let i = r.answer(t, wwpn, h, req);
+                        if let Some((number, h, req)) = deferred.remove(&key) {
+                            let i = r.answer(number, t, wwpn, h, req);
                             if let Some(p) = theirs.get_mut(&key) {
                                 p.answer = Some(i);
                             }
@@ -517,6 +523,7 @@ fn run_once(setup: &Setup<'_>, messages: &[Seen], schedule: &Schedule) -> Once {
                             driver: p.is_some_and(|p| !is_core_kind(p.kind)),
                             answers: p.map_or(0, |p| p.number),
                             tick_before: 0,
+                            caused_by: 0,
                         }
                     }
                 };
@@ -527,8 +534,8 @@ fn run_once(setup: &Setup<'_>, messages: &[Seen], schedule: &Schedule) -> Once {
     }
     // Requests still deferred were never answered in the capture: handled at its end.
     let end = r.now;
-    for (_, (h, req)) in std::mem::take(&mut deferred) {
-        r.answer(end, wwpn, h, req);
+    for (_, (number, h, req)) in std::mem::take(&mut deferred) {
+        r.answer(number, end, wwpn, h, req);
     }
     let found = compare(&expected, &r.produced);
     let retry = found.as_ref().and_then(|(d, got)| {
@@ -537,8 +544,17 @@ fn run_once(setup: &Setup<'_>, messages: &[Seen], schedule: &Schedule) -> Once {
             return Some(Retry::Request(e.answers));
         }
         let g = r.produced.get((*got)?)?;
-        (e.request && g.tick_before > 0 && e.number > g.tick_before)
-            .then_some(Retry::Tick(g.tick_before))
+        if !e.request {
+            return None;
+        }
+        // A timer's request where the capture has another: the timer ran later there, after
+        // this event (the event's own frame included: a request the driver numbered itself).
+        if g.tick_before > 0 && e.number >= g.tick_before {
+            return Some(Retry::Tick(g.tick_before));
+        }
+        // A request made while handling a peer's where the capture has another: the driver
+        // handled that peer's request later (its task ran after the timer).
+        (g.caused_by > 0).then_some(Retry::Request(g.caused_by))
     });
     let difference = found.map(|(d, _)| d);
     Once {
@@ -583,6 +599,8 @@ struct Run {
     ids: HashMap<u32, Wwn>,
     /// While timers run before the capture's event of this frame number: that number.
     ticking: usize,
+    /// While a peer's request of this frame number is handled: that number.
+    handling: usize,
 }
 
 impl Run {
@@ -602,14 +620,16 @@ impl Run {
 
     /// Handles a peer's request at `t` as the driver does (the driver's kinds only admitted);
     /// the index of the answer in what the replay said.
-    fn answer(&mut self, t: u64, me: Wwn, h: Header, req: Request) -> usize {
+    fn answer(&mut self, number: usize, t: u64, me: Wwn, h: Header, req: Request) -> usize {
         let kind = req.kind();
         let answer = if is_core_kind(kind) {
             self.core.handle_request(t, h, req).map(Some)
         } else {
             self.core.admit(t, &h, kind).map(|()| None)
         };
+        self.handling = number;
         self.drain();
+        self.handling = 0;
         let message = match answer {
             Ok(reply) => Message::Reply(
                 Header {
@@ -632,6 +652,7 @@ impl Run {
             driver: !is_core_kind(kind),
             answers: 0,
             tick_before: 0,
+            caused_by: 0,
         });
         self.produced.len() - 1
     }
@@ -650,6 +671,7 @@ impl Run {
                 driver: false,
                 answers: 0,
                 tick_before: self.ticking,
+                caused_by: self.handling,
             });
         }
     }

@@ -472,13 +472,20 @@ impl Runner {
             self.syncs.runs.fetch_add(1, Ordering::Relaxed);
             let result = match tokio::task::spawn_blocking(op.clone()).await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err((e.kind(), e.to_string())),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "fdatasync failed: every later durable write fails too");
+                    let failed = (e.kind(), e.to_string());
+                    self.syncs
+                        .lock()
+                        .failed
+                        .get_or_insert_with(|| failed.clone());
+                    Err(failed)
+                }
+                // The thread panicked, or the runtime shuts down and cancelled it: this batch
+                // fails, but no writeback failed (the pages are still dirty; a later call
+                // writes them).
                 Err(e) => Err((io::ErrorKind::Other, format!("fdatasync thread: {e}"))),
             };
-            if let Err(e) = &result {
-                tracing::error!(error = %e.1, "fdatasync failed: every later durable write fails too");
-                self.syncs.lock().failed.get_or_insert_with(|| e.clone());
-            }
             batch.send_replace(Some(result));
         }
     }

@@ -281,13 +281,6 @@ impl Exchange {
     }
 
     /// This port's exchange ID: the one it allocated.
-    fn local_xid(&self) -> u16 {
-        match self.role {
-            Role::Originator => self.ox_id,
-            Role::Responder => self.rx_id,
-        }
-    }
-
     fn next_deadline(&self) -> Instant {
         match self.state {
             State::Aborting { until } => until,
@@ -325,18 +318,58 @@ impl RxSequence {
     }
 }
 
+/// Exchange IDs handed out in turn from a seed, skipping FFFF (unassigned) and those in use;
+/// wrapping.
+#[derive(Debug)]
+struct XidPool {
+    next: u16,
+    used: HashMap<u16, ExchangeId>,
+}
+
+impl XidPool {
+    fn starting_at(next: u16) -> XidPool {
+        XidPool {
+            next,
+            used: HashMap::new(),
+        }
+    }
+
+    /// The next ID not in use, now `id`'s; `None` when all are.
+    fn allocate(&mut self, id: ExchangeId) -> Option<u16> {
+        for _ in 0..=u16::MAX {
+            let xid = self.next;
+            self.next = xid.wrapping_add(1);
+            if xid != UNASSIGNED_XID && !self.used.contains_key(&xid) {
+                self.used.insert(xid, id);
+                return Some(xid);
+            }
+        }
+        None
+    }
+
+    /// Frees `xid` if `id` holds it.
+    fn release(&mut self, xid: u16, id: ExchangeId) {
+        if self.used.get(&xid) == Some(&id) {
+            self.used.remove(&xid);
+        }
+    }
+}
+
 /// The exchanges and sequences of one N_Port.
 #[derive(Debug)]
 pub struct ExchangeManager {
     config: Config,
     local_id: FcId,
     exchanges: HashMap<ExchangeId, Exchange>,
-    /// Exchange IDs this port allocated (OX_IDs it originated, RX_IDs it assigned).
-    local_xids: HashMap<u16, ExchangeId>,
+    /// The OX_IDs of the exchanges this port originated.
+    originated: XidPool,
+    /// The RX_IDs this port assigned to exchanges peers opened. A pool of its own, so that
+    /// the IDs of what the port originates do not depend on when peers' exchanges came (a
+    /// capture of it replays with the same IDs however its tasks interleaved).
+    assigned: XidPool,
     /// Exchanges peers opened, by (peer, OX_ID).
     responders: HashMap<(FcId, u16), ExchangeId>,
     next_handle: u64,
-    next_xid: u16,
     next_seq_id: u8,
     buffered: usize,
     transmit: VecDeque<FcFrame>,
@@ -348,15 +381,17 @@ impl ExchangeManager {
     /// A manager for a port whose FC_ID is still 000000 (before fabric login).
     pub fn new(mut config: Config) -> ExchangeManager {
         config.max_payload = config.max_payload.clamp(1, MAX_PAYLOAD);
-        let next_xid = config.xid_seed;
+        let originated = XidPool::starting_at(config.xid_seed);
+        // Half the ID space away: an RX_ID reads differently from the OX_IDs near it.
+        let assigned = XidPool::starting_at(config.xid_seed.wrapping_add(0x8000));
         ExchangeManager {
             config,
             local_id: FcId::UNIDENTIFIED,
             exchanges: HashMap::new(),
-            local_xids: HashMap::new(),
+            originated,
+            assigned,
             responders: HashMap::new(),
             next_handle: 0,
-            next_xid,
             next_seq_id: 0,
             buffered: 0,
             transmit: VecDeque::new(),
@@ -426,9 +461,11 @@ impl ExchangeManager {
                 open: self.exchanges.len(),
             });
         }
-        let ox_id = self.allocate_xid().ok_or(ExchangeError::NoFreeXid)?;
         let id = self.new_handle();
-        self.local_xids.insert(ox_id, id);
+        let ox_id = self
+            .originated
+            .allocate(id)
+            .ok_or(ExchangeError::NoFreeXid)?;
         self.exchanges.insert(
             id,
             Exchange {
@@ -470,8 +507,7 @@ impl ExchangeManager {
             return Err(ExchangeError::NoInitiative(id));
         }
         if x.role == Role::Responder && x.rx_id == UNASSIGNED_XID {
-            let rx_id = self.allocate_xid().ok_or(ExchangeError::NoFreeXid)?;
-            self.local_xids.insert(rx_id, id);
+            let rx_id = self.assigned.allocate(id).ok_or(ExchangeError::NoFreeXid)?;
             if let Some(x) = self.exchanges.get_mut(&id) {
                 x.rx_id = rx_id;
             }
@@ -692,25 +728,13 @@ impl ExchangeManager {
         ExchangeId(self.next_handle)
     }
 
-    /// The next exchange ID not in use, skipping FFFF (unassigned); wraps.
-    fn allocate_xid(&mut self) -> Option<u16> {
-        for _ in 0..=u16::MAX {
-            let xid = self.next_xid;
-            self.next_xid = xid.wrapping_add(1);
-            if xid != UNASSIGNED_XID && !self.local_xids.contains_key(&xid) {
-                return Some(xid);
-            }
-        }
-        None
-    }
-
     /// The open exchange a frame belongs to: by OX_ID when we originated it (the sender set
     /// EXCHANGE_CONTEXT), by (S_ID, OX_ID) when the peer did; either way a known RX_ID must
     /// match unless the frame's is unassigned.
     fn lookup(&self, h: &FrameHeaderRepr) -> Option<ExchangeId> {
         let from_responder = h.f_ctl.contains(FCtl::EXCHANGE_CONTEXT);
         let id = if from_responder {
-            *self.local_xids.get(&h.ox_id)?
+            *self.originated.used.get(&h.ox_id)?
         } else {
             *self.responders.get(&(h.s_id, h.ox_id))?
         };
@@ -918,9 +942,9 @@ impl ExchangeManager {
             return;
         };
         self.buffered -= x.rx.iter().map(|s| s.bytes).sum::<usize>();
-        let local = x.local_xid();
-        if self.local_xids.get(&local) == Some(&id) {
-            self.local_xids.remove(&local);
+        match x.role {
+            Role::Originator => self.originated.release(x.ox_id, id),
+            Role::Responder => self.assigned.release(x.rx_id, id),
         }
         if x.role == Role::Responder {
             self.responders.remove(&(x.peer, x.ox_id));

@@ -164,7 +164,7 @@ fn test_request_reply_single_frame() {
     let h = frames[0].header;
     assert_eq!(h.f_ctl, FCtl::LAST_REPLY);
     // The RX_ID is assigned on the first reply.
-    assert_eq!((h.ox_id, h.rx_id, h.s_id, h.d_id), (0x1000, 0x2000, B, A));
+    assert_eq!((h.ox_id, h.rx_id, h.s_id, h.d_id), (0x1000, 0xA000, B, A));
     p.deliver_to_a(frames);
 
     let seqs = sequences(&p.a_events);
@@ -258,7 +258,8 @@ fn test_multi_sequence_exchange_passes_initiative() {
     p.b.send_sequence(p.now, b_id, xfer_rdy).unwrap();
     p.drive();
     assert!(p.a.exchange(a_id).unwrap().initiative);
-    assert_eq!(p.a.exchange(a_id).unwrap().rx_id, 0x2000);
+    // B assigns RX_IDs from its own pool, half the ID space from its OX_IDs.
+    assert_eq!(p.a.exchange(a_id).unwrap().rx_id, 0xA000);
     let data = Outbound::new(RCtl::SOLICITED_DATA, pattern(5000)).with_relative_offset(0);
     p.a.send_sequence(p.now, a_id, data).unwrap();
     p.drive();
@@ -439,7 +440,7 @@ fn test_ox_id_reused_after_completion() {
         p.drive();
         assert_eq!((p.a.open_exchanges(), p.b.open_exchanges()), (0, 0));
         // The allocator moves on; rewind it to show the freed ID is accepted again.
-        p.a.next_xid = 0x1000;
+        p.a.originated.next = 0x1000;
     }
     assert_eq!(sequences(&p.a_events).len(), 3);
     assert_eq!(p.b.counters(), Counters::default());
@@ -467,7 +468,13 @@ fn arb_frame() -> impl Strategy<Value = FcFrame> {
             Just(UNASSIGNED_XID),
             0u16..4
         ],
-        prop_oneof![Just(0x2000u16), Just(UNASSIGNED_XID), 0u16..4],
+        prop_oneof![
+            Just(0x2000u16),
+            Just(0x9000u16),
+            Just(0xA000u16),
+            Just(UNASSIGNED_XID),
+            0u16..4
+        ],
         prop::collection::vec(any::<u8>(), 0..64),
         any::<bool>(),
         any::<bool>(),
