@@ -1,6 +1,7 @@
 //! Comparing what a fresh instance sent with what the capture holds: frames matched in order,
 //! or by exchange where the code interleaves independent exchanges, then field by field.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use fc_frames::FcFrame;
@@ -42,7 +43,7 @@ pub struct Sent {
 }
 
 /// An exchange and the frame's place in it: frames of one exchange keep their order.
-fn exchange_key(f: &FcFrame) -> (u32, u32, u16, u16, u8, u8) {
+fn exchange_key(f: &FcFrame) -> (u32, u32, u16, u16, u8) {
     let h = &f.header;
     (
         h.s_id.to_u32(),
@@ -50,15 +51,23 @@ fn exchange_key(f: &FcFrame) -> (u32, u32, u16, u16, u8, u8) {
         h.ox_id,
         h.seq_cnt,
         h.r_ctl.0,
-        h.seq_id,
     )
 }
 
 /// Compares `got` with `expected`: each expected frame, in order, with the first unmatched
-/// frame the replay sent of the same exchange (S_ID, D_ID, OX_ID, SEQ_CNT), else with the
-/// first unmatched one. The first difference, or `None` when every frame is identical.
+/// frame the replay sent of the same exchange (S_ID, D_ID, OX_ID, SEQ_CNT, R_CTL), else with
+/// the first unmatched one. The first difference, or `None` when every frame is identical.
+///
+/// SEQ_IDs are compared as a renumbering: a port numbers its sequences from one counter over
+/// all its exchanges, so independent exchanges that interleave otherwise than in the capture
+/// get other SEQ_IDs, which is no difference of behaviour. Within an exchange, the frames of
+/// one sequence of the capture must share one SEQ_ID in the replay, and those of two
+/// sequences must not.
 pub fn compare(expected: &[Sent], got: &[Sent]) -> Option<Difference> {
     let mut used = vec![false; got.len()];
+    // (S_ID, D_ID, OX_ID, the capture's SEQ_ID) -> the replay's, and back.
+    let mut seq_ids: HashMap<(u32, u32, u16, u8), u8> = HashMap::new();
+    let mut seq_ids_back: HashMap<(u32, u32, u16, u8), u8> = HashMap::new();
     for e in expected {
         let key = exchange_key(&e.frame);
         let pick = got
@@ -83,7 +92,28 @@ pub fn compare(expected: &[Sent], got: &[Sent]) -> Option<Difference> {
                 got: g.port.to_string(),
             });
         }
-        if let Some((field, expected, got)) = frame_difference(&e.frame, &g.frame) {
+        let (eh, gh) = (&e.frame.header, &g.frame.header);
+        let exchange = (eh.s_id.to_u32(), eh.d_id.to_u32(), eh.ox_id);
+        let forward = *seq_ids
+            .entry((exchange.0, exchange.1, exchange.2, eh.seq_id))
+            .or_insert(gh.seq_id);
+        let back = *seq_ids_back
+            .entry((exchange.0, exchange.1, exchange.2, gh.seq_id))
+            .or_insert(eh.seq_id);
+        if forward != gh.seq_id || back != eh.seq_id {
+            return Some(Difference {
+                frame: e.number,
+                field: "FC header SEQ_ID".into(),
+                expected: format!(
+                    "{:#04x} (the replay's {forward:#04x} for this sequence)",
+                    eh.seq_id
+                ),
+                got: format!("{:#04x}", gh.seq_id),
+            });
+        }
+        let mut renumbered = g.frame.clone();
+        renumbered.header.seq_id = eh.seq_id;
+        if let Some((field, expected, got)) = frame_difference(&e.frame, &renumbered) {
             return Some(Difference {
                 frame: e.number,
                 field,
@@ -209,4 +239,54 @@ fn hex(b: &[u8]) -> String {
         s.push_str(&format!("{x:02x}"));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use fc_frames::{FcFrame, FcId, FrameHeaderRepr, RCtl};
+
+    use super::*;
+
+    /// A one-frame sequence of exchange `ox_id` from 010100 with SEQ_ID `seq_id`.
+    fn sent(ox_id: u16, seq_id: u8, seq_cnt: u16, payload: &'static [u8]) -> Sent {
+        let header = FrameHeaderRepr {
+            r_ctl: RCtl::ELS_REPLY,
+            d_id: FcId::from_parts(1, 2, 0),
+            s_id: FcId::from_parts(1, 1, 0),
+            seq_id,
+            seq_cnt,
+            ox_id,
+            ..FrameHeaderRepr::default()
+        };
+        Sent {
+            number: usize::from(ox_id),
+            port: 0,
+            frame: FcFrame::single(header, payload),
+        }
+    }
+
+    /// Two exchanges that interleaved the other way got each other's SEQ_IDs: no difference.
+    /// A payload difference is still found through the renumbering.
+    #[test]
+    fn test_seq_ids_renumbered_across_exchanges_are_no_difference() {
+        let capture = [sent(1, 7, 0, b"a"), sent(2, 8, 0, b"b")];
+        let replay = [sent(2, 7, 0, b"b"), sent(1, 8, 0, b"a")];
+        assert_eq!(compare(&capture, &replay), None);
+        let changed = [sent(2, 7, 0, b"b"), sent(1, 8, 0, b"x")];
+        let d = compare(&capture, &changed).expect("a difference");
+        assert_eq!((d.frame, d.field.as_str()), (1, "payload byte 0"));
+    }
+
+    /// Within an exchange, one sequence's frames keep one SEQ_ID and two sequences keep two.
+    #[test]
+    fn test_a_sequence_split_or_two_merged_is_a_seq_id_difference() {
+        let capture = [sent(1, 7, 0, b"a"), sent(1, 7, 1, b"a")];
+        let split = [sent(1, 3, 0, b"a"), sent(1, 4, 1, b"a")];
+        let d = compare(&capture, &split).expect("a difference");
+        assert_eq!(d.field, "FC header SEQ_ID");
+        let capture = [sent(1, 7, 0, b"a"), sent(1, 8, 1, b"a")];
+        let merged = [sent(1, 3, 0, b"a"), sent(1, 3, 1, b"a")];
+        let d = compare(&capture, &merged).expect("a difference");
+        assert_eq!(d.field, "FC header SEQ_ID");
+    }
 }

@@ -208,8 +208,14 @@ pub fn replay_with_key(loaded: &Loaded, key: Option<Key>) -> Result<Outcome, Rep
                     break;
                 }
             }
+            Retry::Early(k) => {
+                if !next.early_ticks.insert(k) {
+                    break;
+                }
+            }
         }
         let again = run_once(&setup, &messages, &next);
+        tracing::debug!(?retry, difference = ?again.difference.as_ref().map(|d| d.frame), next = ?again.retry, "replayed again");
         let better = match (&again.difference, &once.difference) {
             (None, _) => true,
             (Some(a), Some(b)) => a.frame > b.frame,
@@ -242,6 +248,12 @@ pub fn replay_with_key(loaded: &Loaded, key: Option<Key>) -> Result<Outcome, Rep
                 .late_ticks
                 .iter()
                 .map(|n| format!("{n} (timers ran after it)")),
+        )
+        .chain(
+            schedule
+                .early_ticks
+                .iter()
+                .map(|n| format!("{n} (a timer due just after it ran before it)")),
         )
         .collect();
     if once.difference.is_none() && !late.is_empty() {
@@ -280,7 +292,13 @@ struct Schedule {
     modes: BTreeMap<usize, Mode>,
     /// The events before which the timers due do not run (they run after).
     late_ticks: BTreeSet<usize>,
+    /// The events before which a timer due within [`EARLY_WINDOW_MS`] after them runs.
+    early_ticks: BTreeSet<usize>,
 }
+
+/// How far after an event a timer may be due and still have run before the driver handled
+/// the event (the event's frame is stamped when it arrived; a busy driver handles it later).
+const EARLY_WINDOW_MS: u64 = 20;
 
 /// What a difference suggests to try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,6 +307,8 @@ enum Retry {
     Request(usize),
     /// The timers due before the event of this frame number run after it.
     Tick(usize),
+    /// A timer due just after the event of this frame number runs before it.
+    Early(usize),
 }
 
 /// When the replay handles a peer's request, as the driver may have.
@@ -368,7 +388,15 @@ fn run_once(setup: &Setup<'_>, messages: &[Seen], schedule: &Schedule) -> Once {
     let mut unanswered = 0;
     let answered = answered(messages);
     for m in messages {
-        let t = (setup.to_ms)(m.ts).max(r.now);
+        let mut t = (setup.to_ms)(m.ts).max(r.now);
+        if schedule.early_ticks.contains(&m.number) {
+            if let Some(due) = r.core.poll_timeout().filter(|d| *d <= t + EARLY_WINDOW_MS) {
+                r.ticking = m.number;
+                r.advance(due);
+                r.ticking = 0;
+                t = t.max(r.now);
+            }
+        }
         if schedule.late_ticks.contains(&m.number) {
             // The driver's timer ran late, after this event: the timers due run after it.
             r.now = t;
@@ -549,8 +577,20 @@ fn run_once(setup: &Setup<'_>, messages: &[Seen], schedule: &Schedule) -> Once {
         }
         // A timer's request where the capture has another: the timer ran later there, after
         // this event (the event's own frame included: a request the driver numbered itself).
-        if g.tick_before > 0 && e.number >= g.tick_before {
-            return Some(Retry::Tick(g.tick_before));
+        if g.tick_before > 0 {
+            if e.number >= g.tick_before && !schedule.late_ticks.contains(&g.tick_before) {
+                return Some(Retry::Tick(g.tick_before));
+            }
+            // Earlier: before the peer's message that came next (the replay's clock, in whole
+            // milliseconds from the capture's time stamps, may put the timer just after it).
+            return messages
+                .iter()
+                .find(|m| {
+                    m.number > e.number
+                        && m.dir == Direction::Inbound
+                        && matches!(m.what, What::Ct(_))
+                })
+                .map(|m| Retry::Early(m.number));
         }
         // A request made while handling a peer's where the capture has another: the driver
         // handled that peer's request later (its task ran after the timer).
