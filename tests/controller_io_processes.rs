@@ -38,6 +38,7 @@ use bytes::Bytes;
 use fc_frames::scsi::{Lun, SenseKey};
 use fc_frames::{FcId, Wwn};
 use fc_node::fcp::initiator::{Initiator, ScsiError};
+use fc_node::node::NodeError;
 use serde_json::Value;
 use wan_relay::{Impairment, Relay};
 
@@ -975,14 +976,31 @@ fn owner_controller_killed_mid_write_keeps_every_acknowledged_block() {
     let _ = std::fs::remove_file(sans.path("through.bin"));
     let _ = std::fs::remove_file(sans.path("array.bin"));
 
-    // The restarted controller takes writes again: the last block, written and read back.
+    // The restarted controller takes writes again: the last block, written and read back. The
+    // host's time-out is 5 s (for the writes the kill cuts off); on a machine whose disk is
+    // busy with other work one FUA write can take longer, and a host retries a command that
+    // timed out (as SCSI midlayers do), so this one may be sent up to three times.
     let last = blocks - 1;
     let data = numbered_block(seed ^ 1, last);
     sans.rt.block_on(async {
         let to = reach(&init, ctl, lun).await;
-        init.write(to, lun, last * per_block, data.clone(), bs, true)
-            .await
-            .expect("a write after the restart");
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match init
+                .write(to, lun, last * per_block, data.clone(), bs, true)
+                .await
+            {
+                Ok(()) => break,
+                Err(ScsiError::Node(NodeError::TimedOut)) if tries < 3 => {
+                    eprintln!("a write after the restart timed out (try {tries}); sent again");
+                }
+                Err(e) => panic!(
+                    "a write after the restart (try {tries}): {e:?}\n{}",
+                    sans.logs()
+                ),
+            }
+        }
         let back = init
             .read(to, lun, last * per_block, per_block as u32, bs)
             .await

@@ -73,6 +73,9 @@ pub const BLOCK_SIZE: u32 = 512;
 pub const MAX_NODES: usize = 0x7FFF;
 
 /// Where every part listens: loopback, a port the kernel picks.
+/// How long [`Topology::start`] waits for each array and host to log in with its switch before
+/// it starts the next one (see `start`); one that takes longer keeps trying on its own.
+const LOGIN_WAIT: Duration = Duration::from_secs(5);
 const LOOPBACK: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
@@ -730,6 +733,7 @@ impl Topology {
                     source,
                 }
             })?;
+            logged_in(&array.node, &spec.name).await;
             arrays.push(RunningArray {
                 name: spec.name.clone(),
                 site: SiteId(*site),
@@ -752,6 +756,7 @@ impl Topology {
                 || node_metadata("host", &nc, serde_json::json!({})),
             )?;
             let node = Node::spawn(nc, connector, Services::new());
+            logged_in(&node, "host").await;
             hosts.push(RunningHost {
                 site: SiteId(h.site),
                 port_name,
@@ -906,6 +911,17 @@ impl Topology {
             gateway: Some(gateway),
             addr,
         })
+    }
+}
+
+/// Waits (at most [`LOGIN_WAIT`]) until `node` has logged in with its switch. The switch gives a
+/// node the first free port, in the order the nodes' links arrive: arrays and hosts started one
+/// after the other, each once the one before it is in, get the same N_Port IDs in every run
+/// (site B's array is 020100 and its host 020200, as `fcsan up` prints them), whichever task
+/// the runtime happens to run first.
+async fn logged_in(node: &Node, what: &str) {
+    if let Err(e) = node.wait_online(LOGIN_WAIT).await {
+        tracing::warn!(node = %node.config().port_name, what, error = %e, "not logged in yet; starting the next node");
     }
 }
 
