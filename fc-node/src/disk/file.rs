@@ -152,7 +152,8 @@ impl FileLun {
             ));
         }
         self.file.set_len(len)?;
-        self.file.sync_all()?;
+        // On the same open file as the group syncs: a writeback error it takes is theirs too.
+        self.syncs.record(self.file.sync_all())?;
         self.blocks.store(blocks, Ordering::Release);
         Ok(())
     }
@@ -205,7 +206,8 @@ fn read_nowait(file: &File, buf: &mut [u8], offset: u64) -> usize {
 
 /// Writes as much of `buf` at `offset` as the page cache takes without waiting (`pwritev2`
 /// with `RWF_NOWAIT`); how many bytes it wrote, from the start. Clears `supported` when the
-/// filesystem does not do it, and does nothing once it is clear.
+/// filesystem does not do it (`EOPNOTSUPP`, or `EINVAL` on older kernels), and does nothing
+/// once it is clear.
 fn write_nowait(file: &File, buf: &[u8], offset: u64, supported: &AtomicBool) -> usize {
     if !supported.load(Ordering::Relaxed) {
         return 0;
@@ -217,7 +219,12 @@ fn write_nowait(file: &File, buf: &[u8], offset: u64, supported: &AtomicBool) ->
             offset + at as u64,
             rustix::io::ReadWriteFlags::NOWAIT,
         );
-        if r == Err(rustix::io::Errno::OPNOTSUPP) {
+        // Kernels before 6.0 refuse buffered `RWF_NOWAIT` writes on some filesystems with
+        // `EINVAL` rather than `EOPNOTSUPP`.
+        if matches!(
+            r,
+            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::INVAL)
+        ) {
             supported.store(false, Ordering::Relaxed);
         }
         r
@@ -412,7 +419,7 @@ impl GroupSync {
     where
         F: Fn() -> io::Result<()> + Clone + Send + Sync + 'static,
     {
-        let mut done = {
+        let (mut done, start) = {
             let mut st = self.lock();
             if let Some((kind, what)) = &st.failed {
                 return Err(io::Error::new(*kind, what.clone()));
@@ -421,17 +428,20 @@ impl GroupSync {
                 .next
                 .get_or_insert_with(|| watch::channel(None).0)
                 .subscribe();
-            if !st.running {
-                st.running = true;
-                // Its own task: a caller that gives up does not stop the batch.
-                let runner = Runner {
-                    syncs: self.clone(),
-                    ended: false,
-                };
-                tokio::spawn(runner.run(op));
-            }
-            done
+            let start = !st.running;
+            st.running = true;
+            (done, start)
         };
+        if start {
+            // Its own task: a caller that gives up does not stop the batch. Spawned with the
+            // lock released: on a runtime that is shutting down, `spawn` drops the task at
+            // once, and the runner's `Drop` takes the lock.
+            let runner = Runner {
+                syncs: self.clone(),
+                ended: false,
+            };
+            tokio::spawn(runner.run(op));
+        }
         let result = match done.wait_for(Option::is_some).await {
             Ok(r) => r.clone().expect("waited for a result"),
             Err(_) => Err((io::ErrorKind::Other, "the sync task ended".to_owned())),
@@ -470,17 +480,13 @@ impl Runner {
                 continue;
             }
             self.syncs.runs.fetch_add(1, Ordering::Relaxed);
-            let result = match tokio::task::spawn_blocking(op.clone()).await {
+            let (syncs, op) = (self.syncs.clone(), op.clone());
+            // The failure is recorded on the blocking thread itself: the kernel reports a
+            // writeback error once, and this task may be dropped (the runtime shutting down)
+            // while the call still runs.
+            let result = match tokio::task::spawn_blocking(move || syncs.record(op())).await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "fdatasync failed: every later durable write fails too");
-                    let failed = (e.kind(), e.to_string());
-                    self.syncs
-                        .lock()
-                        .failed
-                        .get_or_insert_with(|| failed.clone());
-                    Err(failed)
-                }
+                Ok(Err(e)) => Err((e.kind(), e.to_string())),
                 // The thread panicked, or the runtime shuts down and cancelled it: this batch
                 // fails, but no writeback failed (the pages are still dirty; a later call
                 // writes them).
@@ -488,6 +494,19 @@ impl Runner {
             };
             batch.send_replace(Some(result));
         }
+    }
+}
+
+impl GroupSync {
+    /// Records a failed `fdatasync` (or any sync of the file): every later one fails the same.
+    fn record(&self, r: io::Result<()>) -> io::Result<()> {
+        if let Err(e) = &r {
+            tracing::error!(error = %e, "fdatasync failed: every later durable write fails too");
+            self.lock()
+                .failed
+                .get_or_insert_with(|| (e.kind(), e.to_string()));
+        }
+        r
     }
 }
 
@@ -752,6 +771,43 @@ mod tests {
         assert!(!syncs.lock().running);
         block_on(async { syncs.sync(|| Ok(())).await.unwrap() });
         assert_eq!(syncs.runs.load(Ordering::Relaxed), 2);
+    }
+
+    /// An `fdatasync` that fails after its task was dropped (the runtime shut down while it
+    /// ran) is still recorded: the kernel reports a writeback error once, so a later sync that
+    /// succeeds must not be taken for durability.
+    #[test]
+    fn test_sync_failing_after_its_task_was_dropped_is_recorded() {
+        let syncs = Arc::new(GroupSync::default());
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = Arc::new(Mutex::new(gate));
+        let op = move || {
+            let _ = gate
+                .lock()
+                .unwrap()
+                .recv_timeout(std::time::Duration::from_secs(10));
+            Err(io::Error::from_raw_os_error(5))
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let s = syncs.clone();
+            tokio::spawn(async move { s.sync(op).await });
+            while syncs.runs.load(Ordering::Relaxed) == 0 {
+                tokio::task::yield_now().await;
+            }
+        });
+        rt.shutdown_timeout(std::time::Duration::from_millis(10));
+        drop(release);
+        let start = std::time::Instant::now();
+        while syncs.lock().failed.is_none() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(10));
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let e = block_on(async { syncs.sync(|| Ok(())).await.unwrap_err() });
+        assert!(e.to_string().contains("Input/output error"), "{e}");
     }
 
     /// An `fdatasync` that failed fails every later caller, without calling it again.
