@@ -564,6 +564,10 @@ impl Shared {
         // The source's commands are held from here ([0088]): none runs against the copy or
         // the removal half done, and none runs after it (the volume is retired).
         let vol = self.io.volume(name);
+        let _keeping = match keep_in {
+            Some(_) => Some(self.keeping.lock().await),
+            None => None,
+        };
         let _held = match &vol {
             Some(v) => Some(v.gate.write().await),
             None => None,

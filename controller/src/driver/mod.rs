@@ -164,6 +164,9 @@ pub(crate) struct Shared {
     /// The FCP target of the virtual volumes and their I/O path.
     pub(crate) io: crate::io::Io,
     login: tokio::sync::Mutex<()>,
+    /// One delete that keeps its data at a time: each holds its source's gate and writes into
+    /// its target, so two that keep their data in each other would wait for each other.
+    pub(crate) keeping: tokio::sync::Mutex<()>,
 }
 
 /// A running controller.
@@ -250,6 +253,7 @@ impl Controller {
             claims: Mutex::new(HashMap::new()),
             failed: AtomicBool::new(false),
             login: tokio::sync::Mutex::new(()),
+            keeping: tokio::sync::Mutex::new(()),
             io,
         });
         let tasks = vec![
@@ -619,8 +623,18 @@ impl Shared {
                 break;
             }
         }
+        // A reply names its request by sequence number and kind: a signed reply to another
+        // request (one that timed out, its exchange's OX_ID taken again) is not this one's.
+        let asked = match msg {
+            Message::Request(h, request) => Some((h.seq, request.kind())),
+            _ => None,
+        };
         match wire::decode(&answer, &self.config.key) {
-            Ok(Message::Reply(h, kind, reply)) if h.sender == to => Ok((h, kind, reply)),
+            Ok(Message::Reply(h, kind, reply))
+                if h.sender == to && asked.is_none_or(|a| a == (h.seq, kind)) =>
+            {
+                Ok((h, kind, reply))
+            }
             Ok(Message::Reject(reason)) => Err(CallError::Rejected(reason)),
             Ok(_) => Err(CallError::Rejected(Reason::FOREIGN)),
             Err(e) => Err(CallError::Rejected(e.reason())),

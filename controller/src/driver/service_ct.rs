@@ -117,7 +117,11 @@ async fn answer(shared: Arc<Shared>, mut req: CtRequest) {
                             inner.core.count(reason_counter(Reason::FORGED_OWNER));
                             return Err(Reason::FORGED_OWNER);
                         }
-                        crate::io::coherence::on_route(&shared, &route);
+                        let key = crate::model::RecordKey {
+                            owner: h.sender,
+                            name: route.name.clone(),
+                        };
+                        crate::io::coherence::on_route(&shared, &key, &route);
                         Ok(Reply::Ack)
                     }
                     other => inner.core.handle_request(now, h, other),

@@ -64,6 +64,13 @@ pub(crate) struct Ticket {
     epoch: u64,
 }
 
+impl Ticket {
+    /// The number of the lease it was taken under (never 0).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct ByBytes;
 
@@ -289,6 +296,13 @@ impl Cache {
         }
         // A little less than granted: the two clocks may run at slightly different rates.
         let until = sent + ttl.mul_f64(0.95);
+        if s.expires.is_none_or(|t| t <= Instant::now()) {
+            // The lease had run out before this answer came (a renewal that took long, or the
+            // first lease): the owner may have acknowledged writes meanwhile without telling
+            // this controller, so nothing cached under the old lease may be served again.
+            s.id = self.fresh_id();
+            s.epoch += 1;
+        }
         if s.expires.is_none_or(|t| t < until) {
             s.expires = Some(until);
         }
@@ -314,6 +328,14 @@ impl Cache {
             .get(key)
             .and_then(|s| s.read_at)
             .is_some_and(|t| t.elapsed() <= within)
+    }
+
+    /// The number of the lease held for `key` now, if one is.
+    pub(crate) fn lease_id(&self, key: &RecordKey) -> Option<u64> {
+        self.lock()
+            .get(key)
+            .filter(|s| s.expires.is_some_and(|t| t > Instant::now()))
+            .map(|s| s.id)
     }
 
     /// Whether a lease is held for `key` now.
@@ -367,7 +389,35 @@ mod tests {
         c.leased(&key(), Instant::now(), ttl);
         assert!(c.ticket(&key()).is_some());
         assert_eq!(c.lease_step(&key(), ttl), Lease::Neither, "fresh");
+        let before = c.ticket(&key()).unwrap();
+        // An older answer (sent earlier) neither shortens the lease nor drops the cache.
         c.leased(&key(), Instant::now() - ttl / 2, ttl);
+        let after = c.ticket(&key()).unwrap();
+        assert_eq!((after.id, after.epoch), (before.id, before.epoch));
+        assert_eq!(c.lease_step(&key(), ttl), Lease::Neither, "still fresh");
+    }
+
+    /// A renewal whose answer comes after the lease ran out (the owner may have forgotten this
+    /// holder and acknowledged writes without telling it) does not bring back what was cached.
+    #[test]
+    fn test_a_late_renewal_does_not_revive_the_cache() {
+        let c = Cache::new(1 << 20);
+        let ttl = Duration::from_millis(40);
+        c.leased(&key(), Instant::now(), ttl);
+        let t = c.ticket(&key()).unwrap();
+        let s = Span::new(key(), 0, 4096);
+        c.insert(&s, data(4096, 7), t);
+        assert!(c.get(&s).is_some());
+        let sent = Instant::now();
+        std::thread::sleep(ttl * 2);
+        // A renewal sent while the lease held, answered after it ran out.
+        c.leased(&key(), sent, ttl * 100);
+        let again = c.ticket(&key()).expect("the new lease");
+        assert_ne!(again.id, t.id);
+        assert!(
+            c.get(&s).is_none(),
+            "data cached under the old lease came back"
+        );
     }
 
     #[test]

@@ -10,9 +10,11 @@
 //!    always gives up first.
 //! 2. Before the owner acknowledges a write, and after every copy has it, it sends INVALIDATE
 //!    for the written range to every holder whose lease has not run out, and waits for each
-//!    answer. A holder that does not answer loses its right: the owner waits until that
-//!    holder's lease has run out (after which it caches nothing it had) and forgets it. So a
-//!    partition delays writes by at most one lease; it never leaves stale data readable.
+//!    answer. A holder that does not answer loses its right: the owner refuses it any renewal
+//!    (it is fenced), waits until the lease it holds has run out (after which it caches nothing
+//!    it had: a lease answered after the last one ran out starts an empty cache) and forgets
+//!    it. So a partition delays writes by at most one lease; it never leaves stale data
+//!    readable, even when only the invalidation is lost and the holder's renewals get through.
 //! 3. An owner that (re)starts does not know who holds leases: it acknowledges no write until
 //!    one lease length has passed since it started.
 //! 4. A change of the mapping that a holder's direct replica reads depend on (a replica taken
@@ -40,54 +42,115 @@ use super::volume::VirtualVolume;
 /// The owner's side (who may cache what) and the holder's lease requests.
 #[derive(Debug)]
 pub(crate) struct Coherence {
-    /// Owner: volume → holder → when its lease runs out here.
-    holders: Mutex<HashMap<VolumeName, HashMap<Wwn, Instant>>>,
+    leases: Mutex<Leases>,
     ttl: Duration,
     started: Instant,
+}
+
+/// Owner: the leases granted, and the holders refused any until their lease ran out.
+#[derive(Debug, Default)]
+struct Leases {
+    /// Volume → holder → when its lease runs out here.
+    holders: HashMap<VolumeName, HashMap<Wwn, Instant>>,
+    /// Holders that did not answer an invalidation, refused a lease until then.
+    fenced: HashMap<(VolumeName, Wwn), Instant>,
+    /// Volumes losing a copy: no lease while that goes on (`None`) and until the instant
+    /// after it, so that a ROUTE to the replica sent before the revoke finds no lease to be
+    /// honoured under when it arrives late.
+    frozen: HashMap<VolumeName, Option<Instant>>,
+}
+
+/// Owner: while it lives, [`Coherence::grant`] refuses leases of its volume (see
+/// [`Leases::frozen`]); one lease length more after it is dropped.
+pub(crate) struct Freeze<'a> {
+    coherence: &'a Coherence,
+    name: VolumeName,
+}
+
+impl Drop for Freeze<'_> {
+    fn drop(&mut self) {
+        let until = Instant::now() + self.coherence.ttl;
+        self.coherence
+            .lock()
+            .frozen
+            .insert(self.name.clone(), Some(until));
+    }
 }
 
 impl Coherence {
     pub(crate) fn new(ttl: Duration) -> Coherence {
         Coherence {
-            holders: Mutex::new(HashMap::new()),
+            leases: Mutex::new(Leases::default()),
             ttl,
             started: Instant::now(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<VolumeName, HashMap<Wwn, Instant>>> {
-        self.holders.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Leases> {
+        self.leases.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Owner: a LEASE request from `from` for own volume `name`; the ttl granted.
+    /// Owner: a LEASE request from `from` for own volume `name`; the ttl granted (0: refused,
+    /// to a holder fenced after an invalidation it did not answer).
     pub(crate) fn grant(&self, from: Wwn, lease: &Lease) -> u32 {
-        let mut map = self.lock();
+        let now = Instant::now();
+        let mut l = self.lock();
         if lease.release {
-            if let Some(h) = map.get_mut(&lease.name) {
+            if let Some(h) = l.holders.get_mut(&lease.name) {
                 h.remove(&from);
             }
             return 0;
         }
-        map.entry(lease.name.clone())
+        l.fenced.retain(|_, until| *until > now);
+        l.frozen.retain(|_, until| until.is_none_or(|t| t > now));
+        if l.fenced.contains_key(&(lease.name.clone(), from)) || l.frozen.contains_key(&lease.name)
+        {
+            return 0;
+        }
+        l.holders
+            .entry(lease.name.clone())
             .or_default()
-            .insert(from, Instant::now() + self.ttl);
+            .insert(from, now + self.ttl);
         u32::try_from(self.ttl.as_millis()).unwrap_or(u32::MAX)
     }
 
     /// Owner: the controllers that may cache `name` now.
     pub(crate) fn holders(&self, name: &VolumeName) -> Vec<(Wwn, Instant)> {
         let now = Instant::now();
-        let mut map = self.lock();
-        let Some(h) = map.get_mut(name) else {
+        let mut l = self.lock();
+        let Some(h) = l.holders.get_mut(name) else {
             return Vec::new();
         };
         h.retain(|_, t| *t > now);
         h.iter().map(|(w, t)| (*w, *t)).collect()
     }
 
+    /// Owner: refuses every lease of `name` while the guard lives, and one lease length after.
+    pub(crate) fn freeze(&self, name: &VolumeName) -> Freeze<'_> {
+        self.lock().frozen.insert(name.clone(), None);
+        Freeze {
+            coherence: self,
+            name: name.clone(),
+        }
+    }
+
+    /// Owner: refuses `who` any new lease of `name` until the one it holds has run out; when
+    /// that is (at least `until`).
+    fn fence(&self, name: &VolumeName, who: Wwn, until: Instant) -> Instant {
+        let mut l = self.lock();
+        let held = l
+            .holders
+            .get(name)
+            .and_then(|h| h.get(&who))
+            .map_or(until, |t| (*t).max(until));
+        let fence = l.fenced.entry((name.clone(), who)).or_insert(held);
+        *fence = (*fence).max(held);
+        *fence
+    }
+
     /// Owner: forgets a holder once its lease has run out.
     fn drop_holder(&self, name: &VolumeName, who: Wwn, until: Instant) {
-        if let Some(h) = self.lock().get_mut(name) {
+        if let Some(h) = self.lock().holders.get_mut(name) {
             if h.get(&who).is_some_and(|t| *t <= until) {
                 h.remove(&who);
             }
@@ -142,6 +205,8 @@ impl Coherence {
             };
             if !ok {
                 tracing::warn!(volume = %vol.key.name, holder = %who, "cache holder did not answer an invalidation; waiting out its lease");
+                // Its renewals may still get through: it gets none until its lease is over.
+                let until = self.fence(&vol.key.name, who, until);
                 if Instant::now() < until {
                     tokio::time::sleep_until(until.into()).await;
                 }
@@ -231,7 +296,7 @@ pub(crate) fn on_invalidate(shared: &Shared, key: &RecordKey, inv: &Invalidate) 
     if inv.revoke {
         cache.revoke(key);
         if let Some(v) = shared.io.volume(&key.name) {
-            v.direct.store(false, Ordering::Relaxed);
+            v.direct.store(0, Ordering::Relaxed);
         }
     } else {
         cache.invalidate(
@@ -245,12 +310,80 @@ pub(crate) fn on_invalidate(shared: &Shared, key: &RecordKey, inv: &Invalidate) 
     }
 }
 
-/// Holder: a ROUTE from the volume's owner.
-pub(crate) fn on_route(shared: &Shared, route: &Route) {
-    if let Some(v) = shared.io.volume(&route.name) {
-        if v.direct.swap(route.replica, Ordering::Relaxed) != route.replica {
-            v.counters.route_changes.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(volume = %route.name, replica = route.replica, "owner changed the read route");
+/// Holder: a ROUTE from the volume's owner. Reading the replica directly is bound to the lease
+/// held now: without one the notice is ignored (it may be older than a revoke; the owner tells
+/// a holder again on its next switch).
+pub(crate) fn on_route(shared: &Shared, key: &RecordKey, route: &Route) {
+    let Some(v) = shared.io.volume(&route.name) else {
+        return;
+    };
+    let lease = if route.replica {
+        match shared.io.cache.lease_id(key) {
+            Some(id) => id,
+            None => {
+                tracing::debug!(volume = %route.name, "ROUTE to the replica without a lease; ignored");
+                return;
+            }
         }
+    } else {
+        0
+    };
+    if v.direct.swap(lease, Ordering::Relaxed) != lease {
+        v.counters.route_changes.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(volume = %route.name, replica = route.replica, "owner changed the read route");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(name: &VolumeName) -> Lease {
+        Lease {
+            name: name.clone(),
+            release: false,
+        }
+    }
+
+    /// A holder that did not answer an invalidation gets no renewal until the lease it held
+    /// has run out, however often it asks; after that it may hold one again.
+    #[test]
+    fn test_a_fenced_holder_is_refused_renewals_until_its_lease_ran_out() {
+        let ttl = Duration::from_millis(60);
+        let c = Coherence::new(ttl);
+        let name = VolumeName::new("v").unwrap();
+        let h = Wwn::from_u64(0x2300_0000_0000_0002);
+        let other = Wwn::from_u64(0x2300_0000_0000_0003);
+        assert_eq!(c.grant(h, &lease(&name)), 60);
+        let (_, until) = c.holders(&name)[0];
+        // A renewal gets through while the invalidation does not.
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(c.grant(h, &lease(&name)), 60);
+        let fence = c.fence(&name, h, until);
+        assert!(fence > until, "the fence covers the renewal");
+        assert_eq!(c.grant(h, &lease(&name)), 0, "fenced");
+        assert_eq!(c.grant(other, &lease(&name)), 60, "others are not");
+        std::thread::sleep(fence.saturating_duration_since(Instant::now()));
+        c.drop_holder(&name, h, fence);
+        assert!(c.holders(&name).iter().all(|(w, _)| *w != h));
+        assert_eq!(c.grant(h, &lease(&name)), 60, "after its lease, a new one");
+    }
+
+    /// While a volume loses a copy, and one lease length after, nobody gets a lease of it.
+    #[test]
+    fn test_no_lease_while_a_copy_is_taken_out_and_one_lease_after() {
+        let ttl = Duration::from_millis(60);
+        let c = Coherence::new(ttl);
+        let (name, other) = (VolumeName::new("v").unwrap(), VolumeName::new("w").unwrap());
+        let h = Wwn::from_u64(0x2300_0000_0000_0002);
+        let frozen = c.freeze(&name);
+        assert_eq!(c.grant(h, &lease(&name)), 0);
+        assert_eq!(c.grant(h, &lease(&other)), 60, "other volumes are not");
+        std::thread::sleep(ttl * 2);
+        assert_eq!(c.grant(h, &lease(&name)), 0, "as long as it goes on");
+        drop(frozen);
+        assert_eq!(c.grant(h, &lease(&name)), 0, "and one lease length after");
+        std::thread::sleep(ttl + Duration::from_millis(10));
+        assert_eq!(c.grant(h, &lease(&name)), 60);
     }
 }

@@ -295,13 +295,18 @@ impl Io {
     /// need not be held: every copy left has every acknowledged write. The copies are found by
     /// their extents, not their numbers: another command's detach may have renumbered them
     /// since `body` was read (and then this one has nothing left to do).
+    ///
+    /// False when no copy the command did reach is whole in the mapping any more (another
+    /// command's detach took it, for a failure of its own): then nothing that the mapping lists
+    /// holds the write, which must not be acknowledged; and a mapping is never left without a
+    /// copy.
     pub(crate) async fn detach(
         &self,
         shared: &Arc<Shared>,
         vol: &VirtualVolume,
         body: &VolumeBody,
         lost: &[u8],
-    ) -> Result<(), DeviceError> {
+    ) -> Result<bool, DeviceError> {
         let _one = vol.detaching.lock().await;
         let lost_rows: Vec<_> = body
             .rows
@@ -310,24 +315,56 @@ impl Io {
             .map(|r| r.real)
             .collect();
         let current = vol.body();
-        if !current.rows.iter().any(|r| lost_rows.contains(&r.real)) {
-            return Ok(());
-        }
         let mut next = (*current).clone();
         next.rows.retain(|r| !lost_rows.contains(&r.real));
-        let left = volume::copies(&next);
-        for r in &mut next.rows {
-            r.copy = left.iter().position(|c| *c == r.copy).unwrap_or(0) as u8;
+        let reached_one = volume::copies(body)
+            .into_iter()
+            .filter(|c| !lost.contains(c))
+            .any(|c| {
+                body.rows
+                    .iter()
+                    .filter(|r| r.copy == c)
+                    .all(|r| next.rows.iter().any(|n| n.real == r.real))
+            });
+        if !reached_one || next.rows.is_empty() {
+            tracing::error!(volume = %vol.key.name, "a write reached no copy the mapping still lists; it fails");
+            return Ok(false);
         }
-        if next.state == VolumeState::Online {
-            next.state = VolumeState::Degraded;
+        if next.rows.len() == current.rows.len() {
+            // Another command's detach took them out already; it recorded that durably, or
+            // failed and left the controller unusable.
+            shared.usable().map_err(|e| DeviceError::Unreachable {
+                timed_out: false,
+                source: std::io::Error::other(format!(
+                    "the mapping could not record a lost copy: {e}"
+                )),
+            })?;
+            return Ok(true);
         }
+        // No lease from the revoke on until the mapping without the copy is in place: a holder
+        // reads the replica directly only under a lease granted after it was told to.
+        let _frozen = self.coherence.freeze(&vol.key.name);
         self.coherence
             .invalidate(shared, vol, (0, u64::MAX / 1024), true, None)
             .await;
         vol.switched.store(false, Ordering::Relaxed);
         let name = vol.key.name.clone();
-        let put = shared.with(|inner, now| inner.core.put(now, name.clone(), next.clone()));
+        // From the record as it is now: the revoke may have waited out a lease, and the owner
+        // may have changed other fields (the masking) meanwhile.
+        let put = shared.with(|inner, now| {
+            if let Some(body) = inner.core.volume(&name).and_then(|r| r.body.as_ref()) {
+                next = body.clone();
+                next.rows.retain(|r| !lost_rows.contains(&r.real));
+            }
+            let left = volume::copies(&next);
+            for r in &mut next.rows {
+                r.copy = left.iter().position(|c| *c == r.copy).unwrap_or(0) as u8;
+            }
+            if next.state == VolumeState::Online {
+                next.state = VolumeState::Degraded;
+            }
+            inner.core.put(now, name.clone(), next.clone())
+        });
         if let Err(e) = put
             .map_err(|e| e.to_string())
             .and(shared.usable().map_err(|e| e.to_string()))
@@ -342,7 +379,7 @@ impl Io {
         }
         vol.set_body(next);
         tracing::warn!(volume = %name, "a copy was lost; the volume is degraded");
-        Ok(())
+        Ok(true)
     }
 
     /// The replica being synchronized for `vol` failed a write: the synchronization stops (the

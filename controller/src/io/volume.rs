@@ -186,8 +186,11 @@ pub(crate) struct VirtualVolume {
     pub(crate) detaching: tokio::sync::Mutex<()>,
     /// The owner's LUN as this (forwarding) controller reached it.
     remote: Mutex<Option<(FcId, Lun)>>,
-    /// Forwarder: told by the owner to read the in-sync replica directly.
-    pub(crate) direct: AtomicBool,
+    /// Forwarder: told by the owner to read the in-sync replica directly, under the cache lease
+    /// of this number ([`super::cache::Ticket::id`]; 0: not told). Bound to the lease: a revoke
+    /// or a lapsed lease ends it, and a ROUTE that arrives late, after a revoke, is not
+    /// honoured under a lease granted later.
+    pub(crate) direct: AtomicU64,
     /// Owner: reads go to the replica (the primary is over its load threshold).
     pub(crate) switched: AtomicBool,
     /// Commands running at the owner now, whichever copy serves them: the load the primary
@@ -238,7 +241,7 @@ impl VirtualVolume {
             detaching: tokio::sync::Mutex::new(()),
             retired: AtomicBool::new(false),
             remote: Mutex::new(None),
-            direct: AtomicBool::new(false),
+            direct: AtomicU64::new(0),
             switched: AtomicBool::new(false),
             outstanding: AtomicU64::new(0),
             load: Mutex::new(LoadWindow {
@@ -403,6 +406,14 @@ impl VirtualVolume {
         shared.io.coherence.wait_for_old_leases().await;
         let body = self.body();
         let copies = copies(&body);
+        if copies.is_empty() && !data.is_empty() {
+            // detach never leaves a mapping without a copy; a write must never be GOOD with
+            // nothing under it.
+            return Err(unreachable(format!(
+                "volume {} lists no copy to write to",
+                self.key.name
+            )));
+        }
         let len = data.len() as u64;
         let syncing = self
             .syncing
@@ -463,7 +474,9 @@ impl VirtualVolume {
             for (c, e) in &failed {
                 tracing::error!(volume = %self.key.name, copy = c, error = %e, "a copy failed a write; it leaves the mapping");
             }
-            shared.io.detach(shared, self, &body, &lost).await?;
+            if !shared.io.detach(shared, self, &body, &lost).await? {
+                return Err(failed.swap_remove(0).1);
+            }
         }
         let sectors = len / SECTOR;
         shared
@@ -620,7 +633,7 @@ impl VirtualVolume {
             }
             Err(e) => {
                 tracing::warn!(volume = %self.key.name, error = %e, "direct replica read failed; back to the owner");
-                self.direct.store(false, Ordering::Relaxed);
+                self.direct.store(0, Ordering::Relaxed);
                 None
             }
         }
@@ -728,7 +741,7 @@ impl VirtualVolume {
             }
         }
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
-        if ticket.is_some() && self.direct.load(Ordering::Relaxed) {
+        if ticket.is_some_and(|t| t.id() == self.direct.load(Ordering::Relaxed)) {
             if let Some(b) = self.direct_read(&shared, off, len).await {
                 return Ok(b);
             }
