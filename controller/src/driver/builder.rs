@@ -633,8 +633,17 @@ impl Shared {
             .io
             .volume(dst)
             .ok_or_else(|| BuildError::NotFound(dst.clone()))?;
-        let capacity = src.body().capacity;
         let bs = u64::from(target.block_size());
+        // What a host sees of the source: whole blocks of it (the capacity is kept to 512 bytes,
+        // a block may be larger).
+        let src_bs = u64::from(src.block_size().max(1));
+        let capacity = src.body().capacity / src_bs * src_bs;
+        if capacity % bs.max(1) != 0 {
+            return Err(BuildError::Copy(format!(
+                "the {capacity} bytes of {} are not whole blocks of {dst} ({bs} bytes)",
+                src.key.name
+            )));
+        }
         let mut progress = Progress::start(format!("{} into {dst}", src.key.name), capacity);
         let mut off = 0;
         let copied = async {
