@@ -175,9 +175,9 @@ pub(crate) struct VirtualVolume {
     /// The mapping commands run against.
     body: RwLock<Arc<VolumeBody>>,
     /// Commands hold it shared, changes of the mapping exclusively.
-    pub(crate) gate: tokio::sync::RwLock<()>,
+    pub(crate) gate: Arc<tokio::sync::RwLock<()>>,
     /// Host writes hold it shared; the replica copier exclusively, one chunk at a time.
-    pub(crate) copy_gate: tokio::sync::RwLock<()>,
+    pub(crate) copy_gate: Arc<tokio::sync::RwLock<()>>,
     /// A replica being synchronized (owner only).
     pub(crate) syncing: Mutex<Option<Syncing>>,
     /// Deleted: commands that were held find no volume.
@@ -186,6 +186,8 @@ pub(crate) struct VirtualVolume {
     pub(crate) detaching: tokio::sync::Mutex<()>,
     /// The owner's LUN as this (forwarding) controller reached it.
     remote: Mutex<Option<(FcId, Lun)>>,
+    /// Owner: array writes of host commands still running (see `owner_write`).
+    pending: Arc<fc_node::scsi::in_flight::InFlight>,
     /// Forwarder: told by the owner to read the in-sync replica directly, under the cache lease
     /// of this number ([`super::cache::Ticket::id`]; 0: not told). Bound to the lease: a revoke
     /// or a lapsed lease ends it, and a ROUTE that arrives late, after a revoke, is not
@@ -235,8 +237,9 @@ impl VirtualVolume {
             blocks,
             tier,
             body: RwLock::new(Arc::new(body)),
-            gate: tokio::sync::RwLock::new(()),
-            copy_gate: tokio::sync::RwLock::new(()),
+            gate: Arc::new(tokio::sync::RwLock::new(())),
+            copy_gate: Arc::new(tokio::sync::RwLock::new(())),
+            pending: Arc::default(),
             syncing: Mutex::new(None),
             detaching: tokio::sync::Mutex::new(()),
             retired: AtomicBool::new(false),
@@ -396,11 +399,17 @@ impl VirtualVolume {
 
     /// Writes at the owner: every copy (and a replica being synchronized) with FUA, then the
     /// caches of other controllers are invalidated, then it is acknowledged.
+    ///
+    /// The array writes are tasks of their own, each holding `held` (the volume's gates) and a
+    /// ticket of [`Self::pending`]: when the command's future is dropped (aborted), they go on
+    /// until their arrays have answered, and `settle` waits for them, so that no write of an
+    /// aborted command lands after the abort was reported, over a newer one.
     async fn owner_write(
         &self,
         shared: &Arc<Shared>,
         off: u64,
         data: Bytes,
+        held: Arc<Gates>,
     ) -> Result<(), DeviceError> {
         let writer = fc_node::scsi::current_initiator();
         shared.io.coherence.wait_for_old_leases().await;
@@ -420,7 +429,7 @@ impl VirtualVolume {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let mut set = JoinSet::new();
+        let mut set = Detached(JoinSet::new());
         let mut spawn_copy =
             |rows: Vec<MapRow>, copy: u8, tag: Option<u8>| -> Result<(), DeviceError> {
                 let ps = pieces(&rows, copy, off, len).ok_or(DeviceError::OutOfRange {
@@ -430,7 +439,12 @@ impl VirtualVolume {
                 for p in ps {
                     let shared = shared.clone();
                     let piece = data.slice(p.at..p.at + p.len);
-                    set.spawn(async move { (tag, write_piece(&shared, p, piece).await) });
+                    let (held, ticket) = (held.clone(), self.pending.begin());
+                    set.0.spawn(async move {
+                        let r = write_piece(&shared, p, piece).await;
+                        drop((held, ticket));
+                        (tag, r)
+                    });
                 }
                 Ok(())
             };
@@ -448,7 +462,7 @@ impl VirtualVolume {
         self.tick_load();
         let mut failed: Vec<(u8, DeviceError)> = Vec::new();
         let mut sync_failed = false;
-        while let Some(r) = set.join_next().await {
+        while let Some(r) = set.0.join_next().await {
             let (tag, res) = r.map_err(|e| DeviceError::Blocking(io::Error::other(e)))?;
             if let Err(e) = res {
                 match tag {
@@ -640,6 +654,21 @@ impl VirtualVolume {
     }
 }
 
+/// The volume's gates a host write holds (`gate`, `copy_gate`), shared by its array writes.
+type Gates = (
+    tokio::sync::OwnedRwLockReadGuard<()>,
+    tokio::sync::OwnedRwLockReadGuard<()>,
+);
+
+/// A task set whose tasks go on when it is dropped.
+struct Detached<T: 'static>(JoinSet<T>);
+
+impl<T: 'static> Drop for Detached<T> {
+    fn drop(&mut self) {
+        self.0.detach_all();
+    }
+}
+
 /// The logical unit's NAA name in a VPD page 0x83.
 fn lu_naa(page: &fc_frames::scsi::data::VpdPage) -> Option<Wwn> {
     use fc_frames::scsi::data::{Association, DesignatorType, VpdPage};
@@ -766,13 +795,15 @@ impl VirtualVolume {
         }
         let (off, len) = self.check(lba, blocks)?;
         let shared = self.shared()?;
-        let _held = self.gate.read().await;
+        let held = self.gate.clone().read_owned().await;
         self.live()?;
         self.counters.writes.fetch_add(1, Ordering::Relaxed);
         self.counters.write_bytes.fetch_add(len, Ordering::Relaxed);
         if self.owned_here(&shared) {
-            let _copy = self.copy_gate.read().await;
-            return self.owner_write(&shared, off, data).await;
+            let copy = self.copy_gate.clone().read_owned().await;
+            return self
+                .owner_write(&shared, off, data, Arc::new((held, copy)))
+                .await;
         }
         let r = self.forward_write(&shared, lba, data, fua).await;
         self.counters.wan_bytes.fetch_add(len, Ordering::Relaxed);
@@ -812,6 +843,10 @@ impl BlockDevice for VirtualVolume {
         // Every write is durable (FUA at every array) when it is acknowledged; a forwarded
         // SYNCHRONIZE CACHE would be answered the same at the owner.
         Ok(())
+    }
+
+    async fn settle(&self) {
+        self.pending.settle().await;
     }
 
     async fn unmap(&self, lba: u64, blocks: u64) -> Result<(), DeviceError> {

@@ -30,7 +30,6 @@
 //! [`BlockDevice::settle`] waits for the tickets taken before it, which is how an aborted
 //! task is known to have stopped changing the medium.
 
-use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -41,9 +40,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use rustix::fs::FallocateFlags;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::scsi::device::{check_blocks, check_range};
+use crate::scsi::in_flight::InFlight;
 use crate::scsi::{BlockDevice, DeviceError, Tier};
 
 /// Largest zero buffer written at once when hole punching is not supported.
@@ -521,64 +521,6 @@ impl Drop for Runner {
     }
 }
 
-/// The medium-changing blocking calls in progress, by ticket number.
-#[derive(Debug, Default)]
-struct InFlight {
-    ops: Mutex<Tickets>,
-    done: Notify,
-}
-
-#[derive(Debug, Default)]
-struct Tickets {
-    next: u64,
-    live: BTreeSet<u64>,
-}
-
-/// Held by a blocking call until it returns.
-struct Ticket {
-    in_flight: Arc<InFlight>,
-    id: u64,
-}
-
-impl InFlight {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Tickets> {
-        // The set stays a valid set across a panic.
-        self.ops.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn begin(self: &Arc<Self>) -> Ticket {
-        let mut ops = self.lock();
-        let id = ops.next;
-        ops.next += 1;
-        ops.live.insert(id);
-        Ticket {
-            in_flight: self.clone(),
-            id,
-        }
-    }
-
-    /// Waits until every ticket taken before the call is returned.
-    async fn settle(&self) {
-        let upto = self.lock().next;
-        loop {
-            let done = self.done.notified();
-            tokio::pin!(done);
-            done.as_mut().enable();
-            if self.lock().live.range(..upto).next().is_none() {
-                return;
-            }
-            done.await;
-        }
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.in_flight.lock().live.remove(&self.id);
-        self.in_flight.done.notify_waiters();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::MetadataExt;
@@ -851,7 +793,7 @@ mod tests {
             // Poll it once so the blocking call starts, then drop it.
             let _ = tokio::time::timeout(std::time::Duration::from_micros(1), write).await;
             lun.settle().await;
-            assert!(lun.in_flight.lock().live.is_empty());
+            assert!(lun.in_flight.is_idle());
             // Nothing started before settle is still running: the data is all there.
             let back = lun.read(4095, 1).await.unwrap();
             assert!(back.iter().all(|&b| b == 0x77));

@@ -33,6 +33,7 @@
 mod commands;
 pub mod device;
 mod engine;
+pub mod in_flight;
 mod tasks;
 
 pub use device::{BlockDevice, DeviceError, MemLun, Tier};
