@@ -683,10 +683,9 @@ mod tests {
         });
     }
 
-    /// A sync task dropped with its runtime (shut down while an `fdatasync` ran) lets the next
-    /// caller start another, rather than leave it waiting for a task that is gone.
-    #[test]
-    fn test_sync_after_its_task_was_dropped() {
+    /// Starts an `fdatasync` (`ends` is what it returns) on a runtime that shuts down while it
+    /// runs, then lets it end: the runner task is gone before the call returns.
+    fn sync_outliving_its_runtime(ends: fn() -> io::Result<()>) -> Arc<GroupSync> {
         let syncs = Arc::new(GroupSync::default());
         let (release, gate) = std::sync::mpsc::channel::<()>();
         let gate = Arc::new(Mutex::new(gate));
@@ -695,7 +694,7 @@ mod tests {
                 .lock()
                 .unwrap()
                 .recv_timeout(std::time::Duration::from_secs(10));
-            Ok(())
+            ends()
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -710,6 +709,14 @@ mod tests {
         });
         rt.shutdown_timeout(std::time::Duration::from_millis(10));
         drop(release);
+        syncs
+    }
+
+    /// A sync task dropped with its runtime (shut down while an `fdatasync` ran) lets the next
+    /// caller start another, rather than leave it waiting for a task that is gone.
+    #[test]
+    fn test_sync_after_its_task_was_dropped() {
+        let syncs = sync_outliving_its_runtime(|| Ok(()));
         assert!(!syncs.lock().running);
         block_on(async { syncs.sync(|| Ok(())).await.unwrap() });
         assert_eq!(syncs.runs.load(Ordering::Relaxed), 2);
@@ -720,29 +727,7 @@ mod tests {
     /// succeeds must not be taken for durability.
     #[test]
     fn test_sync_failing_after_its_task_was_dropped_is_recorded() {
-        let syncs = Arc::new(GroupSync::default());
-        let (release, gate) = std::sync::mpsc::channel::<()>();
-        let gate = Arc::new(Mutex::new(gate));
-        let op = move || {
-            let _ = gate
-                .lock()
-                .unwrap()
-                .recv_timeout(std::time::Duration::from_secs(10));
-            Err(io::Error::from_raw_os_error(5))
-        };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let s = syncs.clone();
-            tokio::spawn(async move { s.sync(op).await });
-            while syncs.runs.load(Ordering::Relaxed) == 0 {
-                tokio::task::yield_now().await;
-            }
-        });
-        rt.shutdown_timeout(std::time::Duration::from_millis(10));
-        drop(release);
+        let syncs = sync_outliving_its_runtime(|| Err(io::Error::from_raw_os_error(5)));
         let start = std::time::Instant::now();
         while syncs.lock().failed.is_none() {
             assert!(start.elapsed() < std::time::Duration::from_secs(10));
