@@ -349,41 +349,42 @@ mod tests {
     /// has run out, however often it asks; after that it may hold one again.
     #[test]
     fn test_a_fenced_holder_is_refused_renewals_until_its_lease_ran_out() {
-        let ttl = Duration::from_millis(60);
+        // Long enough that a busy machine does not let a lease run out between two steps.
+        let ttl = Duration::from_millis(500);
         let c = Coherence::new(ttl);
         let name = VolumeName::new("v").unwrap();
         let h = Wwn::from_u64(0x2300_0000_0000_0002);
         let other = Wwn::from_u64(0x2300_0000_0000_0003);
-        assert_eq!(c.grant(h, &lease(&name)), 60);
+        assert_eq!(c.grant(h, &lease(&name)), 500);
         let (_, until) = c.holders(&name)[0];
         // A renewal gets through while the invalidation does not.
         std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(c.grant(h, &lease(&name)), 60);
+        assert_eq!(c.grant(h, &lease(&name)), 500);
         let fence = c.fence(&name, h, until);
         assert!(fence > until, "the fence covers the renewal");
         assert_eq!(c.grant(h, &lease(&name)), 0, "fenced");
-        assert_eq!(c.grant(other, &lease(&name)), 60, "others are not");
+        assert_eq!(c.grant(other, &lease(&name)), 500, "others are not");
         std::thread::sleep(fence.saturating_duration_since(Instant::now()));
         c.drop_holder(&name, h, fence);
         assert!(c.holders(&name).iter().all(|(w, _)| *w != h));
-        assert_eq!(c.grant(h, &lease(&name)), 60, "after its lease, a new one");
+        assert_eq!(c.grant(h, &lease(&name)), 500, "after its lease, a new one");
     }
 
     /// While a volume loses a copy, and one lease length after, nobody gets a lease of it.
     #[test]
     fn test_no_lease_while_a_copy_is_taken_out_and_one_lease_after() {
-        let ttl = Duration::from_millis(60);
+        let ttl = Duration::from_millis(500);
         let c = Coherence::new(ttl);
         let (name, other) = (VolumeName::new("v").unwrap(), VolumeName::new("w").unwrap());
         let h = Wwn::from_u64(0x2300_0000_0000_0002);
         let frozen = c.freeze(&name);
         assert_eq!(c.grant(h, &lease(&name)), 0);
-        assert_eq!(c.grant(h, &lease(&other)), 60, "other volumes are not");
-        std::thread::sleep(ttl * 2);
+        assert_eq!(c.grant(h, &lease(&other)), 500, "other volumes are not");
+        std::thread::sleep(Duration::from_millis(20));
         assert_eq!(c.grant(h, &lease(&name)), 0, "as long as it goes on");
         drop(frozen);
         assert_eq!(c.grant(h, &lease(&name)), 0, "and one lease length after");
         std::thread::sleep(ttl + Duration::from_millis(10));
-        assert_eq!(c.grant(h, &lease(&name)), 60);
+        assert_eq!(c.grant(h, &lease(&name)), 500);
     }
 }

@@ -689,12 +689,18 @@ mod tests {
         let syncs = Arc::new(GroupSync::default());
         let (release, gate) = std::sync::mpsc::channel::<()>();
         let gate = Arc::new(Mutex::new(gate));
-        let op = move || {
-            let _ = gate
-                .lock()
-                .unwrap()
-                .recv_timeout(std::time::Duration::from_secs(10));
-            ends()
+        // Set on the blocking thread: the call runs (the runner counts it a moment before).
+        let started = Arc::new(AtomicBool::new(false));
+        let op = {
+            let started = started.clone();
+            move || {
+                started.store(true, Ordering::SeqCst);
+                let _ = gate
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(std::time::Duration::from_secs(10));
+                ends()
+            }
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -703,7 +709,7 @@ mod tests {
         rt.block_on(async {
             let s = syncs.clone();
             tokio::spawn(async move { s.sync(op).await });
-            while syncs.runs.load(Ordering::Relaxed) == 0 {
+            while !started.load(Ordering::SeqCst) {
                 tokio::task::yield_now().await;
             }
         });
