@@ -72,10 +72,10 @@ pub const BLOCK_SIZE: u32 = 512;
 /// Most hosts, and most arrays, a [`WwnScheme`] names.
 pub const MAX_NODES: usize = 0x7FFF;
 
-/// Where every part listens: loopback, a port the kernel picks.
 /// How long [`Topology::start`] waits for each array and host to log in with its switch before
 /// it starts the next one (see `start`); one that takes longer keeps trying on its own.
 const LOGIN_WAIT: Duration = Duration::from_secs(5);
+/// Where every part listens: loopback, a port the kernel picks.
 const LOOPBACK: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
