@@ -314,9 +314,13 @@ impl Io {
             .filter(|r| lost.contains(&r.copy))
             .map(|r| r.real)
             .collect();
+        let without = |b: &VolumeBody| {
+            let mut next = b.clone();
+            next.rows.retain(|r| !lost_rows.contains(&r.real));
+            next
+        };
         let current = vol.body();
-        let mut next = (*current).clone();
-        next.rows.retain(|r| !lost_rows.contains(&r.real));
+        let mut next = without(&current);
         let reached_one = volume::copies(body)
             .into_iter()
             .filter(|c| !lost.contains(c))
@@ -353,8 +357,7 @@ impl Io {
         // may have changed other fields (the masking) meanwhile.
         let put = shared.with(|inner, now| {
             if let Some(body) = inner.core.volume(&name).and_then(|r| r.body.as_ref()) {
-                next = body.clone();
-                next.rows.retain(|r| !lost_rows.contains(&r.real));
+                next = without(body);
             }
             let left = volume::copies(&next);
             for r in &mut next.rows {

@@ -413,6 +413,17 @@ impl GroupSync {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Records a failed `fdatasync` (or any sync of the file): every later one fails the same.
+    fn record(&self, r: io::Result<()>) -> io::Result<()> {
+        if let Err(e) = &r {
+            tracing::error!(error = %e, "fdatasync failed: every later durable write fails too");
+            self.lock()
+                .failed
+                .get_or_insert_with(|| (e.kind(), e.to_string()));
+        }
+        r
+    }
+
     /// Returns once an `fdatasync` (`op`; every caller passes the same) that started after
     /// this call returned; its error, or the error of any earlier one that failed.
     async fn sync<F>(self: &Arc<Self>, op: F) -> io::Result<()>
@@ -494,19 +505,6 @@ impl Runner {
             };
             batch.send_replace(Some(result));
         }
-    }
-}
-
-impl GroupSync {
-    /// Records a failed `fdatasync` (or any sync of the file): every later one fails the same.
-    fn record(&self, r: io::Result<()>) -> io::Result<()> {
-        if let Err(e) = &r {
-            tracing::error!(error = %e, "fdatasync failed: every later durable write fails too");
-            self.lock()
-                .failed
-                .get_or_insert_with(|| (e.kind(), e.to_string()));
-        }
-        r
     }
 }
 
